@@ -1,0 +1,1 @@
+"""callvault: call recording for hosted telephony."""
