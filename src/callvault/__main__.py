@@ -1,0 +1,5 @@
+import sys
+
+from callvault.cli import main
+
+sys.exit(main())

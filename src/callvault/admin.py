@@ -1,0 +1,53 @@
+"""Administrative actions shared by the CLI and the demo."""
+
+from __future__ import annotations
+
+from sqlalchemy import select
+from sqlalchemy.orm import Session
+
+from callvault.db.models import Operator, Tenant, TenantDomain, TenantNumber, User, UserAor, UserNumber
+from callvault.portal.auth import issue_token
+from callvault.tenants.numbers import normalise_aor, normalise_number
+
+
+def bootstrap_operator(session: Session, name: str = "operator") -> tuple[Operator, str | None]:
+    """Create the operator once; return it and a fresh token only when it was created."""
+    existing = session.scalar(select(Operator).order_by(Operator.id).limit(1))
+    if existing is not None:
+        return existing, None
+    operator = Operator(name=name)
+    session.add(operator)
+    session.flush()
+    token = issue_token(session, "bootstrap", operator_id=operator.id)
+    session.commit()
+    return operator, token
+
+
+def create_tenant(
+    session: Session, name: str, domains: list[str], numbers: list[str], country_code: str = "31"
+) -> Tenant:
+    tenant = Tenant(name=name, country_code=country_code)
+    tenant.domains = [TenantDomain(domain=d.lower()) for d in domains]
+    tenant.numbers = [TenantNumber(number=normalise_number(n)) for n in numbers]
+    session.add(tenant)
+    session.flush()
+    return tenant
+
+
+def create_user(
+    session: Session,
+    tenant: Tenant,
+    name: str,
+    *,
+    extension: str | None = None,
+    numbers: list[str] = (),  # type: ignore[assignment]
+    aors: list[str] = (),  # type: ignore[assignment]
+    role: str = "user",
+    recorded: bool = False,
+) -> User:
+    user = User(tenant_id=tenant.id, name=name, extension=extension, role=role, recorded=recorded)
+    user.numbers = [UserNumber(tenant_id=tenant.id, number=normalise_number(n)) for n in numbers]
+    user.aors = [UserAor(tenant_id=tenant.id, aor=normalise_aor(a)) for a in aors]
+    session.add(user)
+    session.flush()
+    return user

@@ -1,0 +1,159 @@
+"""The composition root: one process running SIP, RTP, HTTP and the finisher.
+
+Everything is wired here and nowhere else; the parts only know the small
+context objects they are handed.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import signal
+from collections.abc import Generator
+
+import uvicorn
+
+from callvault.db.engine import make_engine, make_sessionmaker, migrate
+from callvault.media.ports import RtpPortPool
+from callvault.portal.app import create_app
+from callvault.portal.context import PortalContext
+from callvault.recording.pipeline import Finisher
+from callvault.settings import Settings
+from callvault.sip.endpoint import SipEndpoint
+from callvault.siprec.call import CallContext, RecordedCall
+from callvault.siprec.server import SiprecServer
+from callvault.storage.blobs import LocalBlobStore
+from callvault.tenants.directory import Directory
+
+log = logging.getLogger(__name__)
+
+
+class _EmbeddedHttp(uvicorn.Server):
+    """uvicorn inside our loop; signals are ours, not uvicorn's."""
+
+    @contextlib.contextmanager
+    def capture_signals(self) -> Generator[None, None, None]:
+        yield
+
+
+class Application:
+    def __init__(self, settings: Settings) -> None:
+        self.settings = settings
+        self.directory = Directory()
+        self._tasks: set[asyncio.Task[None]] = set()
+        self.http: _EmbeddedHttp | None = None
+
+    # -- parts ------------------------------------------------------------------
+    def reload_directory(self) -> None:
+        with self.sessions() as session:
+            self.directory = Directory.load(session)
+
+    async def start(self) -> None:
+        settings = self.settings
+        loop = asyncio.get_running_loop()
+        settings.data_dir.mkdir(parents=True, exist_ok=True)
+        settings.spool_dir.mkdir(parents=True, exist_ok=True)
+        await asyncio.to_thread(migrate, settings.db_url)
+        self.engine = make_engine(settings.db_url)
+        self.sessions = make_sessionmaker(self.engine)
+        self.blobs = LocalBlobStore(settings.blob_dir)
+        await asyncio.to_thread(self.reload_directory)
+        self.finisher = Finisher(
+            settings.spool_dir, self.sessions, self.blobs, workers=settings.finish_workers
+        )
+        self.finisher.recover(active=set())
+        self.calls = CallContext(
+            loop=loop,
+            spool_root=settings.spool_dir,
+            media_address=settings.media_address,
+            ports=RtpPortPool(settings.rtp_port_min, settings.rtp_port_max),
+            directory=lambda: self.directory,
+            on_ended=self._call_ended,
+        )
+        self.siprec = SiprecServer(
+            self.calls, contact_host=settings.media_address, contact_port=settings.sip_port
+        )
+        self.endpoint = SipEndpoint(self.siprec.handle, user_agent="callvault")
+        await self.endpoint.listen(
+            settings.sip_host, settings.sip_port, settings.sip_port if settings.sip_tcp else None
+        )
+        self.sip_port = self.endpoint.udp_port or settings.sip_port
+        self.siprec.contact = f"<sip:srs@{settings.media_address}:{self.sip_port}>"
+        self._spawn(self._flush_spools())
+        portal = PortalContext(self.sessions, self.blobs, on_directory_change=self.reload_directory)
+        config = uvicorn.Config(
+            create_app(portal),
+            host=settings.http_host,
+            port=settings.http_port,
+            log_level="warning",
+            lifespan="off",
+            access_log=False,
+        )
+        self.http = _EmbeddedHttp(config)
+        self._spawn(self.http.serve())
+        while not self.http.started:
+            await asyncio.sleep(0.02)
+        log.info(
+            "callvault serving: SIP %s:%s (udp%s), HTTP http://%s:%s",
+            settings.sip_host,
+            self.sip_port,
+            "+tcp" if settings.sip_tcp else "",
+            settings.http_host,
+            self.http_port,
+        )
+
+    @property
+    def http_port(self) -> int:
+        if self.http and self.http.servers:
+            sockets = self.http.servers[0].sockets
+            if sockets:
+                return int(sockets[0].getsockname()[1])
+        return self.settings.http_port
+
+    def _spawn(self, coro: object) -> None:
+        task = asyncio.ensure_future(coro)  # type: ignore[arg-type]
+        self._tasks.add(task)
+        task.add_done_callback(self._tasks.discard)
+
+    def _call_ended(self, call: RecordedCall) -> None:
+        self.finisher.submit(call.uuid)
+
+    async def _flush_spools(self) -> None:
+        interval = self.settings.spool_flush_ms / 1000
+        while True:
+            await asyncio.sleep(interval)
+            for call in list(self.calls.calls.values()):
+                call.flush()
+
+    async def stop(self) -> None:
+        for call in list(self.calls.calls.values()):
+            call.end("shutdown")
+        await self.endpoint.close()
+        await self.finisher.drain()
+        if self.http is not None:
+            self.http.should_exit = True
+        for task in list(self._tasks):
+            if task.get_coro().__qualname__.startswith("Application._flush"):  # type: ignore[union-attr]
+                task.cancel()
+        await asyncio.gather(*self._tasks, return_exceptions=True)
+        self.finisher.close()
+        self.engine.dispose()
+
+
+def run_server(settings: Settings) -> None:
+    import uvloop
+
+    async def main() -> None:
+        app = Application(settings)
+        await app.start()
+        stop = asyncio.Event()
+        loop = asyncio.get_running_loop()
+        for sig in (signal.SIGINT, signal.SIGTERM):
+            loop.add_signal_handler(sig, stop.set)
+        await stop.wait()
+        log.info("stopping: finishing active calls")
+        await app.stop()
+
+    logging.getLogger().setLevel(settings.log_level)
+    uvloop.run(main())

@@ -1,0 +1,86 @@
+"""The ``callvault`` command: serve, demo, admin, bench."""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import sys
+from pathlib import Path
+
+from callvault.settings import Settings, SettingsError, load_settings
+
+
+def _settings(args: argparse.Namespace) -> Settings:
+    overrides = {}
+    if getattr(args, "data_dir", None):
+        overrides["data_dir"] = args.data_dir
+    return load_settings(args.config, **overrides)
+
+
+def _serve(args: argparse.Namespace) -> int:
+    from callvault.app import run_server
+
+    run_server(_settings(args))
+    return 0
+
+
+def _bootstrap(args: argparse.Namespace) -> int:
+    from callvault.admin import bootstrap_operator
+    from callvault.db.engine import make_engine, make_sessionmaker, migrate
+
+    settings = _settings(args)
+    settings.data_dir.mkdir(parents=True, exist_ok=True)
+    migrate(settings.db_url)
+    sessions = make_sessionmaker(make_engine(settings.db_url))
+    with sessions() as session:
+        operator, token = bootstrap_operator(session, args.name)
+    if token is None:
+        print(f"operator {operator.name!r} already exists; no new operator was created")
+        return 0
+    print(f"operator {operator.name!r} created")
+    print(f"API token (shown once): {token}")
+    return 0
+
+
+def _demo(args: argparse.Namespace) -> int:
+    from callvault.demo.run import run_demo
+
+    return run_demo(data_dir=args.data_dir, keep_running=not args.exit)
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="callvault", description=__doc__)
+    parser.add_argument("--config", type=Path, help="TOML settings file")
+    sub = parser.add_subparsers(dest="command", required=True)
+
+    serve = sub.add_parser("serve", help="run SIP, RTP, HTTP and workers in one process")
+    serve.add_argument("--data-dir", type=Path)
+    serve.set_defaults(func=_serve)
+
+    demo = sub.add_parser("demo", help="start a server with demo data and record a few calls")
+    demo.add_argument("--data-dir", type=Path, default=None)
+    demo.add_argument("--exit", action="store_true", help="stop after the calls are recorded")
+    demo.set_defaults(func=_demo)
+
+    admin = sub.add_parser("admin", help="administration")
+    admin_sub = admin.add_subparsers(dest="admin_command", required=True)
+    boot = admin_sub.add_parser("bootstrap", help="create the operator account and a token")
+    boot.add_argument("--name", default="operator")
+    boot.add_argument("--data-dir", type=Path)
+    boot.set_defaults(func=_bootstrap)
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    try:
+        code: int = args.func(args)
+    except SettingsError as exc:
+        print(f"callvault: {exc}", file=sys.stderr)
+        return 2
+    return code
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,230 @@
+"""SQL schema (SQLAlchemy 2, typed). Portable: nothing SQLite-only.
+
+Every tenant-owned row carries ``tenant_id`` so that every query can (and
+must) be scoped by it. Calls and recordings have random string ids so that
+ids cannot be guessed or enumerated across tenants.
+"""
+
+from __future__ import annotations
+
+import uuid
+from datetime import UTC, datetime
+from typing import Any
+
+from sqlalchemy import (
+    JSON,
+    BigInteger,
+    Boolean,
+    DateTime,
+    ForeignKey,
+    Index,
+    Integer,
+    String,
+    Text,
+    UniqueConstraint,
+)
+from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column, relationship
+
+
+def utcnow() -> datetime:
+    return datetime.now(UTC)
+
+
+def new_id() -> str:
+    return uuid.uuid4().hex
+
+
+class Base(DeclarativeBase):
+    type_annotation_map = {datetime: DateTime(timezone=True), dict[str, Any]: JSON}
+
+
+class Operator(Base):
+    __tablename__ = "operators"
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    name: Mapped[str] = mapped_column(String(200), unique=True)
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
+
+
+class Tenant(Base):
+    __tablename__ = "tenants"
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    name: Mapped[str] = mapped_column(String(200), unique=True)
+    country_code: Mapped[str] = mapped_column(String(4), default="31")
+    suspended: Mapped[bool] = mapped_column(Boolean, default=False)
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
+    domains: Mapped[list[TenantDomain]] = relationship(
+        cascade="all, delete-orphan", order_by="TenantDomain.id"
+    )
+    numbers: Mapped[list[TenantNumber]] = relationship(
+        cascade="all, delete-orphan", order_by="TenantNumber.id"
+    )
+
+
+class TenantDomain(Base):
+    __tablename__ = "tenant_domains"
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    tenant_id: Mapped[int] = mapped_column(ForeignKey("tenants.id", ondelete="CASCADE"), index=True)
+    domain: Mapped[str] = mapped_column(String(255), unique=True)
+
+
+class TenantNumber(Base):
+    __tablename__ = "tenant_numbers"
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    tenant_id: Mapped[int] = mapped_column(ForeignKey("tenants.id", ondelete="CASCADE"), index=True)
+    number: Mapped[str] = mapped_column(String(32), unique=True)  # E.164
+
+
+class User(Base):
+    __tablename__ = "users"
+    __table_args__ = (UniqueConstraint("tenant_id", "extension"),)
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    tenant_id: Mapped[int] = mapped_column(ForeignKey("tenants.id", ondelete="CASCADE"), index=True)
+    name: Mapped[str] = mapped_column(String(200))
+    extension: Mapped[str | None] = mapped_column(String(32))
+    role: Mapped[str] = mapped_column(String(16), default="user")  # admin | listener | user
+    email: Mapped[str | None] = mapped_column(String(320))
+    password_hash: Mapped[str | None] = mapped_column(String(255))
+    recorded: Mapped[bool] = mapped_column(Boolean, default=False)  # on the recording list
+    recording_mode: Mapped[str] = mapped_column(String(32), default="on_demand_user")
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
+    numbers: Mapped[list[UserNumber]] = relationship(
+        cascade="all, delete-orphan", order_by="UserNumber.id"
+    )
+    aors: Mapped[list[UserAor]] = relationship(cascade="all, delete-orphan", order_by="UserAor.id")
+
+
+class UserNumber(Base):
+    __tablename__ = "user_numbers"
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    tenant_id: Mapped[int] = mapped_column(ForeignKey("tenants.id", ondelete="CASCADE"), index=True)
+    user_id: Mapped[int] = mapped_column(ForeignKey("users.id", ondelete="CASCADE"), index=True)
+    number: Mapped[str] = mapped_column(String(32), unique=True)  # E.164
+
+
+class UserAor(Base):
+    __tablename__ = "user_aors"
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    tenant_id: Mapped[int] = mapped_column(ForeignKey("tenants.id", ondelete="CASCADE"), index=True)
+    user_id: Mapped[int] = mapped_column(ForeignKey("users.id", ondelete="CASCADE"), index=True)
+    aor: Mapped[str] = mapped_column(String(255), unique=True)  # user@host, lower-case host
+
+
+class ApiToken(Base):
+    __tablename__ = "api_tokens"
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    token_hash: Mapped[str] = mapped_column(String(64), unique=True)  # sha256 hex
+    name: Mapped[str] = mapped_column(String(200))
+    operator_id: Mapped[int | None] = mapped_column(
+        ForeignKey("operators.id", ondelete="CASCADE"), index=True
+    )
+    tenant_id: Mapped[int | None] = mapped_column(
+        ForeignKey("tenants.id", ondelete="CASCADE"), index=True
+    )
+    user_id: Mapped[int | None] = mapped_column(
+        ForeignKey("users.id", ondelete="CASCADE"), index=True
+    )
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
+    revoked: Mapped[bool] = mapped_column(Boolean, default=False)
+
+
+class Call(Base):
+    __tablename__ = "calls"
+    __table_args__ = (Index("ix_calls_tenant_started", "tenant_id", "started_at", "id"),)
+    id: Mapped[str] = mapped_column(String(32), primary_key=True, default=new_id)
+    tenant_id: Mapped[int] = mapped_column(ForeignKey("tenants.id", ondelete="CASCADE"))
+    sip_call_id: Mapped[str] = mapped_column(String(255))
+    recording_session_id: Mapped[str | None] = mapped_column(String(255))
+    direction: Mapped[str] = mapped_column(String(16), default="unknown")  # inbound|outbound|internal
+    from_name: Mapped[str | None] = mapped_column(String(200))
+    from_number: Mapped[str | None] = mapped_column(String(64))
+    from_aor: Mapped[str | None] = mapped_column(String(255))
+    to_name: Mapped[str | None] = mapped_column(String(200))
+    to_number: Mapped[str | None] = mapped_column(String(64))
+    to_aor: Mapped[str | None] = mapped_column(String(255))
+    started_at: Mapped[datetime] = mapped_column()
+    answered_at: Mapped[datetime | None] = mapped_column()
+    ended_at: Mapped[datetime | None] = mapped_column()
+    duration_ms: Mapped[int] = mapped_column(Integer, default=0)
+    end_reason: Mapped[str | None] = mapped_column(String(32))
+    parties: Mapped[list[CallParty]] = relationship(
+        cascade="all, delete-orphan", order_by="CallParty.id"
+    )
+
+
+class CallParty(Base):
+    __tablename__ = "call_parties"
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    tenant_id: Mapped[int] = mapped_column(ForeignKey("tenants.id", ondelete="CASCADE"), index=True)
+    call_id: Mapped[str] = mapped_column(ForeignKey("calls.id", ondelete="CASCADE"), index=True)
+    participant_id: Mapped[str] = mapped_column(String(255))
+    aor: Mapped[str | None] = mapped_column(String(255))
+    name: Mapped[str | None] = mapped_column(String(200))
+    number: Mapped[str | None] = mapped_column(String(64))
+    user_id: Mapped[int | None] = mapped_column(ForeignKey("users.id", ondelete="SET NULL"))
+    side: Mapped[str] = mapped_column(String(8))  # user | other
+    joined_ms: Mapped[int] = mapped_column(Integer, default=0)
+    left_ms: Mapped[int | None] = mapped_column(Integer)
+
+
+class Recording(Base):
+    __tablename__ = "recordings"
+    __table_args__ = (Index("ix_recordings_tenant_created", "tenant_id", "created_at", "id"),)
+    id: Mapped[str] = mapped_column(String(32), primary_key=True, default=new_id)
+    tenant_id: Mapped[int] = mapped_column(ForeignKey("tenants.id", ondelete="CASCADE"))
+    call_id: Mapped[str] = mapped_column(ForeignKey("calls.id", ondelete="CASCADE"), index=True)
+    user_id: Mapped[int | None] = mapped_column(
+        ForeignKey("users.id", ondelete="SET NULL"), index=True
+    )
+    blob_key: Mapped[str] = mapped_column(String(255))
+    format: Mapped[str] = mapped_column(String(8), default="mp3")
+    sha256: Mapped[str] = mapped_column(String(64))
+    size_bytes: Mapped[int] = mapped_column(BigInteger)
+    duration_ms: Mapped[int] = mapped_column(Integer)
+    channels: Mapped[int] = mapped_column(Integer)
+    sample_rate: Mapped[int] = mapped_column(Integer)
+    codecs: Mapped[str] = mapped_column(String(255), default="")
+    started_at: Mapped[datetime] = mapped_column()
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
+    expires_at: Mapped[datetime | None] = mapped_column()
+    segments: Mapped[list[Segment]] = relationship(
+        cascade="all, delete-orphan", order_by="Segment.ordinal"
+    )
+
+
+class Segment(Base):
+    __tablename__ = "segments"
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    recording_id: Mapped[str] = mapped_column(
+        ForeignKey("recordings.id", ondelete="CASCADE"), index=True
+    )
+    ordinal: Mapped[int] = mapped_column(Integer)
+    call_start_ms: Mapped[int] = mapped_column(Integer)
+    call_end_ms: Mapped[int] = mapped_column(Integer)
+    file_start_ms: Mapped[int] = mapped_column(Integer)
+    file_end_ms: Mapped[int] = mapped_column(Integer)
+
+
+class DtmfEvent(Base):
+    __tablename__ = "dtmf_events"
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    tenant_id: Mapped[int] = mapped_column(ForeignKey("tenants.id", ondelete="CASCADE"), index=True)
+    call_id: Mapped[str] = mapped_column(ForeignKey("calls.id", ondelete="CASCADE"), index=True)
+    stream_index: Mapped[int] = mapped_column(Integer)
+    digit: Mapped[str] = mapped_column(String(2))
+    at_ms: Mapped[int] = mapped_column(Integer)
+    duration_ms: Mapped[int] = mapped_column(Integer)
+    source: Mapped[str] = mapped_column(String(16))
+
+
+class AuditEvent(Base):
+    __tablename__ = "audit_events"
+    __table_args__ = (Index("ix_audit_tenant_at", "tenant_id", "at"),)
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    tenant_id: Mapped[int | None] = mapped_column(ForeignKey("tenants.id", ondelete="CASCADE"))
+    at: Mapped[datetime] = mapped_column(default=utcnow)
+    actor: Mapped[str] = mapped_column(String(200))
+    action: Mapped[str] = mapped_column(String(64))
+    target: Mapped[str | None] = mapped_column(String(255))
+    remote_addr: Mapped[str | None] = mapped_column(String(64))
+    details: Mapped[dict[str, Any]] = mapped_column(default=dict)
+    note: Mapped[str | None] = mapped_column(Text)

@@ -1,0 +1,237 @@
+"""Capture of recorded RTP streams: one datagram protocol per SDP m-line.
+
+The per-packet path checks the RTP fixed header (RFC 3550 section 5.1)
+just enough to drop junk, appends the raw packet with its arrival time to the
+stream's spool, and counts it. It does not parse, reorder or deduplicate: the
+finisher does, off the event loop. The one exception is RFC 4733 telephone
+events, which feed a ``Rfc4733Tracker`` at once so that the policy engine
+hears DTMF (pause/resume codes) while the call is up.
+
+Source latching: the first source address is kept as ``remote``, but packets
+are accepted from any source (an SBC may offer no usable c= line, or move
+the stream); changes are counted and logged.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import re
+import socket
+from collections.abc import Callable, Iterable
+from typing import Any, cast
+
+from callvault.errors import RemoteProtocolError
+from callvault.media.dtmf import DtmfDigit, Rfc4733Tracker
+from callvault.media.ports import RtpPortPool
+from callvault.media.rtp import RtpPacket
+from callvault.recording.spool import StreamSpool
+
+log = logging.getLogger(__name__)
+
+RECEIVE_BUFFER = 1 << 20
+_STREAM_FILE = re.compile(r"stream-(\d+)\.rtp$")
+
+Address = tuple[Any, ...]
+
+
+class RtpReceiver(asyncio.DatagramProtocol):
+    """Receives one recorded stream into its spool."""
+
+    def __init__(
+        self,
+        spool: StreamSpool,
+        clock_ms: Callable[[], int],
+        on_dtmf: Callable[[DtmfDigit], None] | None = None,
+        telephone_event_pts: frozenset[int] = frozenset(),
+        *,
+        stream_index: int | None = None,
+        clock_rate: int = 8000,
+    ) -> None:
+        if stream_index is None:
+            match = _STREAM_FILE.search(spool.path.name)
+            stream_index = int(match.group(1)) if match else 0
+        self.stream_index = stream_index
+        self._spool = spool
+        self._clock_ms = clock_ms
+        self._on_dtmf = on_dtmf
+        self._te_pts = frozenset(telephone_event_pts)
+        self._tracker = Rfc4733Tracker(stream_index, clock_rate)
+        self.transport: asyncio.DatagramTransport | None = None
+        self.remote: Address | None = None  # the first source heard
+        self.last_source: Address | None = None
+        self.source_changes = 0
+        self.packets = 0
+        self.bytes = 0
+        self.dtmf_events = 0
+        self.malformed = 0
+        self.rtcp = 0  # RTCP multiplexed on the RTP port (RFC 5761), not spooled
+
+    # -- asyncio.DatagramProtocol --
+
+    def connection_made(self, transport: asyncio.BaseTransport) -> None:
+        self.transport = cast(asyncio.DatagramTransport, transport)
+
+    def datagram_received(self, data: bytes, addr: Address) -> None:
+        if len(data) < 12 or data[0] & 0xC0 != 0x80:
+            self.malformed += 1
+            return
+        if addr != self.last_source:
+            self._source_seen(addr)
+        second = data[1]
+        if 200 <= second <= 204:  # RTCP SR/RR/SDES/BYE/APP, muxed
+            self.rtcp += 1
+            return
+        now = self._clock_ms()
+        self._spool.append(now, data)
+        self.packets += 1
+        self.bytes += len(data)
+        if (second & 0x7F) in self._te_pts:
+            self._telephone_event(data, now)
+
+    def error_received(self, exc: Exception) -> None:
+        log.debug("stream %d: socket error %s", self.stream_index, exc)
+
+    def connection_lost(self, exc: Exception | None) -> None:
+        self._report(self._tracker.finish())
+        self.transport = None
+
+    # -- control --
+
+    def set_telephone_events(self, pts: Iterable[int]) -> None:
+        """The telephone-event payload types of the current SDP (re-INVITE)."""
+        self._te_pts = frozenset(pts)
+
+    def tick(self, now_ms: int) -> None:
+        """Periodic call: report a digit whose end packets were all lost."""
+        if self._tracker.pending:
+            self._report(self._tracker.flush(now_ms))
+
+    def stats(self) -> dict[str, int]:
+        return {
+            "packets": self.packets,
+            "bytes": self.bytes,
+            "dtmf_events": self.dtmf_events,
+            "malformed": self.malformed,
+            "source_changes": self.source_changes,
+            "rtcp": self.rtcp,
+        }
+
+    # -- off the common path --
+
+    def _source_seen(self, addr: Address) -> None:
+        if self.remote is None:
+            self.remote = addr
+            log.info("stream %d: RTP from %s", self.stream_index, _fmt(addr))
+        else:
+            self.source_changes += 1
+            log.info(
+                "stream %d: RTP source moved %s -> %s",
+                self.stream_index,
+                _fmt(self.last_source),
+                _fmt(addr),
+            )
+        self.last_source = addr
+
+    def _telephone_event(self, data: bytes, now: int) -> None:
+        try:
+            digits = self._tracker.feed(RtpPacket.parse(data), now)
+        except RemoteProtocolError as exc:
+            self.malformed += 1
+            log.debug("stream %d: bad telephone-event packet: %s", self.stream_index, exc)
+            return
+        self._report(digits)
+
+    def _report(self, digits: list[DtmfDigit]) -> None:
+        for digit in digits:
+            self.dtmf_events += 1
+            log.info(
+                "stream %d: DTMF %s at %d ms (%d ms)",
+                digit.stream_index,
+                digit.digit,
+                digit.start_ms,
+                digit.duration_ms,
+            )
+            if self._on_dtmf is not None:
+                try:
+                    self._on_dtmf(digit)
+                except Exception:
+                    log.exception("stream %d: DTMF handler failed", self.stream_index)
+
+
+def _fmt(addr: Address | None) -> str:
+    return "-" if addr is None else f"{addr[0]}:{addr[1]}"
+
+
+async def open_stream(
+    loop: asyncio.AbstractEventLoop, host: str, port: int, receiver: RtpReceiver
+) -> asyncio.DatagramTransport:
+    """Bind ``(host, port)`` for ``receiver``, with a 1 MiB receive buffer when
+    the kernel allows it (``net.core.rmem_max`` caps it silently otherwise).
+
+    Raises ``OSError`` when the port cannot be bound.
+    """
+    family = socket.AF_INET6 if ":" in host else socket.AF_INET
+    sock = socket.socket(family, socket.SOCK_DGRAM)
+    try:
+        try:
+            sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, RECEIVE_BUFFER)
+        except OSError as exc:
+            log.debug("SO_RCVBUF not raised: %s", exc)
+        sock.bind((host, port))
+        sock.setblocking(False)
+        transport, _ = await loop.create_datagram_endpoint(lambda: receiver, sock=sock)
+    except BaseException:
+        sock.close()
+        raise
+    return transport
+
+
+class RtpStreamSet:
+    """The receivers and sockets of one call's recorded streams."""
+
+    def __init__(
+        self,
+        loop: asyncio.AbstractEventLoop,
+        host: str,
+        pool: RtpPortPool | None = None,
+    ) -> None:
+        self._loop = loop
+        self.host = host
+        self._pool = pool  # ports given back to it on close
+        self.receivers: dict[int, RtpReceiver] = {}
+        self.ports: dict[int, int] = {}
+        self._transports: dict[int, asyncio.DatagramTransport] = {}
+
+    async def add(self, index: int, port: int, receiver: RtpReceiver) -> None:
+        """Open ``port`` for stream ``index`` (an index already open is replaced)."""
+        receiver.stream_index = index
+        receiver._tracker.stream_index = index
+        if index in self._transports:
+            self._close_one(index)
+        self._transports[index] = await open_stream(self._loop, self.host, port, receiver)
+        self.receivers[index] = receiver
+        self.ports[index] = port
+
+    def set_telephone_events(self, pts: Iterable[int]) -> None:
+        for receiver in self.receivers.values():
+            receiver.set_telephone_events(pts)
+
+    def tick(self, now_ms: int) -> None:
+        for receiver in self.receivers.values():
+            receiver.tick(now_ms)
+
+    def close(self) -> None:
+        for index in list(self._transports):
+            self._close_one(index)
+
+    def _close_one(self, index: int) -> None:
+        transport = self._transports.pop(index)
+        transport.close()
+        port = self.ports.pop(index)
+        self.receivers.pop(index, None)
+        if self._pool is not None:
+            self._pool.release(port)
+
+    def __len__(self) -> int:
+        return len(self._transports)

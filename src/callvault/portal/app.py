@@ -1,0 +1,38 @@
+"""The FastAPI application: routers, error mapping, OpenAPI."""
+
+from __future__ import annotations
+
+from fastapi import FastAPI, Request
+from fastapi.exceptions import RequestValidationError
+from fastapi.responses import JSONResponse
+
+from callvault.errors import ApiError
+from callvault.portal.api import calls, tenants
+from callvault.portal.context import PortalContext
+
+
+def _error(status: int, error_id: str, message: str) -> JSONResponse:
+    return JSONResponse({"error": {"id": error_id, "message": message}}, status_code=status)
+
+
+def create_app(context: PortalContext) -> FastAPI:
+    app = FastAPI(title="callvault", version="0.1.0", openapi_url="/openapi.json")
+    app.state.context = context
+    app.include_router(tenants.router)
+    app.include_router(calls.router)
+
+    @app.exception_handler(ApiError)
+    async def _api_error(_request: Request, exc: ApiError) -> JSONResponse:
+        return _error(exc.status, exc.error_id, str(exc))
+
+    @app.exception_handler(RequestValidationError)
+    async def _invalid(_request: Request, exc: RequestValidationError) -> JSONResponse:
+        first = exc.errors()[0] if exc.errors() else {"loc": (), "msg": "invalid request"}
+        where = ".".join(str(p) for p in first.get("loc", ()) if p != "body")
+        return _error(422, "invalid-input", f"{where}: {first.get('msg')}" if where else str(first.get("msg")))
+
+    @app.get("/healthz", include_in_schema=False)
+    def _health() -> dict[str, str]:
+        return {"status": "ok"}
+
+    return app

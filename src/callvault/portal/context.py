@@ -1,0 +1,18 @@
+"""What the HTTP edge needs from the rest of the application."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass, field
+
+from sqlalchemy.orm import Session, sessionmaker
+
+from callvault.storage.blobs import BlobStore
+
+
+@dataclass
+class PortalContext:
+    sessions: sessionmaker[Session]
+    blobs: BlobStore
+    # Called after tenants/users change so SIP matching sees the change at once.
+    on_directory_change: Callable[[], None] = field(default=lambda: None)

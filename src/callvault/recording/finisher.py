@@ -1,0 +1,330 @@
+"""Turns a call's spool into the recording's MP3 and metadata (SPEC 3, 4).
+
+``finish(reader)`` is a plain, CPU-bound function: the caller runs it in a
+thread or process pool, never on the event loop. Steps: read the journal (a
+spool without an ``end`` event is a crash: the call ends with its last
+audio), work out the recorded segments (answer, or start, to end, minus
+pauses), lay every stream on the call timeline, sum streams into the user's
+side (left) and the other party's (right), keep the chosen channels, join the
+segments (``cut``) or keep the call's timeline with silence in the pauses
+(``silence``), encode MP3 and hash it.
+
+File time 0 is call time ``segments[0].call_start_ms``; the MP3 carries a LAME
+gapless tag, so decoders that honour it (see ``mp3.py``) keep that exact.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass, field
+from typing import Any, Literal
+
+import numpy as np
+import numpy.typing as npt
+
+from callvault.recording.journal import Channel, Codec, Event, StreamLayout, stream_from_dict
+from callvault.recording.mp3 import encode_mp3
+from callvault.recording.spool import SpoolReader
+from callvault.recording.timeline import StreamAudio, StreamTimeline
+
+PauseMode = Literal["cut", "silence"]
+Channels = Literal["both", "user", "other", "mix"]
+Interval = tuple[int, int]
+
+
+@dataclass
+class Segment:
+    """A recorded stretch: where it was in the call and where it is in the file."""
+
+    call_start_ms: int
+    call_end_ms: int
+    file_start_ms: int
+    file_end_ms: int
+
+
+@dataclass
+class FinishedAudio:
+    mp3: bytes
+    sha256: str
+    duration_ms: int  # of the file
+    call_duration_ms: int  # recorded span of the call: answer (or start) to end
+    segments: list[Segment]
+    channels: int
+    sample_rate: int
+    codecs: list[str]
+    dtmf: list[dict[str, Any]]
+    started_at_ms: int  # wall clock (unix epoch ms) of call time 0
+    answered_ms: int | None  # call time of the answer
+    ended_ms: int  # call time of the end
+    stream_stats: dict[int, dict[str, int]] = field(default_factory=dict)
+    empty: bool = False  # no audio at all in the recorded segments: ``mp3`` is b""
+    end_reason: str | None = None
+
+
+@dataclass
+class _StreamPlan:
+    """What the journal says about one stream over the call."""
+
+    index: int
+    codecs: list[tuple[int, Mapping[int, Codec]]] = field(default_factory=list)
+    channels: list[tuple[int, Channel]] = field(default_factory=list)
+    paused: list[Interval] = field(default_factory=list)
+
+
+@dataclass
+class _Journal:
+    started_at_ms: int = 0
+    start_ms: int = 0
+    answered_ms: int | None = None
+    end_ms: int | None = None
+    end_reason: str | None = None
+    last_event_ms: int = 0
+    plans: dict[int, _StreamPlan] = field(default_factory=dict)
+    paused: list[Interval] = field(default_factory=list)  # whole-recording pauses
+    dtmf: list[dict[str, Any]] = field(default_factory=list)
+
+
+def _read_journal(events: Iterable[Event]) -> _Journal:
+    journal = _Journal()
+    layouts: dict[int, StreamLayout] = {}
+    global_pause: int | None = None
+    stream_pause: dict[int, int] = {}  # stream -> paused since (pause events)
+    inactive: dict[int, int] = {}  # stream -> inactive since (streams events)
+    all_paused_since: int | None = None
+
+    def plan(index: int) -> _StreamPlan:
+        return journal.plans.setdefault(index, _StreamPlan(index))
+
+    def close(index: int, since: int, t: int) -> None:
+        if t > since:
+            plan(index).paused.append((since, t))
+
+    def apply_layout(t: int, streams: list[dict[str, Any]]) -> None:
+        for raw in streams:
+            layout = stream_from_dict(raw)
+            previous = layouts.get(layout.index)
+            layouts[layout.index] = layout
+            p = plan(layout.index)
+            if previous is None or previous.codecs != layout.codecs:
+                p.codecs.append((t, layout.codecs))
+            if previous is None or previous.channel != layout.channel:
+                p.channels.append((t, layout.channel))
+            if not layout.active:
+                inactive.setdefault(layout.index, t)
+            elif layout.index in inactive:
+                close(layout.index, inactive.pop(layout.index), t)
+
+    def all_paused() -> bool:
+        if global_pause is not None:
+            return True
+        return bool(layouts) and all(
+            i in stream_pause or i in inactive for i in layouts
+        )
+
+    for event in sorted(events, key=lambda e: e.t):
+        t = event.t
+        journal.last_event_ms = max(journal.last_event_ms, t)
+        data = event.data
+        if event.type == "start":
+            journal.start_ms = t
+            journal.started_at_ms = int(data.get("started_at", 0))
+            apply_layout(t, list(data.get("streams", [])))
+        elif event.type == "answer":
+            if journal.answered_ms is None:
+                journal.answered_ms = t
+        elif event.type == "streams":
+            apply_layout(t, list(data.get("streams", [])))
+        elif event.type in ("pause", "resume"):
+            stream = data.get("stream")
+            if event.type == "pause":
+                if stream is None:
+                    if global_pause is None:
+                        global_pause = t
+                else:
+                    stream_pause.setdefault(int(stream), t)
+            elif stream is None:
+                global_pause = None
+                for index, since in stream_pause.items():
+                    close(index, since, t)
+                stream_pause.clear()
+            elif int(stream) in stream_pause:
+                close(int(stream), stream_pause.pop(int(stream)), t)
+        elif event.type == "dtmf":
+            journal.dtmf.append({"t": t, **data})
+        elif event.type == "end":
+            if journal.end_ms is None:
+                journal.end_ms = t
+                journal.end_reason = data.get("reason")
+        # One place decides whether the whole recording is paused.
+        now_paused = all_paused()
+        if now_paused and all_paused_since is None:
+            all_paused_since = t
+        elif not now_paused and all_paused_since is not None:
+            if t > all_paused_since:
+                journal.paused.append((all_paused_since, t))
+            all_paused_since = None
+    end = journal.end_ms if journal.end_ms is not None else None
+    if all_paused_since is not None:
+        journal.paused.append((all_paused_since, 2**62 if end is None else end))
+    for index, since in [*stream_pause.items(), *inactive.items()]:
+        plan(index).paused.append((since, 2**62))
+    return journal
+
+
+def _subtract(span: Interval, holes: list[Interval]) -> list[Interval]:
+    start, end = span
+    result: list[Interval] = []
+    cursor = start
+    for a, b in sorted(holes):
+        if b <= cursor or a >= end:
+            continue
+        if a > cursor:
+            result.append((cursor, a))
+        cursor = max(cursor, b)
+    if cursor < end:
+        result.append((cursor, end))
+    return result
+
+
+def _ms_to_sample(ms: int, rate: int) -> int:
+    return ms * rate // 1000
+
+
+def _add_stream(
+    buses: dict[Channel, npt.NDArray[np.int32]],
+    audio: StreamAudio,
+    plan: _StreamPlan,
+    length: int,
+) -> None:
+    samples = audio.samples[:length].astype(np.int32)
+    for since, until in plan.paused:  # a stream paused on its own is muted
+        samples[_ms_to_sample(max(since, 0), audio.rate) : _ms_to_sample(until, audio.rate)] = 0
+    channels = plan.channels or [(0, "mix")]
+    for k, (since, channel) in enumerate(channels):
+        start = 0 if k == 0 else min(_ms_to_sample(since, audio.rate), len(samples))
+        stop = len(samples)
+        if k + 1 < len(channels):
+            stop = min(stop, _ms_to_sample(channels[k + 1][0], audio.rate))
+        if stop > start:
+            buses[channel][start:stop] += samples[start:stop]
+
+
+def _to_int16(bus: npt.NDArray[np.int32]) -> npt.NDArray[np.int16]:
+    return np.clip(bus, -32768, 32767).astype(np.int16)
+
+
+def finish(
+    reader: SpoolReader,
+    *,
+    pause_mode: PauseMode = "cut",
+    channels: Channels = "both",
+    bitrate_kbps: int = 32,
+) -> FinishedAudio:
+    """Finish one spooled call (see the module docstring). CPU-bound: run off the loop."""
+    journal = _read_journal(reader.events())
+
+    timelines: dict[int, StreamTimeline] = {}
+    for index in reader.stream_indexes():
+        plan = journal.plans.setdefault(index, _StreamPlan(index))
+        history = plan.codecs or [(0, {})]
+        timeline = StreamTimeline(history[0][1], codec_history=history[1:])
+        for arrival_ms, raw in reader.packets(index):
+            timeline.feed(arrival_ms, raw)
+        timeline.finish()
+        timelines[index] = timeline
+    rate = max((t.native_rate for t in timelines.values()), default=8000)
+    audios = {index: t.render(rate) for index, t in timelines.items()}
+
+    last_audio_ms = max((a.last_ms or 0 for a in audios.values()), default=0)
+    if journal.end_ms is not None:
+        end_ms = journal.end_ms
+    else:  # crash recovery: the call lasted as long as its audio (or its journal)
+        end_ms = max(last_audio_ms, journal.last_event_ms)
+    begin_ms = journal.answered_ms if journal.answered_ms is not None else journal.start_ms
+    calls = _subtract((begin_ms, end_ms), journal.paused) if end_ms > begin_ms else []
+
+    length = _ms_to_sample(end_ms, rate)
+    buses: dict[Channel, npt.NDArray[np.int32]] = {
+        side: np.zeros(length, dtype=np.int32) for side in ("left", "right", "mix")
+    }
+    for index, audio in audios.items():
+        _add_stream(buses, audio, journal.plans[index], length)
+
+    if channels == "both":
+        outputs = [buses["left"] + buses["mix"], buses["right"] + buses["mix"]]
+    elif channels == "user":
+        outputs = [buses["left"] + buses["mix"]]
+    elif channels == "other":
+        outputs = [buses["right"] + buses["mix"]]
+    else:
+        outputs = [buses["left"] + buses["right"] + buses["mix"]]
+
+    segments: list[Segment] = []
+    if pause_mode == "cut":
+        pieces: list[list[npt.NDArray[np.int32]]] = [[] for _ in outputs]
+        file_ms = 0
+        file_samples = 0
+        for start, end in calls:
+            a, b = _ms_to_sample(start, rate), _ms_to_sample(end, rate)
+            for out, bus in zip(pieces, outputs, strict=True):
+                out.append(bus[a:b])
+            file_samples += b - a
+            segments.append(Segment(start, end, file_ms, file_ms + end - start))
+            file_ms += end - start
+        mixed = [
+            np.concatenate(p) if p else np.zeros(0, dtype=np.int32) for p in pieces
+        ]
+    else:
+        origin = calls[0][0] if calls else begin_ms
+        a = _ms_to_sample(origin, rate)
+        b = _ms_to_sample(calls[-1][1], rate) if calls else a
+        keep = np.zeros(length, dtype=bool)
+        for start, end in calls:
+            keep[_ms_to_sample(start, rate) : _ms_to_sample(end, rate)] = True
+            segments.append(Segment(start, end, start - origin, end - origin))
+        mixed = [np.where(keep, bus, 0)[a:b] for bus in outputs]
+    final = [_to_int16(m) for m in mixed]
+
+    recorded_any = any(
+        audio.first_ms is not None
+        and any(audio.first_ms < end and (audio.last_ms or 0) > start for start, end in calls)
+        for audio in audios.values()
+    )
+    n = len(final[0])
+    if recorded_any and n > 0:
+        mp3 = encode_mp3(final[0], final[1] if len(final) > 1 else None, rate, bitrate_kbps)
+    else:
+        mp3 = b""
+
+    codecs: list[str] = []
+    for audio in audios.values():
+        codecs.extend(c for c in audio.codecs if c not in codecs)
+    return FinishedAudio(
+        mp3=mp3,
+        sha256=hashlib.sha256(mp3).hexdigest(),
+        duration_ms=n * 1000 // rate if mp3 else 0,
+        call_duration_ms=max(0, end_ms - begin_ms),
+        segments=segments,
+        channels=len(final),
+        sample_rate=rate,
+        codecs=codecs,
+        dtmf=[_dtmf_entry(d, segments) for d in journal.dtmf],
+        started_at_ms=journal.started_at_ms,
+        answered_ms=journal.answered_ms,
+        ended_ms=end_ms,
+        stream_stats={index: audio.stats for index, audio in audios.items()},
+        empty=not mp3,
+        end_reason=journal.end_reason if journal.end_ms is not None else "recovered",
+    )
+
+
+def _dtmf_entry(raw: dict[str, Any], segments: list[Segment]) -> dict[str, Any]:
+    """A DTMF event with its place in the file (``file_ms`` None when not recorded)."""
+    t = int(raw["t"])
+    file_ms = None
+    for seg in segments:
+        if seg.call_start_ms <= t < seg.call_end_ms:
+            file_ms = seg.file_start_ms + t - seg.call_start_ms
+            break
+    return {**raw, "file_ms": file_ms}

@@ -1,0 +1,334 @@
+"""Lays one recorded stream on the call timeline.
+
+Input: the stream file's ``(arrival_ms, raw RTP)`` records and the stream's
+payload-type map. Packets are put in sequence order (``ReorderBuffer``), then
+placed by their RTP timestamps (RFC 3550 5.1): each run of one SSRC is anchored
+to the arrival clock, and a packet sits at ``anchor + (timestamp - anchor
+timestamp) / clock``. The anchor is the earliest that the run's first packets
+allow (the least-delayed arrival), so network jitter at the start of a run does
+not shift the run. A new SSRC, a new RTP clock rate, or a timestamp that
+disagrees with the arrival time by more than ``reanchor_ms`` (an SBC that froze
+or jumped its timestamps across a hold) starts a new run.
+
+Events (RFC 4733) and comfort noise (RFC 3389) are counted and skipped; lost
+packets leave silence; where packets overlap, the later one wins. Everything
+is resampled to one output rate; ``StreamTimeline.render(rate)`` lets the
+finisher pick one rate for all streams of a call.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass, field
+
+import numpy as np
+import numpy.typing as npt
+
+from callvault.errors import RemoteProtocolError
+from callvault.media.codecs import (
+    STATIC_PAYLOAD_TYPES,
+    Decoder,
+    Samples,
+    UnsupportedCodec,
+    get_decoder,
+    is_audio,
+)
+from callvault.media.reorder import ReorderBuffer
+from callvault.media.rtp import RtpPacket
+from callvault.recording.journal import Codec
+
+CodecMap = Mapping[int, Codec]
+REANCHOR_MS = 500
+ANCHOR_PACKETS = 50  # packets of a run that may pull its anchor earlier
+WIDEBAND_RATE = 16000  # the recorder's top rate: opus is resampled down to it
+
+
+@dataclass
+class StreamAudio:
+    """One stream on the call timeline: ``samples[0]`` is call time 0."""
+
+    rate: int
+    samples: Samples
+    first_ms: int | None  # call time of the first audio sample, None if no audio
+    last_ms: int | None  # call time just after the last audio sample
+    ssrcs: list[int]
+    stats: dict[str, int]
+    codecs: list[str] = field(default_factory=list)
+
+
+@dataclass
+class _Run:
+    ssrc: int
+    clock: int
+    anchor_ts: int  # extended timestamp at the anchor
+    arrival_ms: int  # arrival of the run's first packet (provisional anchor)
+    anchor_ms: float = math.inf
+    packets: int = 0
+
+
+@dataclass
+class _Piece:
+    run: _Run
+    ticks: int  # RTP timestamp offset from the run's anchor
+    rate: int  # decoder output rate
+    samples: Samples
+
+
+def _window(taps: int) -> npt.NDArray[np.float64]:
+    return np.hanning(taps + 2)[1:-1]
+
+
+def _lowpass(factor: int, half_width: int = 16) -> npt.NDArray[np.float64]:
+    """Windowed-sinc low-pass for a rate change by ``factor`` (odd length)."""
+    delay = half_width * factor
+    k = np.arange(2 * delay + 1) - delay
+    cutoff = 0.5 / factor * 0.92
+    h = 2 * cutoff * np.sinc(2 * cutoff * k) * _window(2 * delay + 1)
+    result: npt.NDArray[np.float64] = h / h.sum()
+    return result
+
+
+def resample(x: npt.NDArray[np.int16], src: int, dst: int) -> npt.NDArray[np.int16]:
+    """Polyphase resampling by an integer factor (linear interpolation otherwise)."""
+    if src == dst or len(x) == 0:
+        return x
+    xf = x.astype(np.float64)
+    if dst % src == 0:
+        up = dst // src
+        h = _lowpass(up) * up
+        delay = (len(h) - 1) // 2
+        full = np.zeros(len(x) * up + len(h) - 1)
+        for phase in range(up):
+            conv = np.convolve(xf, h[phase::up])
+            full[phase::up][: len(conv)] = conv[: len(full[phase::up])]
+        y = full[delay : delay + len(x) * up]
+    elif src % dst == 0:
+        down = src // dst
+        h = _lowpass(down)
+        delay = (len(h) - 1) // 2
+        n_out = -(-len(x) // down)
+        pad = len(h)
+        xp = np.concatenate([np.zeros(pad), xf, np.zeros(pad + down)])
+        y = np.zeros(n_out)
+        for phase in range(down):
+            hs = h[phase::down]
+            start = delay + pad - phase
+            z = xp[start::down]
+            # z[i] pairs with output i; taps reach back j samples of this phase.
+            y += np.convolve(z, hs)[:n_out]
+    else:
+        n_out = round(len(x) * dst / src)
+        y = np.interp(np.arange(n_out) * (src / dst), np.arange(len(x)), xf)
+    return np.clip(np.rint(y), -32768, 32767).astype(np.int16)
+
+
+class StreamTimeline:
+    """Collects one stream's packets; ``render`` lays them out at a given rate."""
+
+    def __init__(
+        self,
+        codecs: CodecMap,
+        *,
+        codec_history: Sequence[tuple[int, CodecMap]] = (),
+        window: int = 64,
+        reanchor_ms: int = REANCHOR_MS,
+    ) -> None:
+        # (from_ms, map) in time order; the first map holds from the start.
+        self._history: list[tuple[int, CodecMap]] = [(-(2**31), codecs), *codec_history]
+        self._reorder = ReorderBuffer(window)
+        self._reanchor_ms = reanchor_ms
+        self._pieces: list[_Piece] = []
+        self._runs: list[_Run] = []
+        self._run: _Run | None = None
+        self._last_ts = 0  # raw timestamp of the last placed packet
+        self._last_ext = 0
+        self._decoders: dict[int, tuple[Codec, Decoder]] = {}
+        self._unsupported: set[str] = set()
+        self.ssrcs: list[int] = []
+        self.codecs: list[str] = []
+        self.counts: dict[str, int] = dict.fromkeys(
+            (
+                "packets",
+                "malformed",
+                "decoded",
+                "dtmf_packets",
+                "cn_packets",
+                "unknown_payload",
+                "unsupported",
+                "undecodable",
+                "reanchors",
+            ),
+            0,
+        )
+        self._finished = False
+
+    def feed(self, arrival_ms: int, raw: bytes) -> None:
+        self.counts["packets"] += 1
+        try:
+            packet = RtpPacket.parse(raw)
+        except RemoteProtocolError:
+            self.counts["malformed"] += 1
+            return
+        for released, arrival in self._reorder.push(packet, arrival_ms):
+            self._place(released, arrival)
+
+    def finish(self) -> None:
+        if not self._finished:
+            for released, arrival in self._reorder.flush():
+                self._place(released, arrival)
+            self._finished = True
+
+    def _codec(self, payload_type: int, arrival_ms: int) -> Codec | None:
+        for from_ms, codecs in reversed(self._history):
+            if from_ms <= arrival_ms and payload_type in codecs:
+                return codecs[payload_type]
+        for _, codecs in reversed(self._history):  # sent before the re-INVITE took effect
+            if payload_type in codecs:
+                return codecs[payload_type]
+        return STATIC_PAYLOAD_TYPES.get(payload_type)
+
+    def _decoder(self, payload_type: int, codec: Codec) -> Decoder | None:
+        cached = self._decoders.get(payload_type)
+        if cached is not None and cached[0] == codec:
+            return cached[1]
+        try:
+            decoder = get_decoder(codec)
+        except UnsupportedCodec:
+            self._unsupported.add(codec.name)
+            return None
+        self._decoders[payload_type] = (codec, decoder)
+        if codec.name not in self.codecs:
+            self.codecs.append(codec.name)
+        return decoder
+
+    def _place(self, packet: RtpPacket, arrival_ms: int) -> None:
+        codec = self._codec(packet.payload_type, arrival_ms)
+        counts = self.counts
+        if codec is None:
+            counts["unknown_payload"] += 1
+            return
+        if not is_audio(codec):
+            counts["dtmf_packets" if codec.name.lower() != "cn" else "cn_packets"] += 1
+            return
+        run = self._run
+        if run is None or run.ssrc != packet.ssrc or run.clock != codec.clock_rate:
+            if run is not None and run.ssrc != packet.ssrc:
+                self._decoders.clear()  # codec state belongs to one sender
+            run = self._new_run(packet, codec, arrival_ms)
+            ext = run.anchor_ts
+        else:
+            delta = ((packet.timestamp - self._last_ts + 0x80000000) & 0xFFFFFFFF) - 0x80000000
+            ext = self._last_ext + delta
+            predicted = run.arrival_ms + (ext - run.anchor_ts) * 1000 / run.clock
+            if abs(predicted - arrival_ms) > self._reanchor_ms:
+                counts["reanchors"] += 1
+                run = self._new_run(packet, codec, arrival_ms)
+                ext = run.anchor_ts
+        self._last_ts = packet.timestamp
+        self._last_ext = ext
+        decoder = self._decoder(packet.payload_type, codec)
+        if decoder is None:
+            counts["unsupported"] += 1
+            return
+        samples = decoder.decode(packet.payload)
+        if len(samples) == 0:
+            counts["undecodable"] += 1
+            return
+        counts["decoded"] += 1
+        ticks = ext - run.anchor_ts
+        if run.packets < ANCHOR_PACKETS:
+            run.anchor_ms = min(run.anchor_ms, arrival_ms - ticks * 1000 / run.clock)
+        run.packets += 1
+        self._pieces.append(_Piece(run, ticks, decoder.rate, samples))
+
+    def _new_run(self, packet: RtpPacket, codec: Codec, arrival_ms: int) -> _Run:
+        run = _Run(packet.ssrc, codec.clock_rate, packet.timestamp, arrival_ms)
+        self._run = run
+        self._runs.append(run)
+        if packet.ssrc not in self.ssrcs:
+            self.ssrcs.append(packet.ssrc)
+        return run
+
+    @property
+    def native_rate(self) -> int:
+        """8000 when everything decoded was narrowband, else 16000."""
+        top = max((piece.rate for piece in self._pieces), default=8000)
+        return 8000 if top <= 8000 else WIDEBAND_RATE
+
+    def stats(self) -> dict[str, int]:
+        merged = dict(self.counts)
+        merged.update(self._reorder.stats.as_dict())
+        merged["ssrcs"] = len(self.ssrcs)
+        return merged
+
+    def render(self, rate: int | None = None) -> StreamAudio:
+        self.finish()
+        rate = rate or self.native_rate
+        blocks = self._blocks()
+        end = 0
+        placed: list[tuple[int, Samples]] = []
+        for start_dec, block_rate, chunks in blocks:
+            audio = chunks[0] if len(chunks) == 1 else np.concatenate(chunks)
+            audio = resample(audio, block_rate, rate)
+            start = round(start_dec * rate / block_rate)
+            if start < 0:
+                audio = audio[-start:]
+                start = 0
+            if len(audio) == 0:
+                continue
+            placed.append((start, audio))
+            end = max(end, start + len(audio))
+        samples = np.zeros(end, dtype=np.int16)
+        first = end
+        for start, audio in placed:
+            samples[start : start + len(audio)] = audio
+            first = min(first, start)
+        return StreamAudio(
+            rate=rate,
+            samples=samples,
+            first_ms=first * 1000 // rate if placed else None,
+            last_ms=-(-end * 1000 // rate) if placed else None,
+            ssrcs=list(self.ssrcs),
+            stats=self.stats(),
+            codecs=list(self.codecs),
+        )
+
+    def _blocks(self) -> list[tuple[int, int, list[Samples]]]:
+        """Pieces joined into contiguous blocks (resampled as one, no seams)."""
+        blocks: list[tuple[int, int, list[Samples]]] = []
+        cur_start = cur_end = cur_rate = 0
+        chunks: list[Samples] = []
+        for piece in self._pieces:
+            run = piece.run
+            pos = round((run.anchor_ms / 1000 + piece.ticks / run.clock) * piece.rate)
+            if chunks and piece.rate == cur_rate and abs(pos - cur_end) <= 1:
+                chunks.append(piece.samples)
+                cur_end += len(piece.samples)
+                continue
+            if chunks:
+                blocks.append((cur_start, cur_rate, chunks))
+            chunks = [piece.samples]
+            cur_start, cur_rate = pos, piece.rate
+            cur_end = pos + len(piece.samples)
+        if chunks:
+            blocks.append((cur_start, cur_rate, chunks))
+        return blocks
+
+
+def lay_out_stream(
+    packets: Iterable[tuple[int, bytes]],
+    codecs: CodecMap,
+    *,
+    rate: int | None = None,
+    codec_history: Sequence[tuple[int, CodecMap]] = (),
+    window: int = 64,
+    reanchor_ms: int = REANCHOR_MS,
+) -> StreamAudio:
+    """Decode and place one stream; ``rate`` defaults to its ``native_rate``."""
+    timeline = StreamTimeline(
+        codecs, codec_history=codec_history, window=window, reanchor_ms=reanchor_ms
+    )
+    for arrival_ms, raw in packets:
+        timeline.feed(arrival_ms, raw)
+    return timeline.render(rate)

@@ -1,0 +1,120 @@
+"""Typed settings: defaults, then a TOML file, then ``CALLVAULT_*`` variables.
+
+Invalid values and unknown keys are refused with a message naming the key
+(``SettingsError``), so a typo never silently falls back to a default.
+"""
+
+from __future__ import annotations
+
+import ipaddress
+import os
+import tomllib
+from pathlib import Path
+from typing import Any
+
+from pydantic import Field, ValidationError, field_validator, model_validator
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+ENV_PREFIX = "CALLVAULT_"
+CONFIG_ENV = "CALLVAULT_CONFIG"
+
+
+class SettingsError(Exception):
+    """A setting is invalid; the message names the key and where it came from."""
+
+
+class Settings(BaseSettings):
+    model_config = SettingsConfigDict(env_prefix=ENV_PREFIX, extra="forbid", frozen=True)
+
+    data_dir: Path = Field(default=Path("data"), description="spool, blobs and SQLite live here")
+    database_url: str | None = Field(default=None, description="SQLAlchemy URL; default SQLite")
+    sip_host: str = "127.0.0.1"
+    sip_port: int = Field(default=5060, ge=0, le=65535)
+    sip_tcp: bool = True
+    public_address: str | None = Field(
+        default=None, description="address put in SDP and Contact; default sip_host"
+    )
+    rtp_port_min: int = Field(default=20000, ge=1024, le=65534)
+    rtp_port_max: int = Field(default=30000, ge=1025, le=65535)
+    http_host: str = "127.0.0.1"
+    http_port: int = Field(default=8080, ge=0, le=65535)
+    spool_flush_ms: int = Field(default=250, ge=10, le=1000)
+    finish_workers: int = Field(default=1, ge=1, le=64)
+    session_expires_s: int = Field(default=1800, ge=90)
+    log_level: str = "INFO"
+
+    @field_validator("sip_host", "http_host", "public_address")
+    @classmethod
+    def _ip(cls, value: str | None) -> str | None:
+        if value is not None:
+            ipaddress.ip_address(value)
+        return value
+
+    @field_validator("log_level")
+    @classmethod
+    def _level(cls, value: str) -> str:
+        upper = value.upper()
+        if upper not in {"DEBUG", "INFO", "WARNING", "ERROR"}:
+            raise ValueError("must be DEBUG, INFO, WARNING or ERROR")
+        return upper
+
+    @model_validator(mode="after")
+    def _ranges(self) -> Settings:
+        if self.rtp_port_max - self.rtp_port_min < 2:
+            raise ValueError("rtp_port_max must exceed rtp_port_min by at least 2")
+        return self
+
+    @property
+    def db_url(self) -> str:
+        return self.database_url or f"sqlite:///{self.data_dir.resolve() / 'callvault.db'}"
+
+    @property
+    def media_address(self) -> str:
+        return self.public_address or self.sip_host
+
+    @property
+    def spool_dir(self) -> Path:
+        return self.data_dir / "spool"
+
+    @property
+    def blob_dir(self) -> Path:
+        return self.data_dir / "blobs"
+
+
+def load_settings(config_file: Path | None = None, **overrides: Any) -> Settings:
+    """Build settings from file, environment and explicit overrides (in that order)."""
+    values: dict[str, Any] = {}
+    source: dict[str, str] = {}
+    path = config_file or (Path(os.environ[CONFIG_ENV]) if os.environ.get(CONFIG_ENV) else None)
+    if path is not None:
+        try:
+            raw = tomllib.loads(path.read_text(encoding="utf-8"))
+        except (OSError, tomllib.TOMLDecodeError) as exc:
+            raise SettingsError(f"cannot read config file {path}: {exc}") from exc
+        for key, value in raw.items():
+            values[key] = value
+            source[key] = f"{path}"
+    known = set(Settings.model_fields)
+    for name, value in os.environ.items():
+        if not name.startswith(ENV_PREFIX) or name == CONFIG_ENV:
+            continue
+        key = name[len(ENV_PREFIX) :].lower()
+        if key not in known:
+            raise SettingsError(f"unknown setting {name} (known: {', '.join(sorted(known))})")
+        values[key] = value
+        source[key] = name
+    values.update(overrides)
+    for key in overrides:
+        source[key] = "command line"
+    unknown = set(values) - known
+    if unknown:
+        key = sorted(unknown)[0]
+        raise SettingsError(f"unknown setting '{key}' in {source.get(key, '?')}")
+    try:
+        # init kwargs only: the environment was already read above, with names checked.
+        return Settings.model_validate(values)
+    except ValidationError as exc:
+        first = exc.errors()[0]
+        key = ".".join(str(p) for p in first["loc"]) or "settings"
+        origin = source.get(key, "default")
+        raise SettingsError(f"invalid setting '{key}' (from {origin}): {first['msg']}") from exc

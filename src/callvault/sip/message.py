@@ -1,0 +1,416 @@
+"""SIP message framing, parsing and serialisation.
+
+Implements RFC 3261 section 7 (message syntax, 7.3.1 header folding, compact
+forms), 18.3 (framing by Content-Length) and 20 (which headers a request must
+carry). ``sipmessage`` supplies the header grammar (URI, Via, Address, CSeq);
+the raw bytes are normalised here first because ``sipmessage`` assumes
+well-formed CRLF input. Every malformed input surfaces as
+``RemoteProtocolError`` carrying the status to answer with, never as another
+exception.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Iterable
+
+from sipmessage import URI, Address, CSeq, Request, Response, Via
+
+from callvault.errors import RemoteProtocolError
+
+__all__ = [
+    "MAX_HEADERS",
+    "MAX_MESSAGE_SIZE",
+    "Message",
+    "StreamFramer",
+    "build_response",
+    "parse_message",
+    "salvage_request",
+    "serialize",
+    "split_header_values",
+    "tag_of",
+    "top_via",
+]
+
+Message = Request | Response
+
+MAX_MESSAGE_SIZE = 65536
+MAX_HEADERS = 200
+
+_HEADER_END = re.compile(rb"\r?\n\r?\n")
+_TOKEN = re.compile(r"[!%'*+\-.0-9A-Za-z_`~]+")
+_REQUEST_LINE = re.compile(r"([!%'*+\-.0-9A-Za-z_`~]+) ([^ ]+) (SIP/\d+\.\d+)")
+_STATUS_LINE = re.compile(r"SIP/(\d+\.\d+) ([1-6]\d\d)(?: (.*))?")
+_DIGITS = re.compile(r"\d+")
+_CONTENT_LENGTH = re.compile(rb"(?im)^(?:content-length|l)[ \t]*:[ \t]*([^\r\n]*?)\r?$")
+
+# Compact forms (RFC 3261 7.3.3 and the IANA registry) and canonical spelling.
+_CANONICAL = {
+    name.lower(): name
+    for name in (
+        "Accept", "Allow", "Call-ID", "Contact", "Content-Disposition", "Content-Encoding",
+        "Content-Length", "Content-Type", "CSeq", "Event", "From", "Max-Forwards", "Min-SE",
+        "Record-Route", "Refer-To", "Require", "Route", "Session-Expires", "Subject",
+        "Supported", "To", "User-Agent", "Via", "Warning", "Server", "Allow-Events",
+    )
+}  # fmt: skip
+_COMPACT = {
+    "a": "Accept-Contact", "b": "Referred-By", "c": "Content-Type", "d": "Request-Disposition",
+    "e": "Content-Encoding", "f": "From", "i": "Call-ID", "j": "Reject-Contact",
+    "k": "Supported", "l": "Content-Length", "m": "Contact", "o": "Event", "r": "Refer-To",
+    "s": "Subject", "t": "To", "u": "Allow-Events", "v": "Via", "x": "Session-Expires",
+    "y": "Identity",
+}  # fmt: skip
+_CANONICAL.update({k: v for k, v in _COMPACT.items()})
+# Headers whose comma-separated values we store one per entry, so that the
+# top Via can be read and rewritten without re-parsing the others.
+_SPLIT = frozenset({"via", "route", "record-route", "contact"})
+# Headers that may appear only once (RFC 4475 3.3.8, 3.3.9).
+_SINGLE = ("From", "To", "Call-ID", "CSeq", "Content-Length", "Max-Forwards", "Content-Type")
+_MANDATORY = ("Via", "From", "To", "Call-ID", "CSeq")
+
+REASONS = {
+    100: "Trying", 180: "Ringing", 181: "Call Is Being Forwarded", 182: "Queued",
+    183: "Session Progress", 200: "OK", 202: "Accepted", 400: "Bad Request",
+    401: "Unauthorized", 403: "Forbidden", 404: "Not Found", 405: "Method Not Allowed",
+    408: "Request Timeout", 415: "Unsupported Media Type", 416: "Unsupported URI Scheme",
+    420: "Bad Extension", 422: "Session Interval Too Small", 480: "Temporarily Unavailable",
+    481: "Call/Transaction Does Not Exist", 482: "Loop Detected", 483: "Too Many Hops",
+    486: "Busy Here", 487: "Request Terminated", 488: "Not Acceptable Here",
+    491: "Request Pending", 500: "Server Internal Error", 501: "Not Implemented",
+    503: "Service Unavailable", 504: "Server Time-out", 505: "Version Not Supported",
+    513: "Message Too Large", 603: "Decline",
+}  # fmt: skip
+
+
+def split_header_values(value: str) -> list[str]:
+    """Split a header value on top-level commas (not inside quotes or <...>)."""
+    if "," not in value:
+        return [value.strip()]
+    parts: list[str] = []
+    start = 0
+    quoted = escaped = False
+    angle = 0
+    for i, ch in enumerate(value):
+        if escaped:
+            escaped = False
+        elif quoted:
+            if ch == "\\":
+                escaped = True
+            elif ch == '"':
+                quoted = False
+        elif ch == '"':
+            quoted = True
+        elif ch == "<":
+            angle += 1
+        elif ch == ">":
+            angle = max(0, angle - 1)
+        elif ch == "," and not angle:
+            parts.append(value[start:i].strip())
+            start = i + 1
+    parts.append(value[start:].strip())
+    return parts
+
+
+def _split_head(data: bytes) -> tuple[bytes, bytes]:
+    """Drop keep-alive CRLFs and split the header block from the body."""
+    data = data.lstrip(b"\r\n")
+    if not data:
+        raise RemoteProtocolError("Empty message (keep-alive only)")
+    m = _HEADER_END.search(data)
+    if m is None:
+        # A datagram that ends right after its last header: no body.
+        return data, b""
+    return data[: m.start()], data[m.end() :]
+
+
+def _header_lines(head: bytes) -> tuple[str, list[str]]:
+    try:
+        text = head.decode("utf-8")
+    except UnicodeDecodeError as exc:
+        raise RemoteProtocolError(f"Header bytes are not UTF-8 (offset {exc.start})") from exc
+    raw = text.split("\n")
+    start_line = raw[0].rstrip("\r")
+    lines: list[str] = []
+    for line in raw[1:]:
+        line = line.rstrip("\r")
+        if line[:1] in (" ", "\t"):  # RFC 3261 7.3.1: folded continuation
+            if not lines:
+                raise RemoteProtocolError("Continuation line before the first header")
+            lines[-1] = lines[-1] + " " + line.strip(" \t")
+        else:
+            lines.append(line)
+            if len(lines) > MAX_HEADERS:
+                raise RemoteProtocolError(f"More than {MAX_HEADERS} header lines")
+    return start_line, lines
+
+
+def _start(start_line: str) -> Message:
+    if start_line.startswith("SIP/"):
+        m = _STATUS_LINE.fullmatch(start_line)
+        if m is None:
+            raise RemoteProtocolError(f"Malformed Status-Line {start_line[:60]!r}")
+        if m.group(1) != "2.0":
+            raise RemoteProtocolError(f"SIP version {m.group(1)} not supported", 505)
+        return Response(code=int(m.group(2)), phrase=m.group(3) or "")
+    m = _REQUEST_LINE.fullmatch(start_line)
+    if m is None:
+        raise RemoteProtocolError(f"Malformed Request-Line {start_line[:60]!r}")
+    method, raw_uri, version = m.groups()
+    if version != "SIP/2.0":
+        raise RemoteProtocolError(f"{version} not supported", 505)
+    scheme = raw_uri.partition(":")[0].lower()
+    if scheme not in ("sip", "sips", "tel"):
+        if re.fullmatch(r"[A-Za-z][A-Za-z0-9+\-.]*", scheme) and ":" in raw_uri:
+            raise RemoteProtocolError(f"URI scheme {scheme!r} not supported", 416)
+        raise RemoteProtocolError(f"Malformed Request-URI {raw_uri[:60]!r}")
+    try:
+        uri = URI.parse(raw_uri)
+    except ValueError as exc:
+        raise RemoteProtocolError(f"Malformed Request-URI {raw_uri[:60]!r}") from exc
+    return Request(method=method, uri=uri)
+
+
+def _fill_headers(msg: Message, lines: list[str]) -> None:
+    for line in lines:
+        name, sep, value = line.partition(":")
+        name = name.rstrip(" \t")
+        if not sep or not _TOKEN.fullmatch(name):
+            raise RemoteProtocolError(f"Malformed header line {line[:40]!r}")
+        lname = name.lower()
+        name = _CANONICAL.get(lname, name)
+        value = value.strip(" \t")
+        if lname in _SPLIT or name == "Via":
+            for part in split_header_values(value) if value != "*" else [value]:
+                if not part:
+                    raise RemoteProtocolError(f"Empty value in {name} header")
+                msg.headers.add(name, part)
+        else:
+            msg.headers.add(name, value)
+
+
+def _validate(msg: Message) -> int | None:
+    """Check mandatory headers; return the Content-Length, if any."""
+    headers = msg.headers
+    for name in _MANDATORY:
+        if not headers.getlist(name):
+            raise RemoteProtocolError(f"Missing {name} header")
+    for name in _SINGLE:
+        if len(headers.getlist(name)) > 1:
+            raise RemoteProtocolError(f"Multiple {name} headers")
+    for value in headers.getlist("Via"):
+        try:
+            Via.parse(value)
+        except ValueError as exc:
+            raise RemoteProtocolError(f"Malformed Via {value[:60]!r}") from exc
+    for name in ("From", "To"):
+        try:
+            Address.parse(headers[name])
+        except ValueError as exc:
+            raise RemoteProtocolError(f"Malformed {name} header") from exc
+    call_id = headers["Call-ID"]
+    if not call_id or any(c.isspace() for c in call_id):
+        raise RemoteProtocolError("Malformed Call-ID header")
+    try:
+        cseq = CSeq.parse(headers["CSeq"])
+    except ValueError as exc:
+        raise RemoteProtocolError("Malformed CSeq header") from exc
+    if cseq.sequence >= 2**31:
+        raise RemoteProtocolError("CSeq number out of range")
+    if isinstance(msg, Request) and cseq.method != msg.method:
+        raise RemoteProtocolError(
+            f"CSeq method {cseq.method!r} does not match request method {msg.method!r}"
+        )
+    max_forwards = headers.get("Max-Forwards")
+    if max_forwards is not None and (
+        not _DIGITS.fullmatch(max_forwards) or int(max_forwards) > 255
+    ):
+        raise RemoteProtocolError("Malformed Max-Forwards header")
+    length = headers.get("Content-Length")
+    if length is None:
+        return None
+    if not _DIGITS.fullmatch(length) or len(length) > 9:
+        raise RemoteProtocolError(f"Malformed Content-Length {length[:20]!r}")
+    return int(length)
+
+
+def parse_message(data: bytes) -> Message:
+    """Parse one datagram (or one framed stream message) into a Request or Response.
+
+    Datagram rules (RFC 3261 18.3): without Content-Length the body runs to
+    the end; a shorter body is an error, extra octets are discarded.
+    """
+    if len(data) > MAX_MESSAGE_SIZE:
+        raise RemoteProtocolError(f"Message larger than {MAX_MESSAGE_SIZE} bytes", 513)
+    try:
+        head, body = _split_head(data)
+        start_line, lines = _header_lines(head)
+        msg = _start(start_line)
+        _fill_headers(msg, lines)
+        length = _validate(msg)
+    except RemoteProtocolError:
+        raise
+    except Exception as exc:  # sipmessage raises assorted errors on odd input
+        raise RemoteProtocolError(f"Unparseable message: {type(exc).__name__}") from exc
+    if length is not None:
+        if len(body) < length:
+            raise RemoteProtocolError(
+                f"Body shorter ({len(body)}) than Content-Length ({length})"
+            )
+        body = body[:length]
+    msg.body = body
+    return msg
+
+
+def salvage_request(data: bytes) -> Request | None:
+    """Best-effort read of a broken request, enough to address a 400 to it.
+
+    Returns a Request holding only Via, From, To, Call-ID and CSeq as raw
+    strings, or None when those are not readable (then the input is dropped).
+    """
+    try:
+        head, _ = _split_head(data[:MAX_MESSAGE_SIZE])
+        text = head.decode("utf-8", errors="replace")
+        first, _, rest = text.partition("\n")
+        method = first.split(" ", 1)[0].strip()
+        if not _TOKEN.fullmatch(method) or method in ("ACK", "SIP/2.0") or "SIP/" in method:
+            return None
+        request = Request(method=method, uri=URI(scheme="sip", host="invalid"))
+        found: dict[str, list[str]] = {}
+        for line in rest.split("\n"):
+            name, sep, value = line.partition(":")
+            canon = _CANONICAL.get(name.strip().lower())
+            if sep and canon in _MANDATORY:
+                parts = split_header_values(value.strip()) if canon == "Via" else [value.strip()]
+                found.setdefault(canon, []).extend(parts)
+        if any(not found.get(name) for name in _MANDATORY):
+            return None
+        Via.parse(found["Via"][0])
+        for name in _MANDATORY:
+            for value in found[name]:
+                request.headers.add(name, value)
+        return request
+    except Exception:  # salvage is best effort by design
+        return None
+
+
+def serialize(msg: Message) -> bytes:
+    """Serialise a message, writing a Content-Length that matches its body."""
+    if isinstance(msg, Request):
+        parts = [f"{msg.method} {msg.uri} SIP/2.0\r\n"]
+    else:
+        parts = [f"SIP/2.0 {msg.code} {msg.phrase}\r\n"]
+    headers = msg.headers
+    for name in headers.keys():  # noqa: SIM118 (Headers is not iterable)
+        if name.lower() == "content-length":
+            continue
+        for value in headers.getlist(name):
+            parts.append(f"{name}: {value}\r\n")
+    parts.append(f"Content-Length: {len(msg.body)}\r\n\r\n")
+    return "".join(parts).encode("utf-8") + msg.body
+
+
+def tag_of(address: str | None) -> str | None:
+    """The ``tag`` parameter of a From/To header value."""
+    if address is None:
+        return None
+    try:
+        return Address.parse(address).parameters.get("tag")
+    except ValueError:
+        return None
+
+
+def top_via(msg: Message) -> Via:
+    """The topmost Via of a message that passed ``parse_message``."""
+    return Via.parse(msg.headers.getlist("Via")[0])
+
+
+_DIALOG_CREATING = frozenset({"INVITE", "SUBSCRIBE", "REFER"})
+
+
+def build_response(
+    request: Request,
+    status: int,
+    reason: str | None = None,
+    *,
+    to_tag: str | None = None,
+    headers: Iterable[tuple[str, str]] = (),
+    body: bytes = b"",
+    content_type: str | None = None,
+) -> Response:
+    """Build a response to ``request`` (RFC 3261 8.2.6, 12.1.1)."""
+    response = Response(code=status, phrase=reason or REASONS.get(status, "Unknown"), body=body)
+    out = response.headers
+    for value in request.headers.getlist("Via"):
+        out.add("Via", value)
+    out.add("From", request.headers["From"])
+    to = request.headers["To"]
+    if to_tag is not None and status > 100 and tag_of(to) is None:
+        to = f"{to};tag={to_tag}"
+    out.add("To", to)
+    out.add("Call-ID", request.headers["Call-ID"])
+    out.add("CSeq", request.headers["CSeq"])
+    if request.method in _DIALOG_CREATING and 101 <= status < 300:
+        for value in request.headers.getlist("Record-Route"):
+            out.add("Record-Route", value)
+    for name, value in headers:
+        out.add(name, value)
+    if content_type is not None:
+        out.set("Content-Type", content_type)
+    return response
+
+
+class StreamFramer:
+    """Cuts a TCP/TLS byte stream into messages by Content-Length (RFC 3261 18.3).
+
+    ``feed`` returns the complete frames received so far (raw bytes, to give
+    to ``parse_message``). A framing error raises ``RemoteProtocolError``:
+    the stream cannot be resynchronised and the connection must be closed.
+    Bare CRLF keep-alives (RFC 5626 3.5.1) between messages are skipped.
+    """
+
+    def __init__(self, max_message: int = MAX_MESSAGE_SIZE) -> None:
+        self._buffer = bytearray()
+        self._max = max_message
+        self.keepalives = 0
+
+    def feed(self, data: bytes) -> list[bytes]:
+        self._buffer += data
+        frames: list[bytes] = []
+        while True:
+            frame = self._next_frame()
+            if frame is None:
+                return frames
+            frames.append(frame)
+
+    def _next_frame(self) -> bytes | None:
+        buf = self._buffer
+        skip = 0
+        while skip < len(buf) and buf[skip] in (0x0D, 0x0A):
+            skip += 1
+        if skip:
+            if buf[:skip].count(b"\r\n\r\n"):
+                self.keepalives += 1
+            del buf[:skip]
+        if not buf:
+            return None
+        m = _HEADER_END.search(buf)
+        if m is None:
+            if len(buf) > self._max:
+                raise RemoteProtocolError("Header block exceeds the message size limit", 513)
+            return None
+        head = bytes(buf[: m.start()])
+        found = _CONTENT_LENGTH.findall(head)
+        if not found:
+            raise RemoteProtocolError("Content-Length is required on stream transports")
+        value = found[0].strip()
+        if len(found) > 1 or not value.isdigit() or len(value) > 9:
+            raise RemoteProtocolError("Malformed or repeated Content-Length on stream")
+        total = m.end() + int(value)
+        if total > self._max:
+            raise RemoteProtocolError(f"Message larger than {self._max} bytes", 513)
+        if len(buf) < total:
+            return None
+        frame = bytes(buf[:total])
+        del buf[:total]
+        return frame

@@ -1,0 +1,273 @@
+"""One SIPREC recording session (RFC 7866) from INVITE to BYE.
+
+Owns the call's spool, its RTP receivers and ports, and the latest SDP and
+metadata. Every change (streams, parties, pause, DTMF, end) is journalled so
+the finisher and the policy engine can replay the call without SIP.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import secrets
+import time
+import uuid
+from collections.abc import Callable
+from dataclasses import dataclass, field, replace
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from callvault.media.dtmf import DtmfDigit
+from callvault.media.ports import RtpPortPool
+from callvault.media.receiver import RtpReceiver, RtpStreamSet, open_stream
+from callvault.recording.journal import (
+    Channel,
+    Event,
+    Party,
+    StreamLayout,
+    party_to_dict,
+    stream_to_dict,
+)
+from callvault.recording.spool import SpoolWriter
+from callvault.sip.sdp import MediaDescription, SessionDescription, choose_codecs
+from callvault.siprec.metadata import RecordingMetadata
+from callvault.siprec.offer import associate_streams
+from callvault.tenants.directory import Directory
+
+if TYPE_CHECKING:
+    from callvault.sip.dialog import Dialog
+
+log = logging.getLogger(__name__)
+
+
+@dataclass
+class CallContext:
+    """What a recorded call needs from the application (the composition root)."""
+
+    loop: asyncio.AbstractEventLoop
+    spool_root: Path
+    media_address: str
+    ports: RtpPortPool
+    directory: Callable[[], Directory]
+    on_ended: Callable[[RecordedCall], None]
+    calls: dict[str, RecordedCall] = field(default_factory=dict)  # by SIP Call-ID
+
+
+@dataclass
+class ActiveStream:
+    layout: StreamLayout
+    port: int
+    receiver: RtpReceiver
+
+
+class RecordedCall:
+    def __init__(self, ctx: CallContext, sip_call_id: str) -> None:
+        self.ctx = ctx
+        self.uuid = uuid.uuid4().hex
+        self.sip_call_id = sip_call_id
+        self.local_tag = secrets.token_hex(8)
+        self.lock = asyncio.Lock()
+        self.t0 = ctx.loop.time()
+        self.started_at_ms = int(time.time() * 1000)
+        self.spool = SpoolWriter(ctx.spool_root / self.uuid)
+        self.streams: dict[int, ActiveStream] = {}
+        self.media = RtpStreamSet()
+        self.metadata: RecordingMetadata | None = None
+        self.sdp: SessionDescription | None = None
+        self.parties: list[Party] = []
+        self.tenant_id: int | None = None
+        self.recorded_user_id: int | None = None
+        self.dialog: Dialog | None = None
+        self.ended = False
+        self.sdp_version = 1
+        self.timer_handle: asyncio.TimerHandle | None = None
+
+    # -- clock -------------------------------------------------------------
+    def now_ms(self) -> int:
+        return int((self.ctx.loop.time() - self.t0) * 1000)
+
+    def _journal(self, kind: str, **data: Any) -> None:
+        self.spool.record(Event(type=kind, t=self.now_ms(), data=data))  # type: ignore[arg-type]
+
+    # -- parties -------------------------------------------------------------
+    def _match_parties(self, metadata: RecordingMetadata | None) -> None:
+        directory = self.ctx.directory()
+        parties: list[Party] = []
+        tenant_id: int | None = None
+        recorded_user: int | None = None
+        recorded_pid: str | None = None
+        for participant in metadata.participants if metadata else ():
+            aor = participant.aors[0] if participant.aors else None
+            match = directory.match(aor)
+            user = match.user
+            if user is not None and user.recorded and recorded_user is None:
+                if user.tenant_id not in directory.suspended:
+                    recorded_user, recorded_pid = user.id, participant.id
+                    tenant_id = user.tenant_id
+            if tenant_id is None and match.tenant_id is not None and recorded_user is None:
+                tenant_id = match.tenant_id
+            parties.append(
+                Party(
+                    participant_id=participant.id,
+                    aor=aor,
+                    name=participant.name,
+                    number=match.number,
+                    user_id=user.id if user else None,
+                )
+            )
+        self.parties = [
+            replace(p, side="user" if p.participant_id == recorded_pid else "other") for p in parties
+        ]
+        self.tenant_id = tenant_id
+        self.recorded_user_id = recorded_user
+
+    def _party_data(self) -> dict[str, Any]:
+        return {
+            "parties": [party_to_dict(p) for p in self.parties],
+            "tenant_id": self.tenant_id,
+            "recorded_user_id": self.recorded_user_id,
+        }
+
+    # -- streams ---------------------------------------------------------------
+    def _channel(self, sender: str | None, audio_lines: int) -> Channel:
+        if audio_lines == 1:
+            return "mix"
+        user = next((p for p in self.parties if p.side == "user"), None)
+        if sender is not None and user is not None and sender == user.participant_id:
+            return "left"
+        return "right"
+
+    def _layouts(self, sdp: SessionDescription) -> dict[int, StreamLayout]:
+        owners = associate_streams(sdp, self.metadata)
+        audio = [i for i, m in enumerate(sdp.media) if m.media == "audio" and choose_codecs(m)]
+        layouts = {}
+        for index in audio:
+            media = sdp.media[index]
+            sender = owners.get(index)
+            layouts[index] = StreamLayout(
+                index=index,
+                label=media.label,
+                codecs=choose_codecs(media),
+                channel=self._channel(sender, len(audio)),
+                participant_id=sender,
+                active=not media.paused,
+            )
+        return layouts
+
+    async def _open(self, index: int, layout: StreamLayout) -> ActiveStream:
+        port = self.ctx.ports.acquire()
+        events = frozenset(pt for pt, c in layout.codecs.items() if c.name.lower() == "telephone-event")
+
+        def on_dtmf(digit: DtmfDigit, index: int = index) -> None:
+            self.spool.record(
+                Event(
+                    type="dtmf",
+                    t=digit.start_ms,
+                    data={
+                        "stream": index,
+                        "digit": digit.digit,
+                        "duration_ms": digit.duration_ms,
+                        "source": digit.source,
+                    },
+                )
+            )
+
+        receiver = RtpReceiver(self.spool.stream(index), self.now_ms, on_dtmf, events)
+        try:
+            transport = await open_stream(self.ctx.loop, self.ctx.media_address, port, receiver)
+        except OSError:
+            self.ctx.ports.release(port)
+            raise
+        self.media.add(index, port, receiver)
+        receiver_transport = transport  # kept by the stream set through the receiver
+        del receiver_transport
+        return ActiveStream(layout, port, receiver)
+
+    async def apply_offer(
+        self, sdp: SessionDescription | None, metadata: RecordingMetadata | None
+    ) -> list[int | None] | None:
+        """Apply a (re-)offer; return the ports to answer with (None: rejected m-line)."""
+        if metadata is not None:
+            self.metadata = metadata if self.metadata is None else self.metadata.merged(metadata)
+            self._match_parties(self.metadata)
+            if self.sdp is not None:
+                self._journal("parties", **self._party_data())
+        if sdp is None:
+            if metadata is not None and self.sdp is not None:
+                self._relayout(self.sdp)
+            return None
+        first = self.sdp is None
+        self.sdp = sdp
+        layouts = self._layouts(sdp)
+        for index, layout in layouts.items():
+            if index not in self.streams:
+                self.streams[index] = await self._open(index, layout)
+        for index in [i for i in self.streams if i not in layouts]:
+            self._close_stream(index)
+        if first:
+            self._journal(
+                "start",
+                call_uuid=self.uuid,
+                sip_call_id=self.sip_call_id,
+                recording_session_id=self.metadata.session_id if self.metadata else None,
+                started_at=self.started_at_ms,
+                streams=[stream_to_dict(layout) for layout in layouts.values()],
+                **self._party_data(),
+            )
+            for layout in layouts.values():
+                if not layout.active:
+                    self._journal("pause", stream=layout.index)
+            for index, layout in layouts.items():
+                self.streams[index].layout = layout
+        else:
+            self._relayout(sdp, layouts)
+        return [self.streams[i].port if i in self.streams else None for i in range(len(sdp.media))]
+
+    def _relayout(
+        self, sdp: SessionDescription, layouts: dict[int, StreamLayout] | None = None
+    ) -> None:
+        layouts = layouts if layouts is not None else self._layouts(sdp)
+        for index, layout in layouts.items():
+            stream = self.streams.get(index)
+            if stream is None:
+                continue
+            if stream.layout.active and not layout.active:
+                self._journal("pause", stream=index)
+            elif not stream.layout.active and layout.active:
+                self._journal("resume", stream=index)
+            events = frozenset(
+                pt for pt, c in layout.codecs.items() if c.name.lower() == "telephone-event"
+            )
+            stream.receiver.set_telephone_events(events)
+            stream.layout = layout
+        self._journal("streams", streams=[stream_to_dict(s.layout) for s in self.streams.values()])
+
+    def media_line(self, index: int) -> MediaDescription | None:
+        return self.sdp.media[index] if self.sdp and index < len(self.sdp.media) else None
+
+    def _close_stream(self, index: int) -> None:
+        stream = self.streams.pop(index, None)
+        if stream is not None:
+            self.ctx.ports.release(stream.port)
+
+    # -- life cycle -----------------------------------------------------------
+    def answered(self) -> None:
+        self._journal("answer")
+
+    def flush(self) -> None:
+        self.spool.flush()
+
+    def end(self, reason: str) -> None:
+        if self.ended:
+            return
+        self.ended = True
+        if self.timer_handle is not None:
+            self.timer_handle.cancel()
+        self.media.close()
+        self._journal("end", reason=reason)
+        for index in list(self.streams):
+            self._close_stream(index)
+        self.spool.close()
+        self.ctx.calls.pop(self.sip_call_id, None)
+        log.info("call %s (%s) ended: %s", self.uuid, self.sip_call_id, reason)
+        self.ctx.on_ended(self)
