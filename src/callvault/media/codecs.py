@@ -126,15 +126,15 @@ def encode_pcma(samples: npt.NDArray[np.int16]) -> bytes:
 
 
 class G711Decoder:
-    """Stateless table lookup; ``decode_many`` decodes a joined run at once."""
+    """Stateless table lookup: callers may join payloads and look them up at once."""
 
     rate = 8000
 
     def __init__(self, table: Samples) -> None:
-        self._table = table
+        self.table = table
 
     def decode(self, payload: bytes) -> Samples:
-        return self._table[np.frombuffer(payload, dtype=np.uint8)]
+        return self.table[np.frombuffer(payload, dtype=np.uint8)]
 
     def concealment(self, samples: int) -> Samples:
         return concealment(samples)

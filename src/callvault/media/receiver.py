@@ -102,6 +102,9 @@ class RtpReceiver(asyncio.DatagramProtocol):
         """The telephone-event payload types of the current SDP (re-INVITE)."""
         self._te_pts = frozenset(pts)
 
+    def set_stream_index(self, index: int) -> None:
+        self.stream_index = self._tracker.stream_index = index
+
     def tick(self, now_ms: int) -> None:
         """Periodic call: report a digit whose end packets were all lost."""
         if self._tracker.pending:
@@ -205,8 +208,7 @@ class RtpStreamSet:
 
     async def add(self, index: int, port: int, receiver: RtpReceiver) -> None:
         """Open ``port`` for stream ``index`` (an index already open is replaced)."""
-        receiver.stream_index = index
-        receiver._tracker.stream_index = index
+        receiver.set_stream_index(index)
         if index in self._transports:
             self._close_one(index)
         self._transports[index] = await open_stream(self._loop, self.host, port, receiver)

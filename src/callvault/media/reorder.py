@@ -76,6 +76,16 @@ class ReorderBuffer:
         self._given_up.clear()
 
     def push(self, packet: RtpPacket, arrival_ms: int) -> list[tuple[RtpPacket, int]]:
+        if (
+            packet.ssrc == self._ssrc
+            and not self._buffer
+            and packet.sequence == self._next & 0xFFFF
+        ):
+            # The usual case, in order: release at once.
+            self._next += 1
+            self._highest = max(self._highest, self._next - 1)
+            self.stats.released += 1
+            return [(packet, arrival_ms)]
         released: list[tuple[RtpPacket, int]] = []
         if self._ssrc is None:
             self._reset(packet)

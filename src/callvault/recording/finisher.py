@@ -191,27 +191,49 @@ def _ms_to_sample(ms: int, rate: int) -> int:
     return ms * rate // 1000
 
 
-def _add_stream(
-    buses: dict[Channel, npt.NDArray[np.int32]],
-    audio: StreamAudio,
-    plan: _StreamPlan,
-    length: int,
-) -> None:
-    samples = audio.samples[:length].astype(np.int32)
+def _stream_parts(
+    audio: StreamAudio, plan: _StreamPlan, length: int
+) -> list[tuple[Channel, npt.NDArray[np.int16]]]:
+    """The stream as full-length int16 parts, one per channel it was assigned to."""
+    samples = np.zeros(length, dtype=np.int16)
+    n = min(length, len(audio.samples))
+    samples[:n] = audio.samples[:n]
     for since, until in plan.paused:  # a stream paused on its own is muted
         samples[_ms_to_sample(max(since, 0), audio.rate) : _ms_to_sample(until, audio.rate)] = 0
     channels = plan.channels or [(0, "mix")]
+    if len(channels) == 1:
+        return [(channels[0][1], samples)]
+    parts: list[tuple[Channel, npt.NDArray[np.int16]]] = []
     for k, (since, channel) in enumerate(channels):
-        start = 0 if k == 0 else min(_ms_to_sample(since, audio.rate), len(samples))
-        stop = len(samples)
+        start = 0 if k == 0 else _ms_to_sample(since, audio.rate)
+        stop = length
         if k + 1 < len(channels):
             stop = min(stop, _ms_to_sample(channels[k + 1][0], audio.rate))
         if stop > start:
-            buses[channel][start:stop] += samples[start:stop]
+            part = np.zeros(length, dtype=np.int16)
+            part[start:stop] = samples[start:stop]
+            parts.append((channel, part))
+    return parts
 
 
-def _to_int16(bus: npt.NDArray[np.int32]) -> npt.NDArray[np.int16]:
-    return np.clip(bus, -32768, 32767).astype(np.int16)
+def _sum(parts: list[npt.NDArray[np.int16]], length: int) -> npt.NDArray[np.int16]:
+    """Sum of int16 signals, clipped (no copy for the usual single contributor)."""
+    if not parts:
+        return np.zeros(length, dtype=np.int16)
+    if len(parts) == 1:
+        return parts[0]
+    total = parts[0].astype(np.int32)
+    for part in parts[1:]:
+        total += part
+    return np.clip(total, -32768, 32767).astype(np.int16)
+
+
+_SIDES: dict[str, tuple[tuple[Channel, ...], ...]] = {
+    "both": (("left", "mix"), ("right", "mix")),
+    "user": (("left", "mix"),),
+    "other": (("right", "mix"),),
+    "mix": (("left", "right", "mix"),),
+}
 
 
 def finish(
@@ -245,46 +267,40 @@ def finish(
     calls = _subtract((begin_ms, end_ms), journal.paused) if end_ms > begin_ms else []
 
     length = _ms_to_sample(end_ms, rate)
-    buses: dict[Channel, npt.NDArray[np.int32]] = {
-        side: np.zeros(length, dtype=np.int32) for side in ("left", "right", "mix")
-    }
-    for index, audio in audios.items():
-        _add_stream(buses, audio, journal.plans[index], length)
-
-    if channels == "both":
-        outputs = [buses["left"] + buses["mix"], buses["right"] + buses["mix"]]
-    elif channels == "user":
-        outputs = [buses["left"] + buses["mix"]]
-    elif channels == "other":
-        outputs = [buses["right"] + buses["mix"]]
-    else:
-        outputs = [buses["left"] + buses["right"] + buses["mix"]]
+    parts = [
+        part for index, audio in audios.items()
+        for part in _stream_parts(audio, journal.plans[index], length)
+    ]
+    outputs = [
+        _sum([samples for channel, samples in parts if channel in wanted], length)
+        for wanted in _SIDES[channels]
+    ]
 
     segments: list[Segment] = []
+    final: list[npt.NDArray[np.int16]]
     if pause_mode == "cut":
-        pieces: list[list[npt.NDArray[np.int32]]] = [[] for _ in outputs]
+        ranges = []
         file_ms = 0
-        file_samples = 0
         for start, end in calls:
-            a, b = _ms_to_sample(start, rate), _ms_to_sample(end, rate)
-            for out, bus in zip(pieces, outputs, strict=True):
-                out.append(bus[a:b])
-            file_samples += b - a
+            ranges.append((_ms_to_sample(start, rate), _ms_to_sample(end, rate)))
             segments.append(Segment(start, end, file_ms, file_ms + end - start))
             file_ms += end - start
-        mixed = [
-            np.concatenate(p) if p else np.zeros(0, dtype=np.int32) for p in pieces
+        final = [
+            np.concatenate([out[a:b] for a, b in ranges]) if ranges
+            else np.zeros(0, dtype=np.int16)
+            for out in outputs
         ]
     else:
         origin = calls[0][0] if calls else begin_ms
-        a = _ms_to_sample(origin, rate)
-        b = _ms_to_sample(calls[-1][1], rate) if calls else a
-        keep = np.zeros(length, dtype=bool)
+        first = _ms_to_sample(origin, rate)
+        last = _ms_to_sample(calls[-1][1], rate) if calls else first
+        final = [out[first:last].copy() for out in outputs]
+        cursor = origin
         for start, end in calls:
-            keep[_ms_to_sample(start, rate) : _ms_to_sample(end, rate)] = True
+            for out in final:  # silence where the recording was paused
+                out[_ms_to_sample(cursor - origin, rate) : _ms_to_sample(start - origin, rate)] = 0
             segments.append(Segment(start, end, start - origin, end - origin))
-        mixed = [np.where(keep, bus, 0)[a:b] for bus in outputs]
-    final = [_to_int16(m) for m in mixed]
+            cursor = end
 
     recorded_any = any(
         audio.first_ms is not None

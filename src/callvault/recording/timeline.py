@@ -29,6 +29,7 @@ from callvault.errors import RemoteProtocolError
 from callvault.media.codecs import (
     STATIC_PAYLOAD_TYPES,
     Decoder,
+    G711Decoder,
     Samples,
     UnsupportedCodec,
     get_decoder,
@@ -67,12 +68,10 @@ class _Run:
     packets: int = 0
 
 
-@dataclass
-class _Piece:
-    run: _Run
-    ticks: int  # RTP timestamp offset from the run's anchor
-    rate: int  # decoder output rate
-    samples: Samples
+# One decoded packet: (run, RTP ticks from the run's anchor, decoder rate, audio).
+# G.711 audio stays as payload bytes plus its table until a block is decoded at
+# once (one table lookup per block instead of one per packet).
+_Piece = tuple[_Run, int, int, "Samples | bytes", "Samples | None"]
 
 
 def _window(taps: int) -> npt.NDArray[np.float64]:
@@ -231,8 +230,13 @@ class StreamTimeline:
         if decoder is None:
             counts["unsupported"] += 1
             return
-        samples = decoder.decode(packet.payload)
-        if len(samples) == 0:
+        audio: Samples | bytes
+        table: Samples | None = None
+        if isinstance(decoder, G711Decoder):
+            audio, table = packet.payload, decoder.table
+        else:
+            audio = decoder.decode(packet.payload)
+        if len(audio) == 0:
             counts["undecodable"] += 1
             return
         counts["decoded"] += 1
@@ -240,7 +244,7 @@ class StreamTimeline:
         if run.packets < ANCHOR_PACKETS:
             run.anchor_ms = min(run.anchor_ms, arrival_ms - ticks * 1000 / run.clock)
         run.packets += 1
-        self._pieces.append(_Piece(run, ticks, decoder.rate, samples))
+        self._pieces.append((run, ticks, decoder.rate, audio, table))
 
     def _new_run(self, packet: RtpPacket, codec: Codec, arrival_ms: int) -> _Run:
         run = _Run(packet.ssrc, codec.clock_rate, packet.timestamp, arrival_ms)
@@ -253,7 +257,7 @@ class StreamTimeline:
     @property
     def native_rate(self) -> int:
         """8000 when everything decoded was narrowband, else 16000."""
-        top = max((piece.rate for piece in self._pieces), default=8000)
+        top = max((piece[2] for piece in self._pieces), default=8000)
         return 8000 if top <= 8000 else WIDEBAND_RATE
 
     def stats(self) -> dict[str, int]:
@@ -268,9 +272,8 @@ class StreamTimeline:
         blocks = self._blocks()
         end = 0
         placed: list[tuple[int, Samples]] = []
-        for start_dec, block_rate, chunks in blocks:
-            audio = chunks[0] if len(chunks) == 1 else np.concatenate(chunks)
-            audio = resample(audio, block_rate, rate)
+        for start_dec, block_rate, block in blocks:
+            audio = resample(block, block_rate, rate)
             start = round(start_dec * rate / block_rate)
             if start < 0:
                 audio = audio[-start:]
@@ -294,25 +297,36 @@ class StreamTimeline:
             codecs=list(self.codecs),
         )
 
-    def _blocks(self) -> list[tuple[int, int, list[Samples]]]:
+    def _blocks(self) -> list[tuple[int, int, Samples]]:
         """Pieces joined into contiguous blocks (resampled as one, no seams)."""
-        blocks: list[tuple[int, int, list[Samples]]] = []
+        blocks: list[tuple[int, int, Samples]] = []
         cur_start = cur_end = cur_rate = 0
-        chunks: list[Samples] = []
-        for piece in self._pieces:
-            run = piece.run
-            pos = round((run.anchor_ms / 1000 + piece.ticks / run.clock) * piece.rate)
-            if chunks and piece.rate == cur_rate and abs(pos - cur_end) <= 1:
-                chunks.append(piece.samples)
-                cur_end += len(piece.samples)
+        chunks: list[Samples | bytes] = []
+        cur_table: Samples | None = None
+
+        def close() -> None:
+            audio: Samples
+            if cur_table is not None:
+                audio = cur_table[np.frombuffer(b"".join(chunks), dtype=np.uint8)]  # type: ignore[arg-type]
+            elif len(chunks) == 1:
+                audio = chunks[0]  # type: ignore[assignment]
+            else:
+                audio = np.concatenate(chunks)  # type: ignore[arg-type]
+            blocks.append((cur_start, cur_rate, audio))
+
+        for run, ticks, rate, audio, table in self._pieces:
+            pos = round((run.anchor_ms / 1000 + ticks / run.clock) * rate)
+            if chunks and rate == cur_rate and table is cur_table and abs(pos - cur_end) <= 1:
+                chunks.append(audio)
+                cur_end += len(audio)
                 continue
             if chunks:
-                blocks.append((cur_start, cur_rate, chunks))
-            chunks = [piece.samples]
-            cur_start, cur_rate = pos, piece.rate
-            cur_end = pos + len(piece.samples)
+                close()
+            chunks = [audio]
+            cur_start, cur_rate, cur_table = pos, rate, table
+            cur_end = pos + len(audio)
         if chunks:
-            blocks.append((cur_start, cur_rate, chunks))
+            close()
         return blocks
 
 

@@ -1,0 +1,231 @@
+"""A SIPREC recording client (SRC) for the demo, the tests and the benchmarks.
+
+Plays the part of an SBC: sends a SIPREC INVITE (multipart SDP + RFC 7865
+metadata) to callvault, streams one G.711 RTP stream per participant, can
+pause and resume by re-INVITE (``a=inactive``), update the metadata by
+UPDATE, send RFC 4733 digits, and hangs up with BYE. Uses callvault's own
+SIP endpoint as the UAC, so it also exercises the client transactions.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import secrets
+import uuid
+from dataclasses import dataclass, field
+
+import numpy as np
+import numpy.typing as npt
+from sipmessage import URI, Address, CSeq, Request, Response
+
+from callvault.media.sender import Impairments, RtpSender
+from callvault.sip.endpoint import SipEndpoint
+from callvault.sip.sdp import parse_sdp
+from callvault.siprec.multipart import body_parts
+
+BOUNDARY = "callvault-src-boundary"
+
+
+@dataclass
+class Participant:
+    aor: str
+    name: str
+    audio: npt.NDArray[np.int16]
+    digits: list[tuple[float, str]] = field(default_factory=list)  # (seconds, digit)
+    impairments: Impairments | None = None
+    participant_id: str = field(default_factory=lambda: secrets.token_hex(6))
+    stream_id: str = field(default_factory=lambda: secrets.token_hex(6))
+
+
+@dataclass
+class CallPlan:
+    caller: Participant
+    callee: Participant
+    duration_s: float
+    pause: tuple[float, float] | None = None  # (start, end) seconds: a=inactive re-INVITE
+    payload_type: int = 0  # 0 PCMU, 8 PCMA
+    transport: str = "udp"
+
+
+@dataclass
+class CallResult:
+    call_id: str
+    status: int
+    packets_sent: int = 0
+    reason: str = ""
+
+
+def metadata_xml(session_id: str, caller: Participant, callee: Participant) -> str:
+    def party(p: Participant) -> str:
+        return (
+            f'  <participant participant_id="{p.participant_id}">\n'
+            f'    <nameID aor="{p.aor}"><name>{p.name}</name></nameID>\n'
+            f"  </participant>\n"
+        )
+
+    def stream(p: Participant, label: int) -> str:
+        return (
+            f'  <stream stream_id="{p.stream_id}" session_id="{session_id}">'
+            f"<label>{label}</label></stream>\n"
+        )
+
+    def assoc(p: Participant, other: Participant) -> str:
+        return (
+            f'  <participantstreamassoc participant_id="{p.participant_id}">'
+            f"<send>{p.stream_id}</send><recv>{other.stream_id}</recv>"
+            f"</participantstreamassoc>\n"
+        )
+
+    return (
+        '<?xml version="1.0" encoding="UTF-8"?>\n'
+        '<recording xmlns="urn:ietf:params:xml:ns:recording:1">\n'
+        "  <datamode>complete</datamode>\n"
+        f'  <session session_id="{session_id}"></session>\n'
+        + party(caller)
+        + party(callee)
+        + stream(caller, 1)
+        + stream(callee, 2)
+        + assoc(caller, callee)
+        + assoc(callee, caller)
+        + "</recording>\n"
+    )
+
+
+def sdp_offer(local_ip: str, ports: tuple[int, int], pt: int, direction: str, version: int) -> str:
+    codec = "PCMU" if pt == 0 else "PCMA"
+    lines = [
+        "v=0",
+        f"o=src 4242 {version} IN IP4 {local_ip}",
+        "s=SIPREC",
+        f"c=IN IP4 {local_ip}",
+        "t=0 0",
+    ]
+    for label, port in enumerate(ports, start=1):
+        lines += [
+            f"m=audio {port} RTP/AVP {pt} 101",
+            f"a=rtpmap:{pt} {codec}/8000",
+            "a=rtpmap:101 telephone-event/8000",
+            "a=fmtp:101 0-16",
+            f"a=label:{label}",
+            f"a={direction}",
+        ]
+    return "\r\n".join(lines) + "\r\n"
+
+
+def multipart(sdp: str, metadata: str) -> bytes:
+    return (
+        f"--{BOUNDARY}\r\nContent-Type: application/sdp\r\n\r\n{sdp}\r\n"
+        f"--{BOUNDARY}\r\nContent-Type: application/rs-metadata+xml\r\n"
+        f"Content-Disposition: recording-session\r\n\r\n{metadata}\r\n"
+        f"--{BOUNDARY}--\r\n"
+    ).encode()
+
+
+class SiprecClient:
+    """Places SIPREC calls against one recording server."""
+
+    def __init__(
+        self, endpoint: SipEndpoint, server: tuple[str, int], local_ip: str = "127.0.0.1"
+    ) -> None:
+        self.endpoint = endpoint
+        self.server = server
+        self.local_ip = local_ip
+
+    def _request(
+        self, method: str, call_id: str, cseq: int, from_tag: str, to_tag: str | None,
+        uri: str, transport: str, body: bytes = b"", content_type: str | None = None,
+        extra: list[tuple[str, str]] | None = None,
+    ) -> Request:
+        request = Request(method, URI.parse(uri), body)
+        h = request.headers
+        h.add("Max-Forwards", "70")
+        h.add("From", f"<sip:src@{self.local_ip}>;tag={from_tag}")
+        h.add("To", f"<sip:srs@{self.server[0]}>" + (f";tag={to_tag}" if to_tag else ""))
+        h.add("Call-ID", call_id)
+        h.add("CSeq", str(CSeq(cseq, method)))
+        port = self.endpoint.tcp_port if transport == "tcp" else self.endpoint.udp_port
+        h.add("Contact", f"<sip:src@{self.local_ip}:{port};transport={transport}>;+sip.src")
+        for name, value in extra or []:
+            h.add(name, value)
+        if content_type:
+            h.add("Content-Type", content_type)
+        return request
+
+    async def place(self, plan: CallPlan) -> CallResult:
+        call_id = f"{uuid.uuid4().hex}@{self.local_ip}"
+        from_tag = secrets.token_hex(4)
+        session_id = secrets.token_hex(8)
+        senders: list[RtpSender] = []
+        meta = metadata_xml(session_id, plan.caller, plan.callee)
+        uri = f"sip:srs@{self.server[0]}:{self.server[1]};transport={plan.transport}"
+        offer = sdp_offer(self.local_ip, (40000, 40002), plan.payload_type, "sendonly", 1)
+        invite = self._request(
+            "INVITE", call_id, 1, from_tag, None, uri, plan.transport,
+            multipart(offer, meta), f"multipart/mixed;boundary={BOUNDARY}",
+            [("Require", "siprec"), ("Supported", "timer"), ("Session-Expires", "1800")],
+        )
+        response = await self.endpoint.request(invite, self.server, plan.transport)
+        if response.code != 200:
+            return CallResult(call_id, response.code, reason=response.phrase)
+        to_tag = response.to_address.parameters.get("tag")
+        self._ack(response, call_id, from_tag, to_tag, uri, plan.transport)
+        answer = parse_sdp(body_parts(response.headers.get("Content-Type"), response.body)[0].body)
+        host = answer.media[0].connection or self.server[0]
+        for media, party in zip(answer.media, (plan.caller, plan.callee), strict=False):
+            sender = RtpSender(
+                party.audio, host, media.port, plan.payload_type, impairments=party.impairments
+            )
+            senders.append(sender)
+        runs = [asyncio.ensure_future(s.run(until_done=False)) for s in senders]
+        cseq = 2
+        loop = asyncio.get_running_loop()
+        start = loop.time()
+        timeline: list[tuple[float, str, object]] = []
+        for sender, party in zip(senders, (plan.caller, plan.callee), strict=False):
+            for at, digit in party.digits:
+                timeline.append((at, "digit", (sender, digit)))
+        if plan.pause:
+            timeline += [(plan.pause[0], "pause", None), (plan.pause[1], "resume", None)]
+        timeline.append((plan.duration_s, "end", None))
+        version = 2
+        for at, kind, arg in sorted(timeline, key=lambda item: item[0]):
+            delay = start + at - loop.time()
+            if delay > 0:
+                await asyncio.sleep(delay)
+            if kind == "digit":
+                sender, digit = arg  # type: ignore[misc]
+                sender.send_digit(digit)
+            elif kind in ("pause", "resume"):
+                direction = "inactive" if kind == "pause" else "sendonly"
+                for sender in senders:
+                    (sender.pause if kind == "pause" else sender.resume)()
+                body = sdp_offer(self.local_ip, (40000, 40002), plan.payload_type, direction, version)
+                version += 1
+                reinvite = self._request(
+                    "INVITE", call_id, cseq, from_tag, to_tag, uri, plan.transport,
+                    body.encode(), "application/sdp",
+                )
+                cseq += 1
+                r = await self.endpoint.request(reinvite, self.server, plan.transport)
+                if r.code == 200:
+                    self._ack(r, call_id, from_tag, to_tag, uri, plan.transport, cseq - 1)
+        for sender in senders:
+            sender.stop()
+        await asyncio.gather(*runs, return_exceptions=True)
+        bye = self._request("BYE", call_id, cseq, from_tag, to_tag, uri, plan.transport)
+        r = await self.endpoint.request(bye, self.server, plan.transport)
+        return CallResult(call_id, r.code, sum(s.packets_sent for s in senders))
+
+    def _ack(
+        self, response: Response, call_id: str, from_tag: str, to_tag: str | None,
+        uri: str, transport: str, cseq: int = 1,
+    ) -> None:
+        ack = self._request("ACK", call_id, cseq, from_tag, to_tag, uri, transport)
+        self.endpoint.send_request_stateless(ack, self.server, transport)
+
+
+def participant_address(user: str, domain: str) -> str:
+    return f"sip:{user}@{domain}"
+
+
+__all__ = ["Address", "CallPlan", "CallResult", "Participant", "SiprecClient"]
