@@ -16,6 +16,7 @@ import uvicorn
 
 from callvault.db.engine import make_engine, make_sessionmaker, migrate
 from callvault.media.ports import RtpPortPool
+from callvault.metrics import Metrics
 from callvault.portal.app import create_app
 from callvault.portal.context import PortalContext
 from callvault.recording.pipeline import Finisher
@@ -43,6 +44,7 @@ class Application:
         self.directory = Directory()
         self._tasks: set[asyncio.Task[None]] = set()
         self.http: _EmbeddedHttp | None = None
+        self.metrics = Metrics(live=self._live_metrics)
 
     # -- parts ------------------------------------------------------------------
     def reload_directory(self) -> None:
@@ -60,7 +62,11 @@ class Application:
         self.blobs = LocalBlobStore(settings.blob_dir)
         await asyncio.to_thread(self.reload_directory)
         self.finisher = Finisher(
-            settings.spool_dir, self.sessions, self.blobs, workers=settings.finish_workers
+            settings.spool_dir,
+            self.sessions,
+            self.blobs,
+            workers=settings.finish_workers,
+            metrics=self.metrics,
         )
         self.finisher.recover(active=set())
         self.calls = CallContext(
@@ -72,16 +78,23 @@ class Application:
             on_ended=self._call_ended,
         )
         self.siprec = SiprecServer(
-            self.calls, contact_host=settings.media_address, contact_port=settings.sip_port
+            self.calls,
+            contact_host=settings.media_address,
+            contact_port=settings.sip_port,
+            metrics=self.metrics,
         )
+        self.siprec.session_expires_s = settings.session_expires_s
         self.endpoint = SipEndpoint(self.siprec.handle, user_agent="callvault")
+        self.siprec.endpoint = self.endpoint
         await self.endpoint.listen(
             settings.sip_host, settings.sip_port, settings.sip_port if settings.sip_tcp else None
         )
         self.sip_port = self.endpoint.udp_port or settings.sip_port
         self.siprec.contact = f"<sip:srs@{settings.media_address}:{self.sip_port}>"
         self._spawn(self._flush_spools())
-        portal = PortalContext(self.sessions, self.blobs, on_directory_change=self.reload_directory)
+        portal = PortalContext(
+            self.sessions, self.blobs, on_directory_change=self.reload_directory, metrics=self.metrics
+        )
         config = uvicorn.Config(
             create_app(portal),
             host=settings.http_host,
@@ -117,7 +130,21 @@ class Application:
         task.add_done_callback(self._tasks.discard)
 
     def _call_ended(self, call: RecordedCall) -> None:
+        self.metrics.calls_ended += 1
+        self.metrics.rtp_packets_done += call.final_stats.get("packets", 0)
+        self.metrics.rtp_bytes_done += call.final_stats.get("bytes", 0)
+        self.metrics.rtp_malformed_done += call.final_stats.get("malformed", 0)
         self.finisher.submit(call.uuid)
+
+    def _live_metrics(self) -> dict[str, int]:
+        totals = {"packets": 0, "bytes": 0, "malformed": 0}
+        calls = list(self.calls.calls.values()) if hasattr(self, "calls") else []
+        for call in calls:
+            for key, value in call.live_stats().items():
+                totals[key] += value
+        totals["calls"] = len(calls)
+        totals["pending"] = self.finisher.pending if hasattr(self, "finisher") else 0
+        return totals
 
     async def _flush_spools(self) -> None:
         interval = self.settings.spool_flush_ms / 1000

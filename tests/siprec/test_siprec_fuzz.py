@@ -20,12 +20,19 @@ FUZZ = settings(
 Body = tuple[str, bytes]
 
 SDP_ALPHABET = st.sampled_from(
-    list("vocstmabk=0123456789 /:.-\r\n") + ["IN IP4 ", "RTP/AVP ", "audio ", "a=rtpmap:", "\xff"]
+    [*"vocstmabk=0123456789 /:.-\r\n", "IN IP4 ", "RTP/AVP ", "audio ", "a=rtpmap:", "\xff"]
 )
 XML_ALPHABET = st.sampled_from(
-    list("<>/=\"' &;#!?[]-:abcdepr0") + ["recording", "participant", "send", "<!DOCTYPE ",
-                                        "<!ENTITY ", "xmlns=\"urn:ietf:params:xml:ns:recording:1\""]
-)  # fmt: skip
+    [
+        *"<>/=\"' &;#!?[]-:abcdepr0",
+        "recording",
+        "participant",
+        "send",
+        "<!DOCTYPE ",
+        "<!ENTITY ",
+        'xmlns="urn:ietf:params:xml:ns:recording:1"',
+    ]
+)
 
 
 def mutate(data: bytes, edits: list[tuple[int, int, bytes]]) -> bytes:

@@ -66,7 +66,7 @@ def test_boundary_prefix_inside_body_is_not_a_delimiter() -> None:
 
 def test_part_headers_params_and_folding() -> None:
     body = (
-        b"--b1\r\nContent-Type: application/sdp;  Charset=\"utf-8\"\r\n"
+        b'--b1\r\nContent-Type: application/sdp;  Charset="utf-8"\r\n'
         b"Content-Disposition: session;\r\n handling=required\r\n\r\n" + SDP + b"\r\n--b1--"
     )
     (part,) = parse_multipart("multipart/mixed;boundary=b1", body)

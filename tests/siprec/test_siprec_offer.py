@@ -95,7 +95,10 @@ def test_body_with_nothing_usable_is_415() -> None:
 
 def test_bad_parts_raise_400() -> None:
     with pytest.raises(RemoteProtocolError) as info:
-        parse_offer(MULTIPART, multipart(("application/sdp", b"garbage"), ("application/rs-metadata+xml", XML)))  # noqa: E501
+        parse_offer(
+            MULTIPART,
+            multipart(("application/sdp", b"garbage"), ("application/rs-metadata+xml", XML)),
+        )
     assert info.value.status == 400
 
 

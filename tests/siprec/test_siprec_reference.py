@@ -119,9 +119,7 @@ def test_reference_answer(reference: Callable[..., Body], prefix: str) -> None:
     offer = parse_offer(*reference(prefix))
     assert offer.sdp is not None
     answer = parse_sdp(
-        build_recording_answer(
-            offer.sdp, "203.0.113.5", [40000, 40002], session_id=7, version=1
-        )
+        build_recording_answer(offer.sdp, "203.0.113.5", [40000, 40002], session_id=7, version=1)
     )
     assert answer.connection == "203.0.113.5"
     assert [m.port for m in answer.media] == [40000, 40002]
@@ -133,9 +131,7 @@ def test_reference_answer(reference: Callable[..., Body], prefix: str) -> None:
 
 
 @pytest.mark.parametrize("prefix", sorted(EXPECTED))
-def test_reference_body_marks_a_siprec_request(
-    reference: Callable[..., Body], prefix: str
-) -> None:
+def test_reference_body_marks_a_siprec_request(reference: Callable[..., Body], prefix: str) -> None:
     content_type, body = reference(prefix)
     request = sipmessage.Request("INVITE", sipmessage.URI.parse("sip:srs@198.51.100.1"), body)
     request.headers.add("Content-Type", content_type)

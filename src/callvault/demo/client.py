@@ -16,9 +16,10 @@ from dataclasses import dataclass, field
 
 import numpy as np
 import numpy.typing as npt
-from sipmessage import URI, Address, CSeq, Request, Response
+from sipmessage import URI, CSeq, Request
 
 from callvault.media.sender import Impairments, RtpSender
+from callvault.sip.dialog import Dialog
 from callvault.sip.endpoint import SipEndpoint
 from callvault.sip.sdp import parse_sdp
 from callvault.siprec.multipart import body_parts
@@ -155,7 +156,6 @@ class SiprecClient:
         call_id = f"{uuid.uuid4().hex}@{self.local_ip}"
         from_tag = secrets.token_hex(4)
         session_id = secrets.token_hex(8)
-        senders: list[RtpSender] = []
         meta = metadata_xml(session_id, plan.caller, plan.callee)
         uri = f"sip:srs@{self.server[0]}:{self.server[1]};transport={plan.transport}"
         offer = sdp_offer(self.local_ip, (40000, 40002), plan.payload_type, "sendonly", 1)
@@ -167,65 +167,54 @@ class SiprecClient:
         response = await self.endpoint.request(invite, self.server, plan.transport)
         if response.code != 200:
             return CallResult(call_id, response.code, reason=response.phrase)
-        to_tag = response.to_address.parameters.get("tag")
-        self._ack(response, call_id, from_tag, to_tag, uri, plan.transport)
-        answer = parse_sdp(body_parts(response.headers.get("Content-Type"), response.body)[0].body)
+        dialog = Dialog.from_outgoing_invite(invite, response)
+        self.endpoint.send_ack(response, dialog)
+        parts = body_parts(response.headers.get("Content-Type"), response.body)
+        answer = parse_sdp(parts[0].body)
         host = answer.media[0].connection or self.server[0]
-        for media, party in zip(answer.media, (plan.caller, plan.callee), strict=False):
-            sender = RtpSender(
-                party.audio, host, media.port, plan.payload_type, impairments=party.impairments
-            )
-            senders.append(sender)
+        senders = [
+            RtpSender(party.audio, host, media.port, plan.payload_type, impairments=party.impairments)
+            for media, party in zip(answer.media, (plan.caller, plan.callee), strict=False)
+        ]
         runs = [asyncio.ensure_future(s.run(until_done=False)) for s in senders]
-        cseq = 2
         loop = asyncio.get_running_loop()
         start = loop.time()
-        timeline: list[tuple[float, str, object]] = []
+        timeline: list[tuple[float, str, RtpSender | None, str]] = []
         for sender, party in zip(senders, (plan.caller, plan.callee), strict=False):
-            for at, digit in party.digits:
-                timeline.append((at, "digit", (sender, digit)))
+            timeline += [(at, "digit", sender, digit) for at, digit in party.digits]
         if plan.pause:
-            timeline += [(plan.pause[0], "pause", None), (plan.pause[1], "resume", None)]
-        timeline.append((plan.duration_s, "end", None))
+            timeline += [(plan.pause[0], "pause", None, ""), (plan.pause[1], "resume", None, "")]
         version = 2
-        for at, kind, arg in sorted(timeline, key=lambda item: item[0]):
-            delay = start + at - loop.time()
-            if delay > 0:
-                await asyncio.sleep(delay)
-            if kind == "digit":
-                sender, digit = arg  # type: ignore[misc]
-                sender.send_digit(digit)
-            elif kind in ("pause", "resume"):
+        try:
+            for at, kind, target, digit in sorted(timeline, key=lambda item: item[0]):
+                delay = start + at - loop.time()
+                if delay > 0:
+                    await asyncio.sleep(delay)
+                if target is not None:
+                    target.send_digit(digit)
+                    continue
                 direction = "inactive" if kind == "pause" else "sendonly"
                 for sender in senders:
                     (sender.pause if kind == "pause" else sender.resume)()
                 body = sdp_offer(self.local_ip, (40000, 40002), plan.payload_type, direction, version)
                 version += 1
-                reinvite = self._request(
-                    "INVITE", call_id, cseq, from_tag, to_tag, uri, plan.transport,
-                    body.encode(), "application/sdp",
-                )
-                cseq += 1
+                reinvite = dialog.create_request("INVITE", body.encode(), "application/sdp")
                 r = await self.endpoint.request(reinvite, self.server, plan.transport)
                 if r.code == 200:
-                    self._ack(r, call_id, from_tag, to_tag, uri, plan.transport, cseq - 1)
-        for sender in senders:
-            sender.stop()
-        await asyncio.gather(*runs, return_exceptions=True)
-        bye = self._request("BYE", call_id, cseq, from_tag, to_tag, uri, plan.transport)
-        r = await self.endpoint.request(bye, self.server, plan.transport)
+                    self.endpoint.send_ack(r, dialog)
+            delay = start + plan.duration_s - loop.time()
+            if delay > 0:
+                await asyncio.sleep(delay)
+        finally:
+            for sender in senders:
+                sender.stop()
+            await asyncio.gather(*runs, return_exceptions=True)
+        r = await self.endpoint.request(dialog.create_request("BYE"), self.server, plan.transport)
         return CallResult(call_id, r.code, sum(s.packets_sent for s in senders))
-
-    def _ack(
-        self, response: Response, call_id: str, from_tag: str, to_tag: str | None,
-        uri: str, transport: str, cseq: int = 1,
-    ) -> None:
-        ack = self._request("ACK", call_id, cseq, from_tag, to_tag, uri, transport)
-        self.endpoint.send_request_stateless(ack, self.server, transport)
 
 
 def participant_address(user: str, domain: str) -> str:
     return f"sip:{user}@{domain}"
 
 
-__all__ = ["Address", "CallPlan", "CallResult", "Participant", "SiprecClient"]
+__all__ = ["CallPlan", "CallResult", "Participant", "SiprecClient"]

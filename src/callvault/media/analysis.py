@@ -75,6 +75,7 @@ def tone_spans(
     *,
     min_dbfs: float = -45.0,
     hop_ms: float = 5,
+    bridge_ms: float = 50,
 ) -> list[tuple[float, float]]:
     """``(start_s, end_s)`` spans where ``freq`` dominates the audio.
 
@@ -82,7 +83,8 @@ def tone_spans(
     window's power and is louder than ``min_dbfs``; a window counts for its
     centre hop only when it is at least half filled with the tone (its tone
     power within 3 dB of the tone's typical level), so span edges are accurate
-    to about one hop rather than one window.
+    to about one hop rather than one window. Gaps up to ``bridge_ms`` (a lost
+    packet or two) do not split a span.
     """
     x = _as_float(samples)
     size = max(1, round(rate * window_ms / 1000))
@@ -110,7 +112,7 @@ def tone_spans(
     starts = np.nonzero(edges == 1)[0]
     ends = np.nonzero(edges == -1)[0] - 1
     spans: list[tuple[float, float]] = []
-    gap = window_ms / 1000
+    gap = bridge_ms / 1000
     for s, e in zip(starts, ends, strict=True):
         start, end = float(centres[s] - half), float(centres[e] + half)
         if spans and start - spans[-1][1] <= gap:

@@ -13,7 +13,7 @@ build test streams and by anything that must send G.711.
 
 from __future__ import annotations
 
-from typing import Any, Protocol
+from typing import Any, Protocol, cast
 
 import numpy as np
 import numpy.typing as npt
@@ -151,9 +151,11 @@ def _frame_to_mono(frame: Any) -> Samples:
         data = data.reshape(-1, channels).T
     if fmt.startswith("flt") or fmt.startswith("dbl"):
         mono = data.mean(axis=0) if channels > 1 else data[0]
-        return np.clip(np.rint(mono * 32768.0), -32768, 32767).astype(np.int16)
+        result: Samples = np.clip(np.rint(mono * 32768.0), -32768, 32767).astype(np.int16)
+        return result
     if channels > 1:
-        return data.astype(np.int32).mean(axis=0).astype(np.int16)
+        result = data.astype(np.int32).mean(axis=0).astype(np.int16)
+        return result
     return np.asarray(data[0], dtype=np.int16)
 
 
@@ -166,7 +168,7 @@ class AvDecoder:
         self._av = av
         self.rate = rate
         self._frame_bytes = frame_bytes
-        self._context = av.CodecContext.create(name, "r")
+        self._context = cast(Any, av.CodecContext.create(name, "r"))
         self._context.sample_rate = rate
         self._context.layout = "mono"
         self.errors = 0

@@ -227,6 +227,11 @@ class RtpStreamSet:
         for index in list(self._transports):
             self._close_one(index)
 
+    def remove(self, index: int) -> None:
+        """Close stream ``index`` (an m-line removed by a re-INVITE)."""
+        if index in self._transports:
+            self._close_one(index)
+
     def _close_one(self, index: int) -> None:
         transport = self._transports.pop(index)
         transport.close()

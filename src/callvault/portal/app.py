@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
-from fastapi.responses import JSONResponse
+from fastapi.responses import JSONResponse, PlainTextResponse
 
 from callvault.errors import ApiError
 from callvault.portal.api import calls, tenants
@@ -30,6 +30,10 @@ def create_app(context: PortalContext) -> FastAPI:
         first = exc.errors()[0] if exc.errors() else {"loc": (), "msg": "invalid request"}
         where = ".".join(str(p) for p in first.get("loc", ()) if p != "body")
         return _error(422, "invalid-input", f"{where}: {first.get('msg')}" if where else str(first.get("msg")))
+
+    @app.get("/metrics", include_in_schema=False)
+    def _metrics() -> PlainTextResponse:
+        return PlainTextResponse(context.metrics.render(), media_type="text/plain; version=0.0.4")
 
     @app.get("/healthz", include_in_schema=False)
     def _health() -> dict[str, str]:

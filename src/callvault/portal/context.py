@@ -7,6 +7,7 @@ from dataclasses import dataclass, field
 
 from sqlalchemy.orm import Session, sessionmaker
 
+from callvault.metrics import Metrics
 from callvault.storage.blobs import BlobStore
 
 
@@ -16,3 +17,4 @@ class PortalContext:
     blobs: BlobStore
     # Called after tenants/users change so SIP matching sees the change at once.
     on_directory_change: Callable[[], None] = field(default=lambda: None)
+    metrics: Metrics = field(default_factory=Metrics)

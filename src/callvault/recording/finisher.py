@@ -118,9 +118,7 @@ def _read_journal(events: Iterable[Event]) -> _Journal:
     def all_paused() -> bool:
         if global_pause is not None:
             return True
-        return bool(layouts) and all(
-            i in stream_pause or i in inactive for i in layouts
-        )
+        return bool(layouts) and all(i in stream_pause or i in inactive for i in layouts)
 
     for event in sorted(events, key=lambda e: e.t):
         t = event.t
@@ -152,10 +150,9 @@ def _read_journal(events: Iterable[Event]) -> _Journal:
                 close(int(stream), stream_pause.pop(int(stream)), t)
         elif event.type == "dtmf":
             journal.dtmf.append({"t": t, **data})
-        elif event.type == "end":
-            if journal.end_ms is None:
-                journal.end_ms = t
-                journal.end_reason = data.get("reason")
+        elif event.type == "end" and journal.end_ms is None:
+            journal.end_ms = t
+            journal.end_reason = data.get("reason")
         # One place decides whether the whole recording is paused.
         now_paused = all_paused()
         if now_paused and all_paused_since is None:
@@ -268,7 +265,8 @@ def finish(
 
     length = _ms_to_sample(end_ms, rate)
     parts = [
-        part for index, audio in audios.items()
+        part
+        for index, audio in audios.items()
         for part in _stream_parts(audio, journal.plans[index], length)
     ]
     outputs = [
@@ -286,8 +284,7 @@ def finish(
             segments.append(Segment(start, end, file_ms, file_ms + end - start))
             file_ms += end - start
         final = [
-            np.concatenate([out[a:b] for a, b in ranges]) if ranges
-            else np.zeros(0, dtype=np.int16)
+            np.concatenate([out[a:b] for a, b in ranges]) if ranges else np.zeros(0, dtype=np.int16)
             for out in outputs
         ]
     else:

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import io
 import struct
+from typing import Any
 
 import lameenc
 import numpy as np
@@ -134,7 +135,8 @@ def decode_mp3(data: bytes) -> tuple[npt.NDArray[np.int16], int]:
 
     chunks: list[npt.NDArray[np.int16]] = []
     rate = 0
-    with av.open(io.BytesIO(data), format="mp3") as container:
+    opened: Any = av.open(io.BytesIO(data), format="mp3")
+    with opened as container:
         stream = container.streams.audio[0]
         rate = int(stream.codec_context.sample_rate)
         for frame in container.decode(stream):
@@ -174,4 +176,4 @@ def gapless_length(data: bytes) -> int | None:
         return None
     delay_padding = int.from_bytes(data[pos + 21 : pos + 24], "big")
     delay, padding = delay_padding >> 12, delay_padding & 0xFFF
-    return max(0, frames * per_frame - delay - padding)
+    return max(0, int(frames) * per_frame - delay - padding)

@@ -17,6 +17,7 @@ from pathlib import Path
 
 from sqlalchemy.orm import Session, sessionmaker
 
+from callvault.metrics import Metrics
 from callvault.recording.finisher import FinishedAudio, finish
 from callvault.recording.spool import SpoolReader
 from callvault.recording.store import CallSummary, persist_call, summarise
@@ -37,7 +38,9 @@ class Finisher:
         sessions: sessionmaker[Session],
         blobs: BlobStore,
         workers: int = 1,
+        metrics: Metrics | None = None,
     ) -> None:
+        self.metrics = metrics or Metrics()
         self.spool_root = spool_root
         self.sessions = sessions
         self.blobs = blobs
@@ -46,6 +49,10 @@ class Finisher:
         )
         self.tasks: set[asyncio.Task[str | None]] = set()
         self.finished: asyncio.Queue[tuple[str, str | None]] = asyncio.Queue()
+
+    @property
+    def pending(self) -> int:
+        return len(self.tasks)
 
     def submit(self, call_uuid: str) -> asyncio.Task[str | None]:
         task = asyncio.ensure_future(self._finish(self.spool_root / call_uuid))
@@ -71,6 +78,7 @@ class Finisher:
             )
             log.info("call %s (%s) not recorded: %s", summary.call_uuid, summary.sip_call_id, reason)
             shutil.rmtree(directory, ignore_errors=True)
+            self.metrics.calls_not_recorded += 1
             await self.finished.put((summary.call_uuid, None))
             return None
         try:
@@ -78,9 +86,11 @@ class Finisher:
             recording_id = await asyncio.to_thread(self._store, summary, audio)
         except Exception:
             log.exception("finishing call %s failed; spool kept for a retry", summary.call_uuid)
+            self.metrics.finish_failures += 1
             return None
         shutil.rmtree(directory, ignore_errors=True)
         log.info("call %s recorded as %s", summary.call_uuid, recording_id)
+        self.metrics.recordings_stored += 1
         await self.finished.put((summary.call_uuid, recording_id))
         return recording_id
 

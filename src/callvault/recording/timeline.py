@@ -307,11 +307,11 @@ class StreamTimeline:
         def close() -> None:
             audio: Samples
             if cur_table is not None:
-                audio = cur_table[np.frombuffer(b"".join(chunks), dtype=np.uint8)]  # type: ignore[arg-type]
-            elif len(chunks) == 1:
-                audio = chunks[0]  # type: ignore[assignment]
+                payload = b"".join(c for c in chunks if isinstance(c, bytes))
+                audio = cur_table[np.frombuffer(payload, dtype=np.uint8)]
             else:
-                audio = np.concatenate(chunks)  # type: ignore[arg-type]
+                arrays = [c for c in chunks if not isinstance(c, bytes)]
+                audio = arrays[0] if len(arrays) == 1 else np.concatenate(arrays)
             blocks.append((cur_start, cur_rate, audio))
 
         for run, ticks, rate, audio, table in self._pieces:

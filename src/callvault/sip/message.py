@@ -189,6 +189,27 @@ def _fill_headers(msg: Message, lines: list[str]) -> None:
             msg.headers.add(name, value)
 
 
+# An address whose URI scheme sipmessage does not know (RFC 4475 3.3.4):
+# token display name or quoted string, then <absoluteURI>, or a bare URI.
+_OTHER_ADDRESS = re.compile(
+    r'(?:(?:"(?:[^"\\]|\\.)*"|[!%\'*+\-.0-9A-Za-z_`~ ]*)\s*<[A-Za-z][A-Za-z0-9+.\-]*:[^<>\s]+>'
+    r"|[A-Za-z][A-Za-z0-9+.\-]*:[^\s;<>\"]+)(?:\s*;.*)?"
+)
+
+
+def _valid_address(value: str) -> bool:
+    try:
+        Address.parse(value)
+        return True
+    except ValueError:
+        pass
+    m = _OTHER_ADDRESS.fullmatch(value)
+    if m is None:
+        return False
+    scheme = value.split("<", 1)[-1].lstrip().split(":", 1)[0].lower()
+    return scheme not in ("sip", "sips", "tel")
+
+
 def _validate(msg: Message) -> int | None:
     """Check mandatory headers; return the Content-Length, if any."""
     headers = msg.headers
@@ -204,10 +225,8 @@ def _validate(msg: Message) -> int | None:
         except ValueError as exc:
             raise RemoteProtocolError(f"Malformed Via {value[:60]!r}") from exc
     for name in ("From", "To"):
-        try:
-            Address.parse(headers[name])
-        except ValueError as exc:
-            raise RemoteProtocolError(f"Malformed {name} header") from exc
+        if not _valid_address(headers[name]):
+            raise RemoteProtocolError(f"Malformed {name} header")
     call_id = headers["Call-ID"]
     if not call_id or any(c.isspace() for c in call_id):
         raise RemoteProtocolError("Malformed Call-ID header")

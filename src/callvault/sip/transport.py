@@ -222,9 +222,9 @@ def stamp_via(request: Request, source: HostPort) -> None:
     wants_rport = "rport" in via.parameters and not via.parameters.get("rport")
     if wants_rport:
         raw = _RPORT_EMPTY.sub(f";rport={source[1]}", raw, count=1)
-    if wants_rport or via.host.strip("[]") != source[0]:
-        if "received" not in via.parameters:
-            raw += f";received={source[0]}"
+    needs_received = wants_rport or via.host.strip("[]") != source[0]
+    if needs_received and "received" not in via.parameters:
+        raw += f";received={source[0]}"
     if raw != vias[0]:
         request.headers.setlist("Via", [raw, *vias[1:]])
 

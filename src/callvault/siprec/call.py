@@ -19,7 +19,7 @@ from typing import TYPE_CHECKING, Any
 
 from callvault.media.dtmf import DtmfDigit
 from callvault.media.ports import RtpPortPool
-from callvault.media.receiver import RtpReceiver, RtpStreamSet, open_stream
+from callvault.media.receiver import RtpReceiver, RtpStreamSet
 from callvault.recording.journal import (
     Channel,
     Event,
@@ -36,6 +36,7 @@ from callvault.tenants.directory import Directory
 
 if TYPE_CHECKING:
     from callvault.sip.dialog import Dialog
+    from callvault.sip.session_timer import SessionTimer
 
 log = logging.getLogger(__name__)
 
@@ -71,7 +72,7 @@ class RecordedCall:
         self.started_at_ms = int(time.time() * 1000)
         self.spool = SpoolWriter(ctx.spool_root / self.uuid)
         self.streams: dict[int, ActiveStream] = {}
-        self.media = RtpStreamSet()
+        self.media = RtpStreamSet(ctx.loop, ctx.media_address, ctx.ports)
         self.metadata: RecordingMetadata | None = None
         self.sdp: SessionDescription | None = None
         self.parties: list[Party] = []
@@ -81,6 +82,9 @@ class RecordedCall:
         self.ended = False
         self.sdp_version = 1
         self.timer_handle: asyncio.TimerHandle | None = None
+        self.final_stats: dict[str, int] = {}
+        self.timer: SessionTimer | None = None
+        self.remote: tuple[str, tuple[str, int]] | None = None  # transport, address
 
     # -- clock -------------------------------------------------------------
     def now_ms(self) -> int:
@@ -116,7 +120,8 @@ class RecordedCall:
                 )
             )
         self.parties = [
-            replace(p, side="user" if p.participant_id == recorded_pid else "other") for p in parties
+            replace(p, side="user" if p.participant_id == recorded_pid else "other")
+            for p in parties
         ]
         self.tenant_id = tenant_id
         self.recorded_user_id = recorded_user
@@ -156,7 +161,9 @@ class RecordedCall:
 
     async def _open(self, index: int, layout: StreamLayout) -> ActiveStream:
         port = self.ctx.ports.acquire()
-        events = frozenset(pt for pt, c in layout.codecs.items() if c.name.lower() == "telephone-event")
+        events = frozenset(
+            pt for pt, c in layout.codecs.items() if c.name.lower() == "telephone-event"
+        )
 
         def on_dtmf(digit: DtmfDigit, index: int = index) -> None:
             self.spool.record(
@@ -172,15 +179,14 @@ class RecordedCall:
                 )
             )
 
-        receiver = RtpReceiver(self.spool.stream(index), self.now_ms, on_dtmf, events)
+        receiver = RtpReceiver(
+            self.spool.stream(index), self.now_ms, on_dtmf, events, stream_index=index
+        )
         try:
-            transport = await open_stream(self.ctx.loop, self.ctx.media_address, port, receiver)
+            await self.media.add(index, port, receiver)
         except OSError:
             self.ctx.ports.release(port)
             raise
-        self.media.add(index, port, receiver)
-        receiver_transport = transport  # kept by the stream set through the receiver
-        del receiver_transport
         return ActiveStream(layout, port, receiver)
 
     async def apply_offer(
@@ -246,15 +252,23 @@ class RecordedCall:
         return self.sdp.media[index] if self.sdp and index < len(self.sdp.media) else None
 
     def _close_stream(self, index: int) -> None:
-        stream = self.streams.pop(index, None)
-        if stream is not None:
-            self.ctx.ports.release(stream.port)
+        if self.streams.pop(index, None) is not None and index in self.media.ports:
+            self.media.remove(index)
 
     # -- life cycle -----------------------------------------------------------
+    def live_stats(self) -> dict[str, int]:
+        totals = {"packets": 0, "bytes": 0, "malformed": 0}
+        for receiver in self.media.receivers.values():
+            totals["packets"] += receiver.packets
+            totals["bytes"] += receiver.bytes
+            totals["malformed"] += receiver.malformed
+        return totals
+
     def answered(self) -> None:
         self._journal("answer")
 
     def flush(self) -> None:
+        self.media.tick(self.now_ms())  # reports digits whose end packets were lost
         self.spool.flush()
 
     def end(self, reason: str) -> None:
@@ -263,10 +277,10 @@ class RecordedCall:
         self.ended = True
         if self.timer_handle is not None:
             self.timer_handle.cancel()
-        self.media.close()
+        self.final_stats = self.live_stats()
+        self.media.close()  # also gives the ports back
+        self.streams.clear()
         self._journal("end", reason=reason)
-        for index in list(self.streams):
-            self._close_stream(index)
         self.spool.close()
         self.ctx.calls.pop(self.sip_call_id, None)
         log.info("call %s (%s) ended: %s", self.uuid, self.sip_call_id, reason)

@@ -15,9 +15,11 @@ from typing import Any
 
 from callvault.errors import RemoteProtocolError
 from callvault.media.ports import PortsExhausted
+from callvault.metrics import Metrics
 from callvault.sip.dialog import Dialog
-from callvault.sip.endpoint import IncomingRequest
+from callvault.sip.endpoint import IncomingRequest, SipEndpoint
 from callvault.sip.sdp import build_recording_answer, recording_answer_error
+from callvault.sip.session_timer import SessionTimer
 from callvault.siprec.call import CallContext, RecordedCall
 from callvault.siprec.offer import is_siprec_request, parse_offer
 
@@ -27,11 +29,20 @@ ALLOW = "INVITE, ACK, BYE, CANCEL, OPTIONS, UPDATE, INFO"
 
 
 class SiprecServer:
-    def __init__(self, ctx: CallContext, *, contact_host: str, contact_port: int) -> None:
+    def __init__(
+        self,
+        ctx: CallContext,
+        *,
+        contact_host: str,
+        contact_port: int,
+        metrics: Metrics | None = None,
+    ) -> None:
         self.ctx = ctx
+        self.metrics = metrics or Metrics()
         self.contact = f"<sip:srs@{contact_host}:{contact_port}>"
         self.tasks: set[asyncio.Task[None]] = set()
-        self.rejected = 0
+        self.endpoint: SipEndpoint | None = None  # set by the composition root
+        self.session_expires_s = 1800
 
     # -- dispatch ---------------------------------------------------------------
     def handle(self, request: IncomingRequest) -> None:
@@ -66,8 +77,12 @@ class SiprecServer:
         task.add_done_callback(self.tasks.discard)
 
     @staticmethod
-    def _reject(request: IncomingRequest, exc: RemoteProtocolError) -> None:
-        headers = []
+    def _reject(
+        request: IncomingRequest,
+        exc: RemoteProtocolError,
+        extra: list[tuple[str, str]] | None = None,
+    ) -> None:
+        headers = list(extra or [])
         if exc.warning or exc.status in (400, 488, 415):
             text = (exc.warning or str(exc)).replace('"', "'")[:200]
             headers.append(("Warning", f'399 callvault "{text}"'))
@@ -89,7 +104,7 @@ class SiprecServer:
             if problem is not None:
                 raise problem
         except RemoteProtocolError as exc:
-            self.rejected += 1
+            self.metrics.calls_rejected += 1
             log.info("rejected INVITE %s: %s", message.call_id, exc)
             self._reject(request, exc)
             return
@@ -106,15 +121,36 @@ class SiprecServer:
                 call.end("rejected")
                 self._reject(request, exc)
                 return
+            call.timer = SessionTimer(default_interval=self.session_expires_s)
+            try:
+                timer_headers = call.timer.negotiate(message, self.ctx.loop.time())
+            except RemoteProtocolError as exc:
+                call.end("rejected")
+                self._reject(request, exc, getattr(exc, "headers", []))
+                return
             if call.tenant_id is None:
                 log.info("call %s: no party belongs to a tenant yet", message.call_id)
+            self.metrics.calls_started += 1
             request.on_cancel = lambda: call.end("cancel")
             request.on_ack_timeout = lambda: call.end("ack-timeout")
-            self._answer(call, request, ports)
-            call.dialog = Dialog.from_incoming_invite(message, call.local_tag, self.contact)
+            try:
+                call.dialog = Dialog.from_incoming_invite(message, call.local_tag, self.contact)
+            except RemoteProtocolError as exc:
+                call.end("rejected")
+                self._reject(request, exc)
+                return
+            call.remote = (request.transport, request.remote)
+            self._answer(call, request, ports, timer_headers)
             call.answered()
+            self._watch_session_timer(call)
 
-    def _answer(self, call: RecordedCall, request: IncomingRequest, ports: list[int | None] | None) -> None:
+    def _answer(
+        self,
+        call: RecordedCall,
+        request: IncomingRequest,
+        ports: list[int | None] | None,
+        extra: list[tuple[str, str]] | None = None,
+    ) -> None:
         assert call.sdp is not None
         body = b""
         if ports is not None:
@@ -129,7 +165,8 @@ class SiprecServer:
         request.respond(
             200,
             "OK",
-            headers=[("Contact", self.contact), ("Allow", ALLOW), ("Supported", "timer")],
+            headers=[("Contact", self.contact), ("Allow", ALLOW), ("Supported", "timer")]
+            + list(extra or []),
             body=body,
             content_type="application/sdp" if body else None,
             to_tag=call.local_tag,
@@ -142,10 +179,19 @@ class SiprecServer:
             if call.ended:
                 request.respond(481, "Call/Transaction Does Not Exist")
                 return
+            try:
+                if call.dialog is not None:
+                    call.dialog.validate_request(message)
+            except RemoteProtocolError as exc:
+                self._reject(request, exc)
+                return
             if message.method == "INFO":
                 request.respond(200)
                 return
+            timer_headers: list[tuple[str, str]] = []
             try:
+                if call.timer is not None:
+                    timer_headers = call.timer.negotiate(message, self.ctx.loop.time())
                 offer = parse_offer(message.headers.get("Content-Type"), message.body)
                 if offer.sdp is not None:
                     problem = recording_answer_error(offer.sdp)
@@ -159,4 +205,34 @@ class SiprecServer:
             except PortsExhausted:
                 request.respond(503, "Out of media ports", headers=[("Retry-After", "5")])
                 return
-            self._answer(call, request, ports)
+            self._answer(call, request, ports, timer_headers)
+            self._watch_session_timer(call)
+
+    # -- RFC 4028 session timer: BYE a session the SRC stopped refreshing -----------
+    def _watch_session_timer(self, call: RecordedCall) -> None:
+        if call.timer_handle is not None:
+            call.timer_handle.cancel()
+            call.timer_handle = None
+        if call.timer is None or call.timer.refresher != "uac":
+            return  # we would be the refresher; a recorder has nothing to refresh
+        deadline = call.timer.expires_at(self.ctx.loop.time())
+        if deadline is not None:
+            call.timer_handle = self.ctx.loop.call_at(deadline, self._session_expired, call)
+
+    def _session_expired(self, call: RecordedCall) -> None:
+        call.timer_handle = None
+        if call.ended:
+            return
+        log.info("call %s: session timer expired without refresh; sending BYE", call.uuid)
+        call.end("session-expired")
+        if self.endpoint is not None and call.dialog is not None and call.remote is not None:
+            transport, remote = call.remote
+            bye = call.dialog.create_request("BYE")
+            self._spawn(self._send_quietly(bye, remote, transport))
+
+    async def _send_quietly(self, request: object, remote: tuple[str, int], transport: str) -> None:
+        assert self.endpoint is not None
+        try:
+            await self.endpoint.request(request, remote, transport)  # type: ignore[arg-type]
+        except (TimeoutError, OSError) as exc:
+            log.info("BYE to %s not answered: %s", remote, exc)

@@ -1,0 +1,44 @@
+"""Prometheus text exposition of the recorder's counters (SPEC section 9)."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass, field
+
+
+@dataclass
+class Metrics:
+    calls_started: int = 0
+    calls_rejected: int = 0
+    calls_ended: int = 0
+    recordings_stored: int = 0
+    calls_not_recorded: int = 0
+    finish_failures: int = 0
+    # packets and bytes of calls that have ended; live calls are added at scrape time
+    rtp_packets_done: int = 0
+    rtp_bytes_done: int = 0
+    rtp_malformed_done: int = 0
+    live: Callable[[], dict[str, int]] = field(default=lambda: {})
+
+    def render(self) -> str:
+        live = self.live()
+        rows = [
+            ("callvault_active_calls", "gauge", "calls being recorded now", live.get("calls", 0)),
+            ("callvault_calls_started_total", "counter", "SIPREC sessions accepted", self.calls_started),
+            ("callvault_calls_rejected_total", "counter", "SIPREC INVITEs refused", self.calls_rejected),
+            ("callvault_calls_ended_total", "counter", "sessions ended", self.calls_ended),
+            ("callvault_recordings_stored_total", "counter", "recordings stored", self.recordings_stored),
+            ("callvault_calls_not_recorded_total", "counter", "calls dropped by matching", self.calls_not_recorded),
+            ("callvault_finish_failures_total", "counter", "finishing errors", self.finish_failures),
+            ("callvault_rtp_packets_received_total", "counter", "RTP packets captured",
+             self.rtp_packets_done + live.get("packets", 0)),
+            ("callvault_rtp_bytes_received_total", "counter", "RTP bytes captured",
+             self.rtp_bytes_done + live.get("bytes", 0)),
+            ("callvault_rtp_malformed_total", "counter", "datagrams that were not RTP",
+             self.rtp_malformed_done + live.get("malformed", 0)),
+            ("callvault_spool_pending", "gauge", "spools waiting to be finished", live.get("pending", 0)),
+        ]
+        out = []
+        for name, kind, text, value in rows:
+            out += [f"# HELP {name} {text}", f"# TYPE {name} {kind}", f"{name} {value}"]
+        return "\n".join(out) + "\n"

@@ -1,0 +1,108 @@
+"""An in-process callvault server on loopback ports, seeded with one tenant."""
+
+from __future__ import annotations
+
+import asyncio
+import random
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from dataclasses import dataclass
+from pathlib import Path
+
+import httpx
+import numpy as np
+
+from callvault.admin import bootstrap_operator, create_tenant, create_user
+from callvault.app import Application
+from callvault.db.engine import make_engine, make_sessionmaker, migrate
+from callvault.demo.client import SiprecClient
+from callvault.portal.auth import issue_token
+from callvault.recording.mp3 import decode_mp3
+from callvault.settings import load_settings
+from callvault.sip.endpoint import SipEndpoint
+
+
+@dataclass
+class Recorder:
+    app: Application
+    client: SiprecClient
+    endpoint: SipEndpoint
+    http: httpx.AsyncClient
+    token: str
+    tenant_id: int
+    users: dict[str, int]
+
+    @property
+    def sip(self) -> tuple[str, int]:
+        return ("127.0.0.1", self.app.sip_port)
+
+    async def wait_finished(self, count: int = 1, timeout: float = 30) -> list[tuple[str, str | None]]:
+        done = []
+        for _ in range(count):
+            done.append(await asyncio.wait_for(self.app.finisher.finished.get(), timeout))
+        return done
+
+    async def recording(self, recording_id: str) -> dict:  # type: ignore[type-arg]
+        r = await self.http.get(f"/api/v1/recordings/{recording_id}")
+        r.raise_for_status()
+        return r.json()  # type: ignore[no-any-return]
+
+    async def audio(self, recording_id: str) -> tuple[np.ndarray, int, bytes]:
+        r = await self.http.get(f"/api/v1/recordings/{recording_id}/audio")
+        r.raise_for_status()
+        pcm, rate = decode_mp3(r.content)
+        return pcm, rate, r.content
+
+
+def seed(url: str) -> tuple[str, int, dict[str, int]]:
+    migrate(url)
+    engine = make_engine(url)
+    sessions = make_sessionmaker(engine)
+    with sessions() as session:
+        _operator, token = bootstrap_operator(session)
+        assert token is not None
+        tenant = create_tenant(session, "Acme", ["acme.example"], ["+31201234500"])
+        users = {
+            "alice": create_user(
+                session, tenant, "Alice", extension="201", numbers=["+31201234501"],
+                aors=["alice@acme.example"], recorded=True,
+            ),
+            "bob": create_user(session, tenant, "Bob", extension="202", aors=["bob@acme.example"], recorded=True),
+            "carol": create_user(session, tenant, "Carol", extension="203", aors=["carol@acme.example"]),
+        }
+        admin = create_user(session, tenant, "Admin", extension="299", role="admin")
+        admin_token = issue_token(session, "tests", user=admin)
+        session.commit()
+        ids = {name: user.id for name, user in users.items()}
+        tenant_id = tenant.id
+    engine.dispose()
+    del token
+    return admin_token, tenant_id, ids
+
+
+@asynccontextmanager
+async def running_recorder(data_dir: Path, **overrides: object) -> AsyncIterator[Recorder]:
+    base = random.randrange(20000, 50000, 1000)
+    settings = load_settings(
+        data_dir=data_dir,
+        sip_port=0,
+        http_port=0,
+        rtp_port_min=base,
+        rtp_port_max=base + 998,
+        **overrides,
+    )
+    token, tenant_id, users = await asyncio.to_thread(seed, settings.db_url)
+    app = Application(settings)
+    await app.start()
+    endpoint = SipEndpoint(lambda request: request.respond(405))
+    await endpoint.listen("127.0.0.1", 0, 0)
+    client = SiprecClient(endpoint, ("127.0.0.1", app.sip_port))
+    http = httpx.AsyncClient(
+        base_url=f"http://127.0.0.1:{app.http_port}", headers={"Authorization": f"Bearer {token}"}
+    )
+    try:
+        yield Recorder(app, client, endpoint, http, token, tenant_id, users)
+    finally:
+        await http.aclose()
+        await endpoint.close()
+        await app.stop()
