@@ -105,6 +105,26 @@ def proc_cpu_s(pid: int) -> float:
     return (int(fields[11]) + int(fields[12])) / CLK_TCK  # utime + stime
 
 
+def tree_cpu_s(pid: int) -> float:
+    """CPU seconds of pid and its live descendants (the finisher's worker processes)."""
+    parents: dict[int, int] = {}
+    for entry in Path("/proc").iterdir():
+        if entry.name.isdigit():
+            with contextlib.suppress(OSError, IndexError, ValueError):
+                stat = (entry / "stat").read_text().rsplit(")", 1)[1].split()
+                parents[int(entry.name)] = int(stat[1])
+    total, todo, seen = 0.0, [pid], set()
+    while todo:
+        current = todo.pop()
+        if current in seen:
+            continue
+        seen.add(current)
+        with contextlib.suppress(OSError, IndexError, ValueError):
+            total += proc_cpu_s(current)
+        todo += [child for child, parent in parents.items() if parent == current]
+    return total
+
+
 def proc_rss_kib(pid: int) -> int:
     return int(Path(f"/proc/{pid}/statm").read_text().split()[1]) * PAGE_KIB
 
@@ -370,6 +390,8 @@ def media_step(calls: int, duration: float, rate: float, finish_timeout: float,
             result = gen.wait_for("RESULT", calls / rate + 60)
             step.gen = keyvalues(result)
             step.up = int(step.gen.get("up", 0))
+            if step.up < calls:
+                print("  " + "\n  ".join(gen.output[:3]) + f"\n  server log:\n{server.log_tail()}")
             key = "callvault_rtp_packets_received_total"
             step.sent = sent
             step.received = int(m2.get(key, 0) - m0.get(key, 0))
@@ -392,15 +414,18 @@ def setup_bench(
 ) -> dict[str, float]:
     with running_server(keep=keep) as server:
         time.sleep(1.0)
-        cpu0, t0 = proc_cpu_s(server.pid), time.monotonic()
+        cpu0, tree0, t0 = proc_cpu_s(server.pid), tree_cpu_s(server.pid), time.monotonic()
         gen = LoadGen(["setup", "--server", f"127.0.0.1:{server.sip_port}", "--window", str(window),
                        "--duration", str(duration), "--timeout", "10"])
         try:
             result = keyvalues(gen.wait_for("RESULT", duration + 60))
         finally:
             gen.close()
-        cpu1, t1 = proc_cpu_s(server.pid), time.monotonic()
+        cpu1, tree1, t1 = proc_cpu_s(server.pid), tree_cpu_s(server.pid), time.monotonic()
         result["server_cpu_pct"] = 100 * (cpu1 - cpu0) / max(1e-6, t1 - t0)
+        result["tree_cpu_pct"] = 100 * (tree1 - tree0) / max(1e-6, t1 - t0)
+        if result.get("failed", 0) or result.get("bye_failed", 0):
+            print(f"  server log:\n{server.log_tail()}")
         done, seconds, m = server.wait_finished(int(result.get("completed", 0)), finish_timeout)
         result["finished"] = float(done)
         result["finish_s"] = seconds
@@ -420,13 +445,13 @@ def print_media_table(steps: list[Step], duration: float, max_lag_ms: float) -> 
     print("|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|:---:|")
     for s in steps:
         d = s.drops
-        per_up = (s.rss_up_kib - s.rss_idle_kib) / max(1, s.up)
-        per_media = (s.rss_media_kib - s.rss_idle_kib) / max(1, s.up)
+        per_up = f"{(s.rss_up_kib - s.rss_idle_kib) / s.up:.0f}" if s.up else "-"
+        per_media = f"{(s.rss_media_kib - s.rss_idle_kib) / s.up:.0f}" if s.up else "-"
         print(
             f"| {s.calls} | {s.up} | {s.sent} | {s.gen.get('achieved_pps', 0):.0f} / "
             f"{s.gen.get('target_pps', 0):.0f} | {s.loss} | {s.lag_ms:.0f} ms | {s.cpu_pct:.0f}% | "
             f"{d.get('RcvbufErrors', 0)}/{d.get('InErrors', 0)}/{d.get('NoPorts', 0)}/"
-            f"{d.get('SoftnetDropped', 0)} | {per_up:.0f} / {per_media:.0f} KiB | {s.stored} | "
+            f"{d.get('SoftnetDropped', 0)} | {per_up} / {per_media} KiB | {s.stored} | "
             f"{s.finish_s:.1f} s | {'yes' if s.ok(max_lag_ms) else 'NO'} |"
         )
     print(f"\nGenerator self-check (CPU {LOADGEN_CPU}): late ticks (>5 ms) / ticks, "
@@ -448,13 +473,14 @@ def print_media_table(steps: list[Step], duration: float, max_lag_ms: float) -> 
 def print_setup_table(r: dict[str, float]) -> None:
     print(f"\nCall set-up + tear-down (INVITE/100/200/ACK/BYE/200, no media), "
           f"{r.get('window', 0):.0f} calls in flight")
-    print("| calls/s | completed | failed | set-up p50 | set-up p99 | server CPU | "
-          "recordings stored | finish backlog drained |")
+    print("| calls/s | completed | failed | set-up p50 | set-up p99 | server CPU "
+          "(main / with finisher) | recordings stored | finish backlog drained |")
     print("|---:|---:|---:|---:|---:|---:|---:|---:|")
     print(f"| {r.get('calls_per_s', 0):.0f} | {r.get('completed', 0):.0f} | "
           f"{r.get('failed', 0) + r.get('bye_failed', 0):.0f} | "
           f"{r.get('setup_p50_ms', 0):.1f} ms | "
-          f"{r.get('setup_p99_ms', 0):.1f} ms | {r.get('server_cpu_pct', 0):.0f}% | "
+          f"{r.get('setup_p99_ms', 0):.1f} ms | {r.get('server_cpu_pct', 0):.0f}% / "
+          f"{r.get('tree_cpu_pct', 0):.0f}% | "
           f"{r.get('stored', 0):.0f} | {'yes' if r.get('finished') else 'NO'} in "
           f"{r.get('finish_s', 0):.1f} s |")
 

@@ -5,7 +5,15 @@ from __future__ import annotations
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
-from callvault.db.models import Operator, Tenant, TenantDomain, TenantNumber, User, UserAor, UserNumber
+from callvault.db.models import (
+    Operator,
+    Tenant,
+    TenantDomain,
+    TenantNumber,
+    User,
+    UserAor,
+    UserNumber,
+)
 from callvault.portal.auth import issue_token
 from callvault.tenants.numbers import normalise_aor, normalise_number
 

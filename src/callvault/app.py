@@ -10,7 +10,8 @@ import asyncio
 import contextlib
 import logging
 import signal
-from collections.abc import Generator
+from collections.abc import Coroutine, Generator
+from typing import Any
 
 import uvicorn
 
@@ -93,7 +94,10 @@ class Application:
         self.siprec.contact = f"<sip:srs@{settings.media_address}:{self.sip_port}>"
         self._spawn(self._flush_spools())
         portal = PortalContext(
-            self.sessions, self.blobs, on_directory_change=self.reload_directory, metrics=self.metrics
+            self.sessions,
+            self.blobs,
+            on_directory_change=self.reload_directory,
+            metrics=self.metrics,
         )
         config = uvicorn.Config(
             create_app(portal),
@@ -124,8 +128,8 @@ class Application:
                 return int(sockets[0].getsockname()[1])
         return self.settings.http_port
 
-    def _spawn(self, coro: object) -> None:
-        task = asyncio.ensure_future(coro)  # type: ignore[arg-type]
+    def _spawn(self, coro: Coroutine[Any, Any, None]) -> None:
+        task = asyncio.ensure_future(coro)
         self._tasks.add(task)
         task.add_done_callback(self._tasks.discard)
 

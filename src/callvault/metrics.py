@@ -24,19 +24,61 @@ class Metrics:
         live = self.live()
         rows = [
             ("callvault_active_calls", "gauge", "calls being recorded now", live.get("calls", 0)),
-            ("callvault_calls_started_total", "counter", "SIPREC sessions accepted", self.calls_started),
-            ("callvault_calls_rejected_total", "counter", "SIPREC INVITEs refused", self.calls_rejected),
+            (
+                "callvault_calls_started_total",
+                "counter",
+                "SIPREC sessions accepted",
+                self.calls_started,
+            ),
+            (
+                "callvault_calls_rejected_total",
+                "counter",
+                "SIPREC INVITEs refused",
+                self.calls_rejected,
+            ),
             ("callvault_calls_ended_total", "counter", "sessions ended", self.calls_ended),
-            ("callvault_recordings_stored_total", "counter", "recordings stored", self.recordings_stored),
-            ("callvault_calls_not_recorded_total", "counter", "calls dropped by matching", self.calls_not_recorded),
-            ("callvault_finish_failures_total", "counter", "finishing errors", self.finish_failures),
-            ("callvault_rtp_packets_received_total", "counter", "RTP packets captured",
-             self.rtp_packets_done + live.get("packets", 0)),
-            ("callvault_rtp_bytes_received_total", "counter", "RTP bytes captured",
-             self.rtp_bytes_done + live.get("bytes", 0)),
-            ("callvault_rtp_malformed_total", "counter", "datagrams that were not RTP",
-             self.rtp_malformed_done + live.get("malformed", 0)),
-            ("callvault_spool_pending", "gauge", "spools waiting to be finished", live.get("pending", 0)),
+            (
+                "callvault_recordings_stored_total",
+                "counter",
+                "recordings stored",
+                self.recordings_stored,
+            ),
+            (
+                "callvault_calls_not_recorded_total",
+                "counter",
+                "calls dropped by matching",
+                self.calls_not_recorded,
+            ),
+            (
+                "callvault_finish_failures_total",
+                "counter",
+                "finishing errors",
+                self.finish_failures,
+            ),
+            (
+                "callvault_rtp_packets_received_total",
+                "counter",
+                "RTP packets captured",
+                self.rtp_packets_done + live.get("packets", 0),
+            ),
+            (
+                "callvault_rtp_bytes_received_total",
+                "counter",
+                "RTP bytes captured",
+                self.rtp_bytes_done + live.get("bytes", 0),
+            ),
+            (
+                "callvault_rtp_malformed_total",
+                "counter",
+                "datagrams that were not RTP",
+                self.rtp_malformed_done + live.get("malformed", 0),
+            ),
+            (
+                "callvault_spool_pending",
+                "gauge",
+                "spools waiting to be finished",
+                live.get("pending", 0),
+            ),
         ]
         out = []
         for name, kind, text, value in rows:

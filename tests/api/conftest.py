@@ -72,7 +72,11 @@ def _seed_recording(
         codecs="PCMU",
         started_at=call.started_at,
     )
-    recording.segments = [Segment(ordinal=0, call_start_ms=1000, call_end_ms=31000, file_start_ms=0, file_end_ms=30000)]
+    recording.segments = [
+        Segment(
+            ordinal=0, call_start_ms=1000, call_end_ms=31000, file_start_ms=0, file_end_ms=30000
+        )
+    ]
     session.add(recording)
     session.flush()
     return recording.id

@@ -45,7 +45,9 @@ def test_operator_creates_tenant_and_user(world: World) -> None:
     user = r.json()
     assert user["aors"] == ["gijs@gamma.example"]
     assert user["numbers"] == ["+31612345678"]
-    listed = world.client.get(f"/api/v1/tenants/{tenant['id']}/users", headers=world.auth("operator"))
+    listed = world.client.get(
+        f"/api/v1/tenants/{tenant['id']}/users", headers=world.auth("operator")
+    )
     assert [u["name"] for u in listed.json()] == ["Gijs"]
 
 
@@ -84,7 +86,12 @@ def test_only_operator_creates_tenants(world: World) -> None:
 def test_tenant_sees_only_itself(world: World) -> None:
     r = world.client.get("/api/v1/tenants", headers=world.auth("a_admin"))
     assert [t["name"] for t in r.json()] == ["Alpha"]
-    assert world.client.get(f"/api/v1/tenants/{world.tenant_b}", headers=world.auth("a_admin")).status_code == 404
+    assert (
+        world.client.get(
+            f"/api/v1/tenants/{world.tenant_b}", headers=world.auth("a_admin")
+        ).status_code
+        == 404
+    )
     ops = world.client.get("/api/v1/tenants", headers=world.auth("operator")).json()
     assert {t["name"] for t in ops} == {"Alpha", "Beta"}
 
@@ -108,9 +115,13 @@ EXPECTED_OWN = {
 def test_endpoint_matrix(world: World, who: str) -> None:
     for (method, path), own in zip(ENDPOINTS, EXPECTED_OWN[who], strict=True):
         body = {"name": f"N{who}"} if method == "POST" else None
-        r = world.client.request(method, path.format(t=world.tenant_a), json=body, headers=world.auth(who))
+        r = world.client.request(
+            method, path.format(t=world.tenant_a), json=body, headers=world.auth(who)
+        )
         assert r.status_code == own, (who, path, r.text)
-        r = world.client.request(method, path.format(t=world.tenant_b), json=body, headers=world.auth(who))
+        r = world.client.request(
+            method, path.format(t=world.tenant_b), json=body, headers=world.auth(who)
+        )
         assert r.status_code == 404, (who, path, "foreign tenant must be 404")
         r = world.client.request(method, path.format(t=999999), json=body, headers=world.auth(who))
         assert r.status_code == 404
@@ -138,12 +149,18 @@ def test_recording_visibility(world: World) -> None:
 
 
 def test_user_lists_only_own_calls_and_recordings(world: World) -> None:
-    calls = world.client.get(f"/api/v1/tenants/{world.tenant_a}/calls", headers=world.auth("a_user")).json()
+    calls = world.client.get(
+        f"/api/v1/tenants/{world.tenant_a}/calls", headers=world.auth("a_user")
+    ).json()
     assert len(calls["items"]) == 1
     assert calls["items"][0]["recording_ids"] == [world.recording_a]
-    admin = world.client.get(f"/api/v1/tenants/{world.tenant_a}/calls", headers=world.auth("a_admin")).json()
+    admin = world.client.get(
+        f"/api/v1/tenants/{world.tenant_a}/calls", headers=world.auth("a_admin")
+    ).json()
     assert len(admin["items"]) == 2
-    recs = world.client.get(f"/api/v1/tenants/{world.tenant_a}/recordings", headers=world.auth("a_user")).json()
+    recs = world.client.get(
+        f"/api/v1/tenants/{world.tenant_a}/recordings", headers=world.auth("a_user")
+    ).json()
     assert [r["id"] for r in recs["items"]] == [world.recording_a]
 
 
@@ -161,15 +178,21 @@ def test_keyset_paging_walks_every_call_once(world: World) -> None:
             break
     assert len(seen) == len(set(seen)) == 2
     bad = world.client.get(
-        f"/api/v1/tenants/{world.tenant_a}/calls", params={"cursor": "%%%"}, headers=world.auth("a_admin")
+        f"/api/v1/tenants/{world.tenant_a}/calls",
+        params={"cursor": "%%%"},
+        headers=world.auth("a_admin"),
     )
     assert bad.status_code == 422 and bad.json()["error"]["id"] == "bad-cursor"
 
 
 def test_recording_metadata(world: World) -> None:
-    r = world.client.get(f"/api/v1/recordings/{world.recording_a}", headers=world.auth("a_user")).json()
+    r = world.client.get(
+        f"/api/v1/recordings/{world.recording_a}", headers=world.auth("a_user")
+    ).json()
     assert r["sha256"] == hashlib.sha256(world.audio).hexdigest()
-    assert r["segments"] == [{"call_start_ms": 1000, "call_end_ms": 31000, "file_start_ms": 0, "file_end_ms": 30000}]
+    assert r["segments"] == [
+        {"call_start_ms": 1000, "call_end_ms": 31000, "file_start_ms": 0, "file_end_ms": 30000}
+    ]
     assert r["parties"][0]["side"] == "user"
     assert r["channels"] == 2 and r["codecs"] == ["PCMU"]
 
@@ -195,13 +218,23 @@ def test_audio_range_requests(world: World) -> None:
     dl = world.client.get(url, params={"download": "true"}, headers=h)
     assert dl.headers["content-disposition"].startswith("attachment;")
     with world.sessions() as session:
-        actions = [a.action for a in session.scalars(select(AuditEvent).where(AuditEvent.tenant_id == world.tenant_a))]
+        actions = [
+            a.action
+            for a in session.scalars(
+                select(AuditEvent).where(AuditEvent.tenant_id == world.tenant_a)
+            )
+        ]
     assert "recording.download" in actions and "recording.play" in actions
 
 
 def test_malformed_recording_ids_are_404(world: World) -> None:
     for rid in ("x", "../../etc/passwd", "0" * 32, "A" * 32):
-        assert world.client.get(f"/api/v1/recordings/{rid}", headers=world.auth("operator")).status_code == 404
+        assert (
+            world.client.get(
+                f"/api/v1/recordings/{rid}", headers=world.auth("operator")
+            ).status_code
+            == 404
+        )
 
 
 def test_openapi_is_served(world: World) -> None:

@@ -19,7 +19,7 @@ from callvault.demo.client import SiprecClient
 from callvault.portal.auth import issue_token
 from callvault.recording.mp3 import decode_mp3
 from callvault.settings import load_settings
-from callvault.sip.endpoint import SipEndpoint
+from callvault.sip.endpoint import IncomingRequest, SipEndpoint
 
 
 @dataclass
@@ -36,7 +36,9 @@ class Recorder:
     def sip(self) -> tuple[str, int]:
         return ("127.0.0.1", self.app.sip_port)
 
-    async def wait_finished(self, count: int = 1, timeout: float = 30) -> list[tuple[str, str | None]]:
+    async def wait_finished(
+        self, count: int = 1, timeout: float = 30
+    ) -> list[tuple[str, str | None]]:
         done = []
         for _ in range(count):
             done.append(await asyncio.wait_for(self.app.finisher.finished.get(), timeout))
@@ -54,6 +56,10 @@ class Recorder:
         return pcm, rate, r.content
 
 
+def _refuse(request: IncomingRequest) -> None:
+    request.respond(405)
+
+
 def seed(url: str) -> tuple[str, int, dict[str, int]]:
     migrate(url)
     engine = make_engine(url)
@@ -64,11 +70,20 @@ def seed(url: str) -> tuple[str, int, dict[str, int]]:
         tenant = create_tenant(session, "Acme", ["acme.example"], ["+31201234500"])
         users = {
             "alice": create_user(
-                session, tenant, "Alice", extension="201", numbers=["+31201234501"],
-                aors=["alice@acme.example"], recorded=True,
+                session,
+                tenant,
+                "Alice",
+                extension="201",
+                numbers=["+31201234501"],
+                aors=["alice@acme.example"],
+                recorded=True,
             ),
-            "bob": create_user(session, tenant, "Bob", extension="202", aors=["bob@acme.example"], recorded=True),
-            "carol": create_user(session, tenant, "Carol", extension="203", aors=["carol@acme.example"]),
+            "bob": create_user(
+                session, tenant, "Bob", extension="202", aors=["bob@acme.example"], recorded=True
+            ),
+            "carol": create_user(
+                session, tenant, "Carol", extension="203", aors=["carol@acme.example"]
+            ),
         }
         admin = create_user(session, tenant, "Admin", extension="299", role="admin")
         admin_token = issue_token(session, "tests", user=admin)
@@ -94,7 +109,7 @@ async def running_recorder(data_dir: Path, **overrides: object) -> AsyncIterator
     token, tenant_id, users = await asyncio.to_thread(seed, settings.db_url)
     app = Application(settings)
     await app.start()
-    endpoint = SipEndpoint(lambda request: request.respond(405))
+    endpoint = SipEndpoint(_refuse)
     await endpoint.listen("127.0.0.1", 0, 0)
     client = SiprecClient(endpoint, ("127.0.0.1", app.sip_port))
     http = httpx.AsyncClient(

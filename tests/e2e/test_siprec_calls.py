@@ -24,12 +24,16 @@ async def test_two_stream_call_udp_with_impairments_and_digits(tmp_path: Path) -
     async with running_recorder(tmp_path) as rec:
         plan = CallPlan(
             caller=Participant(
-                "sip:alice@acme.example", "Alice", sine(LEFT_HZ, 4.0),
+                "sip:alice@acme.example",
+                "Alice",
+                sine(LEFT_HZ, 4.0),
                 digits=[(1.0, "5")],
                 impairments=Impairments(reorder_every=5, duplicate_every=7, drop_every=40),
             ),
             callee=Participant(
-                "sip:+31612345678@pstn.example", "Customer", sine(RIGHT_HZ, 4.0),
+                "sip:+31612345678@pstn.example",
+                "Customer",
+                sine(RIGHT_HZ, 4.0),
                 digits=[(2.0, "9")],
                 impairments=Impairments(reorder_every=6, duplicate_every=9),
             ),

@@ -134,7 +134,9 @@ class Call(Base):
     tenant_id: Mapped[int] = mapped_column(ForeignKey("tenants.id", ondelete="CASCADE"))
     sip_call_id: Mapped[str] = mapped_column(String(255))
     recording_session_id: Mapped[str | None] = mapped_column(String(255))
-    direction: Mapped[str] = mapped_column(String(16), default="unknown")  # inbound|outbound|internal
+    direction: Mapped[str] = mapped_column(
+        String(16), default="unknown"
+    )  # inbound|outbound|internal
     from_name: Mapped[str | None] = mapped_column(String(200))
     from_number: Mapped[str | None] = mapped_column(String(64))
     from_aor: Mapped[str | None] = mapped_column(String(255))

@@ -133,8 +133,16 @@ class SiprecClient:
         self.local_ip = local_ip
 
     def _request(
-        self, method: str, call_id: str, cseq: int, from_tag: str, to_tag: str | None,
-        uri: str, transport: str, body: bytes = b"", content_type: str | None = None,
+        self,
+        method: str,
+        call_id: str,
+        cseq: int,
+        from_tag: str,
+        to_tag: str | None,
+        uri: str,
+        transport: str,
+        body: bytes = b"",
+        content_type: str | None = None,
         extra: list[tuple[str, str]] | None = None,
     ) -> Request:
         request = Request(method, URI.parse(uri), body)
@@ -160,8 +168,15 @@ class SiprecClient:
         uri = f"sip:srs@{self.server[0]}:{self.server[1]};transport={plan.transport}"
         offer = sdp_offer(self.local_ip, (40000, 40002), plan.payload_type, "sendonly", 1)
         invite = self._request(
-            "INVITE", call_id, 1, from_tag, None, uri, plan.transport,
-            multipart(offer, meta), f"multipart/mixed;boundary={BOUNDARY}",
+            "INVITE",
+            call_id,
+            1,
+            from_tag,
+            None,
+            uri,
+            plan.transport,
+            multipart(offer, meta),
+            f"multipart/mixed;boundary={BOUNDARY}",
             [("Require", "siprec"), ("Supported", "timer"), ("Session-Expires", "1800")],
         )
         response = await self.endpoint.request(invite, self.server, plan.transport)
@@ -173,7 +188,9 @@ class SiprecClient:
         answer = parse_sdp(parts[0].body)
         host = answer.media[0].connection or self.server[0]
         senders = [
-            RtpSender(party.audio, host, media.port, plan.payload_type, impairments=party.impairments)
+            RtpSender(
+                party.audio, host, media.port, plan.payload_type, impairments=party.impairments
+            )
             for media, party in zip(answer.media, (plan.caller, plan.callee), strict=False)
         ]
         runs = [asyncio.ensure_future(s.run(until_done=False)) for s in senders]
@@ -196,7 +213,9 @@ class SiprecClient:
                 direction = "inactive" if kind == "pause" else "sendonly"
                 for sender in senders:
                     (sender.pause if kind == "pause" else sender.resume)()
-                body = sdp_offer(self.local_ip, (40000, 40002), plan.payload_type, direction, version)
+                body = sdp_offer(
+                    self.local_ip, (40000, 40002), plan.payload_type, direction, version
+                )
                 version += 1
                 reinvite = dialog.create_request("INVITE", body.encode(), "application/sdp")
                 r = await self.endpoint.request(reinvite, self.server, plan.transport)

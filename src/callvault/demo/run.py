@@ -28,9 +28,13 @@ from callvault.demo.client import CallPlan, Participant, SiprecClient
 from callvault.media.sender import Impairments
 from callvault.media.tones import SpeechUnavailable, sine, speech
 from callvault.settings import Settings, load_settings
-from callvault.sip.endpoint import SipEndpoint
+from callvault.sip.endpoint import IncomingRequest, SipEndpoint
 
 DOMAIN = "demo.callvault.test"
+
+
+def _refuse(request: IncomingRequest) -> None:
+    request.respond(405)
 
 
 def _free_port(preferred: int, kind: int = socket.SOCK_STREAM) -> int:
@@ -49,11 +53,21 @@ def _seed(settings: Settings) -> tuple[str, dict[str, int]]:
     with make_sessionmaker(engine)() as session:
         _operator, token = bootstrap_operator(session)
         tenant = create_tenant(session, "Demo Dakwerken BV", [DOMAIN], ["+31201234500"])
-        anna = create_user(session, tenant, "Anna de Vries", extension="201",
-                           aors=[f"anna@{DOMAIN}"], numbers=["+31201234501"], recorded=True)
-        bram = create_user(session, tenant, "Bram Bakker", extension="202",
-                           aors=[f"bram@{DOMAIN}"], recorded=True)
-        chris = create_user(session, tenant, "Chris Jansen", extension="203", aors=[f"chris@{DOMAIN}"])
+        anna = create_user(
+            session,
+            tenant,
+            "Anna de Vries",
+            extension="201",
+            aors=[f"anna@{DOMAIN}"],
+            numbers=["+31201234501"],
+            recorded=True,
+        )
+        bram = create_user(
+            session, tenant, "Bram Bakker", extension="202", aors=[f"bram@{DOMAIN}"], recorded=True
+        )
+        chris = create_user(
+            session, tenant, "Chris Jansen", extension="203", aors=[f"chris@{DOMAIN}"]
+        )
         session.commit()
         ids = {"anna": anna.id, "bram": bram.id, "chris": chris.id}
     engine.dispose()
@@ -91,10 +105,15 @@ def _plans() -> list[tuple[str, CallPlan]]:
         (
             "tones over TCP: Bram 440 Hz (left), caller 1000 Hz (right), paused 3-4 s, lossy network",
             CallPlan(
-                caller=Participant("sip:+31687654321@pstn.example", "Supplier", sine(1000, 6.0),
-                                   impairments=Impairments(reorder_every=7, duplicate_every=11, drop_every=50)),
-                callee=Participant(f"sip:bram@{DOMAIN}", "Bram Bakker", sine(440, 6.0),
-                                   digits=[(1.0, "5")]),
+                caller=Participant(
+                    "sip:+31687654321@pstn.example",
+                    "Supplier",
+                    sine(1000, 6.0),
+                    impairments=Impairments(reorder_every=7, duplicate_every=11, drop_every=50),
+                ),
+                callee=Participant(
+                    f"sip:bram@{DOMAIN}", "Bram Bakker", sine(440, 6.0), digits=[(1.0, "5")]
+                ),
                 duration_s=6.0,
                 pause=(3.0, 4.0),
                 payload_type=8,
@@ -117,11 +136,13 @@ async def _demo(settings: Settings, keep_running: bool) -> int:
     token, _ids = await asyncio.to_thread(_seed, settings)
     app = Application(settings)
     await app.start()
-    endpoint = SipEndpoint(lambda request: request.respond(405))
+    endpoint = SipEndpoint(_refuse)
     await endpoint.listen("127.0.0.1", 0, 0)
     client = SiprecClient(endpoint, ("127.0.0.1", app.sip_port))
     plans = await asyncio.to_thread(_plans)
-    print(f"callvault demo: server on SIP 127.0.0.1:{app.sip_port}, HTTP http://127.0.0.1:{app.http_port}")
+    print(
+        f"callvault demo: server on SIP 127.0.0.1:{app.sip_port}, HTTP http://127.0.0.1:{app.http_port}"
+    )
     print(f"placing {len(plans)} SIPREC calls ...")
     results = await asyncio.gather(*(client.place(plan) for _title, plan in plans))
     for (title, _plan), result in zip(plans, results, strict=True):
@@ -138,14 +159,18 @@ async def _demo(settings: Settings, keep_running: bool) -> int:
             assert recording is not None
             target = out_dir / f"{recording.id}.mp3"
             target.write_bytes(app.blobs.read(recording.blob_key))
-            print(f"  {target}  {recording.duration_ms / 1000:.1f} s, {recording.channels} ch,"
-                  f" {len(recording.segments)} segment(s), sha256 {recording.sha256[:16]}...")
+            print(
+                f"  {target}  {recording.duration_ms / 1000:.1f} s, {recording.channels} ch,"
+                f" {len(recording.segments)} segment(s), sha256 {recording.sha256[:16]}..."
+            )
     not_recorded = sum(1 for _c, r in finished if r is None)
     print(f"  ({not_recorded} call not recorded: no party on the recording list)")
     base = f"http://127.0.0.1:{app.http_port}"
     print(f"\nAPI token of the operator: {token}")
     print(f"  curl -H 'Authorization: Bearer {token}' {base}/api/v1/tenants/1/recordings")
-    print(f"  curl -H 'Authorization: Bearer {token}' -o rec.mp3 {base}/api/v1/recordings/<id>/audio")
+    print(
+        f"  curl -H 'Authorization: Bearer {token}' -o rec.mp3 {base}/api/v1/recordings/<id>/audio"
+    )
     print(f"data directory: {settings.data_dir}")
     if keep_running:
         print("\nserver keeps running; Ctrl-C stops it")

@@ -29,7 +29,9 @@ def create_app(context: PortalContext) -> FastAPI:
     async def _invalid(_request: Request, exc: RequestValidationError) -> JSONResponse:
         first = exc.errors()[0] if exc.errors() else {"loc": (), "msg": "invalid request"}
         where = ".".join(str(p) for p in first.get("loc", ()) if p != "body")
-        return _error(422, "invalid-input", f"{where}: {first.get('msg')}" if where else str(first.get("msg")))
+        return _error(
+            422, "invalid-input", f"{where}: {first.get('msg')}" if where else str(first.get("msg"))
+        )
 
     @app.get("/metrics", include_in_schema=False)
     def _metrics() -> PlainTextResponse:

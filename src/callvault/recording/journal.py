@@ -58,9 +58,7 @@ class Party:
 class Event:
     """One journal line. ``type`` decides which other keys are meaningful."""
 
-    type: Literal[
-        "start", "answer", "streams", "parties", "pause", "resume", "dtmf", "end"
-    ]
+    type: Literal["start", "answer", "streams", "parties", "pause", "resume", "dtmf", "end"]
     t: int
     data: dict[str, Any] = field(default_factory=dict)
 

@@ -76,7 +76,9 @@ class Finisher:
                 if summary.tenant_id is None
                 else "no party is a user on the recording list"
             )
-            log.info("call %s (%s) not recorded: %s", summary.call_uuid, summary.sip_call_id, reason)
+            log.info(
+                "call %s (%s) not recorded: %s", summary.call_uuid, summary.sip_call_id, reason
+            )
             shutil.rmtree(directory, ignore_errors=True)
             self.metrics.calls_not_recorded += 1
             await self.finished.put((summary.call_uuid, None))

@@ -64,11 +64,13 @@ class Directory:
             select(User).options(selectinload(User.numbers), selectinload(User.aors))
         ).all()
         for user in users:
-            known = KnownUser(user.id, user.tenant_id, user.name, user.recorded, user.recording_mode)
+            known = KnownUser(
+                user.id, user.tenant_id, user.name, user.recorded, user.recording_mode
+            )
             for aor in user.aors:
                 directory.by_aor[aor.aor] = known
-            for number in user.numbers:
-                directory.by_number[number.number] = known
+            for user_number in user.numbers:
+                directory.by_number[user_number.number] = known
             if user.extension:
                 directory.by_extension[(user.tenant_id, user.extension)] = known
         return directory

@@ -58,7 +58,7 @@ def _sees_whole_tenant(principal: Principal) -> bool:
     return principal.role in ("operator", "admin")
 
 
-def visible_calls(principal: Principal, tenant_id: int) -> Select[tuple[Call]]:
+def visible_calls(principal: Principal, tenant_id: int) -> Select[Call]:
     query = select(Call).where(Call.tenant_id == tenant_id)
     if not _sees_whole_tenant(principal):
         query = query.where(
@@ -67,7 +67,7 @@ def visible_calls(principal: Principal, tenant_id: int) -> Select[tuple[Call]]:
     return query
 
 
-def visible_recordings(principal: Principal, tenant_id: int) -> Select[tuple[Recording]]:
+def visible_recordings(principal: Principal, tenant_id: int) -> Select[Recording]:
     query = select(Recording).where(Recording.tenant_id == tenant_id)
     if not _sees_whole_tenant(principal):
         query = query.where(
@@ -135,7 +135,7 @@ def list_calls(
             to_name=c.to_name,
             to_number=c.to_number,
             to_aor=c.to_aor,
-            started_at=_utc(c.started_at),  # type: ignore[arg-type]
+            started_at=_utc(c.started_at),
             answered_at=_utc(c.answered_at),
             ended_at=_utc(c.ended_at),
             duration_ms=c.duration_ms,
@@ -171,10 +171,10 @@ def recording_out(session: Session, recording: Recording) -> RecordingOut:
         channels=recording.channels,
         sample_rate=recording.sample_rate,
         codecs=[c for c in recording.codecs.split(",") if c],
-        started_at=_utc(call.started_at),  # type: ignore[arg-type]
+        started_at=_utc(call.started_at),
         answered_at=_utc(call.answered_at),
         ended_at=_utc(call.ended_at),
-        created_at=_utc(recording.created_at),  # type: ignore[arg-type]
+        created_at=_utc(recording.created_at),
         parties=[
             PartyOut(
                 participant_id=p.participant_id,
@@ -236,7 +236,9 @@ def list_recordings(
     more = len(rows) > limit
     rows = rows[:limit]
     next_cursor = _encode_cursor(rows[-1].created_at, rows[-1].id) if more else None
-    return Page[RecordingOut](items=[recording_out(session, r) for r in rows], next_cursor=next_cursor)
+    return Page[RecordingOut](
+        items=[recording_out(session, r) for r in rows], next_cursor=next_cursor
+    )
 
 
 @router.get("/recordings/{recording_id}", response_model=RecordingOut)
@@ -264,7 +266,9 @@ def parse_range(header: str, size: int) -> tuple[int, int]:
         start = int(first)
         end = min(size, int(last) + 1) if last else size
     if start >= size or end <= start:
-        raise ApiError("the range lies outside the file", error_id="range-unsatisfiable", status=416)
+        raise ApiError(
+            "the range lies outside the file", error_id="range-unsatisfiable", status=416
+        )
     return start, end
 
 
@@ -303,6 +307,13 @@ def get_audio(
         status = 200
     if start == 0:
         action = "recording.download" if download or not range_header else "recording.play"
-        audit(session, request, principal, action, recording.tenant_id, target=f"recording:{recording.id}")
+        audit(
+            session,
+            request,
+            principal,
+            action,
+            recording.tenant_id,
+            target=f"recording:{recording.id}",
+        )
         session.commit()
     return Response(content=body, status_code=status, media_type="audio/mpeg", headers=headers)
