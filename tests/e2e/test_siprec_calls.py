@@ -41,7 +41,7 @@ async def test_two_stream_call_udp_with_impairments_and_digits(tmp_path: Path) -
         )
         result = await rec.client.place(plan)
         assert result.status == 200
-        [(call_id, recording_id)] = await rec.wait_finished()
+        [(_call, recording_id)] = await rec.wait_finished()
         assert recording_id is not None
         meta = await rec.recording(recording_id)
         pcm, rate, raw = await rec.audio(recording_id)

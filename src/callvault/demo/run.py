@@ -103,7 +103,8 @@ def _plans() -> list[tuple[str, CallPlan]]:
             ),
         ),
         (
-            "tones over TCP: Bram 440 Hz (left), caller 1000 Hz (right), paused 3-4 s, lossy network",
+            "tones over TCP: Bram 440 Hz (left), caller 1000 Hz (right), "
+            "paused 3-4 s, lossy network",
             CallPlan(
                 caller=Participant(
                     "sip:+31687654321@pstn.example",

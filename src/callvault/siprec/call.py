@@ -104,10 +104,14 @@ class RecordedCall:
             aor = participant.aors[0] if participant.aors else None
             match = directory.match(aor)
             user = match.user
-            if user is not None and user.recorded and recorded_user is None:
-                if user.tenant_id not in directory.suspended:
-                    recorded_user, recorded_pid = user.id, participant.id
-                    tenant_id = user.tenant_id
+            if (
+                user is not None
+                and user.recorded
+                and recorded_user is None
+                and user.tenant_id not in directory.suspended
+            ):
+                recorded_user, recorded_pid = user.id, participant.id
+                tenant_id = user.tenant_id
             if tenant_id is None and match.tenant_id is not None and recorded_user is None:
                 tenant_id = match.tenant_id
             parties.append(

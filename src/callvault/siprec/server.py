@@ -165,8 +165,12 @@ class SiprecServer:
         request.respond(
             200,
             "OK",
-            headers=[("Contact", self.contact), ("Allow", ALLOW), ("Supported", "timer")]
-            + list(extra or []),
+            headers=[
+                ("Contact", self.contact),
+                ("Allow", ALLOW),
+                ("Supported", "timer"),
+                *(extra or []),
+            ],
             body=body,
             content_type="application/sdp" if body else None,
             to_tag=call.local_tag,
