@@ -65,3 +65,82 @@ async def test_two_stream_call_udp_with_impairments_and_digits(tmp_path: Path) -
         calls = (await rec.http.get(f"/api/v1/tenants/{rec.tenant_id}/calls")).json()["items"]
         assert calls[0]["recording_ids"] == [recording_id]
         assert np.abs(left).max() > 1000
+
+
+async def test_tcp_call_with_pause_is_cut_and_segmented(tmp_path: Path) -> None:
+    async with running_recorder(tmp_path) as rec:
+        plan = CallPlan(
+            caller=Participant("sip:+31687654321@pstn.example", "Supplier", sine(RIGHT_HZ, 6.0)),
+            callee=Participant("sip:bob@acme.example", "Bob", sine(LEFT_HZ, 6.0)),
+            duration_s=6.0,
+            pause=(2.0, 4.0),
+            payload_type=8,
+            transport="tcp",
+        )
+        assert (await rec.client.place(plan)).status == 200
+        [(_call, recording_id)] = await rec.wait_finished()
+        assert recording_id is not None
+        meta = await rec.recording(recording_id)
+        assert meta["user_id"] == rec.users["bob"]
+        segments = meta["segments"]
+        assert len(segments) == 2
+        first, second = segments
+        # the pause (about 2 s to 4 s of the call) is cut out; offsets tell where
+        assert abs((second["call_start_ms"] - first["call_end_ms"]) - 2000) < 300
+        assert first["file_end_ms"] == second["file_start_ms"]
+        pcm, rate, _raw = await rec.audio(recording_id)
+        duration = pcm.shape[1] / rate
+        assert 3.5 < duration < 4.6  # 6 s call minus the 2 s pause
+        left = tone_spans(pcm[0], rate, LEFT_HZ)  # Bob is the recorded user: left
+        right = tone_spans(pcm[1], rate, RIGHT_HZ)
+        assert _covered(left, 0.2, duration - 0.2) > duration - 0.8
+        assert _covered(right, 0.2, duration - 0.2) > duration - 0.8
+        assert meta["codecs"] == ["PCMA"] or "PCMA" in meta["codecs"]
+
+
+async def test_participant_named_later_by_metadata_update(tmp_path: Path) -> None:
+    """Avaya style: the INVITE names a placeholder, an UPDATE names the real user."""
+    async with running_recorder(tmp_path) as rec:
+        placeholder = Participant("sip:anonymous@sbc.example", "", sine(LEFT_HZ, 4.0))
+        other = Participant("sip:+31612345678@pstn.example", "Customer", sine(RIGHT_HZ, 4.0))
+        alice = Participant("sip:alice@acme.example", "Alice", sine(LEFT_HZ, 1.0))
+        plan = CallPlan(
+            caller=placeholder,
+            callee=other,
+            duration_s=4.0,
+            metadata_update=(1.0, alice, other),
+        )
+        assert (await rec.client.place(plan)).status == 200
+        [(_call, recording_id)] = await rec.wait_finished()
+        assert recording_id is not None
+        meta = await rec.recording(recording_id)
+        assert meta["user_id"] == rec.users["alice"]
+        aors = {p["aor"] for p in meta["parties"]}
+        assert "sip:alice@acme.example" in aors
+        pcm, rate, _raw = await rec.audio(recording_id)
+        duration = pcm.shape[1] / rate
+        # alice sends stream 1 (label 1): left; the whole call is kept from the start
+        assert _covered(tone_spans(pcm[0], rate, LEFT_HZ), 0.2, duration - 0.2) > duration - 0.8
+        assert _covered(tone_spans(pcm[1], rate, RIGHT_HZ), 0.2, duration - 0.2) > duration - 0.8
+
+
+async def test_calls_of_unknown_parties_and_unrecorded_users_are_not_stored(tmp_path: Path) -> None:
+    async with running_recorder(tmp_path) as rec:
+        strangers = CallPlan(
+            caller=Participant("sip:someone@elsewhere.example", "", sine(LEFT_HZ, 1.5)),
+            callee=Participant("sip:+4930123456@pstn.example", "", sine(RIGHT_HZ, 1.5)),
+            duration_s=1.5,
+        )
+        carol = CallPlan(
+            caller=Participant("sip:carol@acme.example", "Carol", sine(LEFT_HZ, 1.5)),
+            callee=Participant("sip:+31612345678@pstn.example", "", sine(RIGHT_HZ, 1.5)),
+            duration_s=1.5,
+            transport="tcp",
+        )
+        results = [await rec.client.place(strangers), await rec.client.place(carol)]
+        assert [r.status for r in results] == [200, 200]
+        finished = await rec.wait_finished(2)
+        assert [r for _c, r in finished] == [None, None]
+        page = (await rec.http.get(f"/api/v1/tenants/{rec.tenant_id}/recordings")).json()
+        assert page["items"] == []
+        assert not any((tmp_path / "spool").iterdir())  # captured audio is gone too

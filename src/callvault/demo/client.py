@@ -46,6 +46,8 @@ class CallPlan:
     pause: tuple[float, float] | None = None  # (start, end) seconds: a=inactive re-INVITE
     payload_type: int = 0  # 0 PCMU, 8 PCMA
     transport: str = "udp"
+    # (seconds, caller, callee): a metadata-only UPDATE naming new participants
+    metadata_update: tuple[float, Participant, Participant] | None = None
 
 
 @dataclass
@@ -201,6 +203,8 @@ class SiprecClient:
             timeline += [(at, "digit", sender, digit) for at, digit in party.digits]
         if plan.pause:
             timeline += [(plan.pause[0], "pause", None, ""), (plan.pause[1], "resume", None, "")]
+        if plan.metadata_update:
+            timeline.append((plan.metadata_update[0], "update", None, ""))
         version = 2
         try:
             for at, kind, target, digit in sorted(timeline, key=lambda item: item[0]):
@@ -209,6 +213,18 @@ class SiprecClient:
                     await asyncio.sleep(delay)
                 if target is not None:
                     target.send_digit(digit)
+                    continue
+                if kind == "update" and plan.metadata_update:
+                    _at, caller, callee = plan.metadata_update
+                    # the streams keep their ids: the new parties take them over
+                    caller.stream_id, callee.stream_id = plan.caller.stream_id, plan.callee.stream_id
+                    update = dialog.create_request(
+                        "UPDATE",
+                        metadata_xml(session_id, caller, callee).encode(),
+                        "application/rs-metadata+xml",
+                        [("Content-Disposition", "recording-session")],
+                    )
+                    await self.endpoint.request(update, self.server, plan.transport)
                     continue
                 direction = "inactive" if kind == "pause" else "sendonly"
                 for sender in senders:

@@ -193,6 +193,7 @@ def run_demo(data_dir: Path | None, keep_running: bool) -> int:
         data_dir = Path(tempfile.mkdtemp(prefix="callvault-demo-"))
     elif data_dir.exists():
         shutil.rmtree(data_dir)
+    data_dir.mkdir(parents=True, exist_ok=True)
     rtp = _free_port(21000, socket.SOCK_DGRAM)
     settings = load_settings(
         data_dir=data_dir,

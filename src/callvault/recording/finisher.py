@@ -100,7 +100,10 @@ def _read_journal(events: Iterable[Event]) -> _Journal:
         if t > since:
             plan(index).paused.append((since, t))
 
-    def apply_layout(t: int, streams: list[dict[str, Any]]) -> None:
+    def apply_layout(t: int, streams: list[dict[str, Any]], channels_from: int | None) -> None:
+        # ``channels_from``: the sides became known only now (the recorded user was
+        # named late, e.g. by a metadata UPDATE) but hold since that time (0: all call)
+        since = t if channels_from is None else channels_from
         for raw in streams:
             layout = stream_from_dict(raw)
             previous = layouts.get(layout.index)
@@ -109,7 +112,8 @@ def _read_journal(events: Iterable[Event]) -> _Journal:
             if previous is None or previous.codecs != layout.codecs:
                 p.codecs.append((t, layout.codecs))
             if previous is None or previous.channel != layout.channel:
-                p.channels.append((t, layout.channel))
+                p.channels = [(at, ch) for at, ch in p.channels if at < since]
+                p.channels.append((since, layout.channel))
             if not layout.active:
                 inactive.setdefault(layout.index, t)
             elif layout.index in inactive:
@@ -127,12 +131,13 @@ def _read_journal(events: Iterable[Event]) -> _Journal:
         if event.type == "start":
             journal.start_ms = t
             journal.started_at_ms = int(data.get("started_at", 0))
-            apply_layout(t, list(data.get("streams", [])))
+            apply_layout(t, list(data.get("streams", [])), None)
         elif event.type == "answer":
             if journal.answered_ms is None:
                 journal.answered_ms = t
         elif event.type == "streams":
-            apply_layout(t, list(data.get("streams", [])))
+            since = data.get("channels_from")
+            apply_layout(t, list(data.get("streams", [])), None if since is None else int(since))
         elif event.type in ("pause", "resume"):
             stream = data.get("stream")
             if event.type == "pause":

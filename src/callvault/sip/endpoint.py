@@ -238,14 +238,24 @@ class SipEndpoint:
             self.advertised_host = socket.gethostbyname(socket.gethostname())
         else:
             self.advertised_host = host
-        if udp_port is not None:
-            _, proto = await self.loop.create_datagram_endpoint(
-                lambda: UdpSocket(self._on_message), local_addr=(host, udp_port)
-            )
-            self._udp = proto
-            self.udp_port = proto.local[1]
-        if tcp_port is not None:
-            self.tcp_port = await self._tcp.listen(host, tcp_port)
+        same_port = udp_port == 0 and tcp_port == 0  # one free number for both, as SBCs expect
+        for attempt in range(20):
+            if udp_port is not None:
+                transport, proto = await self.loop.create_datagram_endpoint(
+                    lambda: UdpSocket(self._on_message), local_addr=(host, udp_port)
+                )
+                self._udp = proto
+                self.udp_port = proto.local[1]
+            if tcp_port is None:
+                break
+            try:
+                wanted = self.udp_port if same_port and self.udp_port else tcp_port
+                self.tcp_port = await self._tcp.listen(host, wanted)
+                break
+            except OSError:
+                if not same_port or attempt == 19:
+                    raise
+                transport.close()  # that number is taken for TCP: try another
         logger.info("SIP listening on %s udp=%s tcp=%s", host, self.udp_port, self.tcp_port)
 
     async def close(self) -> None:

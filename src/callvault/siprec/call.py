@@ -197,14 +197,18 @@ class RecordedCall:
         self, sdp: SessionDescription | None, metadata: RecordingMetadata | None
     ) -> list[int | None] | None:
         """Apply a (re-)offer; return the ports to answer with (None: rejected m-line)."""
+        named_late = False
         if metadata is not None:
             self.metadata = metadata if self.metadata is None else self.metadata.merged(metadata)
+            had_user = self.recorded_user_id is not None
             self._match_parties(self.metadata)
             if self.sdp is not None:
                 self._journal("parties", **self._party_data())
+                # the first time a recorded user is named, their side holds for the whole call
+                named_late = not had_user and self.recorded_user_id is not None
         if sdp is None:
             if metadata is not None and self.sdp is not None:
-                self._relayout(self.sdp)
+                self._relayout(self.sdp, channels_from=0 if named_late else None)
             return None
         first = self.sdp is None
         self.sdp = sdp
@@ -230,11 +234,14 @@ class RecordedCall:
             for index, layout in layouts.items():
                 self.streams[index].layout = layout
         else:
-            self._relayout(sdp, layouts)
+            self._relayout(sdp, layouts, channels_from=0 if named_late else None)
         return [self.streams[i].port if i in self.streams else None for i in range(len(sdp.media))]
 
     def _relayout(
-        self, sdp: SessionDescription, layouts: dict[int, StreamLayout] | None = None
+        self,
+        sdp: SessionDescription,
+        layouts: dict[int, StreamLayout] | None = None,
+        channels_from: int | None = None,
     ) -> None:
         layouts = layouts if layouts is not None else self._layouts(sdp)
         for index, layout in layouts.items():
@@ -250,7 +257,10 @@ class RecordedCall:
             )
             stream.receiver.set_telephone_events(events)
             stream.layout = layout
-        self._journal("streams", streams=[stream_to_dict(s.layout) for s in self.streams.values()])
+        extra = {} if channels_from is None else {"channels_from": channels_from}
+        self._journal(
+            "streams", streams=[stream_to_dict(s.layout) for s in self.streams.values()], **extra
+        )
 
     def media_line(self, index: int) -> MediaDescription | None:
         return self.sdp.media[index] if self.sdp and index < len(self.sdp.media) else None
