@@ -63,13 +63,17 @@ def test_config_file_and_its_errors(tmp_path: Path, monkeypatch: pytest.MonkeyPa
         load_settings(unknown)
 
 
-def test_cli_reports_invalid_setting(monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]) -> None:
+def test_cli_reports_invalid_setting(
+    monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
     monkeypatch.setenv("CALLVAULT_HTTP_PORT", "-1")
     assert main(["serve"]) == 2
     assert "http_port" in capsys.readouterr().err
 
 
-def test_bootstrap_twice_creates_one_operator(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+def test_bootstrap_twice_creates_one_operator(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
     assert main(["admin", "bootstrap", "--data-dir", str(tmp_path)]) == 0
     first = capsys.readouterr().out
     assert "API token (shown once): cv_" in first

@@ -217,7 +217,10 @@ class SiprecClient:
                 if kind == "update" and plan.metadata_update:
                     _at, caller, callee = plan.metadata_update
                     # the streams keep their ids: the new parties take them over
-                    caller.stream_id, callee.stream_id = plan.caller.stream_id, plan.callee.stream_id
+                    caller.stream_id, callee.stream_id = (
+                        plan.caller.stream_id,
+                        plan.callee.stream_id,
+                    )
                     update = dialog.create_request(
                         "UPDATE",
                         metadata_xml(session_id, caller, callee).encode(),
