@@ -100,6 +100,37 @@ def udp_drops(before: dict[str, int], after: dict[str, int]) -> dict[str, int]:
     return {k: after.get(k, 0) - before.get(k, 0) for k in keys}
 
 
+def rtp_socket_queues(low: int, high: int) -> tuple[int, int, int]:
+    """(sockets, bytes queued, drops) over the UDP sockets bound to ports low..high.
+
+    From /proc/net/udp: rx_queue is the receive memory in use (truesize, not payload)
+    and the last column counts the datagrams each socket dropped.
+    """
+    sockets = queued = drops = 0
+    with contextlib.suppress(OSError):
+        for line in Path("/proc/net/udp").read_text().splitlines()[1:]:
+            f = line.split()
+            port = int(f[1].rsplit(":", 1)[1], 16)
+            if low <= port <= high:
+                sockets += 1
+                queued += int(f[4].split(":")[1], 16)
+                drops += int(f[-1])
+    return sockets, queued, drops
+
+
+def probe_truesize(payload: int = 172) -> int:
+    """Receive memory one RTP datagram takes in a socket queue (for backlog estimates)."""
+    with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as rx, \
+            socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as tx:
+        rx.bind(("127.0.0.1", 0))
+        port = rx.getsockname()[1]
+        for _ in range(10):
+            tx.sendto(b"\x80" + bytes(payload - 1), ("127.0.0.1", port))
+        time.sleep(0.05)
+        _, queued, _ = rtp_socket_queues(port, port)
+    return max(1, queued // 10) if queued else 832
+
+
 def proc_cpu_s(pid: int) -> float:
     fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
     return (int(fields[11]) + int(fields[12])) / CLK_TCK  # utime + stime
@@ -333,6 +364,8 @@ class Step:
     sent: int = 0
     received: int = 0
     lag_ms: float = 0.0
+    kernel_backlog_ms: float = 0.0
+    socket_drops: int = 0
     cpu_pct: float = 0.0
     rss_idle_kib: int = 0
     rss_up_kib: int = 0
@@ -350,11 +383,16 @@ class Step:
 
     def ok(self, max_lag_ms: float) -> bool:
         return (not self.error and self.up == self.calls and self.loss == 0
-                and self.lag_ms <= max_lag_ms and self.finished and self.stored >= self.up)
+                and self.socket_drops == 0 and self.backlog_ms <= max_lag_ms
+                and self.finished and self.stored >= self.up)
+
+    @property
+    def backlog_ms(self) -> float:
+        return max(self.lag_ms, self.kernel_backlog_ms)
 
 
 def media_step(calls: int, duration: float, rate: float, finish_timeout: float,
-               keep: bool) -> Step:
+               keep: bool, truesize: int = 832) -> Step:
     step = Step(calls)
     with running_server(keep=keep) as server:
         time.sleep(1.0)  # let the server settle (forkserver, imports) before the idle RSS
@@ -371,6 +409,8 @@ def media_step(calls: int, duration: float, rate: float, finish_timeout: float,
             gen.go()
             line = gen.wait_for("PHASE media_done", duration + 60)
             cpu1, t1 = proc_cpu_s(server.pid), time.monotonic()
+            low, high = rtp_range()
+            _, queued_end, _ = rtp_socket_queues(low, high)
             m1 = server.metrics()  # what the server had counted when the generator stopped
             step.rss_media_kib = proc_rss_kib(server.pid)
             sent = int(keyvalues(line)["sent"])
@@ -386,6 +426,7 @@ def media_step(calls: int, duration: float, rate: float, finish_timeout: float,
                     break
                 time.sleep(0.2)
             step.drops = udp_drops(udp0, udp_counters())
+            step.socket_drops = rtp_socket_queues(low, high)[2]
             gen.go()
             result = gen.wait_for("RESULT", calls / rate + 60)
             step.gen = keyvalues(result)
@@ -398,6 +439,7 @@ def media_step(calls: int, duration: float, rate: float, finish_timeout: float,
             streams = max(1.0, step.gen.get("streams", 1))
             behind = sent - (m1.get(key, 0) - m0.get(key, 0))
             step.lag_ms = max(0.0, behind / (streams * 50) * 1e3)
+            step.kernel_backlog_ms = queued_end / truesize / (streams * 50) * 1e3
             step.cpu_pct = 100 * (cpu1 - cpu0) / max(1e-6, t1 - t0)
             step.finished, step.finish_s, m3 = server.wait_finished(step.up, finish_timeout)
             step.stored = int(m3.get("callvault_recordings_stored_total", 0))
@@ -439,9 +481,9 @@ def setup_bench(
 def print_media_table(steps: list[Step], duration: float, max_lag_ms: float) -> None:
     print(f"\nConcurrent two-stream G.711 calls, server on CPU {SERVER_CPU} (one core), "
           f"{duration:g} s of media per step")
-    print("| calls | up | pkts sent | gen pps / target | loss | backlog at end | server CPU "
-          "| UDP drops (rcvbuf/in/noport/softnet) | RSS/call (set up / media) | stored | "
-          "finish | clean |")
+    print("| calls | up | pkts sent | gen pps / target | loss | backlog at end (counter / "
+          "kernel queues) | server CPU | UDP drops: RTP sockets; host rcvbuf/in/noport/softnet "
+          "| RSS/call (set up / media) | stored | finish | clean |")
     print("|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|:---:|")
     for s in steps:
         d = s.drops
@@ -449,7 +491,8 @@ def print_media_table(steps: list[Step], duration: float, max_lag_ms: float) -> 
         per_media = f"{(s.rss_media_kib - s.rss_idle_kib) / s.up:.0f}" if s.up else "-"
         print(
             f"| {s.calls} | {s.up} | {s.sent} | {s.gen.get('achieved_pps', 0):.0f} / "
-            f"{s.gen.get('target_pps', 0):.0f} | {s.loss} | {s.lag_ms:.0f} ms | {s.cpu_pct:.0f}% | "
+            f"{s.gen.get('target_pps', 0):.0f} | {s.loss} | {s.lag_ms:.0f} / "
+            f"{s.kernel_backlog_ms:.0f} ms | {s.cpu_pct:.0f}% | {s.socket_drops}; "
             f"{d.get('RcvbufErrors', 0)}/{d.get('InErrors', 0)}/{d.get('NoPorts', 0)}/"
             f"{d.get('SoftnetDropped', 0)} | {per_up} / {per_media} KiB | {s.stored} | "
             f"{s.finish_s:.1f} s | {'yes' if s.ok(max_lag_ms) else 'NO'} |"
@@ -523,13 +566,18 @@ def main(argv: list[str] | None = None) -> int:
               f"netdev_max_backlog={sysctl('net.core.netdev_max_backlog')}; "
               f"RTP ports {rtp_range()[0]}-{rtp_range()[1]}")
         if not args.skip_media:
+            truesize = probe_truesize()
+            print(f"one queued RTP datagram takes {truesize} bytes of socket receive memory")
             steps: list[Step] = []
             for calls in (int(x) for x in args.steps.split(",") if x.strip()):
                 print(f"-- {calls} calls x {args.duration:g} s ...", flush=True)
-                step = media_step(calls, args.duration, args.rate, args.finish_timeout, args.keep)
+                step = media_step(calls, args.duration, args.rate, args.finish_timeout, args.keep,
+                                  truesize)
                 steps.append(step)
                 print(f"   sent {step.sent} received {step.received} loss {step.loss} "
-                      f"backlog {step.lag_ms:.0f} ms CPU {step.cpu_pct:.0f}% "
+                      f"backlog {step.lag_ms:.0f} ms "
+                      f"(kernel queues {step.kernel_backlog_ms:.0f} ms) "
+                      f"socket drops {step.socket_drops} CPU {step.cpu_pct:.0f}% "
                       f"finish {step.finish_s:.1f} s", flush=True)
                 if not step.ok(args.max_lag_ms):
                     break

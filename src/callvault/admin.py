@@ -6,6 +6,7 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from callvault.db.models import (
+    LegalAcceptance,
     Operator,
     Tenant,
     TenantDomain,
@@ -15,6 +16,7 @@ from callvault.db.models import (
     UserNumber,
 )
 from callvault.portal.auth import issue_token
+from callvault.tenants.legal import NOTICE_VERSION
 from callvault.tenants.numbers import normalise_aor, normalise_number
 
 
@@ -52,10 +54,32 @@ def create_user(
     aors: list[str] = (),  # type: ignore[assignment]
     role: str = "user",
     recorded: bool = False,
+    mode: str = "on_demand_user",
 ) -> User:
-    user = User(tenant_id=tenant.id, name=name, extension=extension, role=role, recorded=recorded)
+    user = User(
+        tenant_id=tenant.id,
+        name=name,
+        extension=extension,
+        role=role,
+        recorded=recorded,
+        recording_mode=mode,
+    )
     user.numbers = [UserNumber(tenant_id=tenant.id, number=normalise_number(n)) for n in numbers]
     user.aors = [UserAor(tenant_id=tenant.id, aor=normalise_aor(a)) for a in aors]
     session.add(user)
     session.flush()
     return user
+
+
+def accept_legal_notice(session: Session, tenant: Tenant, admin: User, purpose: str = "") -> None:
+    """What the admin's click in Settings › Recording does (used by the demo and tests)."""
+    session.add(
+        LegalAcceptance(
+            tenant_id=tenant.id,
+            user_id=admin.id,
+            actor=f"{admin.name} (user:{admin.id})",
+            text_version=NOTICE_VERSION,
+            purpose=purpose or "quality monitoring and training of our service desk",
+        )
+    )
+    session.flush()

@@ -12,7 +12,7 @@ from pathlib import Path
 import httpx
 import numpy as np
 
-from callvault.admin import bootstrap_operator, create_tenant, create_user
+from callvault.admin import accept_legal_notice, bootstrap_operator, create_tenant, create_user
 from callvault.app import Application
 from callvault.db.engine import make_engine, make_sessionmaker, migrate
 from callvault.demo.client import SiprecClient
@@ -60,7 +60,9 @@ def _refuse(request: IncomingRequest) -> None:
     request.respond(405)
 
 
-def seed(url: str) -> tuple[str, int, dict[str, int]]:
+def seed(
+    url: str, *, mode: str = "always", accept_notice: bool = True
+) -> tuple[str, int, dict[str, int]]:
     migrate(url)
     engine = make_engine(url)
     sessions = make_sessionmaker(engine)
@@ -85,7 +87,11 @@ def seed(url: str) -> tuple[str, int, dict[str, int]]:
                 session, tenant, "Carol", extension="203", aors=["carol@acme.example"]
             ),
         }
+        for user in (users["alice"], users["bob"]):
+            user.recording_mode = mode
         admin = create_user(session, tenant, "Admin", extension="299", role="admin")
+        if accept_notice:
+            accept_legal_notice(session, tenant, admin)
         admin_token = issue_token(session, "tests", user=admin)
         session.commit()
         ids = {name: user.id for name, user in users.items()}

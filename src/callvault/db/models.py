@@ -55,6 +55,10 @@ class Tenant(Base):
     country_code: Mapped[str] = mapped_column(String(4), default="31")
     suspended: Mapped[bool] = mapped_column(Boolean, default=False)
     created_at: Mapped[datetime] = mapped_column(default=utcnow)
+    # recording settings (SPEC section 3); recording is off until the legal notice is accepted
+    short_code: Mapped[str] = mapped_column(String(2), default="*1", server_default="*1")
+    pause_mode: Mapped[str] = mapped_column(String(8), default="cut", server_default="cut")
+    channels: Mapped[str] = mapped_column(String(8), default="both", server_default="both")
     domains: Mapped[list[TenantDomain]] = relationship(
         cascade="all, delete-orphan", order_by="TenantDomain.id"
     )
@@ -94,6 +98,31 @@ class User(Base):
         cascade="all, delete-orphan", order_by="UserNumber.id"
     )
     aors: Mapped[list[UserAor]] = relationship(cascade="all, delete-orphan", order_by="UserAor.id")
+
+
+class LegalAcceptance(Base):
+    """Who accepted which version of the legal notice for a tenant, when, and why."""
+
+    __tablename__ = "legal_acceptances"
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    tenant_id: Mapped[int] = mapped_column(ForeignKey("tenants.id", ondelete="CASCADE"), index=True)
+    user_id: Mapped[int | None] = mapped_column(ForeignKey("users.id", ondelete="SET NULL"))
+    actor: Mapped[str] = mapped_column(String(200))
+    text_version: Mapped[str] = mapped_column(String(32))
+    purpose: Mapped[str] = mapped_column(Text)
+    accepted_at: Mapped[datetime] = mapped_column(default=utcnow)
+
+
+class UserContact(Base):
+    """A user's blacklist / whitelist entry: a number (E.164) or an AOR."""
+
+    __tablename__ = "user_contacts"
+    __table_args__ = (UniqueConstraint("user_id", "value"),)
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    tenant_id: Mapped[int] = mapped_column(ForeignKey("tenants.id", ondelete="CASCADE"), index=True)
+    user_id: Mapped[int] = mapped_column(ForeignKey("users.id", ondelete="CASCADE"), index=True)
+    list: Mapped[str] = mapped_column(String(8))  # blacklist | whitelist
+    value: Mapped[str] = mapped_column(String(255))
 
 
 class UserNumber(Base):
@@ -191,6 +220,9 @@ class Recording(Base):
     started_at: Mapped[datetime] = mapped_column()
     created_at: Mapped[datetime] = mapped_column(default=utcnow)
     expires_at: Mapped[datetime | None] = mapped_column()
+    mode: Mapped[str | None] = mapped_column(String(32))
+    saved: Mapped[bool] = mapped_column(Boolean, default=True, server_default="1")
+    kept_reason: Mapped[str | None] = mapped_column(String(255))
     segments: Mapped[list[Segment]] = relationship(
         cascade="all, delete-orphan", order_by="Segment.ordinal"
     )

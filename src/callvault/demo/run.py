@@ -20,7 +20,7 @@ from pathlib import Path
 
 import numpy as np
 
-from callvault.admin import bootstrap_operator, create_tenant, create_user
+from callvault.admin import accept_legal_notice, bootstrap_operator, create_tenant, create_user
 from callvault.app import Application
 from callvault.db.engine import make_engine, make_sessionmaker, migrate
 from callvault.db.models import Recording
@@ -61,13 +61,22 @@ def _seed(settings: Settings) -> tuple[str, dict[str, int]]:
             aors=[f"anna@{DOMAIN}"],
             numbers=["+31201234501"],
             recorded=True,
+            mode="always",
         )
         bram = create_user(
-            session, tenant, "Bram Bakker", extension="202", aors=[f"bram@{DOMAIN}"], recorded=True
+            session,
+            tenant,
+            "Bram Bakker",
+            extension="202",
+            aors=[f"bram@{DOMAIN}"],
+            recorded=True,
+            mode="always",
         )
         chris = create_user(
             session, tenant, "Chris Jansen", extension="203", aors=[f"chris@{DOMAIN}"]
         )
+        admin = create_user(session, tenant, "Dirk Admin", extension="200", role="admin")
+        accept_legal_notice(session, tenant, admin)
         session.commit()
         ids = {"anna": anna.id, "bram": bram.id, "chris": chris.id}
     engine.dispose()

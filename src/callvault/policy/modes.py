@@ -38,16 +38,16 @@ class ShortCode:
 
     def __post_init__(self) -> None:
         if len(self.digit) != 1 or self.digit not in "0123456789":
-            raise InvalidShortCode(
-                f"the short code's digit must be one of 0-9; got {self.digit!r}"
-            )
+            raise InvalidShortCode(f"the short code's digit must be one of 0-9; got {self.digit!r}")
 
     @classmethod
     def parse(cls, text: str) -> ShortCode:
         """``"*1"`` -> ``ShortCode("1")``; anything else raises ``InvalidShortCode``."""
         if len(text) == 2 and text[0] == "*" and text[1] in "0123456789":
             return cls(text[1])
-        raise InvalidShortCode(f"the short code must be * followed by one digit, e.g. *1; got {text!r}")
+        raise InvalidShortCode(
+            f"the short code must be * followed by one digit, e.g. *1; got {text!r}"
+        )
 
     def __str__(self) -> str:
         return f"*{self.digit}"

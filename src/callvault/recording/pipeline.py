@@ -71,11 +71,8 @@ class Finisher:
             shutil.rmtree(directory, ignore_errors=True)
             return None
         if not summary.recorded:
-            reason = (
-                "no party belongs to a tenant"
-                if summary.tenant_id is None
-                else "no party is a user on the recording list"
-            )
+            reason = summary.not_recorded_reason or "no party is a user on the recording list"
+
             log.info(
                 "call %s (%s) not recorded: %s", summary.call_uuid, summary.sip_call_id, reason
             )

@@ -36,6 +36,7 @@ class CallSummary:
     parties: list[Party]
     party_changes: list[tuple[int, list[Party]]]
     dtmf: list[dict[str, Any]]
+    not_recorded_reason: str | None = None
 
     @property
     def recorded(self) -> bool:
@@ -50,6 +51,7 @@ def summarise(events: list[Event], fallback_end_ms: int) -> CallSummary:
     parties = [party_from_dict(p) for p in data.get("parties", [])]
     tenant_id = data.get("tenant_id")
     user_id = data.get("recorded_user_id")
+    reason = data.get("not_recorded_reason")
     changes: list[tuple[int, list[Party]]] = [(0, parties)]
     answered: int | None = None
     end_ms, reason = fallback_end_ms, "recovered"
@@ -60,8 +62,11 @@ def summarise(events: list[Event], fallback_end_ms: int) -> CallSummary:
         elif event.type == "parties":
             parties = [party_from_dict(p) for p in event.data.get("parties", [])]
             changes.append((event.t, parties))
-            tenant_id = event.data.get("tenant_id", tenant_id)
-            user_id = event.data.get("recorded_user_id", user_id)
+            # the recording belongs to the first recorded user; later ones see it as parties
+            if user_id is None:
+                tenant_id = event.data.get("tenant_id", tenant_id)
+                user_id = event.data.get("recorded_user_id")
+                reason = event.data.get("not_recorded_reason", reason)
         elif event.type == "dtmf":
             dtmf.append({"t": event.t, **event.data})
         elif event.type == "end":
@@ -79,6 +84,7 @@ def summarise(events: list[Event], fallback_end_ms: int) -> CallSummary:
         parties=parties,
         party_changes=changes,
         dtmf=dtmf,
+        not_recorded_reason=reason,
     )
 
 

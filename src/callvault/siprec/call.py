@@ -78,6 +78,8 @@ class RecordedCall:
         self.parties: list[Party] = []
         self.tenant_id: int | None = None
         self.recorded_user_id: int | None = None
+        self.policy: dict[str, Any] | None = None
+        self.not_recorded_reason = "no party belongs to a tenant"
         self.dialog: Dialog | None = None
         self.ended = False
         self.sdp_version = 1
@@ -95,25 +97,28 @@ class RecordedCall:
 
     # -- parties -------------------------------------------------------------
     def _match_parties(self, metadata: RecordingMetadata | None) -> None:
+        """Match participants to users; the first recording-listed user is "the user"."""
         directory = self.ctx.directory()
         parties: list[Party] = []
         tenant_id: int | None = None
         recorded_user: int | None = None
         recorded_pid: str | None = None
+        self.not_recorded_reason = "no party belongs to a tenant"
         for participant in metadata.participants if metadata else ():
             aor = participant.aors[0] if participant.aors else None
             match = directory.match(aor)
             user = match.user
-            if (
-                user is not None
-                and user.recorded
-                and recorded_user is None
-                and user.tenant_id not in directory.suspended
-            ):
-                recorded_user, recorded_pid = user.id, participant.id
-                tenant_id = user.tenant_id
+            if user is not None and user.recorded and recorded_user is None:
+                if user.tenant_id in directory.suspended:
+                    self.not_recorded_reason = "the tenant is suspended"
+                elif not directory.policy(user.tenant_id).active:
+                    self.not_recorded_reason = "the tenant has not accepted the legal notice"
+                else:
+                    recorded_user, recorded_pid = user.id, participant.id
+                    tenant_id = user.tenant_id
             if tenant_id is None and match.tenant_id is not None and recorded_user is None:
                 tenant_id = match.tenant_id
+                self.not_recorded_reason = "no party is a user on the recording list"
             parties.append(
                 Party(
                     participant_id=participant.id,
@@ -129,12 +134,36 @@ class RecordedCall:
         ]
         self.tenant_id = tenant_id
         self.recorded_user_id = recorded_user
+        self.policy = self._policy_snapshot(directory) if recorded_user is not None else None
+
+    def _policy_snapshot(self, directory: Directory) -> dict[str, Any]:
+        """The policy in force now, journalled so the finisher needs no database."""
+        assert self.tenant_id is not None
+        tenant = directory.policy(self.tenant_id)
+        modes: dict[str, str] = {}
+        contacts: dict[str, dict[str, list[str]]] = {}
+        for party in self.parties:
+            if party.user_id is None:
+                continue
+            known = directory.user(party.user_id)
+            if known is not None and known.recorded:
+                modes[str(party.user_id)] = known.mode
+                contacts[str(party.user_id)] = directory.contacts.get(party.user_id, {})
+        return {
+            "short_code": tenant.short_code,
+            "pause_mode": tenant.pause_mode,
+            "channels": tenant.channels,
+            "modes": modes,
+            "contacts": contacts,
+        }
 
     def _party_data(self) -> dict[str, Any]:
         return {
             "parties": [party_to_dict(p) for p in self.parties],
             "tenant_id": self.tenant_id,
             "recorded_user_id": self.recorded_user_id,
+            "policy": self.policy,
+            "not_recorded_reason": None if self.recorded_user_id else self.not_recorded_reason,
         }
 
     # -- streams ---------------------------------------------------------------

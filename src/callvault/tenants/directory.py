@@ -14,7 +14,7 @@ from dataclasses import dataclass, field
 from sqlalchemy import select
 from sqlalchemy.orm import Session, selectinload
 
-from callvault.db.models import Tenant, User
+from callvault.db.models import LegalAcceptance, Tenant, User, UserContact
 from callvault.tenants.numbers import split_aor, to_e164
 
 
@@ -25,6 +25,16 @@ class KnownUser:
     name: str
     recorded: bool
     mode: str
+
+
+@dataclass(frozen=True)
+class TenantPolicy:
+    """A tenant's recording settings as calls need them."""
+
+    active: bool  # the legal notice was accepted
+    short_code: str = "*1"
+    pause_mode: str = "cut"
+    channels: str = "both"
 
 
 @dataclass(frozen=True)
@@ -45,6 +55,11 @@ class Directory:
     tenant_by_number: dict[str, int] = field(default_factory=dict)
     country_codes: dict[int, str] = field(default_factory=dict)
     suspended: set[int] = field(default_factory=set)
+    by_id: dict[int, KnownUser] = field(default_factory=dict)
+    policies: dict[int, TenantPolicy] = field(default_factory=dict)
+    contacts: dict[int, dict[str, list[str]]] = field(
+        default_factory=dict
+    )  # user -> list -> values
 
     @classmethod
     def load(cls, session: Session) -> Directory:
@@ -52,7 +67,11 @@ class Directory:
         tenants = session.scalars(
             select(Tenant).options(selectinload(Tenant.domains), selectinload(Tenant.numbers))
         ).all()
+        accepted = set(session.scalars(select(LegalAcceptance.tenant_id).distinct()))
         for tenant in tenants:
+            directory.policies[tenant.id] = TenantPolicy(
+                tenant.id in accepted, tenant.short_code, tenant.pause_mode, tenant.channels
+            )
             directory.country_codes[tenant.id] = tenant.country_code
             if tenant.suspended:
                 directory.suspended.add(tenant.id)
@@ -73,7 +92,16 @@ class Directory:
                 directory.by_number[user_number.number] = known
             if user.extension:
                 directory.by_extension[(user.tenant_id, user.extension)] = known
+        for contact in session.scalars(select(UserContact)):
+            lists = directory.contacts.setdefault(contact.user_id, {})
+            lists.setdefault(contact.list, []).append(contact.value)
         return directory
+
+    def user(self, user_id: int) -> KnownUser | None:
+        return self.by_id.get(user_id)
+
+    def policy(self, tenant_id: int) -> TenantPolicy:
+        return self.policies.get(tenant_id, TenantPolicy(active=False))
 
     def _numbers(self, user_part: str) -> list[str]:
         found: list[str] = []

@@ -1,0 +1,390 @@
+"""Settings › Recording: legal notice, recording list and modes, short code, contacts.
+
+Everything here is a tenant admin's (or the operator's), except a user's own
+contacts lists, which the user may keep. Nothing but the legal notice can be
+changed before the notice was accepted (SPEC section 8). Every change is
+audited and takes effect for the next call at once (the SIP side's directory
+is reloaded).
+"""
+
+from __future__ import annotations
+
+from typing import Annotated, Literal
+
+from fastapi import APIRouter, Path, Request, Response
+from pydantic import BaseModel, Field, field_validator
+from sqlalchemy import select
+from sqlalchemy.exc import IntegrityError
+from sqlalchemy.orm import Session
+
+from callvault.db.models import LegalAcceptance, Tenant, User, UserContact
+from callvault.errors import Conflict, Forbidden, InvalidInput, NotFound
+from callvault.portal.api.schemas import Strict
+from callvault.portal.audit import audit
+from callvault.portal.auth import CurrentPrincipal, Principal, SessionDep, TenantScope, require_role
+from callvault.tenants.legal import NOTICE, NOTICE_VERSION
+from callvault.tenants.numbers import normalise_aor, normalise_number
+
+router = APIRouter(prefix="/api/v1/tenants/{tenant_id}", tags=["recording settings"])
+
+ModeName = Literal[
+    "never", "always", "always_pause", "on_demand_keep", "on_demand_user", "playback"
+]
+NEW_USER_MODE: ModeName = "on_demand_user"
+UserId = Annotated[int, Path(ge=1)]
+
+
+class LegalNoticeOut(BaseModel):
+    version: str
+    text: dict[str, str]
+    accepted: bool
+    accepted_version: str | None
+    accepted_by: str | None
+    accepted_at: str | None
+    purpose: str | None
+
+
+class AcceptIn(Strict):
+    version: str = Field(max_length=32)
+    purpose: str = Field(min_length=10, max_length=2000, description="why calls are recorded")
+
+
+class SettingsOut(BaseModel):
+    active: bool
+    short_code: str
+    pause_mode: Literal["cut", "silence"]
+    channels: Literal["both", "user", "other", "mix"]
+
+
+class SettingsIn(Strict):
+    short_code: str | None = None
+    pause_mode: Literal["cut", "silence"] | None = None
+    channels: Literal["both", "user", "other", "mix"] | None = None
+
+    @field_validator("short_code")
+    @classmethod
+    def _code(cls, value: str | None) -> str | None:
+        if value is not None and (len(value) != 2 or value[0] != "*" or not value[1].isdigit()):
+            raise ValueError(
+                f"the short code must be * followed by one digit, e.g. *1; got {value!r}"
+            )
+        return value
+
+
+class ListedUserOut(BaseModel):
+    user_id: int
+    name: str
+    extension: str | None
+    mode: ModeName
+
+
+class ListAddIn(Strict):
+    user_id: int = Field(ge=1)
+    mode: ModeName = NEW_USER_MODE
+
+
+class ModeIn(Strict):
+    mode: ModeName
+
+
+class ContactIn(Strict):
+    list: Literal["blacklist", "whitelist"]
+    value: str = Field(min_length=3, max_length=255, description="E.164 number or SIP AOR")
+
+    @field_validator("value")
+    @classmethod
+    def _value(cls, value: str) -> str:
+        if "@" in value:
+            return normalise_aor(value)
+        return normalise_number(value)
+
+
+class ContactOut(BaseModel):
+    id: int
+    list: str
+    value: str
+
+
+def _latest_acceptance(session: Session, tenant_id: int) -> LegalAcceptance | None:
+    return session.scalar(
+        select(LegalAcceptance)
+        .where(LegalAcceptance.tenant_id == tenant_id)
+        .order_by(LegalAcceptance.accepted_at.desc(), LegalAcceptance.id.desc())
+        .limit(1)
+    )
+
+
+def _require_accepted(session: Session, tenant: Tenant) -> None:
+    if _latest_acceptance(session, tenant.id) is None:
+        raise Conflict(
+            "accept the legal notice before changing recording settings",
+            error_id="legal-notice-required",
+        )
+
+
+def _changed(request: Request) -> None:
+    request.app.state.context.on_directory_change()
+
+
+@router.get("/legal-notice", response_model=LegalNoticeOut)
+def get_legal_notice(
+    tenant: TenantScope, principal: CurrentPrincipal, session: SessionDep
+) -> LegalNoticeOut:
+    require_role(principal, "operator", "admin")
+    latest = _latest_acceptance(session, tenant.id)
+    return LegalNoticeOut(
+        version=NOTICE_VERSION,
+        text=NOTICE,
+        accepted=latest is not None,
+        accepted_version=latest.text_version if latest else None,
+        accepted_by=latest.actor if latest else None,
+        accepted_at=latest.accepted_at.isoformat() if latest else None,
+        purpose=latest.purpose if latest else None,
+    )
+
+
+@router.post("/legal-notice/accept", response_model=LegalNoticeOut, status_code=201)
+def accept_legal_notice(
+    body: AcceptIn,
+    tenant: TenantScope,
+    principal: CurrentPrincipal,
+    session: SessionDep,
+    request: Request,
+) -> LegalNoticeOut:
+    # the customer's own admin accepts; the provider cannot accept on its behalf
+    require_role(principal, "admin")
+    if body.version != NOTICE_VERSION:
+        raise Conflict(
+            f"the current notice is version {NOTICE_VERSION}; read it again and accept that one",
+            error_id="legal-notice-version",
+        )
+    session.add(
+        LegalAcceptance(
+            tenant_id=tenant.id,
+            user_id=principal.user_id,
+            actor=f"{principal.name} ({principal.actor()})",
+            text_version=body.version,
+            purpose=body.purpose,
+        )
+    )
+    audit(session, request, principal, "legal.accept", tenant.id, version=body.version)
+    session.commit()
+    _changed(request)
+    return get_legal_notice(tenant, principal, session)
+
+
+@router.get("/recording-settings", response_model=SettingsOut)
+def get_settings(
+    tenant: TenantScope, principal: CurrentPrincipal, session: SessionDep
+) -> SettingsOut:
+    require_role(principal, "operator", "admin")
+    return SettingsOut(
+        active=_latest_acceptance(session, tenant.id) is not None,
+        short_code=tenant.short_code,
+        pause_mode=tenant.pause_mode,
+        channels=tenant.channels,
+    )
+
+
+@router.patch("/recording-settings", response_model=SettingsOut)
+def change_settings(
+    body: SettingsIn,
+    tenant: TenantScope,
+    principal: CurrentPrincipal,
+    session: SessionDep,
+    request: Request,
+) -> SettingsOut:
+    require_role(principal, "operator", "admin")
+    _require_accepted(session, tenant)
+    changes = body.model_dump(exclude_none=True)
+    if not changes:
+        raise InvalidInput("nothing to change", error_id="no-change")
+    for key, value in changes.items():
+        setattr(tenant, key, value)
+    audit(session, request, principal, "settings.recording", tenant.id, **changes)
+    session.commit()
+    _changed(request)
+    return get_settings(tenant, principal, session)
+
+
+def _tenant_user(session: Session, tenant: Tenant, user_id: int) -> User:
+    user = session.scalar(select(User).where(User.tenant_id == tenant.id, User.id == user_id))
+    if user is None:
+        raise NotFound("no such user", error_id="user-not-found")
+    return user
+
+
+def _listed(user: User) -> ListedUserOut:
+    return ListedUserOut(
+        user_id=user.id,
+        name=user.name,
+        extension=user.extension,
+        mode=user.recording_mode,
+    )
+
+
+@router.get("/recording-list", response_model=list[ListedUserOut])
+def get_recording_list(
+    tenant: TenantScope, principal: CurrentPrincipal, session: SessionDep
+) -> list[ListedUserOut]:
+    require_role(principal, "operator", "admin")
+    users = session.scalars(
+        select(User).where(User.tenant_id == tenant.id, User.recorded.is_(True)).order_by(User.name)
+    )
+    return [_listed(u) for u in users]
+
+
+@router.post("/recording-list", response_model=ListedUserOut, status_code=201)
+def add_to_recording_list(
+    body: ListAddIn,
+    tenant: TenantScope,
+    principal: CurrentPrincipal,
+    session: SessionDep,
+    request: Request,
+) -> ListedUserOut:
+    require_role(principal, "operator", "admin")
+    _require_accepted(session, tenant)
+    user = _tenant_user(session, tenant, body.user_id)
+    if user.recorded:
+        raise Conflict("the user is on the recording list already", error_id="already-listed")
+    user.recorded, user.recording_mode = True, body.mode
+    audit(
+        session,
+        request,
+        principal,
+        "recording-list.add",
+        tenant.id,
+        target=f"user:{user.id}",
+        mode=body.mode,
+    )
+    session.commit()
+    _changed(request)
+    return _listed(user)
+
+
+@router.put("/recording-list/{user_id}", response_model=ListedUserOut)
+def set_mode(
+    user_id: UserId,
+    body: ModeIn,
+    tenant: TenantScope,
+    principal: CurrentPrincipal,
+    session: SessionDep,
+    request: Request,
+) -> ListedUserOut:
+    require_role(principal, "operator", "admin")
+    _require_accepted(session, tenant)
+    user = _tenant_user(session, tenant, user_id)
+    if not user.recorded:
+        raise NotFound("the user is not on the recording list", error_id="not-listed")
+    old, user.recording_mode = user.recording_mode, body.mode
+    audit(
+        session,
+        request,
+        principal,
+        "recording-list.mode",
+        tenant.id,
+        target=f"user:{user.id}",
+        old=old,
+        new=body.mode,
+    )
+    session.commit()
+    _changed(request)
+    return _listed(user)
+
+
+@router.delete("/recording-list/{user_id}", status_code=204)
+def remove_from_recording_list(
+    user_id: UserId,
+    tenant: TenantScope,
+    principal: CurrentPrincipal,
+    session: SessionDep,
+    request: Request,
+) -> Response:
+    """Stops future recording; the user's existing recordings stay."""
+    require_role(principal, "operator", "admin")
+    user = _tenant_user(session, tenant, user_id)
+    if not user.recorded:
+        raise NotFound("the user is not on the recording list", error_id="not-listed")
+    user.recorded = False
+    audit(session, request, principal, "recording-list.remove", tenant.id, target=f"user:{user.id}")
+    session.commit()
+    _changed(request)
+    return Response(status_code=204)
+
+
+def _contacts_owner(session: Session, tenant: Tenant, principal: Principal, user_id: int) -> User:
+    user = _tenant_user(session, tenant, user_id)
+    if principal.role not in ("operator", "admin") and principal.user_id != user.id:
+        raise Forbidden("only the user or an admin keeps these lists", error_id="role-required")
+    return user
+
+
+@router.get("/users/{user_id}/contacts", response_model=list[ContactOut])
+def list_contacts(
+    user_id: UserId, tenant: TenantScope, principal: CurrentPrincipal, session: SessionDep
+) -> list[ContactOut]:
+    user = _contacts_owner(session, tenant, principal, user_id)
+    rows = session.scalars(
+        select(UserContact)
+        .where(UserContact.tenant_id == tenant.id, UserContact.user_id == user.id)
+        .order_by(UserContact.id)
+    )
+    return [ContactOut(id=c.id, list=c.list, value=c.value) for c in rows]
+
+
+@router.post("/users/{user_id}/contacts", response_model=ContactOut, status_code=201)
+def add_contact(
+    user_id: UserId,
+    body: ContactIn,
+    tenant: TenantScope,
+    principal: CurrentPrincipal,
+    session: SessionDep,
+    request: Request,
+) -> ContactOut:
+    user = _contacts_owner(session, tenant, principal, user_id)
+    contact = UserContact(tenant_id=tenant.id, user_id=user.id, list=body.list, value=body.value)
+    session.add(contact)
+    try:
+        session.flush()
+    except IntegrityError as exc:
+        raise Conflict(
+            "this contact is on one of the lists already", error_id="contact-exists"
+        ) from exc
+    audit(
+        session,
+        request,
+        principal,
+        "contacts.add",
+        tenant.id,
+        target=f"user:{user.id}",
+        list=body.list,
+    )
+    session.commit()
+    _changed(request)
+    return ContactOut(id=contact.id, list=contact.list, value=contact.value)
+
+
+@router.delete("/users/{user_id}/contacts/{contact_id}", status_code=204)
+def remove_contact(
+    user_id: UserId,
+    contact_id: Annotated[int, Path(ge=1)],
+    tenant: TenantScope,
+    principal: CurrentPrincipal,
+    session: SessionDep,
+    request: Request,
+) -> Response:
+    user = _contacts_owner(session, tenant, principal, user_id)
+    contact = session.scalar(
+        select(UserContact).where(
+            UserContact.tenant_id == tenant.id,
+            UserContact.user_id == user.id,
+            UserContact.id == contact_id,
+        )
+    )
+    if contact is None:
+        raise NotFound("no such contact", error_id="contact-not-found")
+    session.delete(contact)
+    audit(session, request, principal, "contacts.remove", tenant.id, target=f"user:{user.id}")
+    session.commit()
+    _changed(request)
+    return Response(status_code=204)
