@@ -45,7 +45,7 @@ def offered_media(body: bytes) -> list[str]:
 
 @pytest.mark.skipif(not OFFERS, reason=f"no reference offers in {REFERENCE}")
 async def test_reference_offers_are_answered_and_finished(tmp_path: Path) -> None:
-    assert len(OFFERS) == 7, [p.name for p in OFFERS]
+    assert len(OFFERS) >= 7, [p.name for p in OFFERS]
     async with running_recorder(tmp_path) as rec:
         for path in OFFERS:
             boundary, body = load_offer(path)

@@ -152,7 +152,7 @@ def persist_call(
             DtmfEvent(
                 tenant_id=tenant_id,
                 call_id=call.id,
-                stream_index=int(digit.get("stream", -1)),
+                stream_index=-1 if digit.get("stream") is None else int(digit["stream"]),
                 digit=str(digit.get("digit", "?"))[:2],
                 at_ms=int(digit["t"]),
                 duration_ms=int(digit.get("duration_ms", 0)),

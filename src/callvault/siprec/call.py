@@ -298,6 +298,11 @@ class RecordedCall:
         if self.streams.pop(index, None) is not None and index in self.media.ports:
             self.media.remove(index)
 
+    def info_digit(self, digit: str, duration_ms: int) -> None:
+        self._journal(
+            "dtmf", stream=None, digit=digit, duration_ms=duration_ms, source="info", side="user"
+        )
+
     # -- life cycle -----------------------------------------------------------
     def live_stats(self) -> dict[str, int]:
         totals = {"packets": 0, "bytes": 0, "malformed": 0}

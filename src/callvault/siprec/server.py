@@ -21,6 +21,7 @@ from callvault.sip.endpoint import IncomingRequest, SipEndpoint
 from callvault.sip.sdp import build_recording_answer, recording_answer_error
 from callvault.sip.session_timer import SessionTimer
 from callvault.siprec.call import CallContext, RecordedCall
+from callvault.siprec.info_dtmf import parse_info_dtmf
 from callvault.siprec.offer import is_siprec_request, parse_offer
 
 log = logging.getLogger(__name__)
@@ -190,6 +191,15 @@ class SiprecServer:
                 self._reject(request, exc)
                 return
             if message.method == "INFO":
+                try:
+                    digit = parse_info_dtmf(message.headers.get("Content-Type"), message.body)
+                except RemoteProtocolError as exc:
+                    self._reject(request, exc)
+                    return
+                if digit is not None:
+                    # SIPREC does not say whose key it was; the SRC relays the recorded
+                    # user's keypad (recording control), so the digit counts as the user's
+                    call.info_digit(digit.digit, digit.duration_ms)
                 request.respond(200)
                 return
             timer_headers: list[tuple[str, str]] = []
