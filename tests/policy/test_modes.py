@@ -35,7 +35,9 @@ def test_short_code_default_is_star_one() -> None:
     "text", ["#1", "*", "1", "*12", "**", "*#", "*A", " *1", "*1 ", "", "**1", "*١"]
 )
 def test_short_code_rejects_anything_else(text: str) -> None:
-    with pytest.raises(InvalidShortCode, match=r"\* followed by one digit, e\.g\. \*1; got") as info:
+    with pytest.raises(
+        InvalidShortCode, match=r"\* followed by one digit, e\.g\. \*1; got"
+    ) as info:
         ShortCode.parse(text)
     assert repr(text) in str(info.value)
     assert isinstance(info.value, ValueError)

@@ -81,13 +81,21 @@ def run(
     return engine.decision()
 
 
+def feed_all(engine: PolicyEngine, events: Sequence[PolicyEvent]) -> None:
+    for event in events:
+        engine.feed(event)
+
+
 def segs(*pairs: tuple[float, float], user: int | None = 7) -> tuple[Segment, ...]:
     return tuple(Segment(ms(a), ms(b), user) for a, b in pairs)
 
 
 # scenario -> (events, code spans, {mode: segments}); playback is saved iff a code fired.
 WHOLE = ((0, 100),)
-SCENARIOS: dict[str, tuple[list[PolicyEvent], list[tuple[int, int]], dict[Mode, tuple[tuple[float, float], ...]]]] = {
+SCENARIOS: dict[
+    str,
+    tuple[list[PolicyEvent], list[tuple[int, int]], dict[Mode, tuple[tuple[float, float], ...]]],
+] = {
     "no code": (
         [],
         [],
@@ -194,8 +202,12 @@ SCENARIOS: dict[str, tuple[list[PolicyEvent], list[tuple[int, int]], dict[Mode, 
         {NEVER: (), ALWAYS: WHOLE, PAUSE: WHOLE, KEEP: (), USER: (), PLAYBACK: WHOLE},
     ),
     "wrong digit, then the code": (
-        [Digit(ms(9), "*", "user"), Digit(ms(9.2), "2", "user"), Digit(ms(9.5), "1", "user")]
-        + code(10),
+        [
+            Digit(ms(9), "*", "user"),
+            Digit(ms(9.2), "2", "user"),
+            Digit(ms(9.5), "1", "user"),
+            *code(10),
+        ],
         [span(10)],
         {
             NEVER: (),
@@ -281,8 +293,7 @@ def test_hang_up_before_answer_keeps_nothing(mode: Mode) -> None:
 
 def test_keys_before_the_answer_are_ignored() -> None:
     engine = PolicyEngine(USER, user_id=7)
-    for event in [Digit(100, "*", "user"), Answer(200), Digit(300, "1", "user"), Hangup(END)]:
-        engine.feed(event)
+    feed_all(engine, [Digit(100, "*", "user"), Answer(200), Digit(300, "1", "user"), Hangup(END)])
     assert not engine.decision().keep
     assert engine.decision().code_spans == ()
 
@@ -356,14 +367,14 @@ def test_no_decision_before_hang_up() -> None:
 
 
 def test_repeated_src_pause_and_resume_are_harmless() -> None:
-    events = [SrcPause(ms(10)), SrcPause(ms(11)), SrcResume(ms(20)), SrcResume(ms(21))]
+    events: list[PolicyEvent] = [SrcPause(ms(10)), SrcPause(ms(11))]
+    events += [SrcResume(ms(20)), SrcResume(ms(21))]
     assert run(ALWAYS, events).segments == segs((0, 10), (20, 100))
 
 
 def test_src_pause_before_answer_holds_until_resumed() -> None:
     engine = PolicyEngine(ALWAYS, user_id=7)
-    for event in [SrcPause(0), Answer(ms(1)), SrcResume(ms(5)), Hangup(END)]:
-        engine.feed(event)
+    feed_all(engine, [SrcPause(0), Answer(ms(1)), SrcResume(ms(5)), Hangup(END)])
     assert engine.decision().segments == segs((5, 100))
 
 
@@ -427,8 +438,7 @@ def test_party_change(
 
 def test_party_change_before_answer_applies_from_the_answer() -> None:
     engine = PolicyEngine(NEVER, user_id=7)
-    for event in [PartyChange(0, 9, ALWAYS), Answer(ms(2)), Hangup(END)]:
-        engine.feed(event)
+    feed_all(engine, [PartyChange(0, 9, ALWAYS), Answer(ms(2)), Hangup(END)])
     assert engine.decision().segments == (Segment(ms(2), END, 9),)
     assert engine.decision().users == (9,)
 

@@ -10,6 +10,7 @@ code with the engine.
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import Literal
 
 from hypothesis import given, settings
 from hypothesis import strategies as st
@@ -27,6 +28,9 @@ from callvault.policy.engine import (
 from callvault.policy.modes import Mode, ShortCode
 
 TIMEOUT = 3000
+Side = Literal["user", "other"]
+Rule = Literal["blacklist", "whitelist"] | None
+RULES: list[Rule] = [None, None, None, "blacklist", "whitelist"]
 
 
 @dataclass
@@ -80,7 +84,7 @@ def reference(
     mode: Mode,
     user: int | None,
     digit: str,
-    rule: str | None,
+    rule: Rule,
     events: list[PolicyEvent],
 ) -> Expected:
     hangup = events[-1].t
@@ -111,11 +115,14 @@ def reference(
     spans = []
     star = None
     seen_answer = False
+    stretch = 0
     for e in events:
         if isinstance(e, Answer):
             seen_answer = True
         if isinstance(e, PartyChange):
             star = None
+            if seen_answer:
+                stretch += 1
         if not (seen_answer and isinstance(e, Digit) and e.side == "user"):
             continue
         if e.digit == "*":
@@ -123,7 +130,7 @@ def reference(
             continue
         if star is not None and e.digit == digit and e.t - star.t <= TIMEOUT:
             spans.append((star.t, e.t + e.duration_ms))
-            stretches[-1][3].append(e.t)
+            stretches[stretch][3].append(e.t)
         star = None
 
     if not answered:
@@ -165,7 +172,7 @@ keys = st.sampled_from(list("*1*1*1*5#0"))
 
 
 @st.composite
-def calls(draw: st.DrawFn) -> tuple[Mode, int | None, str, str | None, list[PolicyEvent]]:
+def calls(draw: st.DrawFn) -> tuple[Mode, int | None, str, Rule, list[PolicyEvent]]:
     code_digit = draw(st.sampled_from("15"))
     t = draw(st.integers(-2000, 2000))
     events: list[PolicyEvent] = []
@@ -180,7 +187,9 @@ def calls(draw: st.DrawFn) -> tuple[Mode, int | None, str, str | None, list[Poli
         kind = draw(st.sampled_from(["user"] * 6 + ["other"] * 3 + ["pause", "resume", "party"]))
         if kind in ("user", "other"):
             key = draw(keys)
-            events.append(Digit(t, code_digit if key == "1" else key, kind, draw(st.integers(0, 200))))  # type: ignore[arg-type]
+            side: Side = "user" if kind == "user" else "other"
+            duration = draw(st.integers(0, 200))
+            events.append(Digit(t, code_digit if key == "1" else key, side, duration))
         elif kind == "pause":
             events.append(SrcPause(t))
         elif kind == "resume":
@@ -188,18 +197,22 @@ def calls(draw: st.DrawFn) -> tuple[Mode, int | None, str, str | None, list[Poli
         else:
             events.append(PartyChange(t, draw(users), draw(modes)))
     events.append(Hangup(t + draw(st.sampled_from([0, 10, 5000]))))
-    rule = draw(st.sampled_from([None, None, None, "blacklist", "whitelist"]))
+    rule = draw(st.sampled_from(RULES))
     return draw(modes), draw(users), code_digit, rule, events
 
 
 @settings(max_examples=400, deadline=None)
 @given(calls())
 def test_engine_matches_the_reference_model(
-    call: tuple[Mode, int | None, str, str | None, list[PolicyEvent]],
+    call: tuple[Mode, int | None, str, Rule, list[PolicyEvent]],
 ) -> None:
     mode, user, digit, rule, events = call
     engine = PolicyEngine(
-        mode, ShortCode(digit), user_id=user, contact_rule=rule, code_timeout_ms=TIMEOUT  # type: ignore[arg-type]
+        mode,
+        ShortCode(digit),
+        user_id=user,
+        contact_rule=rule,
+        code_timeout_ms=TIMEOUT,
     )
     for event in events:
         engine.feed(event)

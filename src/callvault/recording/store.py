@@ -51,7 +51,7 @@ def summarise(events: list[Event], fallback_end_ms: int) -> CallSummary:
     parties = [party_from_dict(p) for p in data.get("parties", [])]
     tenant_id = data.get("tenant_id")
     user_id = data.get("recorded_user_id")
-    reason = data.get("not_recorded_reason")
+    unrecorded_because = data.get("not_recorded_reason")
     changes: list[tuple[int, list[Party]]] = [(0, parties)]
     answered: int | None = None
     end_ms, reason = fallback_end_ms, "recovered"
@@ -66,7 +66,7 @@ def summarise(events: list[Event], fallback_end_ms: int) -> CallSummary:
             if user_id is None:
                 tenant_id = event.data.get("tenant_id", tenant_id)
                 user_id = event.data.get("recorded_user_id")
-                reason = event.data.get("not_recorded_reason", reason)
+                unrecorded_because = event.data.get("not_recorded_reason", unrecorded_because)
         elif event.type == "dtmf":
             dtmf.append({"t": event.t, **event.data})
         elif event.type == "end":
@@ -84,7 +84,7 @@ def summarise(events: list[Event], fallback_end_ms: int) -> CallSummary:
         parties=parties,
         party_changes=changes,
         dtmf=dtmf,
-        not_recorded_reason=reason,
+        not_recorded_reason=unrecorded_because,
     )
 
 

@@ -18,7 +18,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from callvault.media.dtmf import DtmfDigit
-from callvault.media.ports import RtpPortPool
+from callvault.media.ports import PortsExhausted, RtpPortPool
 from callvault.media.receiver import RtpReceiver, RtpStreamSet
 from callvault.recording.journal import (
     Channel,
@@ -193,7 +193,8 @@ class RecordedCall:
         return layouts
 
     async def _open(self, index: int, layout: StreamLayout) -> ActiveStream:
-        port = self.ctx.ports.acquire()
+        """Open a receiver for m-line ``index`` on the next free pool port; ports
+        another process holds are skipped."""
         events = frozenset(
             pt for pt, c in layout.codecs.items() if c.name.lower() == "telephone-event"
         )
@@ -212,15 +213,19 @@ class RecordedCall:
                 )
             )
 
-        receiver = RtpReceiver(
-            self.spool.stream(index), self.now_ms, on_dtmf, events, stream_index=index
-        )
-        try:
-            await self.media.add(index, port, receiver)
-        except OSError:
-            self.ctx.ports.release(port)
-            raise
-        return ActiveStream(layout, port, receiver)
+        for _attempt in range(64):
+            port = self.ctx.ports.acquire()  # raises PortsExhausted
+            receiver = RtpReceiver(
+                self.spool.stream(index), self.now_ms, on_dtmf, events, stream_index=index
+            )
+            try:
+                await self.media.add(index, port, receiver)
+            except OSError as exc:
+                # not given back: it stays out of the pool while someone else holds it
+                log.warning("RTP port %s cannot be bound (%s); skipped", port, exc)
+                continue
+            return ActiveStream(layout, port, receiver)
+        raise PortsExhausted("no bindable RTP port after 64 attempts")
 
     async def apply_offer(
         self, sdp: SessionDescription | None, metadata: RecordingMetadata | None

@@ -17,7 +17,7 @@ from callvault.errors import RemoteProtocolError
 from callvault.media.ports import PortsExhausted
 from callvault.metrics import Metrics
 from callvault.sip.dialog import Dialog
-from callvault.sip.endpoint import IncomingRequest, SipEndpoint
+from callvault.sip.endpoint import ACCEPT, IncomingRequest, SipEndpoint
 from callvault.sip.sdp import build_recording_answer, recording_answer_error
 from callvault.sip.session_timer import SessionTimer
 from callvault.siprec.call import CallContext, RecordedCall
@@ -84,6 +84,8 @@ class SiprecServer:
         extra: list[tuple[str, str]] | None = None,
     ) -> None:
         headers = list(extra or [])
+        if exc.status == 415:  # RFC 3261 21.4.13: say what we accept
+            headers.append(("Accept", ACCEPT))
         if exc.warning or exc.status in (400, 488, 415):
             text = (exc.warning or str(exc)).replace('"', "'")[:200]
             headers.append(("Warning", f'399 callvault "{text}"'))
@@ -111,12 +113,16 @@ class SiprecServer:
             return
         call = RecordedCall(self.ctx, message.call_id or "")
         self.ctx.calls[call.sip_call_id] = call
+        # set before the first await: a CANCEL may arrive while the ports open
+        request.on_cancel = lambda: call.end("cancel")
         async with call.lock:
             try:
                 ports = await call.apply_offer(offer.sdp, offer.metadata)
-            except PortsExhausted:
+            except (PortsExhausted, OSError) as exc:
+                log.warning("call %s: no media port: %s", message.call_id, exc)
                 call.end("rejected")
-                request.respond(503, "Out of media ports", headers=[("Retry-After", "5")])
+                if not request.answered:
+                    request.respond(503, "Out of media ports", headers=[("Retry-After", "5")])
                 return
             except RemoteProtocolError as exc:
                 call.end("rejected")
@@ -131,8 +137,10 @@ class SiprecServer:
                 return
             if call.tenant_id is None:
                 log.info("call %s: no party belongs to a tenant yet", message.call_id)
+            if call.ended or request.answered:  # cancelled meanwhile (487 already sent)
+                call.end("cancel")
+                return
             self.metrics.calls_started += 1
-            request.on_cancel = lambda: call.end("cancel")
             request.on_ack_timeout = lambda: call.end("ack-timeout")
             try:
                 call.dialog = Dialog.from_incoming_invite(message, call.local_tag, self.contact)
@@ -216,7 +224,8 @@ class SiprecServer:
                 log.info("call %s: rejected %s: %s", call.uuid, message.method, exc)
                 self._reject(request, exc)
                 return
-            except PortsExhausted:
+            except (PortsExhausted, OSError) as exc:
+                log.warning("call %s: no media port: %s", call.uuid, exc)
                 request.respond(503, "Out of media ports", headers=[("Retry-After", "5")])
                 return
             self._answer(call, request, ports, timer_headers)
