@@ -254,7 +254,10 @@ class InbandDtmfDetector:
             press = self._press
             if press is not None:
                 self._hold(press, power, base, first + a - 1)
-                if press.key == key and not self._separated(press, first + a):
+                if press.key == key and (
+                    not self._separated(press, first + a)
+                    or self._bridged(press, power, base, first + a - 1)
+                ):
                     press.last = press.held = first + b
                     press.holding = True
                     press.level = max(press.level, self._level(run, press))
@@ -295,6 +298,18 @@ class InbandDtmfDetector:
         on = self._tones_on(press, power[lo - base : press.first - base])
         off = np.flatnonzero(~on)
         press.early = lo + (int(off[-1]) + 1 if len(off) else 0)
+
+    def _bridged(self, press: _Press, power: Floats, base: int, upto: int) -> bool:
+        """Whether one of the press's tones sounds in every window after it up to ``upto``.
+
+        Speech on top can cancel one tone for a while; a real pause silences both.
+        """
+        lo = press.held + 1
+        if lo < base:
+            return False
+        floor = max(press.level / 4.0, self._min_power)
+        gap = power[lo - base : upto - base + 1]
+        return bool((np.maximum(gap[:, press.row], gap[:, press.column]) >= floor).all())
 
     def _hold(self, press: _Press, power: Floats, base: int, upto: int) -> None:
         """Extend ``press.held`` over the windows up to ``upto`` where its tones go on."""
