@@ -64,6 +64,15 @@ def raise_nofile() -> None:
         resource.setrlimit(resource.RLIMIT_NOFILE, (hard, hard))
 
 
+FDS_PER_CALL = 5  # two RTP sockets, two stream spools, the journal
+
+
+def effective_nofile() -> int:
+    """Raise this process's RLIMIT_NOFILE as far as allowed; children inherit it."""
+    raise_nofile()
+    return resource.getrlimit(resource.RLIMIT_NOFILE)[0]
+
+
 def free_port(kind: int) -> int:
     with socket.socket(socket.AF_INET, kind) as s:
         s.bind(("127.0.0.1", 0))
@@ -600,7 +609,13 @@ def main(argv: list[str] | None = None) -> int:
             truesize = probe_truesize()
             print(f"one queued RTP datagram takes {truesize} bytes of socket receive memory")
             steps: list[Step] = []
+            nofile = effective_nofile()
             for calls in (int(x) for x in args.steps.split(",") if x.strip()):
+                if calls * FDS_PER_CALL + 500 > nofile:
+                    print(f"-- {calls} calls skipped: the server needs about "
+                          f"{calls * FDS_PER_CALL} fds and RLIMIT_NOFILE is {nofile} here "
+                          "(raise the hard limit: ulimit -Hn, or CAP_SYS_RESOURCE)")
+                    break
                 print(f"-- {calls} calls x {args.duration:g} s ...", flush=True)
                 step = media_step(calls, args.duration, args.rate, args.finish_timeout, args.keep,
                                   truesize)

@@ -23,14 +23,25 @@ from typing import Any, Literal
 import numpy as np
 import numpy.typing as npt
 
+from callvault.media.inband_dtmf import InbandDtmfDetector
 from callvault.recording.journal import Channel, Codec, Event, StreamLayout, stream_from_dict
 from callvault.recording.mp3 import encode_mp3
+from callvault.recording.policy_apply import (
+    KeyPress,
+    PolicyOutcome,
+    Side,
+    decide,
+    journal_keys,
+    merge_keys,
+    side_at,
+)
 from callvault.recording.spool import SpoolReader
 from callvault.recording.timeline import StreamAudio, StreamTimeline
 
 PauseMode = Literal["cut", "silence"]
 Channels = Literal["both", "user", "other", "mix"]
 Interval = tuple[int, int]
+CODE_MARGIN_MS = 30  # around the short code's key presses, cut with the tones
 
 
 @dataclass
@@ -60,6 +71,7 @@ class FinishedAudio:
     stream_stats: dict[int, dict[str, int]] = field(default_factory=dict)
     empty: bool = False  # no audio at all in the recorded segments: ``mp3`` is b""
     end_reason: str | None = None
+    policy: PolicyOutcome | None = None  # None: no policy in the journal (record it all)
 
 
 @dataclass
@@ -83,6 +95,9 @@ class _Journal:
     plans: dict[int, _StreamPlan] = field(default_factory=dict)
     paused: list[Interval] = field(default_factory=list)  # whole-recording pauses
     dtmf: list[dict[str, Any]] = field(default_factory=list)
+    policy: dict[str, Any] | None = None  # merged policy snapshots (modes of every user)
+    users: list[tuple[int, int]] = field(default_factory=list)  # (t, recorded user) changes
+    parties: list[dict[str, Any]] = field(default_factory=list)  # everyone who took part
 
 
 def _read_journal(events: Iterable[Event]) -> _Journal:
@@ -128,6 +143,8 @@ def _read_journal(events: Iterable[Event]) -> _Journal:
         t = event.t
         journal.last_event_ms = max(journal.last_event_ms, t)
         data = event.data
+        if event.type in ("start", "parties"):
+            _note_parties(journal, t, data)
         if event.type == "start":
             journal.start_ms = t
             journal.started_at_ms = int(data.get("started_at", 0))
@@ -172,6 +189,21 @@ def _read_journal(events: Iterable[Event]) -> _Journal:
     for index, since in [*stream_pause.items(), *inactive.items()]:
         plan(index).paused.append((since, 2**62))
     return journal
+
+
+def _note_parties(journal: _Journal, t: int, data: Mapping[str, Any]) -> None:
+    snapshot = data.get("policy")
+    if snapshot:
+        if journal.policy is None:
+            journal.policy = {**snapshot, "modes": dict(snapshot.get("modes", {}))}
+        else:
+            journal.policy["modes"].update(snapshot.get("modes", {}))
+            journal.policy.setdefault("contacts", {}).update(snapshot.get("contacts", {}))
+    user = data.get("recorded_user_id")
+    if user is not None and (not journal.users or journal.users[-1][1] != user):
+        # named late (no user before): the first user's policy holds from the start
+        journal.users.append((0 if not journal.users else t, int(user)))
+    journal.parties.extend(data.get("parties", []))
 
 
 def _subtract(span: Interval, holes: list[Interval]) -> list[Interval]:
@@ -241,10 +273,12 @@ _SIDES: dict[str, tuple[tuple[Channel, ...], ...]] = {
 def finish(
     reader: SpoolReader,
     *,
-    pause_mode: PauseMode = "cut",
-    channels: Channels = "both",
+    pause_mode: PauseMode | None = None,
+    channels: Channels | None = None,
     bitrate_kbps: int = 32,
 ) -> FinishedAudio:
+    """Finish one spooled call; ``pause_mode``/``channels`` default to the tenant's
+    settings in the journal's policy snapshot (else cut, both)."""
     """Finish one spooled call (see the module docstring). CPU-bound: run off the loop."""
     journal = _read_journal(reader.events())
 
@@ -267,6 +301,14 @@ def finish(
         end_ms = max(last_audio_ms, journal.last_event_ms)
     begin_ms = journal.answered_ms if journal.answered_ms is not None else journal.start_ms
     calls = _subtract((begin_ms, end_ms), journal.paused) if end_ms > begin_ms else []
+    outcome: PolicyOutcome | None = None
+    if journal.policy is not None and journal.users:
+        outcome = _apply_policy(journal, audios, begin_ms, end_ms)
+        calls = list(outcome.segments) if outcome.keep else []
+        pause_mode = pause_mode or journal.policy.get("pause_mode", "cut")
+        channels = channels or journal.policy.get("channels", "both")
+    pause_mode = pause_mode or "cut"
+    channels = channels or "both"
 
     length = _ms_to_sample(end_ms, rate)
     parts = [
@@ -278,6 +320,13 @@ def finish(
         _sum([samples for channel, samples in parts if channel in wanted], length)
         for wanted in _SIDES[channels]
     ]
+    if outcome is not None:
+        outputs = [out.copy() if len(parts) == 1 else out for out in outputs]
+        for start, stop in outcome.code_spans:  # the short code's tones are not kept
+            a = _ms_to_sample(max(0, start - CODE_MARGIN_MS), rate)
+            b = _ms_to_sample(stop + CODE_MARGIN_MS, rate)
+            for out in outputs:
+                out[a:b] = 0
 
     segments: list[Segment] = []
     final: list[npt.NDArray[np.int16]]
@@ -334,6 +383,39 @@ def finish(
         stream_stats={index: audio.stats for index, audio in audios.items()},
         empty=not mp3,
         end_reason=journal.end_reason if journal.end_ms is not None else "recovered",
+        policy=outcome,
+    )
+
+
+def _apply_policy(
+    journal: _Journal, audios: Mapping[int, StreamAudio], begin_ms: int, end_ms: int
+) -> PolicyOutcome:
+    """Every key of either side (journal + in-band) through the policy engine."""
+    assert journal.policy is not None
+
+    def side_of(stream: int, t: int) -> Side:
+        plan = journal.plans.get(stream)
+        return side_at(plan.channels if plan else [], t)
+
+    keys = journal_keys(journal.dtmf, side_of)
+    for index, audio in audios.items():
+        detector = InbandDtmfDetector(audio.rate, stream_index=index)
+        found = detector.feed(audio.samples, 0) + detector.finish()
+        keys += [
+            KeyPress(
+                d.start_ms, d.digit, side_of(index, d.start_ms), d.duration_ms, "inband", index
+            )
+            for d in found
+        ]
+    keys = merge_keys(keys)
+    return decide(
+        policy=journal.policy,
+        users=journal.users,
+        parties=journal.parties,
+        answered_ms=journal.answered_ms if journal.answered_ms is not None else begin_ms,
+        end_ms=end_ms,
+        src_pauses=journal.paused,
+        keys=keys,
     )
 
 

@@ -88,6 +88,8 @@ class Finisher:
             self.metrics.finish_failures += 1
             return None
         shutil.rmtree(directory, ignore_errors=True)
+        if audio.policy is not None and not audio.policy.keep:
+            log.info("call %s: nothing kept: %s", summary.call_uuid, audio.policy.reason)
         log.info("call %s recorded as %s", summary.call_uuid, recording_id)
         self.metrics.recordings_stored += 1
         await self.finished.put((summary.call_uuid, recording_id))

@@ -86,6 +86,7 @@ class Directory:
             known = KnownUser(
                 user.id, user.tenant_id, user.name, user.recorded, user.recording_mode
             )
+            directory.by_id[user.id] = known
             for aor in user.aors:
                 directory.by_aor[aor.aor] = known
             for user_number in user.numbers:

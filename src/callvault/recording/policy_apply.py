@@ -1,0 +1,201 @@
+"""Replaying a call's journal through the policy engine at hang-up.
+
+A SIPREC recorder captures the whole call anyway, so the policy (SPEC
+section 3) is applied when the call is finished: the journal's answer, SRC
+pauses and changes of the recorded user, plus every key press of either side
+— RFC 4733 events and SIP INFO from the journal, in-band tones found in the
+decoded audio — become ``PolicyEngine`` events; its ``Decision`` says which
+stretches are kept and where the short code's tones are to be cut out.
+
+A key seen twice (RFC 4733 and in-band, or INFO and RFC 4733) counts once:
+keys of the same side and value starting within ``SAME_KEY_MS`` are one.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterable, Sequence
+from dataclasses import dataclass
+from typing import Any, Literal
+
+from callvault.policy.engine import (
+    Answer,
+    Decision,
+    Digit,
+    Hangup,
+    PartyChange,
+    PolicyEngine,
+    PolicyEvent,
+    SrcPause,
+    SrcResume,
+)
+from callvault.policy.modes import Mode, ShortCode
+from callvault.tenants.numbers import split_aor
+
+SAME_KEY_MS = 200
+
+Side = Literal["user", "other"]
+
+
+@dataclass(frozen=True)
+class KeyPress:
+    t: int
+    digit: str
+    side: Side
+    duration_ms: int
+    source: str
+    stream: int | None
+
+
+@dataclass(frozen=True)
+class PolicyOutcome:
+    """The decision as the recorder and the database need it (picklable)."""
+
+    keep: bool
+    reason: str
+    segments: tuple[tuple[int, int], ...]
+    code_spans: tuple[tuple[int, int], ...]
+    unsaved: bool
+    expires_days: int | None
+    mode: str
+    users: tuple[int, ...]
+    keys: tuple[KeyPress, ...]
+
+    @classmethod
+    def from_decision(
+        cls, decision: Decision, mode: str, keys: Iterable[KeyPress]
+    ) -> PolicyOutcome:
+        merged: list[tuple[int, int]] = []
+        for seg in decision.segments:
+            if merged and seg.start_ms <= merged[-1][1]:
+                merged[-1] = (merged[-1][0], max(merged[-1][1], seg.end_ms))
+            elif seg.end_ms > seg.start_ms:
+                merged.append((seg.start_ms, seg.end_ms))
+        return cls(
+            keep=decision.keep,
+            reason=decision.reason,
+            segments=tuple(merged),
+            code_spans=decision.code_spans,
+            unsaved=decision.unsaved,
+            expires_days=decision.expires_days,
+            mode=mode,
+            users=decision.users,
+            keys=tuple(keys),
+        )
+
+
+def merge_keys(presses: Iterable[KeyPress]) -> list[KeyPress]:
+    """One press per real key: duplicates across sources are dropped."""
+    kept: list[KeyPress] = []
+    for press in sorted(presses, key=lambda p: (p.t, p.source)):
+        if any(
+            k.digit == press.digit and k.side == press.side and abs(k.t - press.t) <= SAME_KEY_MS
+            for k in kept[-4:]
+        ):
+            continue
+        kept.append(press)
+    return kept
+
+
+def contact_rule(
+    policy: dict[str, Any], user_id: int, parties: Iterable[dict[str, Any]]
+) -> Literal["blacklist", "whitelist"] | None:
+    lists: dict[str, list[str]] = policy.get("contacts", {}).get(str(user_id), {})
+    if not lists:
+        return None
+    others: set[str] = set()
+    for party in parties:
+        if party.get("user_id") == user_id:
+            continue
+        if party.get("number"):
+            others.add(str(party["number"]))
+        if party.get("aor"):
+            user, host = split_aor(str(party["aor"]))
+            others.add(f"{user}@{host}")
+            if user.startswith("+"):
+                others.add(user)
+    if others & set(lists.get("blacklist", [])):
+        return "blacklist"
+    if others & set(lists.get("whitelist", [])):
+        return "whitelist"
+    return None
+
+
+def decide(
+    *,
+    policy: dict[str, Any],
+    users: list[tuple[int, int]],
+    parties: list[dict[str, Any]],
+    answered_ms: int | None,
+    end_ms: int,
+    src_pauses: list[tuple[int, int]],
+    keys: list[KeyPress],
+) -> PolicyOutcome:
+    """Run the engine over one call. ``users``: (t, recorded user id) changes, first one first."""
+    modes: dict[str, str] = policy.get("modes", {})
+
+    def mode_of(user_id: int) -> Mode:
+        try:
+            return Mode(modes.get(str(user_id), Mode.NEVER.value))
+        except ValueError:
+            return Mode.NEVER
+
+    first_user = users[0][1]
+    code = ShortCode.parse(str(policy.get("short_code", "*1")))
+    engine = PolicyEngine(
+        mode_of(first_user),
+        code,
+        user_id=first_user,
+        contact_rule=contact_rule(policy, first_user, parties),
+    )
+    events: list[tuple[int, int, PolicyEvent]] = []  # (t, order, event): stable at equal t
+    if answered_ms is not None:
+        events.append((answered_ms, 0, Answer(answered_ms)))
+    for t, user_id in users[1:]:
+        events.append((t, 1, PartyChange(t, user_id, mode_of(user_id))))
+    for start, stop in src_pauses:
+        events.append((start, 2, SrcPause(start)))
+        if stop < end_ms:
+            events.append((stop, 3, SrcResume(stop)))
+    for key in keys:
+        events.append((key.t, 4, Digit(key.t, key.digit, key.side, key.duration_ms)))
+    last = 0
+    for t, _order, event in sorted(events, key=lambda item: (item[0], item[1])):
+        if t > end_ms:
+            continue
+        engine.feed(event)
+        last = max(last, t)
+    engine.feed(Hangup(max(end_ms, last)))
+    return PolicyOutcome.from_decision(engine.decision(), mode_of(first_user).value, keys)
+
+
+def side_at(channels: Sequence[tuple[int, str]], t: int) -> Side:
+    """Which side a stream carried at ``t``: left is the user's; a mixed stream counts
+    as the user's (its keys cannot be told apart, and the user is the one who dials)."""
+    current = channels[0][1] if channels else "mix"
+    for since, channel in channels:
+        if since <= t:
+            current = channel
+    return "other" if current == "right" else "user"
+
+
+def journal_keys(
+    dtmf: list[dict[str, Any]], side_of_stream: Callable[[int, int], Side]
+) -> list[KeyPress]:
+    presses = []
+    for raw in dtmf:
+        stream = raw.get("stream")
+        t = int(raw["t"])
+        side: Side = "user" if stream is None else side_of_stream(int(stream), t)
+        if raw.get("side") in ("user", "other"):
+            side = raw["side"]
+        presses.append(
+            KeyPress(
+                t=t,
+                digit=str(raw.get("digit", "")),
+                side=side,
+                duration_ms=int(raw.get("duration_ms", 0)),
+                source=str(raw.get("source", "rfc4733")),
+                stream=None if stream is None else int(stream),
+            )
+        )
+    return presses
