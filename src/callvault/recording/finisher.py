@@ -320,13 +320,15 @@ def finish(
         _sum([samples for channel, samples in parts if channel in wanted], length)
         for wanted in _SIDES[channels]
     ]
-    if outcome is not None:
-        outputs = [out.copy() if len(parts) == 1 else out for out in outputs]
-        for start, stop in outcome.code_spans:  # the short code's tones are not kept
-            a = _ms_to_sample(max(0, start - CODE_MARGIN_MS), rate)
-            b = _ms_to_sample(stop + CODE_MARGIN_MS, rate)
-            for out in outputs:
-                out[a:b] = 0
+    if outcome is not None and outcome.code_spans:
+        # the short code's tones are not kept: silence the user's side while they sound
+        for k, wanted in enumerate(_SIDES[channels]):
+            if "left" not in wanted:
+                continue
+            out = outputs[k] = outputs[k].copy()
+            for start, stop in outcome.code_spans:
+                a = _ms_to_sample(max(0, start - CODE_MARGIN_MS), rate)
+                out[a : _ms_to_sample(stop + CODE_MARGIN_MS, rate)] = 0
 
     segments: list[Segment] = []
     final: list[npt.NDArray[np.int16]]
