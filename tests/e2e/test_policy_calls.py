@@ -173,9 +173,18 @@ async def test_every_mode(mode_results) -> None:  # type: ignore[no-untyped-def]
 async def test_playback_and_contacts(mode_results) -> None:  # type: ignore[no-untyped-def]
     _users, out = mode_results
     saved, _pcm, _rate = out["playback"]
-    assert saved["sha256"]
+    assert saved["mode"] == "playback" and saved["saved"] is True  # code pressed: saved
+    assert saved["expires_at"] is None
     quiet = out["quiet_playback"]
-    assert quiet is not None  # kept, but unsaved
+    assert quiet is not None  # kept, but unsaved for 3 days
+    meta = quiet[0]
+    assert meta["saved"] is False and "unsaved" in meta["kept_reason"]
+    from datetime import datetime, timedelta
+
+    started = datetime.fromisoformat(meta["started_at"])
+    assert abs(
+        datetime.fromisoformat(meta["expires_at"]) - started - timedelta(days=3)
+    ) < timedelta(seconds=5)
     assert out["black"] is None  # blacklisted contact: never kept
     white = out["white"]
     assert white is not None  # whitelisted: kept although the code was never pressed

@@ -177,6 +177,13 @@ def persist_call(
             codecs=",".join(audio.codecs),
             started_at=at,
         )
+        if audio.policy is not None:
+            recording.mode = audio.policy.mode
+            recording.kept_reason = audio.policy.reason[:255]
+            recording.saved = not audio.policy.unsaved
+            if audio.policy.expires_days is not None:
+                # an unsaved playback recording goes whatever the retention slider says
+                recording.expires_at = at + timedelta(days=audio.policy.expires_days)
         recording.segments = [
             Segment(
                 ordinal=i,

@@ -208,6 +208,10 @@ def recording_out(session: Session, recording: Recording) -> RecordingOut:
             for d in dtmf
         ],
         audio_url=f"/api/v1/recordings/{recording.id}/audio",
+        mode=recording.mode,
+        saved=recording.saved,
+        kept_reason=recording.kept_reason,
+        expires_at=_utc(recording.expires_at),
     )
 
 

@@ -154,6 +154,10 @@ class RecordingOut(BaseModel):
     segments: list[SegmentOut]
     dtmf: list[DtmfOut]
     audio_url: str
+    mode: str | None
+    saved: bool
+    kept_reason: str | None
+    expires_at: datetime | None
 
 
 T = TypeVar("T")
