@@ -46,6 +46,39 @@ class Operator(Base):
     id: Mapped[int] = mapped_column(Integer, primary_key=True)
     name: Mapped[str] = mapped_column(String(200), unique=True)
     created_at: Mapped[datetime] = mapped_column(default=utcnow)
+    login: Mapped[str | None] = mapped_column(String(200), unique=True)
+    password_hash: Mapped[str | None] = mapped_column(String(255))
+
+
+class WebSession(Base):
+    """A portal login: the cookie holds the token, only its SHA-256 is stored."""
+
+    __tablename__ = "web_sessions"
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    token_hash: Mapped[str] = mapped_column(String(64), unique=True)
+    csrf_token: Mapped[str] = mapped_column(String(64))
+    operator_id: Mapped[int | None] = mapped_column(
+        ForeignKey("operators.id", ondelete="CASCADE"), index=True
+    )
+    user_id: Mapped[int | None] = mapped_column(
+        ForeignKey("users.id", ondelete="CASCADE"), index=True
+    )
+    tenant_id: Mapped[int | None] = mapped_column(ForeignKey("tenants.id", ondelete="CASCADE"))
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
+    expires_at: Mapped[datetime] = mapped_column()
+    remote_addr: Mapped[str | None] = mapped_column(String(64))
+
+
+class LoginAttempt(Base):
+    """For throttling: failed logins by name and by address."""
+
+    __tablename__ = "login_attempts"
+    __table_args__ = (Index("ix_login_attempts_login_at", "login", "at"),)
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    login: Mapped[str] = mapped_column(String(200))
+    remote_addr: Mapped[str | None] = mapped_column(String(64), index=True)
+    at: Mapped[datetime] = mapped_column(default=utcnow)
+    success: Mapped[bool] = mapped_column(Boolean, default=False)
 
 
 class Tenant(Base):
@@ -56,6 +89,16 @@ class Tenant(Base):
     suspended: Mapped[bool] = mapped_column(Boolean, default=False)
     created_at: Mapped[datetime] = mapped_column(default=utcnow)
     # recording settings (SPEC section 3); recording is off until the legal notice is accepted
+    language: Mapped[str] = mapped_column(String(2), default="nl", server_default="nl")
+    # plan: the retention slider's range (SPEC 4), e.g. 7-180 default 7, or fixed 365
+    plan: Mapped[str] = mapped_column(String(32), default="standard", server_default="standard")
+    retention_min_days: Mapped[int] = mapped_column(Integer, default=7, server_default="7")
+    retention_max_days: Mapped[int] = mapped_column(Integer, default=180, server_default="180")
+    retention_days: Mapped[int] = mapped_column(Integer, default=7, server_default="7")
+    retention_changed_at: Mapped[datetime | None] = mapped_column()
+    stream_only: Mapped[bool] = mapped_column(Boolean, default=False, server_default="0")
+    bulk_download: Mapped[bool] = mapped_column(Boolean, default=False, server_default="0")
+    delivery_email: Mapped[str | None] = mapped_column(String(320))
     short_code: Mapped[str] = mapped_column(String(2), default="*1", server_default="*1")
     pause_mode: Mapped[str] = mapped_column(String(8), default="cut", server_default="cut")
     channels: Mapped[str] = mapped_column(String(8), default="both", server_default="both")
@@ -90,7 +133,9 @@ class User(Base):
     extension: Mapped[str | None] = mapped_column(String(32))
     role: Mapped[str] = mapped_column(String(16), default="user")  # admin | listener | user
     email: Mapped[str | None] = mapped_column(String(320))
-    password_hash: Mapped[str | None] = mapped_column(String(255))
+    login: Mapped[str | None] = mapped_column(String(200), unique=True)  # portal login name
+    password_hash: Mapped[str | None] = mapped_column(String(255))  # argon2
+    language: Mapped[str | None] = mapped_column(String(2))  # None: the tenant's
     recorded: Mapped[bool] = mapped_column(Boolean, default=False)  # on the recording list
     recording_mode: Mapped[str] = mapped_column(String(32), default="on_demand_user")
     created_at: Mapped[datetime] = mapped_column(default=utcnow)
@@ -159,9 +204,34 @@ class ApiToken(Base):
     revoked: Mapped[bool] = mapped_column(Boolean, default=False)
 
 
+class Team(Base):
+    """A listener's team: listeners hear their members' recordings (and their own)."""
+
+    __tablename__ = "teams"
+    __table_args__ = (UniqueConstraint("tenant_id", "name"),)
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    tenant_id: Mapped[int] = mapped_column(ForeignKey("tenants.id", ondelete="CASCADE"), index=True)
+    name: Mapped[str] = mapped_column(String(200))
+
+
+class TeamMember(Base):
+    __tablename__ = "team_members"
+    __table_args__ = (UniqueConstraint("team_id", "user_id"),)
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    tenant_id: Mapped[int] = mapped_column(ForeignKey("tenants.id", ondelete="CASCADE"), index=True)
+    team_id: Mapped[int] = mapped_column(ForeignKey("teams.id", ondelete="CASCADE"), index=True)
+    user_id: Mapped[int] = mapped_column(ForeignKey("users.id", ondelete="CASCADE"), index=True)
+    is_lead: Mapped[bool] = mapped_column(Boolean, default=False)  # leads (listeners) hear members
+
+
 class Call(Base):
     __tablename__ = "calls"
-    __table_args__ = (Index("ix_calls_tenant_started", "tenant_id", "started_at", "id"),)
+    __table_args__ = (
+        Index("ix_calls_tenant_started", "tenant_id", "started_at", "id"),
+        Index("ix_calls_tenant_direction_started", "tenant_id", "direction", "started_at", "id"),
+        Index("ix_calls_tenant_from_number", "tenant_id", "from_number", "started_at"),
+        Index("ix_calls_tenant_to_number", "tenant_id", "to_number", "started_at"),
+    )
     id: Mapped[str] = mapped_column(String(32), primary_key=True, default=new_id)
     tenant_id: Mapped[int] = mapped_column(ForeignKey("tenants.id", ondelete="CASCADE"))
     sip_call_id: Mapped[str] = mapped_column(String(255))
@@ -187,6 +257,7 @@ class Call(Base):
 
 class CallParty(Base):
     __tablename__ = "call_parties"
+    __table_args__ = (Index("ix_call_parties_tenant_user", "tenant_id", "user_id", "call_id"),)
     id: Mapped[int] = mapped_column(Integer, primary_key=True)
     tenant_id: Mapped[int] = mapped_column(ForeignKey("tenants.id", ondelete="CASCADE"), index=True)
     call_id: Mapped[str] = mapped_column(ForeignKey("calls.id", ondelete="CASCADE"), index=True)
@@ -239,6 +310,50 @@ class Segment(Base):
     call_end_ms: Mapped[int] = mapped_column(Integer)
     file_start_ms: Mapped[int] = mapped_column(Integer)
     file_end_ms: Mapped[int] = mapped_column(Integer)
+
+
+class RecordingLabel(Base):
+    __tablename__ = "recording_labels"
+    __table_args__ = (
+        UniqueConstraint("recording_id", "text"),
+        Index("ix_recording_labels_tenant_text", "tenant_id", "text"),
+    )
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    tenant_id: Mapped[int] = mapped_column(ForeignKey("tenants.id", ondelete="CASCADE"))
+    recording_id: Mapped[str] = mapped_column(
+        ForeignKey("recordings.id", ondelete="CASCADE"), index=True
+    )
+    text: Mapped[str] = mapped_column(String(100))
+
+
+class RecordingComment(Base):
+    __tablename__ = "recording_comments"
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    tenant_id: Mapped[int] = mapped_column(ForeignKey("tenants.id", ondelete="CASCADE"), index=True)
+    recording_id: Mapped[str] = mapped_column(
+        ForeignKey("recordings.id", ondelete="CASCADE"), index=True
+    )
+    user_id: Mapped[int | None] = mapped_column(ForeignKey("users.id", ondelete="SET NULL"))
+    text: Mapped[str] = mapped_column(Text)
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
+
+
+class ShareLink(Base):
+    """One recording for someone without an account: expires, revocable, logged."""
+
+    __tablename__ = "share_links"
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    tenant_id: Mapped[int] = mapped_column(ForeignKey("tenants.id", ondelete="CASCADE"), index=True)
+    recording_id: Mapped[str] = mapped_column(
+        ForeignKey("recordings.id", ondelete="CASCADE"), index=True
+    )
+    token_hash: Mapped[str] = mapped_column(String(64), unique=True)
+    created_by: Mapped[int | None] = mapped_column(ForeignKey("users.id", ondelete="SET NULL"))
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
+    expires_at: Mapped[datetime] = mapped_column()
+    revoked_at: Mapped[datetime | None] = mapped_column()
+    stream_only: Mapped[bool] = mapped_column(Boolean, default=True)
+    uses: Mapped[int] = mapped_column(Integer, default=0)
 
 
 class DtmfEvent(Base):

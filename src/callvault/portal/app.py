@@ -7,7 +7,7 @@ from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse, PlainTextResponse
 
 from callvault.errors import ApiError
-from callvault.portal.api import calls, recording_settings, tenants
+from callvault.portal.api import audio, calls, recording_settings, tenants
 from callvault.portal.context import PortalContext
 
 
@@ -20,6 +20,7 @@ def create_app(context: PortalContext) -> FastAPI:
     app.state.context = context
     app.include_router(tenants.router)
     app.include_router(calls.router)
+    app.include_router(audio.router)
     app.include_router(recording_settings.router)
 
     @app.exception_handler(ApiError)
