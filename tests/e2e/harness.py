@@ -102,7 +102,9 @@ def seed(
 
 
 @asynccontextmanager
-async def running_recorder(data_dir: Path, **overrides: object) -> AsyncIterator[Recorder]:
+async def running_recorder(
+    data_dir: Path, *, mode: str = "always", accept_notice: bool = True, **overrides: object
+) -> AsyncIterator[Recorder]:
     base = random.randrange(20000, 50000, 1000)
     settings = load_settings(
         data_dir=data_dir,
@@ -112,7 +114,9 @@ async def running_recorder(data_dir: Path, **overrides: object) -> AsyncIterator
         rtp_port_max=base + 998,
         **overrides,
     )
-    token, tenant_id, users = await asyncio.to_thread(seed, settings.db_url)
+    token, tenant_id, users = await asyncio.to_thread(
+        seed, settings.db_url, mode=mode, accept_notice=accept_notice
+    )
     app = Application(settings)
     await app.start()
     endpoint = SipEndpoint(_refuse)

@@ -190,3 +190,58 @@ async def test_playback_and_contacts(mode_results) -> None:  # type: ignore[no-u
     assert white is not None  # whitelisted: kept although the code was never pressed
     meta, pcm, rate = white
     assert pcm.shape[1] / rate > CALL_S - 0.8
+
+
+async def test_transfer_to_another_recorded_user_keeps_one_conversation(tmp_path: Path) -> None:
+    """Alice (always) hands the call to Bob (on demand, started by user) at 3 s by a
+    SIPREC metadata update: one recording, Alice's part kept, Bob's policy from then on
+    (he never presses the code), both see the recording, the change is in its timeline."""
+    async with running_recorder(tmp_path) as rec:
+        r = await rec.http.put(
+            f"/api/v1/tenants/{rec.tenant_id}/recording-list/{rec.users['bob']}",
+            json={"mode": "on_demand_user"},
+        )
+        assert r.status_code == 200
+        other = Participant("sip:+31612345678@pstn.example", "Customer", sine(OTHER_HZ, 6.0))
+        alice = Participant("sip:alice@acme.example", "Alice", sine(USER_HZ, 6.0))
+        bob = Participant("sip:bob@acme.example", "Bob", sine(USER_HZ, 1.0))
+        plan = CallPlan(
+            caller=alice, callee=other, duration_s=6.0, metadata_update=(3.0, bob, other)
+        )
+        assert (await rec.client.place(plan)).status == 200
+        [(_call, recording_id)] = await rec.wait_finished()
+        assert recording_id is not None
+        meta = await rec.recording(recording_id)
+        pcm, rate, _raw = await rec.audio(recording_id)
+        [segment] = meta["segments"]
+        assert segment["call_start_ms"] < 300 and abs(segment["call_end_ms"] - 3000) < 400
+        assert abs(pcm.shape[1] / rate - 3.0) < 0.5
+        parties = {p["aor"]: p for p in meta["parties"]}
+        assert parties["sip:alice@acme.example"]["left_ms"] is not None  # she left at ~3 s
+        assert abs(parties["sip:bob@acme.example"]["joined_ms"] - 3000) < 400
+        # both users see it (tokens of their own)
+        for name in ("alice", "bob"):
+            token = (
+                await rec.http.post(
+                    f"/api/v1/tenants/{rec.tenant_id}/users/{rec.users[name]}/tokens"
+                )
+            ).json()["token"]
+            seen = await rec.http.get(
+                f"/api/v1/recordings/{recording_id}", headers={"Authorization": f"Bearer {token}"}
+            )
+            assert seen.status_code == 200, name
+
+
+async def test_tenant_without_accepted_notice_records_nothing(tmp_path: Path) -> None:
+    async with running_recorder(tmp_path, accept_notice=False) as rec:
+        plan = CallPlan(
+            caller=Participant("sip:alice@acme.example", "Alice", sine(USER_HZ, 2.0)),
+            callee=Participant("sip:+31612345678@pstn.example", "", sine(OTHER_HZ, 2.0)),
+            duration_s=2.0,
+        )
+        assert (await rec.client.place(plan)).status == 200
+        [(_call, recording_id)] = await rec.wait_finished()
+        assert recording_id is None
+        page = (await rec.http.get(f"/api/v1/tenants/{rec.tenant_id}/recordings")).json()
+        assert page["items"] == []
+        assert not any((tmp_path / "spool").iterdir())

@@ -486,8 +486,6 @@ async def test_bye_and_cancel_outside_a_dialog_get_481(tmp_path: Path) -> None:
         await _options_ok(rec, "udp")
 
 
-
-
 @pytest.mark.parametrize("transport", ["udp", "tcp"])
 async def test_cancel_of_a_pending_invite(tmp_path: Path, transport: str) -> None:
     """INVITE and CANCEL back to back: the CANCEL is handled while the INVITE is.

@@ -83,11 +83,13 @@ def _covered(spans: list[tuple[float, float]], start: float, end: float) -> floa
     return sum(max(0.0, min(e, end) - max(s, start)) for s, e in spans)
 
 
-async def _run_sipp(workdir: Path, server: tuple[str, int], transport: str) -> str:
+async def _run_sipp(
+    workdir: Path, server: tuple[str, int], transport: str, scenario: Path = SCENARIO
+) -> str:
     sipp = _require_sipp()
     cmd = [
         sipp, f"{server[0]}:{server[1]}",
-        "-sf", str(SCENARIO),
+        "-sf", str(scenario),
         "-t", transport,
         "-i", "127.0.0.1",
         "-p", str(_free_port()),
@@ -156,3 +158,41 @@ async def test_sipp_siprec_call_is_recorded(tmp_path: Path, transport: str) -> N
     [digit] = meta["dtmf"]
     assert 1000 <= digit["at_ms"] <= 3500, digit
     assert 100 <= digit["duration_ms"] <= 400, digit  # the pcap's event lasts 280 ms
+
+
+STAR_PCAP = Path("/usr/share/sip-tester/dtmf_2833_star.pcap")
+
+
+async def test_sipp_short_code_from_debian_pcaps_starts_recording(tmp_path: Path) -> None:
+    """On demand, started by user: sipp sends *1 from Debian's RFC 4733 pcaps."""
+    _require_sipp()
+    workdir = tmp_path / "sipp"
+    workdir.mkdir()
+    _tone_file(workdir / "tone.ulaw")
+    shutil.copy(STAR_PCAP, workdir / "star.pcap")
+    shutil.copy(DTMF_PCAP, workdir / "dtmf.pcap")
+    # the same scenario, the single digit replaced by "*" then "1" 400 ms later
+    scenario = SCENARIO.read_text().replace(
+        '<exec play_pcap_audio="dtmf.pcap"/>',
+        '<exec play_pcap_audio="star.pcap"/>\n    </action>\n  </nop>\n'
+        '  <pause milliseconds="400"/>\n  <nop>\n    <action>\n'
+        '      <exec play_pcap_audio="dtmf.pcap"/>',
+    )
+    assert scenario.count("play_pcap_audio") == 2
+    code_scenario = workdir / "siprec_code.xml"
+    code_scenario.write_text(scenario)
+    async with running_recorder(tmp_path, mode="on_demand_user") as rec:
+        report = await _run_sipp(workdir, rec.sip, "u1", code_scenario)
+        [(_call, recording_id)] = await rec.wait_finished(timeout=60)
+        assert recording_id is not None, report
+        meta = await rec.recording(recording_id)
+        pcm, rate, _raw = await rec.audio(recording_id)
+    assert [d["digit"] for d in meta["dtmf"]] == ["*", "1"], meta["dtmf"]
+    code_at = meta["dtmf"][1]["at_ms"]
+    [segment] = meta["segments"]
+    # recording starts when the code's digit is pressed and runs to the hang-up
+    assert abs(segment["call_start_ms"] - code_at) < 150, (segment, meta["dtmf"])
+    duration = pcm.shape[1] / rate
+    assert abs(duration - (segment["call_end_ms"] - segment["call_start_ms"]) / 1000) < 0.2
+    assert _covered(tone_spans(pcm[0], rate, TONE_HZ), 0, duration) > duration - 0.9
+    assert meta["mode"] == "on_demand_user"
