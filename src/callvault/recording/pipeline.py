@@ -15,15 +15,18 @@ import multiprocessing
 import shutil
 from pathlib import Path
 
+from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session, sessionmaker
 
 from callvault.metrics import Metrics
 from callvault.recording.finisher import FinishedAudio, finish
 from callvault.recording.spool import SpoolReader
-from callvault.recording.store import CallSummary, persist_call, summarise
+from callvault.recording.store import CallSummary, delete_call, persist_call, summarise
 from callvault.storage.blobs import BlobStore
 
 log = logging.getLogger(__name__)
+
+WRITE_BATCH = 200
 
 
 def finish_directory(directory: str) -> FinishedAudio:
@@ -49,6 +52,11 @@ class Finisher:
         )
         self.tasks: set[asyncio.Task[str | None]] = set()
         self.finished: asyncio.Queue[tuple[str, str | None]] = asyncio.Queue()
+        # finished calls waiting for the database: written in batches, one transaction each
+        self._writes: list[
+            tuple[CallSummary, FinishedAudio | None, asyncio.Future[str | None]]
+        ] = []
+        self._writer: asyncio.Task[None] | None = None
 
     @property
     def pending(self) -> int:
@@ -64,8 +72,11 @@ class Finisher:
         loop = asyncio.get_running_loop()
         reader = SpoolReader(directory)
         events = await asyncio.to_thread(reader.events)
+        crashed = not any(e.type == "end" for e in events)
         try:
-            summary = summarise(events, await asyncio.to_thread(reader.last_arrival_ms))
+            # only a call cut short by a crash needs its last packet's time
+            fallback = await asyncio.to_thread(reader.last_arrival_ms) if crashed else 0
+            summary = summarise(events, fallback)
         except (ValueError, KeyError) as exc:
             log.warning("spool %s is unusable (%s); removed", directory.name, exc)
             shutil.rmtree(directory, ignore_errors=True)
@@ -81,23 +92,68 @@ class Finisher:
             await self.finished.put((summary.call_uuid, None))
             return None
         try:
-            audio = await loop.run_in_executor(self.pool, finish_directory, str(directory))
-            recording_id = await asyncio.to_thread(self._store, summary, audio)
+            if reader.has_audio():
+                audio: FinishedAudio | None = await loop.run_in_executor(
+                    self.pool, finish_directory, str(directory)
+                )
+            else:  # no RTP at all: the call is listed, there is nothing to encode
+                audio = None
+            recording_id = await self._store(summary, audio)
         except Exception:
             log.exception("finishing call %s failed; spool kept for a retry", summary.call_uuid)
             self.metrics.finish_failures += 1
             return None
         shutil.rmtree(directory, ignore_errors=True)
-        if audio.policy is not None and not audio.policy.keep:
+        if audio is not None and audio.policy is not None and not audio.policy.keep:
             log.info("call %s: nothing kept: %s", summary.call_uuid, audio.policy.reason)
         log.info("call %s recorded as %s", summary.call_uuid, recording_id)
         self.metrics.recordings_stored += 1
         await self.finished.put((summary.call_uuid, recording_id))
         return recording_id
 
-    def _store(self, summary: CallSummary, audio: FinishedAudio) -> str | None:
+    async def _store(self, summary: CallSummary, audio: FinishedAudio | None) -> str | None:
+        future: asyncio.Future[str | None] = asyncio.get_running_loop().create_future()
+        self._writes.append((summary, audio, future))
+        if self._writer is None or self._writer.done():
+            self._writer = asyncio.ensure_future(self._write_batches())
+        return await future
+
+    async def _write_batches(self) -> None:
+        while self._writes:
+            batch, self._writes = self._writes[:WRITE_BATCH], self._writes[WRITE_BATCH:]
+            try:
+                results = await asyncio.to_thread(self._store_batch, batch)
+            except Exception as exc:  # the whole transaction failed
+                results = [exc] * len(batch)
+            for (_summary, _audio, future), result in zip(batch, results, strict=True):
+                if future.done():
+                    continue
+                if isinstance(result, BaseException):
+                    future.set_exception(result)
+                else:
+                    future.set_result(result)
+
+    def _store_batch(
+        self, batch: list[tuple[CallSummary, FinishedAudio | None, asyncio.Future[str | None]]]
+    ) -> list[str | BaseException | None]:
+        """Runs in a thread: every call of the batch in one transaction; a call that
+        fails is rolled back to its savepoint and reported alone."""
+        results: list[str | BaseException | None] = []
         with self.sessions() as session:
-            return persist_call(session, self.blobs, summary, audio)
+            for summary, audio, _future in batch:
+                try:
+                    try:
+                        with session.begin_nested():
+                            stored = persist_call(session, self.blobs, summary, audio, commit=False)
+                    except IntegrityError:  # finished before a crash: replace the rows
+                        with session.begin_nested():
+                            delete_call(session, summary.call_uuid)
+                            stored = persist_call(session, self.blobs, summary, audio, commit=False)
+                    results.append(stored)
+                except Exception as exc:
+                    results.append(exc)
+            session.commit()
+        return results
 
     def recover(self, active: set[str]) -> list[asyncio.Task[str | None]]:
         """Finish every spool not belonging to a live call (left by a crash)."""

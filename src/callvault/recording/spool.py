@@ -116,6 +116,13 @@ class SpoolReader:
                 continue
         return sorted(found)
 
+    def has_audio(self) -> bool:
+        """Whether any stream file holds at least one packet record."""
+        return any(
+            (self.directory / stream_file(i)).stat().st_size > RECORD_HEADER.size
+            for i in self.stream_indexes()
+        )
+
     def packets(self, index: int) -> Iterator[tuple[int, bytes]]:
         """Yield ``(arrival_ms, raw_rtp_packet)`` in arrival order."""
         path = self.directory / stream_file(index)

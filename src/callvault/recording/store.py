@@ -11,7 +11,7 @@ from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
-from sqlalchemy import delete, select
+from sqlalchemy import delete, insert, select
 from sqlalchemy.orm import Session
 
 from callvault.db.models import Call, CallParty, DtmfEvent, Recording, Segment
@@ -98,66 +98,76 @@ def _direction(parties: list[Party]) -> str:
 
 
 def persist_call(
-    session: Session, blobs: BlobStore, summary: CallSummary, audio: FinishedAudio | None
+    session: Session,
+    blobs: BlobStore,
+    summary: CallSummary,
+    audio: FinishedAudio | None,
+    *,
+    commit: bool = True,
 ) -> str | None:
-    """Write the call (and its recording when there is audio); return the recording id."""
+    """Write the call (and its recording when there is audio); return the recording id.
+
+    ``commit=False`` leaves the transaction open so a caller can store several
+    calls in one (the blob is written first either way).
+    """
     assert summary.tenant_id is not None
     tenant_id = summary.tenant_id
-    session.execute(delete(Call).where(Call.id == summary.call_uuid))  # a retry replaces
     at = summary.started_at
     first = summary.parties[0] if summary.parties else None
     second = summary.parties[1] if len(summary.parties) > 1 else None
-    call = Call(
-        id=summary.call_uuid,
-        tenant_id=tenant_id,
-        sip_call_id=summary.sip_call_id[:255],
-        recording_session_id=summary.recording_session_id,
-        direction=_direction(summary.parties),
-        from_name=first.name if first else None,
-        from_number=first.number if first else None,
-        from_aor=first.aor if first else None,
-        to_name=second.name if second else None,
-        to_number=second.number if second else None,
-        to_aor=second.aor if second else None,
-        started_at=at,
-        answered_at=at + timedelta(milliseconds=summary.answered_ms)
-        if summary.answered_ms is not None
-        else None,
-        ended_at=at + timedelta(milliseconds=summary.ended_ms),
-        duration_ms=summary.ended_ms - (summary.answered_ms or 0),
-        end_reason=summary.end_reason,
+    # Core inserts: this runs for every call, so no unit-of-work bookkeeping here
+    session.execute(
+        insert(Call),
+        [
+            {
+                "id": summary.call_uuid,
+                "tenant_id": tenant_id,
+                "sip_call_id": summary.sip_call_id[:255],
+                "recording_session_id": summary.recording_session_id,
+                "direction": _direction(summary.parties),
+                "from_name": first.name if first else None,
+                "from_number": first.number if first else None,
+                "from_aor": first.aor if first else None,
+                "to_name": second.name if second else None,
+                "to_number": second.number if second else None,
+                "to_aor": second.aor if second else None,
+                "started_at": at,
+                "answered_at": at + timedelta(milliseconds=summary.answered_ms)
+                if summary.answered_ms is not None
+                else None,
+                "ended_at": at + timedelta(milliseconds=summary.ended_ms),
+                "duration_ms": summary.ended_ms - (summary.answered_ms or 0),
+                "end_reason": summary.end_reason,
+            }
+        ],
     )
-    seen: dict[str, CallParty] = {}
+    seen: dict[str, dict[str, Any]] = {}
     for t, parties in summary.party_changes:
         current = {p.participant_id for p in parties}
         for party in parties:
             if party.participant_id not in seen:
-                seen[party.participant_id] = CallParty(
-                    tenant_id=tenant_id,
-                    participant_id=party.participant_id[:255],
-                    aor=party.aor,
-                    name=party.name,
-                    number=party.number,
-                    user_id=party.user_id,
-                    side=party.side,
-                    joined_ms=t,
-                )
+                seen[party.participant_id] = {
+                    "tenant_id": tenant_id,
+                    "call_id": summary.call_uuid,
+                    "participant_id": party.participant_id[:255],
+                    "aor": party.aor,
+                    "name": party.name,
+                    "number": party.number,
+                    "user_id": party.user_id,
+                    "side": party.side,
+                    "joined_ms": t,
+                    "left_ms": None,
+                }
         for pid, row in seen.items():
-            if pid not in current and row.left_ms is None:
-                row.left_ms = t
-    call.parties = list(seen.values())
-    session.add(call)
-    for digit in summary.dtmf:
-        session.add(
-            DtmfEvent(
-                tenant_id=tenant_id,
-                call_id=call.id,
-                stream_index=-1 if digit.get("stream") is None else int(digit["stream"]),
-                digit=str(digit.get("digit", "?"))[:2],
-                at_ms=int(digit["t"]),
-                duration_ms=int(digit.get("duration_ms", 0)),
-                source=str(digit.get("source", "rfc4733"))[:16],
-            )
+            if pid not in current and row["left_ms"] is None:
+                row["left_ms"] = t
+    if seen:
+        session.execute(insert(CallParty), list(seen.values()))
+    digits = _digits(summary, audio)
+    if digits:
+        session.execute(
+            insert(DtmfEvent),
+            [{"tenant_id": tenant_id, "call_id": summary.call_uuid, **d} for d in digits],
         )
     recording_id: str | None = None
     if audio is not None and not audio.empty:
@@ -166,7 +176,7 @@ def persist_call(
         recording = Recording(
             id=summary.call_uuid,
             tenant_id=tenant_id,
-            call_id=call.id,
+            call_id=summary.call_uuid,
             user_id=summary.recorded_user_id,
             blob_key=key,
             sha256=audio.sha256,
@@ -196,8 +206,47 @@ def persist_call(
         ]
         session.add(recording)
         recording_id = recording.id
-    session.commit()
+    if commit:
+        session.commit()
+    else:
+        session.flush()
     return recording_id
+
+
+def _digits(summary: CallSummary, audio: FinishedAudio | None) -> list[dict[str, Any]]:
+    """The call's key presses: the finisher's merged list (journal + in-band, each
+    key once) when the policy ran, else the journal's."""
+    if audio is not None and audio.policy is not None:
+        return [
+            {
+                "stream_index": -1 if k.stream is None else k.stream,
+                "digit": k.digit[:2],
+                "at_ms": k.t,
+                "duration_ms": k.duration_ms,
+                "source": k.source[:16],
+            }
+            for k in audio.policy.keys
+        ]
+    return [
+        {
+            "stream_index": -1 if d.get("stream") is None else int(d["stream"]),
+            "digit": str(d.get("digit", "?"))[:2],
+            "at_ms": int(d["t"]),
+            "duration_ms": int(d.get("duration_ms", 0)),
+            "source": str(d.get("source", "rfc4733"))[:16],
+        }
+        for d in summary.dtmf
+    ]
+
+
+def delete_call(session: Session, call_id: str) -> None:
+    """Remove a call's rows so that finishing it again replaces them (crash retry)."""
+    recordings = select(Recording.id).where(Recording.call_id == call_id)
+    session.execute(delete(Segment).where(Segment.recording_id.in_(recordings)))
+    session.execute(delete(Recording).where(Recording.call_id == call_id))
+    session.execute(delete(DtmfEvent).where(DtmfEvent.call_id == call_id))
+    session.execute(delete(CallParty).where(CallParty.call_id == call_id))
+    session.execute(delete(Call).where(Call.id == call_id))
 
 
 def recording_exists(session: Session, call_uuid: str) -> bool:
