@@ -317,3 +317,22 @@ def test_a_digit_in_light_noise() -> None:
 def test_ten_minutes_of_noise_give_no_digit() -> None:
     pcm = to_pcm(np.random.default_rng(11).normal(0, 3000, 600 * RATE))
     assert detect(pcm, chunk=60 * RATE) == []
+
+
+def test_whole_call_gate_finds_every_key_the_detector_finds() -> None:
+    """``detect_keys`` (FFT gate + exact detector on candidate spans) over a long
+    stream finds the same keys as the exact detector alone, and nothing in speech."""
+    from callvault.media.inband_dtmf import candidate_spans, detect_keys
+
+    rng = np.random.default_rng(5)
+    pcm = to_pcm(rng.normal(0, 300, 30 * RATE))
+    for k, key in enumerate("*1590#"):
+        start = (2 + 4 * k) * RATE
+        tone = dtmf_tone(key, 0.06 + 0.02 * k, RATE, -20.0)
+        pcm[start : start + len(tone)] = tone
+    gated = [(d.digit, d.start_ms) for d in detect_keys(pcm, RATE)]
+    exact = [(d.digit, d.start_ms) for d in detect(pcm, chunk=RATE)]
+    assert [d for d, _ in gated] == list("*1590#")
+    assert gated == exact
+    quiet = to_pcm(np.zeros(10 * RATE))
+    assert candidate_spans(quiet, RATE) == []

@@ -352,3 +352,56 @@ class InbandDtmfDetector:
                 source="inband",
             )
         ]
+
+
+# -- a cheap gate for whole calls ----------------------------------------------------
+
+GATE_FRAME_MS = 20
+GATE_MARGIN_MS = 120  # audio kept around a candidate frame for the exact detector
+GATE_MIN_SHARE = 0.08  # each group's strongest tone holds at least this share of the frame
+
+
+def candidate_spans(samples: Pcm, rate: int) -> list[tuple[int, int]]:
+    """Sample ranges that might hold a key press: frames where one row tone and one
+    column tone both stand out (a Hann-windowed FFT per 20 ms frame). Speech and
+    music rarely pass, silence and single tones never; the exact detector then runs
+    only on these ranges, which makes whole-call detection several times cheaper.
+    A 40 ms tone always fills at least one whole frame, so no key is missed here."""
+    frame = rate * GATE_FRAME_MS // 1000
+    count = len(samples) // frame
+    if count == 0:
+        return []
+    frames = samples[: count * frame].reshape(count, frame).astype(np.float32) / 32768.0
+    spectrum = np.abs(np.fft.rfft(frames * np.hanning(frame).astype(np.float32), axis=1)) ** 2
+    total = spectrum.sum(axis=1) + 1e-9
+    width = rate / frame  # Hz per bin
+
+    def group(freqs: tuple[float, ...]) -> Floats:
+        shares = []
+        for freq in freqs:
+            centre = round(freq / width)
+            shares.append(spectrum[:, max(centre - 1, 0) : centre + 2].sum(axis=1) / total)
+        best: Floats = np.max(np.stack(shares), axis=0).astype(np.float64)
+        return best
+
+    loud = total > _power_of_dbm0(-36.0) * frame * frame * 0.375  # Hann power gain
+    hits = np.flatnonzero(loud & (group(ROWS) > GATE_MIN_SHARE) & (group(COLUMNS) > GATE_MIN_SHARE))
+    margin = rate * GATE_MARGIN_MS // 1000
+    spans: list[tuple[int, int]] = []
+    for index in hits:
+        start, end = max(0, int(index) * frame - margin), int(index + 1) * frame + margin
+        if spans and start <= spans[-1][1]:
+            spans[-1] = (spans[-1][0], max(spans[-1][1], end))
+        else:
+            spans.append((start, min(end, len(samples))))
+    return spans
+
+
+def detect_keys(samples: Pcm, rate: int, stream_index: int = 0) -> list[DtmfDigit]:
+    """Every key press in a whole decoded stream (t = 0 at its first sample)."""
+    found: list[DtmfDigit] = []
+    for start, end in candidate_spans(samples, rate):
+        detector = InbandDtmfDetector(rate, stream_index=stream_index)
+        t0 = start * 1000 // rate
+        found += detector.feed(samples[start:end], t0) + detector.finish()
+    return found

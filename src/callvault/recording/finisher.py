@@ -23,7 +23,7 @@ from typing import Any, Literal
 import numpy as np
 import numpy.typing as npt
 
-from callvault.media.inband_dtmf import InbandDtmfDetector
+from callvault.media.inband_dtmf import detect_keys
 from callvault.recording.journal import Channel, Codec, Event, StreamLayout, stream_from_dict
 from callvault.recording.mp3 import encode_mp3
 from callvault.recording.policy_apply import (
@@ -401,8 +401,10 @@ def _apply_policy(
 
     keys = journal_keys(journal.dtmf, side_of)
     for index, audio in audios.items():
-        detector = InbandDtmfDetector(audio.rate, stream_index=index)
-        found = detector.feed(audio.samples, 0) + detector.finish()
+        plan = journal.plans.get(index)
+        if plan is not None and all(ch == "right" for _t, ch in plan.channels):
+            continue  # the other party's keys never matter: don't listen for them
+        found = detect_keys(audio.samples, audio.rate, index)
         keys += [
             KeyPress(
                 d.start_ms, d.digit, side_of(index, d.start_ms), d.duration_ms, "inband", index
