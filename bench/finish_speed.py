@@ -23,7 +23,6 @@ from callvault.recording.journal import Codec, Event, StreamLayout, stream_to_di
 from callvault.recording.mp3 import encode_mp3
 from callvault.recording.spool import SpoolReader, SpoolWriter
 
-
 POLICY = {
     "short_code": "*1",
     "pause_mode": "cut",
@@ -92,7 +91,7 @@ def main() -> None:
             reader = SpoolReader(Path(tmp))
             finish(reader)  # warm up (imports, tables)
             best = min(_timed(finish, reader) for _ in range(3))
-            result = finish(reader)
+            finish(reader)
             audio = np.zeros(seconds * 8000, dtype=np.int16)
             mp3_time = min(_timed(encode_mp3, audio, audio, 8000, 32) for _ in range(3))
             rows.append((seconds, with_policy, best, seconds / best, mp3_time))
