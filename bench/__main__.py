@@ -14,8 +14,7 @@ from pathlib import Path
 
 from bench import run_recorder
 
-QUICK = ["--steps", "250,500,1000,1500,2000,3000,4000", "--duration", "5",
-         "--setup-duration", "5"]
+QUICK = ["--steps", "250,500,1000,1500,2000,3000,4000", "--duration", "5", "--setup-duration", "5"]
 
 
 def main(argv: list[str]) -> int:

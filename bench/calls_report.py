@@ -15,6 +15,7 @@ from __future__ import annotations
 import argparse
 import os
 import random
+import shutil
 import sqlite3
 import statistics
 import sys
@@ -314,8 +315,7 @@ def main(argv: list[str]) -> int:
     if args.keep:
         print(f"\nkept {path}")
     else:
-        for leftover in directory.glob("db.sqlite*"):
-            leftover.unlink()
+        shutil.rmtree(directory)
     return 0
 
 

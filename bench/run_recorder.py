@@ -90,8 +90,11 @@ def rtp_range() -> tuple[int, int]:
 
 def udp_counters() -> dict[str, int]:
     """Kernel-wide UDP counters (/proc/net/snmp); other traffic on the host counts too."""
-    lines = [line.split() for line in Path("/proc/net/snmp").read_text().splitlines()
-             if line.startswith("Udp:")]
+    lines = [
+        line.split()
+        for line in Path("/proc/net/snmp").read_text().splitlines()
+        if line.startswith("Udp:")
+    ]
     names, values = lines[0][1:], lines[1][1:]
     out = {name: int(value) for name, value in zip(names, values, strict=True)}
     try:
@@ -129,8 +132,10 @@ def rtp_socket_queues(low: int, high: int) -> tuple[int, int, int]:
 
 def probe_truesize(payload: int = 172) -> int:
     """Receive memory one RTP datagram takes in a socket queue (for backlog estimates)."""
-    with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as rx, \
-            socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as tx:
+    with (
+        socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as rx,
+        socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as tx,
+    ):
         rx.bind(("127.0.0.1", 0))
         port = rx.getsockname()[1]
         for _ in range(10):
@@ -194,8 +199,15 @@ def seed(data_dir: Path) -> None:
     extra = {"mode": "always"} if "mode" in inspect.signature(admin.create_user).parameters else {}
     with make_sessionmaker(engine)() as session:
         tenant = admin.create_tenant(session, "Bench", ["bench.example"], [])
-        admin.create_user(session, tenant, "Agent", extension="100",
-                          aors=["agent@bench.example"], recorded=True, **extra)
+        admin.create_user(
+            session,
+            tenant,
+            "Agent",
+            extension="100",
+            aors=["agent@bench.example"],
+            recorded=True,
+            **extra,
+        )
         accept = getattr(admin, "accept_legal_notice", None)
         if accept is not None:
             boss = admin.create_user(session, tenant, "Bench Admin", extension="101", role="admin")
@@ -218,25 +230,30 @@ class Server:
         self.http_port = free_port(socket.SOCK_STREAM)
         low, high = rtp_range()
         env = dict(os.environ)
-        env.update({
-            "CALLVAULT_DATA_DIR": str(self.data_dir),
-            "CALLVAULT_SIP_HOST": "127.0.0.1",
-            "CALLVAULT_SIP_PORT": str(self.sip_port),
-            "CALLVAULT_SIP_TCP": "false",
-            "CALLVAULT_RTP_PORT_MIN": str(low),
-            "CALLVAULT_RTP_PORT_MAX": str(high),
-            "CALLVAULT_HTTP_HOST": "127.0.0.1",
-            "CALLVAULT_HTTP_PORT": str(self.http_port),
-            "CALLVAULT_FINISH_WORKERS": str(self.finish_workers),
-            "CALLVAULT_LOG_LEVEL": "WARNING",
-        })
+        env.update(
+            {
+                "CALLVAULT_DATA_DIR": str(self.data_dir),
+                "CALLVAULT_SIP_HOST": "127.0.0.1",
+                "CALLVAULT_SIP_PORT": str(self.sip_port),
+                "CALLVAULT_SIP_TCP": "false",
+                "CALLVAULT_RTP_PORT_MIN": str(low),
+                "CALLVAULT_RTP_PORT_MAX": str(high),
+                "CALLVAULT_HTTP_HOST": "127.0.0.1",
+                "CALLVAULT_HTTP_PORT": str(self.http_port),
+                "CALLVAULT_FINISH_WORKERS": str(self.finish_workers),
+                "CALLVAULT_LOG_LEVEL": "WARNING",
+            }
+        )
         env.pop("CALLVAULT_CONFIG", None)
         self.log_path = self.data_dir / "server.log"
         callvault = shutil.which("callvault") or str(Path(sys.executable).parent / "callvault")
         with open(self.log_path, "wb") as log:
             self.proc = subprocess.Popen(
                 ["taskset", "-c", SERVER_CPU, callvault, "serve"],
-                env=env, stdout=log, stderr=subprocess.STDOUT, preexec_fn=raise_nofile,
+                env=env,
+                stdout=log,
+                stderr=subprocess.STDOUT,
+                preexec_fn=raise_nofile,
                 cwd=self.data_dir,
             )
         deadline = time.monotonic() + timeout
@@ -322,8 +339,12 @@ class LoadGen:
     def __init__(self, args: list[str]) -> None:
         self.proc = subprocess.Popen(
             ["taskset", "-c", LOADGEN_CPU, str(LOADGEN), *args],
-            stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
-            text=True, bufsize=1, preexec_fn=raise_nofile,
+            stdin=subprocess.PIPE,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.STDOUT,
+            text=True,
+            bufsize=1,
+            preexec_fn=raise_nofile,
         )
         self.lines: queue.Queue[str | None] = queue.Queue()
         self.output: list[str] = []
@@ -404,24 +425,44 @@ class Step:
         return self.sent - self.received
 
     def ok(self, max_lag_ms: float) -> bool:
-        return (not self.error and self.up == self.calls and self.loss == 0
-                and self.socket_drops == 0 and self.backlog_ms <= max_lag_ms
-                and self.finished and self.stored >= self.up)
+        return (
+            not self.error
+            and self.up == self.calls
+            and self.loss == 0
+            and self.socket_drops == 0
+            and self.backlog_ms <= max_lag_ms
+            and self.finished
+            and self.stored >= self.up
+        )
 
     @property
     def backlog_ms(self) -> float:
         return max(self.lag_ms, self.kernel_backlog_ms)
 
 
-def media_step(calls: int, duration: float, rate: float, finish_timeout: float,
-               keep: bool, truesize: int = 832) -> Step:
+def media_step(
+    calls: int, duration: float, rate: float, finish_timeout: float, keep: bool, truesize: int = 832
+) -> Step:
     step = Step(calls)
     with running_server(keep=keep) as server:
         time.sleep(1.0)  # let the server settle (forkserver, imports) before the idle RSS
         step.rss_idle_kib = proc_rss_kib(server.pid)
-        gen = LoadGen(["media", "--server", f"127.0.0.1:{server.sip_port}", "--calls", str(calls),
-                       "--rate", str(rate), "--duration", str(duration), "--sync",
-                       "--sync-timeout", "600"])
+        gen = LoadGen(
+            [
+                "media",
+                "--server",
+                f"127.0.0.1:{server.sip_port}",
+                "--calls",
+                str(calls),
+                "--rate",
+                str(rate),
+                "--duration",
+                str(duration),
+                "--sync",
+                "--sync-timeout",
+                "600",
+            ]
+        )
         try:
             gen.wait_for("PHASE established", calls / rate + 60)
             m0 = server.metrics()
@@ -495,8 +536,19 @@ def setup_bench(
     with running_server(keep=keep) as server:
         time.sleep(1.0)
         cpu0, tree0, t0 = proc_cpu_s(server.pid), tree_cpu_s(server.pid), time.monotonic()
-        gen = LoadGen(["setup", "--server", f"127.0.0.1:{server.sip_port}", "--window", str(window),
-                       "--duration", str(duration), "--timeout", "10"])
+        gen = LoadGen(
+            [
+                "setup",
+                "--server",
+                f"127.0.0.1:{server.sip_port}",
+                "--window",
+                str(window),
+                "--duration",
+                str(duration),
+                "--timeout",
+                "10",
+            ]
+        )
         try:
             result = keyvalues(gen.wait_for("RESULT", duration + 60))
         finally:
@@ -517,12 +569,16 @@ def setup_bench(
 
 # -- tables -----------------------------------------------------------------------------
 def print_media_table(steps: list[Step], duration: float, max_lag_ms: float) -> None:
-    print(f"\nConcurrent two-stream G.711 calls, server on CPU {SERVER_CPU} (one core), "
-          f"{duration:g} s of media per step")
-    print("| calls | up | pkts sent | gen pps / target | loss | backlog at end: counter / "
-          "kernel queues (max during media) | server CPU | CPU per packet "
-          "| UDP drops: RTP sockets; host rcvbuf/in/noport/softnet "
-          "| RSS/call (set up / media) | stored | finish | clean |")
+    print(
+        f"\nConcurrent two-stream G.711 calls, server on CPU {SERVER_CPU} (one core), "
+        f"{duration:g} s of media per step"
+    )
+    print(
+        "| calls | up | pkts sent | gen pps / target | loss | backlog at end: counter / "
+        "kernel queues (max during media) | server CPU | CPU per packet "
+        "| UDP drops: RTP sockets; host rcvbuf/in/noport/softnet "
+        "| RSS/call (set up / media) | stored | finish | clean |"
+    )
     print("|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|:---:|")
     for s in steps:
         d = s.drops
@@ -537,55 +593,77 @@ def print_media_table(steps: list[Step], duration: float, max_lag_ms: float) -> 
             f"{d.get('SoftnetDropped', 0)} | {per_up} / {per_media} KiB | {s.stored} | "
             f"{s.finish_s:.1f} s | {'yes' if s.ok(max_lag_ms) else 'NO'} |"
         )
-    print(f"\nGenerator self-check (CPU {LOADGEN_CPU}): late ticks (>5 ms) / ticks, "
-          "max lateness, max burst, generator CPU")
-    print("| calls | late/ticks | max late | max burst | avg burst | gen CPU "
-          "| send EAGAIN/errors |")
+    print(
+        f"\nGenerator self-check (CPU {LOADGEN_CPU}): late ticks (>5 ms) / ticks, "
+        "max lateness, max burst, generator CPU"
+    )
+    print(
+        "| calls | late/ticks | max late | max burst | avg burst | gen CPU | send EAGAIN/errors |"
+    )
     print("|---:|---:|---:|---:|---:|---:|---:|")
     for s in steps:
         g = s.gen
-        print(f"| {s.calls} | {g.get('late_ticks', 0):.0f}/{g.get('ticks', 0):.0f} | "
-              f"{g.get('max_late_ms', 0):.2f} ms | {g.get('max_burst_ms', 0):.2f} ms | "
-              f"{g.get('avg_burst_ms', 0):.2f} ms | {g.get('gen_cpu_pct', 0):.0f}% | "
-              f"{g.get('send_eagain', 0):.0f}/{g.get('send_errors', 0):.0f} |")
+        print(
+            f"| {s.calls} | {g.get('late_ticks', 0):.0f}/{g.get('ticks', 0):.0f} | "
+            f"{g.get('max_late_ms', 0):.2f} ms | {g.get('max_burst_ms', 0):.2f} ms | "
+            f"{g.get('avg_burst_ms', 0):.2f} ms | {g.get('gen_cpu_pct', 0):.0f}% | "
+            f"{g.get('send_eagain', 0):.0f}/{g.get('send_errors', 0):.0f} |"
+        )
     for s in steps:
         if s.error:
             print(f"  step {s.calls}: {s.error}")
 
 
 def print_setup_table(r: dict[str, float]) -> None:
-    print(f"\nCall set-up + tear-down (INVITE/100/200/ACK/BYE/200, no media), "
-          f"{r.get('window', 0):.0f} calls in flight")
-    print("| calls/s | completed | failed | set-up p50 | set-up p99 | server CPU "
-          "(main / with finisher) | recordings stored | finish backlog drained |")
+    print(
+        f"\nCall set-up + tear-down (INVITE/100/200/ACK/BYE/200, no media), "
+        f"{r.get('window', 0):.0f} calls in flight"
+    )
+    print(
+        "| calls/s | completed | failed | set-up p50 | set-up p99 | server CPU "
+        "(main / with finisher) | recordings stored | finish backlog drained |"
+    )
     print("|---:|---:|---:|---:|---:|---:|---:|---:|")
-    print(f"| {r.get('calls_per_s', 0):.0f} | {r.get('completed', 0):.0f} | "
-          f"{r.get('failed', 0) + r.get('bye_failed', 0):.0f} | "
-          f"{r.get('setup_p50_ms', 0):.1f} ms | "
-          f"{r.get('setup_p99_ms', 0):.1f} ms | {r.get('server_cpu_pct', 0):.0f}% / "
-          f"{r.get('tree_cpu_pct', 0):.0f}% | "
-          f"{r.get('stored', 0):.0f} | {'yes' if r.get('finished') else 'NO'} in "
-          f"{r.get('finish_s', 0):.1f} s |")
+    print(
+        f"| {r.get('calls_per_s', 0):.0f} | {r.get('completed', 0):.0f} | "
+        f"{r.get('failed', 0) + r.get('bye_failed', 0):.0f} | "
+        f"{r.get('setup_p50_ms', 0):.1f} ms | "
+        f"{r.get('setup_p99_ms', 0):.1f} ms | {r.get('server_cpu_pct', 0):.0f}% / "
+        f"{r.get('tree_cpu_pct', 0):.0f}% | "
+        f"{r.get('stored', 0):.0f} | {'yes' if r.get('finished') else 'NO'} in "
+        f"{r.get('finish_s', 0):.1f} s |"
+    )
 
 
 # -- main ---------------------------------------------------------------------------------
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    p.add_argument("--steps", default="250,500,1000,1500,2000,2500,3000,4000,5000",
-                   help="comma-separated call counts, run in order until one is not clean")
+    p.add_argument(
+        "--steps",
+        default="250,500,1000,1500,2000,2500,3000,4000,5000",
+        help="comma-separated call counts, run in order until one is not clean",
+    )
     p.add_argument("--duration", type=float, default=10.0, help="seconds of media per step")
     p.add_argument("--rate", type=float, default=200.0, help="new calls (and BYEs) per second")
-    p.add_argument("--max-lag-ms", type=float, default=500.0,
-                   help="a step is clean only if the server's backlog at the end of media is "
-                        "at most this long")
+    p.add_argument(
+        "--max-lag-ms",
+        type=float,
+        default=500.0,
+        help="a step is clean only if the server's backlog at the end of media is "
+        "at most this long",
+    )
     p.add_argument("--setup-window", type=int, default=50, help="calls in flight, set-up bench")
     p.add_argument("--setup-duration", type=float, default=10.0)
     p.add_argument("--finish-timeout", type=float, default=600.0)
     p.add_argument("--skip-media", action="store_true")
     p.add_argument("--skip-setup", action="store_true")
     p.add_argument("--keep", action="store_true", help="keep the data directories")
-    p.add_argument("--rmem-max", type=int, default=0,
-                   help="set net.core.rmem_max to this for the run (root; restored after)")
+    p.add_argument(
+        "--rmem-max",
+        type=int,
+        default=0,
+        help="set net.core.rmem_max to this for the run (root; restored after)",
+    )
     return p.parse_args(argv)
 
 
@@ -600,11 +678,13 @@ def main(argv: list[str] | None = None) -> int:
     if args.rmem_max:
         Path("/proc/sys/net/core/rmem_max").write_text(str(args.rmem_max))
     try:
-        print(f"loadgen: {LOADGEN}; server CPU {SERVER_CPU}, loadgen CPU {LOADGEN_CPU}; "
-              f"net.core.rmem_max={sysctl('net.core.rmem_max')} "
-              f"rmem_default={sysctl('net.core.rmem_default')} "
-              f"netdev_max_backlog={sysctl('net.core.netdev_max_backlog')}; "
-              f"RTP ports {rtp_range()[0]}-{rtp_range()[1]}")
+        print(
+            f"loadgen: {LOADGEN}; server CPU {SERVER_CPU}, loadgen CPU {LOADGEN_CPU}; "
+            f"net.core.rmem_max={sysctl('net.core.rmem_max')} "
+            f"rmem_default={sysctl('net.core.rmem_default')} "
+            f"netdev_max_backlog={sysctl('net.core.netdev_max_backlog')}; "
+            f"RTP ports {rtp_range()[0]}-{rtp_range()[1]}"
+        )
         if not args.skip_media:
             truesize = probe_truesize()
             print(f"one queued RTP datagram takes {truesize} bytes of socket receive memory")
@@ -612,27 +692,36 @@ def main(argv: list[str] | None = None) -> int:
             nofile = effective_nofile()
             for calls in (int(x) for x in args.steps.split(",") if x.strip()):
                 if calls * FDS_PER_CALL + 500 > nofile:
-                    print(f"-- {calls} calls skipped: the server needs about "
-                          f"{calls * FDS_PER_CALL} fds and RLIMIT_NOFILE is {nofile} here "
-                          "(raise the hard limit: ulimit -Hn, or CAP_SYS_RESOURCE)")
+                    print(
+                        f"-- {calls} calls skipped: the server needs about "
+                        f"{calls * FDS_PER_CALL} fds and RLIMIT_NOFILE is {nofile} here "
+                        "(raise the hard limit: ulimit -Hn, or CAP_SYS_RESOURCE)"
+                    )
                     break
                 print(f"-- {calls} calls x {args.duration:g} s ...", flush=True)
-                step = media_step(calls, args.duration, args.rate, args.finish_timeout, args.keep,
-                                  truesize)
+                step = media_step(
+                    calls, args.duration, args.rate, args.finish_timeout, args.keep, truesize
+                )
                 steps.append(step)
-                print(f"   sent {step.sent} received {step.received} loss {step.loss} "
-                      f"backlog {step.lag_ms:.0f} ms "
-                      f"(kernel queues {step.kernel_backlog_ms:.0f} ms) "
-                      f"socket drops {step.socket_drops} CPU {step.cpu_pct:.0f}% "
-                      f"finish {step.finish_s:.1f} s", flush=True)
+                print(
+                    f"   sent {step.sent} received {step.received} loss {step.loss} "
+                    f"backlog {step.lag_ms:.0f} ms "
+                    f"(kernel queues {step.kernel_backlog_ms:.0f} ms) "
+                    f"socket drops {step.socket_drops} CPU {step.cpu_pct:.0f}% "
+                    f"finish {step.finish_s:.1f} s",
+                    flush=True,
+                )
                 if not step.ok(args.max_lag_ms):
                     break
             print_media_table(steps, args.duration, args.max_lag_ms)
         if not args.skip_setup:
-            print(f"-- set-up bench: {args.setup_window} in flight x {args.setup_duration:g} s",
-                  flush=True)
-            print_setup_table(setup_bench(args.setup_window, args.setup_duration,
-                                          args.finish_timeout, args.keep))
+            print(
+                f"-- set-up bench: {args.setup_window} in flight x {args.setup_duration:g} s",
+                flush=True,
+            )
+            print_setup_table(
+                setup_bench(args.setup_window, args.setup_duration, args.finish_timeout, args.keep)
+            )
     finally:
         if args.rmem_max and old_rmem != "?":
             Path("/proc/sys/net/core/rmem_max").write_text(old_rmem)

@@ -29,7 +29,7 @@ METADATA = (
     "  <datamode>complete</datamode>\r\n"
     + "".join(
         f'  <participant participant_id="p{i}AAAAAAAAAAAAAAAA==">\r\n'
-        f"    <nameID aor=\"sip:user{i}@example.com\"><name>User {i}</name></nameID>\r\n"
+        f'    <nameID aor="sip:user{i}@example.com"><name>User {i}</name></nameID>\r\n'
         "  </participant>\r\n"
         f'  <stream stream_id="s{i}AAAAAAAAAAAAAAAAA==" session_id="sessAAAAAAAAAAAAA==">\r\n'
         f"    <label>{i}</label>\r\n  </stream>\r\n"
@@ -40,7 +40,8 @@ METADATA = (
     "</sipSessionID>\r\n  </session>\r\n</recording>\r\n"
 )
 BODY = (
-    "--uniqueBoundary\r\nContent-Type: application/sdp\r\n\r\n" + SDP
+    "--uniqueBoundary\r\nContent-Type: application/sdp\r\n\r\n"
+    + SDP
     + "--uniqueBoundary\r\nContent-Type: application/rs-metadata+xml\r\n"
     "Content-Disposition: recording-session\r\n\r\n" + METADATA + "--uniqueBoundary--\r\n"
 ).encode()
@@ -107,9 +108,14 @@ def server_invite_transaction() -> None:
     server_key(request)
     txn = ServerInviteTransaction(request, reliable=False, timers=TIMERS)
     txn.send_response(build_response(request, 100), 0.0)
-    ok = build_response(request, 200, to_tag="rs77", body=SDP.encode(),
-                        content_type="application/sdp",
-                        headers=[("Contact", "<sip:recorder@192.0.2.10:5060>")])
+    ok = build_response(
+        request,
+        200,
+        to_tag="rs77",
+        body=SDP.encode(),
+        content_type="application/sdp",
+        headers=[("Contact", "<sip:recorder@192.0.2.10:5060>")],
+    )
     data = serialize(ok)
     txn.send_response(ok, 0.01)
     pending = Pending2xx(ok, data, reliable=False, timers=TIMERS, now=0.01)

@@ -16,19 +16,40 @@ from callvault.db.models import (
     UserNumber,
 )
 from callvault.portal.auth import issue_token
+from callvault.portal.passwords import hash_password, normalise_login
 from callvault.tenants.legal import NOTICE_VERSION
 from callvault.tenants.numbers import normalise_aor, normalise_number
 
 
-def bootstrap_operator(session: Session, name: str = "operator") -> tuple[Operator, str | None]:
-    """Create the operator once; return it and a fresh token only when it was created."""
-    existing = session.scalar(select(Operator).order_by(Operator.id).limit(1))
-    if existing is not None:
-        return existing, None
-    operator = Operator(name=name)
-    session.add(operator)
-    session.flush()
-    token = issue_token(session, "bootstrap", operator_id=operator.id)
+class LoginTaken(ValueError):
+    """The login name belongs to another account."""
+
+
+def bootstrap_operator(
+    session: Session,
+    name: str = "operator",
+    *,
+    login: str | None = None,
+    password: str | None = None,
+) -> tuple[Operator, str | None]:
+    """Create the operator once; return it and a fresh token only when it was created.
+
+    With ``login`` and ``password`` the operator's portal login is set (again),
+    so running bootstrap twice is harmless. Raises ``InvalidInput`` for a short
+    password and ``LoginTaken`` when a user has that login.
+    """
+    operator = session.scalar(select(Operator).order_by(Operator.id).limit(1))
+    token = None
+    if operator is None:
+        operator = Operator(name=name)
+        session.add(operator)
+        session.flush()
+        token = issue_token(session, "bootstrap", operator_id=operator.id)
+    if login is not None and password is not None:
+        normalised = normalise_login(login)
+        if session.scalar(select(User.id).where(User.login == normalised)) is not None:
+            raise LoginTaken(f"the login {normalised!r} belongs to a user")
+        operator.login, operator.password_hash = normalised, hash_password(password)
     session.commit()
     return operator, token
 

@@ -24,21 +24,40 @@ def _serve(args: argparse.Namespace) -> int:
     return 0
 
 
+def _read_password() -> str:
+    """From the terminal without echo, else the first line of stdin (never argv: ps shows it)."""
+    if sys.stdin.isatty():
+        import getpass
+
+        return getpass.getpass("password: ")
+    return sys.stdin.readline().rstrip("\r\n")
+
+
 def _bootstrap(args: argparse.Namespace) -> int:
-    from callvault.admin import bootstrap_operator
+    from callvault.admin import LoginTaken, bootstrap_operator
     from callvault.db.engine import make_engine, make_sessionmaker, migrate
+    from callvault.errors import InvalidInput
 
     settings = _settings(args)
     settings.data_dir.mkdir(parents=True, exist_ok=True)
     migrate(settings.db_url)
     sessions = make_sessionmaker(make_engine(settings.db_url))
+    password = _read_password() if args.login else None
     with sessions() as session:
-        operator, token = bootstrap_operator(session, args.name)
+        try:
+            operator, token = bootstrap_operator(
+                session, args.name, login=args.login, password=password
+            )
+        except (InvalidInput, LoginTaken) as exc:
+            print(f"callvault: {exc}", file=sys.stderr)
+            return 2
     if token is None:
         print(f"operator {operator.name!r} already exists; no new operator was created")
-        return 0
-    print(f"operator {operator.name!r} created")
-    print(f"API token (shown once): {token}")
+    else:
+        print(f"operator {operator.name!r} created")
+        print(f"API token (shown once): {token}")
+    if args.login:
+        print(f"portal login {operator.login!r} set")
     return 0
 
 
@@ -67,6 +86,10 @@ def build_parser() -> argparse.ArgumentParser:
     boot = admin_sub.add_parser("bootstrap", help="create the operator account and a token")
     boot.add_argument("--name", default="operator")
     boot.add_argument("--data-dir", type=Path)
+    boot.add_argument(
+        "--login",
+        help="also set the operator's portal login; the password is read from stdin",
+    )
     boot.set_defaults(func=_bootstrap)
     return parser
 

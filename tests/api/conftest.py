@@ -3,19 +3,23 @@ from __future__ import annotations
 import hashlib
 from collections.abc import Iterator
 from dataclasses import dataclass
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
+from typing import cast
 
 import pytest
+from fastapi import FastAPI
 from fastapi.testclient import TestClient
+from sqlalchemy import select
 from sqlalchemy.orm import Session, sessionmaker
 
 from callvault.admin import bootstrap_operator, create_tenant, create_user
 from callvault.db.engine import make_engine, make_sessionmaker, migrate
-from callvault.db.models import Call, CallParty, Recording, Segment
+from callvault.db.models import Call, CallParty, Operator, Recording, Segment, User
 from callvault.portal.app import create_app
 from callvault.portal.auth import issue_token
 from callvault.portal.context import PortalContext
+from callvault.portal.passwords import hash_password
 from callvault.storage.blobs import LocalBlobStore
 
 
@@ -32,6 +36,10 @@ class World:
     recording_a2: str  # recording of tenant A, user "a_colleague"
     recording_b: str
     audio: bytes
+
+    @property
+    def app(self) -> FastAPI:
+        return cast(FastAPI, self.client.app)
 
     def auth(self, who: str) -> dict[str, str]:
         return {"Authorization": f"Bearer {self.tokens[who]}"}
@@ -116,3 +124,47 @@ def world(tmp_path: Path) -> Iterator[World]:
     with TestClient(app) as client:
         yield World(client, sessions, blobs, tokens, ta, tb, ids, rec_a, rec_a2, rec_b, audio)
     engine.dispose()
+
+
+class Clock:
+    """The portal's clock in tests: ``app.state.clock``; moved by hand, never by sleeping."""
+
+    def __init__(self, start: datetime) -> None:
+        self.now = start
+
+    def __call__(self) -> datetime:
+        return self.now
+
+    def advance(self, **delta: float) -> None:
+        self.now += timedelta(**delta)
+
+
+@pytest.fixture
+def clock(world: World) -> Clock:
+    moving = Clock(datetime.now(UTC))
+    world.app.state.clock = moving
+    return moving
+
+
+@pytest.fixture
+def browser(world: World) -> TestClient:
+    """A second client on https, so that the Secure session cookie is kept and sent."""
+    return TestClient(world.app, base_url="https://testserver")
+
+
+PASSWORD = "correct horse battery"
+
+
+def give_login(world: World, who: str, password: str = PASSWORD) -> str:
+    """Sets a portal login (named ``who``) and password for a world account; returns the login."""
+    login = who.replace("_", "-")
+    with world.sessions() as session:
+        account: Operator | User | None
+        if who == "operator":
+            account = session.scalars(select(Operator)).one()
+        else:
+            account = session.get(User, world.users[who])
+        assert account is not None
+        account.login, account.password_hash = login, hash_password(password)
+        session.commit()
+    return login

@@ -1,21 +1,36 @@
-"""Recording audio over HTTP: Range requests for the player, downloads, audit."""
+"""Recording audio over HTTP: Range requests for the player, downloads, audit.
+
+Stream-only tenants (SPEC section 5) get no downloads: ``?download=true``
+and any full-file fetch without a Range header (what a browser's player never
+does) are refused with 403 ``stream-only``. Every play (a range starting at
+byte 0) and every download is audited.
+"""
 
 from __future__ import annotations
 
 import re
+from dataclasses import dataclass, field
 
 from fastapi import APIRouter, Request, Response
+from sqlalchemy import select
+from sqlalchemy.orm import Session
 
-from callvault.errors import ApiError
-from callvault.portal.api.calls import _utc, recording_for
+from callvault.db.models import Call, Recording, Tenant
+from callvault.errors import ApiError, Forbidden
+from callvault.portal.api.calls import recording_for
 from callvault.portal.audit import audit
-from callvault.portal.auth import CurrentPrincipal, SessionDep
-from callvault.storage.blobs import BlobNotFound
+from callvault.portal.auth import CurrentPrincipal, SessionDep, as_utc
+from callvault.storage.blobs import BlobNotFound, BlobStore
 
 router = APIRouter(prefix="/api/v1", tags=["audio"])
 
+AUDIO_RESPONSES: dict[int | str, dict[str, object]] = {
+    200: {"content": {"audio/mpeg": {}}},
+    206: {"content": {"audio/mpeg": {}}},
+}
 
 _RANGE = re.compile(r"^bytes=(\d*)-(\d*)$")
+_UNSAFE = re.compile(r"[^A-Za-z0-9+_-]+")
 
 
 def parse_range(header: str, size: int) -> tuple[int, int]:
@@ -39,11 +54,68 @@ def parse_range(header: str, size: int) -> tuple[int, int]:
     return start, end
 
 
-@router.get(
-    "/recordings/{recording_id}/audio",
-    response_class=Response,
-    responses={200: {"content": {"audio/mpeg": {}}}, 206: {"content": {"audio/mpeg": {}}}},
-)
+def stream_only_refusal() -> Forbidden:
+    return Forbidden(
+        "recordings of this organisation can only be played in the browser, not downloaded",
+        error_id="stream-only",
+    )
+
+
+@dataclass
+class AudioSlice:
+    """The bytes to answer with, for a whole file or one Range."""
+
+    body: bytes
+    status: int
+    start: int
+    headers: dict[str, str] = field(default_factory=dict)
+
+    def response(self) -> Response:
+        return Response(
+            content=self.body,
+            status_code=self.status,
+            media_type="audio/mpeg",
+            headers=self.headers,
+        )
+
+
+def read_audio(blobs: BlobStore, recording: Recording, range_header: str | None) -> AudioSlice:
+    try:
+        size = blobs.size(recording.blob_key)
+    except BlobNotFound as exc:
+        raise ApiError("the audio is no longer stored", error_id="audio-gone", status=410) from exc
+    headers = {"Accept-Ranges": "bytes", "ETag": f'"{recording.sha256}"'}
+    if range_header:
+        start, end = parse_range(range_header, size)
+        headers["Content-Range"] = f"bytes {start}-{end - 1}/{size}"
+        return AudioSlice(blobs.read(recording.blob_key, start, end), 206, start, headers)
+    return AudioSlice(blobs.read(recording.blob_key), 200, 0, headers)
+
+
+def _part(value: str | None) -> str:
+    if not value:
+        return "unknown"
+    if "@" in value:
+        value = value.split("@", 1)[0].removeprefix("sip:").removeprefix("sips:")
+    return _UNSAFE.sub("-", value).strip("-")[:40] or "unknown"
+
+
+def download_filename(recording: Recording, call: Call | None) -> str:
+    """``<YYYY-MM-DD_HHMM>_<from>_<to>.mp3``, every part within [A-Za-z0-9+_-]."""
+    stamp = as_utc(recording.started_at).strftime("%Y-%m-%d_%H%M")
+    source = _part(call.from_number or call.from_name or call.from_aor) if call else "unknown"
+    dest = _part(call.to_number or call.to_name or call.to_aor) if call else "unknown"
+    extension = _UNSAFE.sub("", recording.format) or "mp3"
+    return f"{stamp}_{source}_{dest}.{extension}"
+
+
+def _call_of(session: Session, recording: Recording) -> Call | None:
+    return session.scalar(
+        select(Call).where(Call.tenant_id == recording.tenant_id, Call.id == recording.call_id)
+    )
+
+
+@router.get("/recordings/{recording_id}/audio", response_class=Response, responses=AUDIO_RESPONSES)
 def get_audio(
     recording_id: str,
     principal: CurrentPrincipal,
@@ -52,27 +124,16 @@ def get_audio(
     download: bool = False,
 ) -> Response:
     recording = recording_for(session, principal, recording_id)
-    blobs = request.app.state.context.blobs
-    try:
-        size = blobs.size(recording.blob_key)
-    except BlobNotFound as exc:
-        raise ApiError("the audio is no longer stored", error_id="audio-gone", status=410) from exc
-    headers = {"Accept-Ranges": "bytes", "ETag": f'"{recording.sha256}"'}
-    started = _utc(recording.started_at)
-    stamp = started.strftime("%Y-%m-%d_%H%M%S") if started else "recording"
-    disposition = "attachment" if download else "inline"
-    headers["Content-Disposition"] = f'{disposition}; filename="{stamp}_{recording.id[:8]}.mp3"'
+    tenant = session.get(Tenant, recording.tenant_id)
+    assert tenant is not None
     range_header = request.headers.get("range")
-    if range_header:
-        start, end = parse_range(range_header, size)
-        body = blobs.read(recording.blob_key, start, end)
-        headers["Content-Range"] = f"bytes {start}-{end - 1}/{size}"
-        status = 206
-    else:
-        start, end = 0, size
-        body = blobs.read(recording.blob_key)
-        status = 200
-    if start == 0:
+    if tenant.stream_only and (download or not range_header):
+        raise stream_only_refusal()
+    audio = read_audio(request.app.state.context.blobs, recording, range_header)
+    filename = download_filename(recording, _call_of(session, recording))
+    disposition = "attachment" if download else "inline"
+    audio.headers["Content-Disposition"] = f'{disposition}; filename="{filename}"'
+    if audio.start == 0:
         action = "recording.download" if download or not range_header else "recording.play"
         audit(
             session,
@@ -81,6 +142,7 @@ def get_audio(
             action,
             recording.tenant_id,
             target=f"recording:{recording.id}",
+            stream_only=tenant.stream_only,
         )
         session.commit()
-    return Response(content=body, status_code=status, media_type="audio/mpeg", headers=headers)
+    return audio.response()

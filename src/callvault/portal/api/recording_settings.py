@@ -9,7 +9,9 @@ is reloaded).
 
 from __future__ import annotations
 
-from typing import Annotated, Literal
+import re
+from datetime import datetime
+from typing import Annotated, Any, Literal
 
 from fastapi import APIRouter, Path, Request, Response
 from pydantic import BaseModel, Field, field_validator
@@ -20,8 +22,17 @@ from sqlalchemy.orm import Session
 from callvault.db.models import LegalAcceptance, Tenant, User, UserContact
 from callvault.errors import Conflict, Forbidden, InvalidInput, NotFound
 from callvault.portal.api.schemas import Strict
-from callvault.portal.audit import audit
-from callvault.portal.auth import CurrentPrincipal, Principal, SessionDep, TenantScope, require_role
+from callvault.portal.audit import audit, changes
+from callvault.portal.auth import (
+    MAX_ID,
+    CurrentPrincipal,
+    Now,
+    Principal,
+    SessionDep,
+    TenantScope,
+    as_utc,
+    require_role,
+)
 from callvault.tenants.legal import NOTICE, NOTICE_VERSION
 from callvault.tenants.numbers import normalise_aor, normalise_number
 
@@ -31,7 +42,7 @@ ModeName = Literal[
     "never", "always", "always_pause", "on_demand_keep", "on_demand_user", "playback"
 ]
 NEW_USER_MODE: ModeName = "on_demand_user"
-UserId = Annotated[int, Path(ge=1)]
+UserId = Annotated[int, Path(ge=1, le=MAX_ID)]
 
 
 class LegalNoticeOut(BaseModel):
@@ -49,17 +60,47 @@ class AcceptIn(Strict):
     purpose: str = Field(min_length=10, max_length=2000, description="why calls are recorded")
 
 
+BULK_MIN_RETENTION_DAYS = 180
+_EMAIL = re.compile(r"^[^@\s<>\"(),;:]{1,64}@[A-Za-z0-9]([A-Za-z0-9-]{0,62}\.)+[A-Za-z]{2,63}$")
+
+
 class SettingsOut(BaseModel):
     active: bool
     short_code: str
     pause_mode: Literal["cut", "silence"]
     channels: Literal["both", "user", "other", "mix"]
+    plan: str
+    retention_days: int
+    retention_min_days: int = Field(description="the plan's range for the retention slider")
+    retention_max_days: int
+    retention_changed_at: datetime | None
+    stream_only: bool
+    bulk_download: bool
+    delivery_email: str | None
+    language: Literal["nl", "de", "en"]
 
 
 class SettingsIn(Strict):
     short_code: str | None = None
     pause_mode: Literal["cut", "silence"] | None = None
     channels: Literal["both", "user", "other", "mix"] | None = None
+    retention_days: int | None = Field(default=None, ge=1, le=3650)
+    stream_only: bool | None = None
+    bulk_download: bool | None = None
+    delivery_email: str | None = Field(
+        default=None, max_length=320, description='where finished recordings are mailed; "" clears'
+    )
+    language: Literal["nl", "de", "en"] | None = None
+
+    @field_validator("delivery_email")
+    @classmethod
+    def _email(cls, value: str | None) -> str | None:
+        if value is None or value == "":
+            return value
+        value = value.strip()
+        if not _EMAIL.match(value):
+            raise ValueError(f"{value!r} is not an e-mail address")
+        return value
 
     @field_validator("short_code")
     @classmethod
@@ -183,6 +224,17 @@ def get_settings(
         short_code=tenant.short_code,
         pause_mode=tenant.pause_mode,
         channels=tenant.channels,
+        plan=tenant.plan,
+        retention_days=tenant.retention_days,
+        retention_min_days=tenant.retention_min_days,
+        retention_max_days=tenant.retention_max_days,
+        retention_changed_at=as_utc(tenant.retention_changed_at)
+        if tenant.retention_changed_at
+        else None,
+        stream_only=tenant.stream_only,
+        bulk_download=tenant.bulk_download,
+        delivery_email=tenant.delivery_email,
+        language=tenant.language,
     )
 
 
@@ -193,15 +245,50 @@ def change_settings(
     principal: CurrentPrincipal,
     session: SessionDep,
     request: Request,
+    at: Now,
 ) -> SettingsOut:
+    """Changes what is given; each change is audited with its old and new value."""
     require_role(principal, "operator", "admin")
     _require_accepted(session, tenant)
-    changes = body.model_dump(exclude_none=True)
-    if not changes:
+    wanted: dict[str, Any] = body.model_dump(exclude_none=True)
+    if not wanted:
         raise InvalidInput("nothing to change", error_id="no-change")
-    for key, value in changes.items():
-        setattr(tenant, key, value)
-    audit(session, request, principal, "settings.recording", tenant.id, **changes)
+    if wanted.get("delivery_email") == "":
+        wanted["delivery_email"] = None
+    before = {key: getattr(tenant, key) for key in wanted}
+    after = before | wanted
+    retention = wanted.get("retention_days", tenant.retention_days)
+    if "retention_days" in wanted and not (
+        tenant.retention_min_days <= retention <= tenant.retention_max_days
+    ):
+        raise InvalidInput(
+            f"retention_days: the plan {tenant.plan!r} allows "
+            f"{tenant.retention_min_days} to {tenant.retention_max_days} days",
+            error_id="retention-out-of-plan",
+        )
+    if after.get("bulk_download", tenant.bulk_download) and retention < BULK_MIN_RETENTION_DAYS:
+        raise InvalidInput(
+            f"bulk download needs a retention of at least {BULK_MIN_RETENTION_DAYS} days",
+            error_id="bulk-needs-180-days",
+        )
+    changed = changes(before, after)
+    for key in changed:
+        setattr(tenant, key, after[key])
+    if "retention_days" in changed:
+        tenant.retention_changed_at = at  # the new period counts from today (SPEC 4)
+    if changed:
+        # new values at the top level, the old ones under "old"
+        new_values = {key: diff["new"] for key, diff in changed.items()}
+        old_values = {key: diff["old"] for key, diff in changed.items()}
+        audit(
+            session,
+            request,
+            principal,
+            "settings.recording",
+            tenant.id,
+            **new_values,
+            old=old_values,
+        )
     session.commit()
     _changed(request)
     return get_settings(tenant, principal, session)
@@ -367,7 +454,7 @@ def add_contact(
 @router.delete("/users/{user_id}/contacts/{contact_id}", status_code=204)
 def remove_contact(
     user_id: UserId,
-    contact_id: Annotated[int, Path(ge=1)],
+    contact_id: Annotated[int, Path(ge=1, le=MAX_ID)],
     tenant: TenantScope,
     principal: CurrentPrincipal,
     session: SessionDep,

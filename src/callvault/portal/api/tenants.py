@@ -2,22 +2,35 @@
 
 from __future__ import annotations
 
-from fastapi import APIRouter, Request
-from sqlalchemy import select
+from fastapi import APIRouter, Request, Response
+from pydantic import Field
+from sqlalchemy import delete, select
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import selectinload
 
-from callvault.db.models import Tenant, TenantDomain, TenantNumber, User, UserAor, UserNumber
+from callvault.db.models import (
+    Operator,
+    Tenant,
+    TenantDomain,
+    TenantNumber,
+    User,
+    UserAor,
+    UserNumber,
+    WebSession,
+)
 from callvault.errors import Conflict, NotFound
-from callvault.portal.api.schemas import TenantIn, TenantOut, TokenOut, UserIn, UserOut
+from callvault.portal.api.schemas import Strict, TenantIn, TenantOut, TokenOut, UserIn, UserOut
 from callvault.portal.audit import audit
 from callvault.portal.auth import (
+    AdminTenant,
     CurrentPrincipal,
+    DbId,
     SessionDep,
     TenantScope,
     issue_token,
     require_role,
 )
+from callvault.portal.passwords import hash_password, normalise_login
 
 router = APIRouter(prefix="/api/v1", tags=["tenants"])
 
@@ -133,7 +146,7 @@ def list_users(
     "/tenants/{tenant_id}/users/{user_id}/tokens", status_code=201, response_model=TokenOut
 )
 def create_user_token(
-    user_id: int,
+    user_id: DbId,
     tenant: TenantScope,
     principal: CurrentPrincipal,
     session: SessionDep,
@@ -147,3 +160,52 @@ def create_user_token(
     audit(session, request, principal, "token.create", tenant.id, target=f"user:{user.id}")
     session.commit()
     return TokenOut(token=token)
+
+
+class CredentialsIn(Strict):
+    login: str = Field(
+        min_length=3,
+        max_length=200,
+        pattern=r"^[A-Za-z0-9][A-Za-z0-9._@+-]*$",
+        description="portal login name, unique across the system (stored in lower case)",
+    )
+    password: str = Field(min_length=1, max_length=1024, description="at least 10 characters")
+
+
+@router.put("/tenants/{tenant_id}/users/{user_id}/credentials", status_code=204)
+def set_user_credentials(
+    user_id: DbId,
+    body: CredentialsIn,
+    tenant: AdminTenant,
+    principal: CurrentPrincipal,
+    session: SessionDep,
+    request: Request,
+) -> Response:
+    """Sets a user's portal login and password; the user's open sessions end."""
+    user = session.scalar(select(User).where(User.tenant_id == tenant.id, User.id == user_id))
+    if user is None:
+        raise NotFound("no such user", error_id="user-not-found")
+    login = normalise_login(body.login)
+    password_hash = hash_password(body.password)
+    taken = session.scalar(select(Operator.id).where(Operator.login == login)) is not None or (
+        session.scalar(select(User.id).where(User.login == login, User.id != user.id)) is not None
+    )
+    if taken:
+        raise Conflict("this login is taken", error_id="login-taken")
+    old_login, user.login, user.password_hash = user.login, login, password_hash
+    session.execute(delete(WebSession).where(WebSession.user_id == user.id))
+    audit(
+        session,
+        request,
+        principal,
+        "user.credentials",
+        tenant.id,
+        target=f"user:{user.id}",
+        old_login=old_login,
+        new_login=login,
+    )
+    try:
+        session.commit()
+    except IntegrityError as exc:  # a concurrent request took the login
+        raise Conflict("this login is taken", error_id="login-taken") from exc
+    return Response(status_code=204)

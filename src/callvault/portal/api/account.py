@@ -1,0 +1,267 @@
+"""Portal login sessions, password change and the caller's own account (``/me``).
+
+``POST /session`` checks a login and password and sets the ``cv_session``
+cookie (HttpOnly, Secure, SameSite=Lax, 12 hours); the answer carries the CSRF
+token that cookie-authenticated unsafe requests must echo (see ``auth``).
+An unknown login and a wrong password get the same answer in about the same
+time. Failed logins are throttled per login and per address
+(``passwords.check_throttle``) and audited: in the tenant when the login is
+a user's, tenant-less otherwise.
+"""
+
+from __future__ import annotations
+
+import secrets
+from datetime import datetime, timedelta
+from typing import Literal
+
+from fastapi import APIRouter, Request, Response
+from pydantic import BaseModel, Field
+from sqlalchemy import delete, select
+from sqlalchemy.orm import Session
+
+from callvault.db.models import LoginAttempt, Operator, Tenant, User, WebSession
+from callvault.errors import Forbidden, Unauthorized
+from callvault.portal.api.schemas import Strict
+from callvault.portal.audit import audit, record, remote_addr
+from callvault.portal.auth import (
+    SESSION_COOKIE,
+    CurrentPrincipal,
+    Now,
+    Principal,
+    SessionDep,
+    hash_token,
+    operator_principal,
+    require_role,
+    user_principal,
+)
+from callvault.portal.passwords import (
+    LoginThrottled,
+    check_new_password,
+    check_throttle,
+    hash_password,
+    normalise_login,
+    record_attempt,
+    verify_password,
+)
+
+router = APIRouter(prefix="/api/v1", tags=["account"])
+
+SESSION_LIFETIME = timedelta(hours=12)
+Language = Literal["nl", "de", "en"]
+
+
+class LoginIn(Strict):
+    login: str = Field(min_length=1, max_length=200)
+    password: str = Field(min_length=1, max_length=1024)
+
+
+class SessionOut(BaseModel):
+    role: str
+    name: str
+    tenant_id: int | None
+    user_id: int | None
+    csrf_token: str | None = Field(description="echo in X-CSRF-Token; null for bearer tokens")
+    language: str
+
+
+class PasswordChangeIn(Strict):
+    old: str = Field(min_length=1, max_length=1024)
+    new: str = Field(min_length=1, max_length=1024)
+
+
+class MeOut(BaseModel):
+    role: str
+    name: str
+    login: str | None
+    tenant_id: int | None
+    tenant_name: str | None
+    user_id: int | None
+    language: str = Field(description="the language the portal uses for this account")
+    own_language: str | None = Field(description="the user's own choice; null: the tenant's")
+
+
+class MeIn(Strict):
+    language: Language | None = Field(description="null: follow the tenant's language")
+
+
+def _session_out(principal: Principal, csrf_token: str | None) -> SessionOut:
+    return SessionOut(
+        role=principal.role,
+        name=principal.name,
+        tenant_id=principal.tenant_id,
+        user_id=principal.user_id,
+        csrf_token=csrf_token,
+        language=principal.language,
+    )
+
+
+def _housekeeping(session: Session, request_at: datetime) -> None:
+    session.execute(delete(WebSession).where(WebSession.expires_at <= request_at))
+    session.execute(delete(LoginAttempt).where(LoginAttempt.at < request_at - timedelta(days=1)))
+
+
+@router.post("/session", response_model=SessionOut)
+def log_in(
+    body: LoginIn, request: Request, response: Response, session: SessionDep, at: Now
+) -> SessionOut:
+    login = normalise_login(body.login)
+    address = remote_addr(request)
+    try:
+        check_throttle(session, login, address, at)
+    except LoginThrottled:
+        record(session, request, f"login:{login}", "login.throttled", None)
+        session.commit()
+        raise
+    operator = session.scalar(select(Operator).where(Operator.login == login))
+    user = None if operator else session.scalar(select(User).where(User.login == login))
+    stored = operator.password_hash if operator else (user.password_hash if user else None)
+    verified = verify_password(stored, body.password)
+    tenant_id = user.tenant_id if user else None
+    if not verified.ok:
+        record_attempt(session, login, address, at, success=False)
+        record(session, request, f"login:{login}", "login.failed", tenant_id)
+        session.commit()
+        raise Unauthorized("the login or the password is wrong", error_id="login-failed")
+    if operator is not None:
+        principal = operator_principal(operator)
+        if verified.new_hash:
+            operator.password_hash = verified.new_hash
+    else:
+        assert user is not None
+        principal = user_principal(session, user)  # 403 for a suspended tenant
+        if verified.new_hash:
+            user.password_hash = verified.new_hash
+    _housekeeping(session, at)
+    record_attempt(session, login, address, at, success=True)
+    token, csrf = secrets.token_urlsafe(32), secrets.token_urlsafe(32)
+    session.add(
+        WebSession(
+            token_hash=hash_token(token),
+            csrf_token=csrf,
+            operator_id=operator.id if operator else None,
+            user_id=user.id if user else None,
+            tenant_id=tenant_id,
+            created_at=at,
+            expires_at=at + SESSION_LIFETIME,
+            remote_addr=address,
+        )
+    )
+    audit(session, request, principal, "login.success", tenant_id)
+    session.commit()
+    response.set_cookie(
+        SESSION_COOKIE,
+        token,
+        max_age=int(SESSION_LIFETIME.total_seconds()),
+        path="/",
+        secure=True,
+        httponly=True,
+        samesite="lax",
+    )
+    return _session_out(principal, csrf)
+
+
+@router.get("/session", response_model=SessionOut)
+def who_am_i(principal: CurrentPrincipal, session: SessionDep) -> SessionOut:
+    row = session.get(WebSession, principal.session_id) if principal.session_id else None
+    return _session_out(principal, row.csrf_token if row else None)
+
+
+@router.delete("/session", status_code=204)
+def log_out(principal: CurrentPrincipal, session: SessionDep, request: Request) -> Response:
+    """Ends the cookie session (a bearer token has none: nothing to end)."""
+    if principal.session_id is not None:
+        session.execute(delete(WebSession).where(WebSession.id == principal.session_id))
+        audit(session, request, principal, "logout", principal.tenant_id)
+        session.commit()
+    response = Response(status_code=204)
+    response.delete_cookie(SESSION_COOKIE, path="/", secure=True, httponly=True, samesite="lax")
+    return response
+
+
+def _account(session: Session, principal: Principal) -> Operator | User:
+    account: Operator | User | None
+    if principal.is_operator:
+        account = session.get(Operator, principal.operator_id)
+    else:
+        account = session.get(User, principal.user_id)
+    if account is None:
+        raise Unauthorized("the account is gone", error_id="auth-invalid")
+    return account
+
+
+@router.post("/session/password", status_code=204)
+def change_password(
+    body: PasswordChangeIn,
+    principal: CurrentPrincipal,
+    session: SessionDep,
+    request: Request,
+    at: Now,
+) -> Response:
+    """Needs the old password; ends every other session of the account."""
+    account = _account(session, principal)
+    login = account.login or principal.actor()
+    address = remote_addr(request)
+    check_throttle(session, login, address, at)
+    if not verify_password(account.password_hash, body.old).ok:
+        record_attempt(session, login, address, at, success=False)
+        audit(session, request, principal, "password.change-failed", principal.tenant_id)
+        session.commit()
+        raise Forbidden("the old password is wrong", error_id="password-wrong")
+    check_new_password(body.new)
+    account.password_hash = hash_password(body.new)
+    owner = (
+        WebSession.operator_id == account.id
+        if isinstance(account, Operator)
+        else WebSession.user_id == account.id
+    )
+    others = delete(WebSession).where(owner)
+    if principal.session_id is not None:
+        others = others.where(WebSession.id != principal.session_id)
+    session.execute(others)
+    audit(session, request, principal, "password.change", principal.tenant_id)
+    session.commit()
+    return Response(status_code=204)
+
+
+def _me(session: Session, principal: Principal) -> MeOut:
+    account = _account(session, principal)
+    tenant = session.get(Tenant, principal.tenant_id) if principal.tenant_id else None
+    return MeOut(
+        role=principal.role,
+        name=principal.name,
+        login=account.login,
+        tenant_id=principal.tenant_id,
+        tenant_name=tenant.name if tenant else None,
+        user_id=principal.user_id,
+        language=principal.language,
+        own_language=account.language if isinstance(account, User) else None,
+    )
+
+
+@router.get("/me", response_model=MeOut)
+def get_me(principal: CurrentPrincipal, session: SessionDep) -> MeOut:
+    return _me(session, principal)
+
+
+@router.patch("/me", response_model=MeOut)
+def change_me(
+    body: MeIn, principal: CurrentPrincipal, session: SessionDep, request: Request
+) -> MeOut:
+    """A user's own portal language; the operator's portal is English."""
+    require_role(principal, "admin", "listener", "user")
+    user = _account(session, principal)
+    assert isinstance(user, User)
+    old, user.language = user.language, body.language
+    audit(
+        session,
+        request,
+        principal,
+        "user.language",
+        principal.tenant_id,
+        target=f"user:{user.id}",
+        old=old,
+        new=body.language,
+    )
+    session.commit()
+    return _me(session, user_principal(session, user, principal.session_id))

@@ -1,0 +1,143 @@
+"""The operator's tenant controls: plan, retention range, suspension, usage for billing.
+
+A plan sets the range of the tenant's retention slider (SPEC section 4). When
+the range moves, a retention outside it is clamped into it (and counts from
+today, as any retention change does); bulk download, which needs 180 days,
+is switched off when the clamped retention falls short.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from fastapi import APIRouter, Request
+from pydantic import BaseModel, Field
+from sqlalchemy import func, select
+from sqlalchemy.exc import IntegrityError
+
+from callvault.db.models import Recording, User
+from callvault.errors import Conflict, InvalidInput
+from callvault.portal.api.recording_settings import BULK_MIN_RETENTION_DAYS
+from callvault.portal.api.schemas import Strict, TenantOut
+from callvault.portal.api.tenants import tenant_out
+from callvault.portal.audit import audit, changes
+from callvault.portal.auth import Now, OperatorOnly, OperatorTenant, SessionDep
+
+router = APIRouter(prefix="/api/v1/tenants/{tenant_id}", tags=["operator"])
+
+
+class TenantPatchIn(Strict):
+    name: str | None = Field(default=None, min_length=1, max_length=200)
+    plan: str | None = Field(default=None, min_length=1, max_length=32)
+    retention_min_days: int | None = Field(default=None, ge=1, le=3650)
+    retention_max_days: int | None = Field(default=None, ge=1, le=3650)
+    suspended: bool | None = None
+
+
+class TenantPlanOut(TenantOut):
+    plan: str
+    retention_min_days: int
+    retention_max_days: int
+    retention_days: int
+    bulk_download: bool
+
+
+class RetentionTier(BaseModel):
+    plan: str
+    retention_days: int
+    retention_min_days: int
+    retention_max_days: int
+
+
+class UsageOut(BaseModel):
+    tenant_id: int
+    recorded_users: int = Field(description="users on the recording list")
+    recordings: int
+    recorded_minutes: float
+    bytes_stored: int
+    retention: RetentionTier
+
+
+@router.patch("", response_model=TenantPlanOut)
+def change_tenant(
+    body: TenantPatchIn,
+    tenant: OperatorTenant,
+    principal: OperatorOnly,
+    session: SessionDep,
+    request: Request,
+    at: Now,
+) -> TenantPlanOut:
+    wanted: dict[str, Any] = body.model_dump(exclude_none=True)
+    if not wanted:
+        raise InvalidInput("nothing to change", error_id="no-change")
+    low = wanted.get("retention_min_days", tenant.retention_min_days)
+    high = wanted.get("retention_max_days", tenant.retention_max_days)
+    if low > high:
+        raise InvalidInput(
+            f"retention_min_days ({low}) is above retention_max_days ({high})",
+            error_id="retention-range-invalid",
+        )
+    wanted["retention_days"] = min(max(tenant.retention_days, low), high)
+    if wanted["retention_days"] < BULK_MIN_RETENTION_DAYS:
+        wanted["bulk_download"] = False
+    before = {key: getattr(tenant, key) for key in wanted}
+    changed = changes(before, wanted)
+    for key in changed:
+        setattr(tenant, key, wanted[key])
+    if "retention_days" in changed:
+        tenant.retention_changed_at = at
+    try:
+        session.flush()
+    except IntegrityError as exc:
+        raise Conflict("a tenant with this name exists", error_id="tenant-exists") from exc
+    if changed:
+        audit(
+            session,
+            request,
+            principal,
+            "tenant.change",
+            tenant.id,
+            target=f"tenant:{tenant.id}",
+            **{key: diff["new"] for key, diff in changed.items()},
+            old={key: diff["old"] for key, diff in changed.items()},
+        )
+    session.commit()
+    if "suspended" in changed:
+        request.app.state.context.on_directory_change()
+    return TenantPlanOut(
+        **tenant_out(tenant).model_dump(),
+        plan=tenant.plan,
+        retention_min_days=tenant.retention_min_days,
+        retention_max_days=tenant.retention_max_days,
+        retention_days=tenant.retention_days,
+        bulk_download=tenant.bulk_download,
+    )
+
+
+@router.get("/usage", response_model=UsageOut)
+def tenant_usage(tenant: OperatorTenant, session: SessionDep) -> UsageOut:
+    recorded_users = session.scalar(
+        select(func.count())
+        .select_from(User)
+        .where(User.tenant_id == tenant.id, User.recorded.is_(True))
+    )
+    count, duration_ms, size = session.execute(
+        select(
+            func.count(Recording.id),
+            func.coalesce(func.sum(Recording.duration_ms), 0),
+            func.coalesce(func.sum(Recording.size_bytes), 0),
+        ).where(Recording.tenant_id == tenant.id)
+    ).one()
+    return UsageOut(
+        tenant_id=tenant.id,
+        recorded_users=recorded_users or 0,
+        recordings=count,
+        recorded_minutes=round(duration_ms / 60000, 2),
+        bytes_stored=size,
+        retention=RetentionTier(
+            plan=tenant.plan,
+            retention_days=tenant.retention_days,
+            retention_min_days=tenant.retention_min_days,
+            retention_max_days=tenant.retention_max_days,
+        ),
+    )

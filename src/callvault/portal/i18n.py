@@ -1,0 +1,338 @@
+"""The portal's words in Dutch, German and English (SPEC section 9).
+
+The language of a page is the user's own choice, else the tenant's, else
+Dutch (the product's home market). Every key exists in every language; a test
+checks that, so a missing word is a failing build rather than a blank button.
+"""
+
+from __future__ import annotations
+
+from typing import Final, Literal
+
+Language = Literal["nl", "de", "en"]
+LANGUAGES: Final[tuple[Language, ...]] = ("nl", "de", "en")
+DEFAULT_LANGUAGE: Final[Language] = "nl"
+LANGUAGE_NAMES: Final[dict[Language, str]] = {"nl": "Nederlands", "de": "Deutsch", "en": "English"}
+
+# key: (nl, de, en)
+_WORDS: Final[dict[str, tuple[str, str, str]]] = {
+    # frame
+    "app.name": ("callvault", "callvault", "callvault"),
+    "nav.reports": ("Rapportages", "Berichte", "Reports"),
+    "nav.calls": ("Gesprekken", "Gespräche", "Calls"),
+    "nav.settings": ("Instellingen", "Einstellungen", "Settings"),
+    "nav.recording": ("Opnemen", "Aufzeichnung", "Recording"),
+    "nav.audit": ("Auditlog", "Audit-Protokoll", "Audit log"),
+    "nav.tenants": ("Klanten", "Kunden", "Tenants"),
+    "nav.language": ("Taal", "Sprache", "Language"),
+    "nav.logout": ("Uitloggen", "Abmelden", "Log out"),
+    "nav.login": ("Inloggen", "Anmelden", "Log in"),
+    "common.save": ("Opslaan", "Speichern", "Save"),
+    "common.saved": ("Opgeslagen", "Gespeichert", "Saved"),
+    "common.add": ("Toevoegen", "Hinzufügen", "Add"),
+    "common.remove": ("Verwijderen", "Entfernen", "Remove"),
+    "common.cancel": ("Annuleren", "Abbrechen", "Cancel"),
+    "common.yes": ("ja", "ja", "yes"),
+    "common.no": ("nee", "nein", "no"),
+    "common.none": ("geen", "keine", "none"),
+    "common.next": ("Volgende pagina", "Nächste Seite", "Next page"),
+    "common.first": ("Eerste pagina", "Erste Seite", "First page"),
+    "common.filter": ("Filteren", "Filtern", "Filter"),
+    "common.reset": ("Wissen", "Zurücksetzen", "Clear"),
+    "common.all": ("alle", "alle", "all"),
+    "common.error": ("Er ging iets mis", "Etwas ist schiefgegangen", "Something went wrong"),
+    "common.loading": ("Laden…", "Laden…", "Loading…"),
+    "common.days": ("dagen", "Tage", "days"),
+    # errors
+    "error.404.title": ("Niet gevonden", "Nicht gefunden", "Not found"),
+    "error.404.text": (
+        "Deze pagina of opname bestaat niet, of u heeft er geen toegang toe.",
+        "Diese Seite oder Aufnahme gibt es nicht, oder Sie haben keinen Zugriff darauf.",
+        "This page or recording does not exist, or you have no access to it.",
+    ),
+    "error.403.title": ("Geen toegang", "Kein Zugriff", "No access"),
+    "error.403.text": (
+        "Uw rol geeft geen toegang tot deze pagina.",
+        "Ihre Rolle erlaubt den Zugriff auf diese Seite nicht.",
+        "Your role does not give access to this page.",
+    ),
+    "error.back": ("Naar de gesprekken", "Zu den Gesprächen", "Back to calls"),
+    # login
+    "login.title": ("Inloggen", "Anmelden", "Log in"),
+    "login.login": ("Gebruikersnaam", "Benutzername", "User name"),
+    "login.password": ("Wachtwoord", "Passwort", "Password"),
+    "login.submit": ("Inloggen", "Anmelden", "Log in"),
+    "login.failed": (
+        "Inloggen mislukt",
+        "Anmeldung fehlgeschlagen",
+        "Login failed",
+    ),
+    # roles
+    "role.operator": ("operator", "Betreiber", "operator"),
+    "role.admin": ("beheerder", "Administrator", "administrator"),
+    "role.listener": ("luisteraar", "Zuhörer", "listener"),
+    "role.user": ("gebruiker", "Benutzer", "user"),
+    # recording modes (SPEC section 3; names as in the manuals)
+    "mode.never": ("Nooit", "Nie", "Never"),
+    "mode.always": ("Altijd", "Immer", "Always"),
+    "mode.always_pause": ("Altijd, met pauze", "Immer, mit Pause", "Always, with pause"),
+    "mode.on_demand_keep": (
+        "Op verzoek (bewaren als gevraagd)",
+        "Auf Wunsch (behalten, wenn verlangt)",
+        "On demand (keep if asked)",
+    ),
+    "mode.on_demand_user": (
+        "Op verzoek, gestart door gebruiker",
+        "Auf Wunsch, vom Benutzer gestartet",
+        "On demand, started by user",
+    ),
+    "mode.playback": ("Playback", "Playback", "Playback"),
+    # settings › recording
+    "settings.title": (
+        "Instellingen › Opnemen",
+        "Einstellungen › Aufzeichnung",
+        "Settings › Recording",
+    ),
+    "legal.title": ("Juridische kennisgeving", "Rechtlicher Hinweis", "Legal notice"),
+    "legal.intro": (
+        "Lees de kennisgeving en beschrijf het doel van het opnemen. Pas daarna kunt u "
+        "opnemen instellen.",
+        "Lesen Sie den Hinweis und beschreiben Sie den Zweck der Aufzeichnung. Erst danach "
+        "können Sie die Aufzeichnung einrichten.",
+        "Read the notice and describe the purpose of recording. Only then can you set up "
+        "recording.",
+    ),
+    "legal.purpose": ("Doel van het opnemen", "Zweck der Aufzeichnung", "Purpose of recording"),
+    "legal.purpose_hint": (
+        "bijvoorbeeld: kwaliteitscontrole en training van onze servicedesk",
+        "z. B. Qualitätskontrolle und Schulung unseres Service-Desks",
+        "e.g. quality control and training of our service desk",
+    ),
+    "legal.accept": (
+        "Ik heb gelezen en ga akkoord",
+        "Gelesen und akzeptiert",
+        "I have read and accept",
+    ),
+    "legal.accepted_by": ("Geaccepteerd door", "Akzeptiert von", "Accepted by"),
+    "legal.accepted_at": ("op", "am", "on"),
+    "legal.admin_only": (
+        "Alleen een beheerder van de klant kan de kennisgeving accepteren.",
+        "Nur ein Administrator des Kunden kann den Hinweis akzeptieren.",
+        "Only the customer's administrator can accept the notice.",
+    ),
+    "list.title": ("Gebruikers die worden opgenomen", "Aufgezeichnete Benutzer", "Recorded users"),
+    "list.empty": (
+        "Nog niemand. Voeg een gebruiker toe met de plus.",
+        "Noch niemand. Fügen Sie einen Benutzer mit dem Plus hinzu.",
+        "Nobody yet. Add a user with the plus.",
+    ),
+    "list.available": ("Selecteer gebruikers", "Benutzer auswählen", "Select users"),
+    "list.add_user": (
+        "Gebruiker toevoegen aan de opnamelijst",
+        "Benutzer zur Aufzeichnung hinzufügen",
+        "Add user to the recording list",
+    ),
+    "list.remove_user": (
+        "Van de opnamelijst verwijderen (bestaande opnames blijven)",
+        "Von der Aufzeichnungsliste entfernen (vorhandene Aufnahmen bleiben)",
+        "Remove from the recording list (existing recordings stay)",
+    ),
+    "list.mode": ("Opnamestatus", "Aufzeichnungsmodus", "Recording mode"),
+    "list.user": ("Gebruiker", "Benutzer", "User"),
+    "list.extension": ("Toestel", "Nebenstelle", "Extension"),
+    "settings.short_code": (
+        "Snelcode (opname aan/uit tijdens gesprek)",
+        "Kurzwahl (Aufzeichnung im Gespräch ein/aus)",
+        "Short code (recording on/off during a call)",
+    ),
+    "settings.short_code_hint": (
+        "sterretje + 1 cijfer, bijvoorbeeld *1",
+        "Stern + 1 Ziffer, z. B. *1",
+        "star + 1 digit, e.g. *1",
+    ),
+    "settings.retention": (
+        "Hoe lang wilt u de gesprekken bewaren?",
+        "Wie lange sollen Aufnahmen aufbewahrt werden?",
+        "For how long do you want to keep recordings?",
+    ),
+    "settings.retention_hint": (
+        "Geldt voor alle opnames, ook oudere; de nieuwe termijn telt vanaf vandaag.",
+        "Gilt für alle Aufnahmen, auch ältere; die neue Frist zählt ab heute.",
+        "Applies to all recordings, older ones too; the new period counts from today.",
+    ),
+    "settings.plan": ("Abonnement", "Tarif", "Plan"),
+    "settings.channels": ("Opnamekanaal", "Aufnahmekanal", "Recording channel"),
+    "channels.both": ("Beide kanten (stereo)", "Beide Seiten (Stereo)", "Both sides (stereo)"),
+    "channels.user": ("Alleen de gebruiker", "Nur der Agent", "The user only"),
+    "channels.other": ("Alleen de andere partij", "Nur der Anrufer", "The other party only"),
+    "channels.mix": ("Beide kanten (mono mix)", "Beide Seiten (Mono-Mix)", "Both sides (mono mix)"),
+    "settings.pauses": ("Pauzes", "Pausen", "Pauses"),
+    "pause.cut": ("Wegknippen", "Herausschneiden", "Cut out"),
+    "pause.silence": ("Stilte laten staan", "Als Stille behalten", "Keep as silence"),
+    "settings.stream_only": (
+        "Alleen afspelen in de browser (downloaden uitgeschakeld)",
+        "Nur im Browser abspielen (Download gesperrt)",
+        "Stream only in the browser (downloads off)",
+    ),
+    "settings.bulk": ("Bulk download", "Massen-Download", "Bulk download"),
+    "settings.bulk_hint": (
+        "Beschikbaar vanaf een bewaartermijn van 180 dagen.",
+        "Verfügbar ab einer Aufbewahrung von 180 Tagen.",
+        "Available from a retention of 180 days.",
+    ),
+    "settings.delivery_email": (
+        "Opnames per e-mail sturen naar",
+        "Aufnahmen per E-Mail senden an",
+        "E-mail recordings to",
+    ),
+    "settings.language": ("Taal van de klant", "Sprache des Kunden", "Tenant language"),
+    "settings.general": ("Algemeen", "Allgemein", "General"),
+    # reports › calls
+    "calls.title": ("Rapportages › Gesprekken", "Berichte › Gespräche", "Reports › Calls"),
+    "calls.from": ("Van", "Von", "From"),
+    "calls.to": ("Naar", "An", "To"),
+    "calls.duration": ("Duur", "Dauer", "Duration"),
+    "calls.start": ("Start", "Beginn", "Start"),
+    "calls.answer": ("Opgenomen", "Angenommen", "Answered"),
+    "calls.end": ("Einde", "Ende", "End"),
+    "calls.direction": ("Richting", "Richtung", "Direction"),
+    "calls.recording": ("Opname", "Aufnahme", "Recording"),
+    "calls.empty": ("Geen gesprekken gevonden.", "Keine Gespräche gefunden.", "No calls found."),
+    "calls.play": ("Afspelen", "Abspielen", "Play"),
+    "calls.download": ("Downloaden", "Herunterladen", "Download"),
+    "calls.open": ("Details", "Details", "Details"),
+    "filter.period_from": ("Vanaf", "Ab", "From date"),
+    "filter.period_to": ("Tot en met", "Bis", "To date"),
+    "filter.user": ("Gebruiker", "Benutzer", "User"),
+    "filter.number": ("Nummer", "Nummer", "Number"),
+    "filter.direction": ("Richting", "Richtung", "Direction"),
+    "filter.label": ("Label", "Label", "Label"),
+    "filter.recorded": ("Alleen opgenomen", "Nur aufgezeichnete", "Recorded only"),
+    "direction.inbound": ("inkomend", "eingehend", "inbound"),
+    "direction.outbound": ("uitgaand", "ausgehend", "outbound"),
+    "direction.internal": ("intern", "intern", "internal"),
+    "direction.unknown": ("onbekend", "unbekannt", "unknown"),
+    # recording
+    "rec.title": ("Opname", "Aufnahme", "Recording"),
+    "rec.waveform": ("Golfvorm", "Wellenform", "Waveform"),
+    "rec.left": ("links: gebruiker", "links: Agent", "left: user"),
+    "rec.right": ("rechts: andere partij", "rechts: Gesprächspartner", "right: other party"),
+    "rec.segments": ("Segmenten", "Abschnitte", "Segments"),
+    "rec.dtmf": ("Toetsen (DTMF)", "Tasten (DTMF)", "Keys (DTMF)"),
+    "rec.parties": ("Deelnemers", "Teilnehmer", "Parties"),
+    "rec.side.user": ("gebruiker", "Agent", "user"),
+    "rec.side.other": ("andere partij", "Gesprächspartner", "other party"),
+    "rec.joined": ("erbij vanaf", "dabei ab", "joined at"),
+    "rec.left_at": ("weg om", "weg ab", "left at"),
+    "rec.expires": ("Bewaard tot", "Aufbewahrt bis", "Kept until"),
+    "rec.unsaved": ("niet bewaard (Playback)", "nicht behalten (Playback)", "not kept (Playback)"),
+    "rec.labels": ("Labels", "Labels", "Labels"),
+    "rec.label_new": ("Nieuw label", "Neues Label", "New label"),
+    "rec.comments": ("Commentaar", "Kommentare", "Comments"),
+    "rec.comment_new": ("Commentaar toevoegen", "Kommentar hinzufügen", "Add a comment"),
+    "rec.shares": ("Delen", "Teilen", "Share links"),
+    "rec.share_create": ("Deellink maken", "Freigabelink erstellen", "Create share link"),
+    "rec.share_expiry": ("Geldig (dagen)", "Gültig (Tage)", "Valid for (days)"),
+    "rec.share_revoke": ("Intrekken", "Widerrufen", "Revoke"),
+    "rec.share_copy": ("Kopieer link", "Link kopieren", "Copy link"),
+    "rec.share_copied": ("Link gekopieerd", "Link kopiert", "Link copied"),
+    "rec.share_revoked": ("ingetrokken", "widerrufen", "revoked"),
+    "rec.share_expires": ("verloopt", "läuft ab", "expires"),
+    "rec.share_uses": ("keer gebruikt", "mal benutzt", "uses"),
+    "rec.none": ("nog geen", "noch keine", "none yet"),
+    "rec.codecs": ("Codecs", "Codecs", "Codecs"),
+    "rec.sha256": ("SHA-256", "SHA-256", "SHA-256"),
+    # share page
+    "share.title": ("Gedeelde opname", "Geteilte Aufnahme", "Shared recording"),
+    "share.intro": (
+        "Deze opname is met u gedeeld. Afspelen gaat alleen in de browser.",
+        "Diese Aufnahme wurde mit Ihnen geteilt. Sie kann nur im Browser abgespielt werden.",
+        "This recording was shared with you. It plays in the browser only.",
+    ),
+    "share.gone": (
+        "Deze link is verlopen of ingetrokken.",
+        "Dieser Link ist abgelaufen oder wurde widerrufen.",
+        "This link has expired or was revoked.",
+    ),
+    # audit
+    "audit.title": ("Auditlog", "Audit-Protokoll", "Audit log"),
+    "audit.at": ("Tijd", "Zeit", "Time"),
+    "audit.actor": ("Wie", "Wer", "Who"),
+    "audit.action": ("Actie", "Aktion", "Action"),
+    "audit.target": ("Waarop", "Objekt", "Target"),
+    "audit.details": ("Details", "Details", "Details"),
+    "audit.address": ("Adres", "Adresse", "Address"),
+    "audit.empty": ("Nog geen gebeurtenissen.", "Noch keine Ereignisse.", "No events yet."),
+    # operator
+    "op.title": ("Klanten", "Kunden", "Tenants"),
+    "op.create": ("Nieuwe klant", "Neuer Kunde", "New tenant"),
+    "op.name": ("Naam", "Name", "Name"),
+    "op.domains": ("SIP-domeinen", "SIP-Domänen", "SIP domains"),
+    "op.numbers": ("Nummers", "Rufnummern", "Numbers"),
+    "op.plan": ("Abonnement", "Tarif", "Plan"),
+    "op.retention_range": (
+        "Bewaartermijn (min–max dagen)",
+        "Aufbewahrung (min–max Tage)",
+        "Retention (min–max days)",
+    ),
+    "op.suspended": ("Geschorst", "Gesperrt", "Suspended"),
+    "op.active": ("Actief", "Aktiv", "Active"),
+    "op.suspend": ("Schorsen", "Sperren", "Suspend"),
+    "op.resume": ("Heractiveren", "Entsperren", "Reactivate"),
+    "op.users": ("Gebruikers", "Benutzer", "Users"),
+    "op.usage": ("Gebruik", "Nutzung", "Usage"),
+    "op.status": ("Status", "Status", "Status"),
+    "op.list_hint": ("komma-gescheiden", "durch Kommas getrennt", "comma-separated"),
+    "op.role": ("Rol", "Rolle", "Role"),
+    "op.recorded": ("Opgenomen", "Aufgezeichnet", "Recorded"),
+    "op.tenant": ("Klant", "Kunde", "Tenant"),
+    "op.details": ("Beheren", "Verwalten", "Manage"),
+}
+
+_INDEX: Final[dict[Language, int]] = {"nl": 0, "de": 1, "en": 2}
+
+
+def is_language(value: object) -> bool:
+    return value in LANGUAGES
+
+
+def choose_language(*candidates: str | None) -> Language:
+    """The first candidate that is a supported language, else Dutch."""
+    for candidate in candidates:
+        if candidate is not None:
+            code = candidate.strip().lower()[:2]
+            if code == "nl":
+                return "nl"
+            if code == "de":
+                return "de"
+            if code == "en":
+                return "en"
+    return DEFAULT_LANGUAGE
+
+
+def from_accept_language(header: str | None) -> str | None:
+    """The first supported language in an Accept-Language header (order, not weights)."""
+    if not header:
+        return None
+    for part in header.split(","):
+        code = part.split(";", 1)[0].strip().lower()[:2]
+        if is_language(code):
+            return code
+    return None
+
+
+def translate(language: Language, key: str) -> str:
+    words = _WORDS.get(key)
+    if words is None:
+        return key  # visible in the page, and caught by the catalogue test
+    return words[_INDEX[language]]
+
+
+def catalogue(language: Language) -> dict[str, str]:
+    """All words of one language (the pages' scripts read them for messages)."""
+    index = _INDEX[language]
+    return {key: words[index] for key, words in _WORDS.items()}
+
+
+def known_keys() -> frozenset[str]:
+    return frozenset(_WORDS)

@@ -1,0 +1,102 @@
+"""One recording: player, waveform, timeline, parties, labels, comments, shares.
+
+Visibility is the API's (``calls.recording_for``): a colleague's or another
+tenant's recording is a 404 page, exactly as the API answers. The public
+share page shows no metadata of its own; its script asks the public share
+API, which decides whether the link still works.
+"""
+
+from __future__ import annotations
+
+import re
+from typing import Any
+
+from fastapi import APIRouter, Request
+from fastapi.responses import HTMLResponse
+from sqlalchemy import select
+
+from callvault.db.models import RecordingComment, RecordingLabel, ShareLink, Tenant, User
+from callvault.errors import NotFound
+from callvault.portal.api.calls import recording_for, recording_out
+from callvault.portal.auth import SessionDep
+from callvault.portal.pages.render import PageRoute, render
+from callvault.portal.pages.viewer import ViewerDep, signed_in
+
+router = APIRouter(route_class=PageRoute, include_in_schema=False)
+
+
+def file_offset_ms(segments: list[dict[str, int]], call_ms: int) -> int | None:
+    """Where a moment of the call lies in the file; None when it fell in a cut pause."""
+    for s in segments:
+        if s["call_start_ms"] <= call_ms < s["call_end_ms"]:
+            return s["file_start_ms"] + (call_ms - s["call_start_ms"])
+    return None
+
+
+@router.get("/recordings/{recording_id}", response_class=HTMLResponse)
+def recording_page(
+    recording_id: str, request: Request, viewer: ViewerDep, session: SessionDep
+) -> HTMLResponse:
+    principal = signed_in(viewer, "admin", "listener", "user")
+    recording = recording_for(session, principal, recording_id)
+    meta = recording_out(session, recording).model_dump(mode="json")
+    tenant = session.get(Tenant, recording.tenant_id)
+    stream_only = bool(tenant.stream_only) if tenant else True
+    names: dict[int, str] = {
+        row.id: row.name
+        for row in session.execute(
+            select(User.id, User.name).where(User.tenant_id == recording.tenant_id)
+        )
+    }
+    labels = session.scalars(
+        select(RecordingLabel)
+        .where(
+            RecordingLabel.tenant_id == recording.tenant_id,
+            RecordingLabel.recording_id == recording.id,
+        )
+        .order_by(RecordingLabel.text)
+    )
+    comments = session.scalars(
+        select(RecordingComment)
+        .where(
+            RecordingComment.tenant_id == recording.tenant_id,
+            RecordingComment.recording_id == recording.id,
+        )
+        .order_by(RecordingComment.created_at, RecordingComment.id)
+    )
+    shares = session.scalars(
+        select(ShareLink)
+        .where(ShareLink.tenant_id == recording.tenant_id, ShareLink.recording_id == recording.id)
+        .order_by(ShareLink.created_at.desc(), ShareLink.id.desc())
+    )
+    marks: list[dict[str, Any]] = []
+    for d in meta["dtmf"]:
+        at = file_offset_ms(meta["segments"], d["at_ms"])
+        if at is not None:
+            marks.append({"digit": d["digit"], "at_ms": at, "stream_index": d["stream_index"]})
+    return render(
+        request,
+        viewer,
+        "recording.html",
+        page="recording",
+        rec=meta,
+        user_name=names.get(recording.user_id) if recording.user_id else None,
+        names=names,
+        labels=list(labels),
+        comments=list(comments),
+        shares=list(shares),
+        stream_only=stream_only,
+        timeline={
+            "duration_ms": meta["duration_ms"],
+            "segments": meta["segments"],
+            "dtmf": marks,
+            "channels": meta["channels"],
+        },
+    )
+
+
+@router.get("/s/{token}", response_class=HTMLResponse)
+def shared_page(token: str, request: Request, viewer: ViewerDep) -> HTMLResponse:
+    if not re.fullmatch(r"[A-Za-z0-9_\-]{8,200}", token):
+        raise NotFound("no such link", error_id="share-not-found")
+    return render(request, viewer, "shared.html", page="shared", token=token)

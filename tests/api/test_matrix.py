@@ -1,0 +1,413 @@
+"""Every endpoint x role x own / foreign tenant: the exact status of each.
+
+The routes come from the app itself, so a new endpoint without an entry here
+fails ``test_every_route_has_a_matrix_entry``. Each call gets fresh objects to
+act on (a team to delete, a label to remove, ...) from the entry's
+``prepare``, so the order of calls does not matter.
+
+Roles: the operator, tenant A's admin, listener (no team) and user (the
+owner of ``recording_a``), and nobody. "Foreign" means the same request
+aimed at tenant B's objects. Statuses read "operator admin listener user
+anonymous".
+"""
+
+from __future__ import annotations
+
+import hashlib
+import secrets
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+import pytest
+from fastapi.routing import APIRoute
+from sqlalchemy import select
+
+from callvault.admin import accept_legal_notice
+from callvault.db.models import (
+    RecordingLabel,
+    ShareLink,
+    Team,
+    TeamMember,
+    Tenant,
+    User,
+    UserContact,
+)
+from callvault.tenants.legal import NOTICE_VERSION
+from tests.api.conftest import PASSWORD, World, give_login
+
+ROLES = ("operator", "a_admin", "a_listener", "a_user", None)
+ROLE_NAMES = ("operator", "admin", "listener", "user", "anonymous")
+
+
+@dataclass
+class Call:
+    params: dict[str, Any] = field(default_factory=dict)
+    body: Any = None
+    headers: dict[str, str] = field(default_factory=dict)
+
+
+Prepare = Callable[[World, str | None, bool], Call]
+
+
+def _tenant(world: World, foreign: bool) -> int:
+    return world.tenant_b if foreign else world.tenant_a
+
+
+def _user(world: World, foreign: bool) -> int:
+    return world.users["b_user" if foreign else "a_user"]
+
+
+def _recording(world: World, foreign: bool) -> str:
+    return world.recording_b if foreign else world.recording_a
+
+
+def _base(world: World, foreign: bool) -> dict[str, Any]:
+    return {
+        "tenant_id": _tenant(world, foreign),
+        "user_id": _user(world, foreign),
+        "recording_id": _recording(world, foreign),
+    }
+
+
+def _accept(world: World, foreign: bool) -> None:
+    with world.sessions() as session:
+        tenant = session.get(Tenant, _tenant(world, foreign))
+        admin = session.get(User, world.users["b_admin" if foreign else "a_admin"])
+        assert tenant is not None and admin is not None
+        accept_legal_notice(session, tenant, admin)
+        session.commit()
+
+
+def _add(world: World, row: Any) -> int:
+    with world.sessions() as session:
+        session.add(row)
+        session.commit()
+        return int(row.id)
+
+
+def _fresh_user(world: World, foreign: bool, recorded: bool = False) -> int:
+    return _add(
+        world,
+        User(tenant_id=_tenant(world, foreign), name=secrets.token_hex(4), recorded=recorded),
+    )
+
+
+def _team(world: World, foreign: bool, member: int | None = None) -> int:
+    tenant = _tenant(world, foreign)
+    team_id = _add(world, Team(tenant_id=tenant, name=secrets.token_hex(4)))
+    if member is not None:
+        _add(world, TeamMember(tenant_id=tenant, team_id=team_id, user_id=member))
+    return team_id
+
+
+def _share(world: World, foreign: bool) -> tuple[int, str]:
+    token = secrets.token_urlsafe(32)
+    share_id = _add(
+        world,
+        ShareLink(
+            tenant_id=_tenant(world, foreign),
+            recording_id=_recording(world, foreign),
+            token_hash=hashlib.sha256(token.encode()).hexdigest(),
+            expires_at=datetime.now(UTC) + timedelta(hours=1),
+        ),
+    )
+    return share_id, token
+
+
+def plain(body: Any = None) -> Prepare:
+    def prepare(world: World, who: str | None, foreign: bool) -> Call:
+        return Call(_base(world, foreign), body)
+
+    return prepare
+
+
+def unique(make_body: Callable[[str], Any]) -> Prepare:
+    def prepare(world: World, who: str | None, foreign: bool) -> Call:
+        return Call(_base(world, foreign), make_body(secrets.token_hex(4)))
+
+    return prepare
+
+
+def accepted(body: Any) -> Prepare:
+    def prepare(world: World, who: str | None, foreign: bool) -> Call:
+        _accept(world, foreign)
+        return Call(_base(world, foreign), body)
+
+    return prepare
+
+
+def listing_new_user(world: World, who: str | None, foreign: bool) -> Call:
+    _accept(world, foreign)
+    return Call(_base(world, foreign), {"user_id": _fresh_user(world, foreign)})
+
+
+def listed_user(body: Any = None) -> Prepare:
+    def prepare(world: World, who: str | None, foreign: bool) -> Call:
+        _accept(world, foreign)
+        return Call(_base(world, foreign) | {"user_id": _fresh_user(world, foreign, True)}, body)
+
+    return prepare
+
+
+def contact(world: World, who: str | None, foreign: bool) -> Call:
+    contact_id = _add(
+        world,
+        UserContact(
+            tenant_id=_tenant(world, foreign),
+            user_id=_user(world, foreign),
+            list="blacklist",
+            value="+3120" + str(secrets.randbelow(10**7)).zfill(7),
+        ),
+    )
+    return Call(_base(world, foreign) | {"contact_id": contact_id})
+
+
+def team(world: World, who: str | None, foreign: bool) -> Call:
+    return Call(_base(world, foreign) | {"team_id": _team(world, foreign)})
+
+
+def team_to_join(world: World, who: str | None, foreign: bool) -> Call:
+    return Call(_base(world, foreign) | {"team_id": _team(world, foreign)}, {"is_lead": False})
+
+
+def team_with_member(world: World, who: str | None, foreign: bool) -> Call:
+    team_id = _team(world, foreign, member=_user(world, foreign))
+    return Call(_base(world, foreign) | {"team_id": team_id})
+
+
+def label(world: World, who: str | None, foreign: bool) -> Call:
+    label_id = _add(
+        world,
+        RecordingLabel(
+            tenant_id=_tenant(world, foreign),
+            recording_id=_recording(world, foreign),
+            text=secrets.token_hex(4),
+        ),
+    )
+    return Call(_base(world, foreign) | {"label_id": label_id})
+
+
+def share(world: World, who: str | None, foreign: bool) -> Call:
+    return Call(_base(world, foreign) | {"share_id": _share(world, foreign)[0]})
+
+
+def shared(headers: dict[str, str] | None = None) -> Prepare:
+    def prepare(world: World, who: str | None, foreign: bool) -> Call:
+        return Call({"token": _share(world, foreign)[1]}, headers=headers or {})
+
+    return prepare
+
+
+def log_in(world: World, who: str | None, foreign: bool) -> Call:
+    """Each role logs in as itself; nobody tries an unknown login."""
+    if who is None:
+        return Call(body={"login": "nobody-" + secrets.token_hex(3), "password": PASSWORD})
+    return Call(body={"login": give_login(world, who), "password": PASSWORD})
+
+
+def password_change(world: World, who: str | None, foreign: bool) -> Call:
+    if who is not None:
+        give_login(world, who)
+    return Call(body={"old": PASSWORD, "new": "another long password"})
+
+
+@dataclass
+class Entry:
+    own: str
+    prepare: Prepare = field(default_factory=plain)
+    # None: derived (operator and anonymous as own, tenant roles 404); "same": as own
+    foreign: str | None = None
+
+
+MATRIX: dict[tuple[str, str], Entry] = {
+    # tenants and users
+    ("POST", "/api/v1/tenants"): Entry(
+        "201 403 403 403 401", unique(lambda n: {"name": f"T{n}"}), "same"
+    ),
+    ("GET", "/api/v1/tenants"): Entry("200 200 200 200 401", foreign="same"),
+    ("GET", "/api/v1/tenants/{tenant_id}"): Entry("200 200 200 200 401"),
+    ("PATCH", "/api/v1/tenants/{tenant_id}"): Entry("200 403 403 403 401", plain({"plan": "p"})),
+    ("GET", "/api/v1/tenants/{tenant_id}/usage"): Entry("200 403 403 403 401"),
+    ("POST", "/api/v1/tenants/{tenant_id}/users"): Entry(
+        "201 201 403 403 401", unique(lambda n: {"name": n})
+    ),
+    ("GET", "/api/v1/tenants/{tenant_id}/users"): Entry("200 200 403 403 401"),
+    ("POST", "/api/v1/tenants/{tenant_id}/users/{user_id}/tokens"): Entry("201 201 403 403 401"),
+    ("PUT", "/api/v1/tenants/{tenant_id}/users/{user_id}/credentials"): Entry(
+        "204 204 403 403 401", unique(lambda n: {"login": f"l{n}", "password": PASSWORD})
+    ),
+    # reports
+    ("GET", "/api/v1/tenants/{tenant_id}/calls"): Entry("200 200 200 200 401"),
+    ("GET", "/api/v1/tenants/{tenant_id}/recordings"): Entry("200 200 200 200 401"),
+    ("GET", "/api/v1/recordings/{recording_id}"): Entry("200 200 404 200 401"),
+    ("GET", "/api/v1/recordings/{recording_id}/audio"): Entry("200 200 404 200 401"),
+    # settings
+    ("GET", "/api/v1/tenants/{tenant_id}/legal-notice"): Entry("200 200 403 403 401"),
+    ("POST", "/api/v1/tenants/{tenant_id}/legal-notice/accept"): Entry(
+        "403 201 403 403 401",
+        plain({"version": NOTICE_VERSION, "purpose": "quality monitoring of calls"}),
+    ),
+    ("GET", "/api/v1/tenants/{tenant_id}/recording-settings"): Entry("200 200 403 403 401"),
+    ("PATCH", "/api/v1/tenants/{tenant_id}/recording-settings"): Entry(
+        "200 200 403 403 401", accepted({"short_code": "*5"})
+    ),
+    ("GET", "/api/v1/tenants/{tenant_id}/recording-list"): Entry("200 200 403 403 401"),
+    ("POST", "/api/v1/tenants/{tenant_id}/recording-list"): Entry(
+        "201 201 403 403 401", listing_new_user
+    ),
+    ("PUT", "/api/v1/tenants/{tenant_id}/recording-list/{user_id}"): Entry(
+        "200 200 403 403 401", listed_user({"mode": "always"})
+    ),
+    ("DELETE", "/api/v1/tenants/{tenant_id}/recording-list/{user_id}"): Entry(
+        "204 204 403 403 401", listed_user()
+    ),
+    ("GET", "/api/v1/tenants/{tenant_id}/users/{user_id}/contacts"): Entry("200 200 403 200 401"),
+    ("POST", "/api/v1/tenants/{tenant_id}/users/{user_id}/contacts"): Entry(
+        "201 201 403 201 401",
+        unique(lambda n: {"list": "whitelist", "value": f"+3130{int(n, 16) % 10**7:07d}"}),
+    ),
+    ("DELETE", "/api/v1/tenants/{tenant_id}/users/{user_id}/contacts/{contact_id}"): Entry(
+        "204 204 403 204 401", contact
+    ),
+    # account
+    ("POST", "/api/v1/session"): Entry("200 200 200 200 401", log_in, "same"),
+    ("GET", "/api/v1/session"): Entry("200 200 200 200 401", foreign="same"),
+    ("DELETE", "/api/v1/session"): Entry("204 204 204 204 401", foreign="same"),
+    ("POST", "/api/v1/session/password"): Entry("204 204 204 204 401", password_change, "same"),
+    ("GET", "/api/v1/me"): Entry("200 200 200 200 401", foreign="same"),
+    ("PATCH", "/api/v1/me"): Entry("403 200 200 200 401", plain({"language": "en"}), "same"),
+    # teams
+    ("GET", "/api/v1/tenants/{tenant_id}/teams"): Entry("200 200 403 403 401"),
+    ("POST", "/api/v1/tenants/{tenant_id}/teams"): Entry(
+        "201 201 403 403 401", unique(lambda n: {"name": n})
+    ),
+    ("DELETE", "/api/v1/tenants/{tenant_id}/teams/{team_id}"): Entry("204 204 403 403 401", team),
+    ("PUT", "/api/v1/tenants/{tenant_id}/teams/{team_id}/members/{user_id}"): Entry(
+        "200 200 403 403 401", team_to_join
+    ),
+    ("DELETE", "/api/v1/tenants/{tenant_id}/teams/{team_id}/members/{user_id}"): Entry(
+        "204 204 403 403 401", team_with_member
+    ),
+    # annotations: whoever sees the recording; the operator reads but does not write
+    ("GET", "/api/v1/recordings/{recording_id}/labels"): Entry("200 200 404 200 401"),
+    ("POST", "/api/v1/recordings/{recording_id}/labels"): Entry(
+        "403 201 404 201 401", unique(lambda n: {"text": n}), "403 404 404 404 401"
+    ),
+    ("DELETE", "/api/v1/recordings/{recording_id}/labels/{label_id}"): Entry(
+        "403 204 404 204 401", label, "403 404 404 404 401"
+    ),
+    ("GET", "/api/v1/recordings/{recording_id}/comments"): Entry("200 200 404 200 401"),
+    ("POST", "/api/v1/recordings/{recording_id}/comments"): Entry(
+        "403 201 404 201 401", plain({"text": "call back"}), "403 404 404 404 401"
+    ),
+    # share links
+    ("POST", "/api/v1/recordings/{recording_id}/shares"): Entry(
+        "403 201 404 201 401", plain({"expires_in_hours": 2}), "403 404 404 404 401"
+    ),
+    ("GET", "/api/v1/recordings/{recording_id}/shares"): Entry("200 200 404 200 401"),
+    ("DELETE", "/api/v1/recordings/{recording_id}/shares/{share_id}"): Entry(
+        "403 204 404 204 401", share, "403 404 404 404 401"
+    ),
+    ("GET", "/api/v1/shared/{token}"): Entry("200 200 200 200 200", shared(), "same"),
+    ("GET", "/api/v1/shared/{token}/audio"): Entry(
+        "206 206 206 206 206", shared({"Range": "bytes=0-"}), "same"
+    ),
+    # audit
+    ("GET", "/api/v1/tenants/{tenant_id}/audit"): Entry("200 200 403 403 401"),
+    ("GET", "/api/v1/audit"): Entry("200 403 403 403 401", foreign="same"),
+    # infrastructure
+    ("GET", "/openapi.json"): Entry("200 200 200 200 200", foreign="same"),
+    ("GET", "/docs"): Entry("200 200 200 200 200", foreign="same"),
+    ("GET", "/docs/oauth2-redirect"): Entry("200 200 200 200 200", foreign="same"),
+    ("GET", "/redoc"): Entry("200 200 200 200 200", foreign="same"),
+    ("GET", "/metrics"): Entry("200 200 200 200 200", foreign="same"),
+    ("GET", "/healthz"): Entry("200 200 200 200 200", foreign="same"),
+}
+
+# Server-rendered pages (owned by the pages' own tests); listed so that a new
+# route of any kind must be named somewhere.
+PAGES = {
+    ("GET", "/"),
+    ("GET", "/login"),
+    ("POST", "/logout"),
+    ("POST", "/language"),
+    ("GET", "/settings/recording"),
+    ("GET", "/reports/calls"),
+    ("GET", "/recordings/{recording_id}"),
+    ("GET", "/s/{token}"),
+    ("GET", "/audit"),
+    ("GET", "/operator/tenants"),
+    ("GET", "/operator/tenants/{tenant_id}"),
+}
+
+
+def app_routes(world: World) -> set[tuple[str, str]]:
+    try:
+        from fastapi.routing import iter_route_contexts
+
+        routes: list[Any] = list(iter_route_contexts(world.app.routes))
+    except ImportError:
+        routes = list(world.app.routes)
+    found = set()
+    for route in routes:
+        methods = getattr(route, "methods", None)
+        if not methods:  # mounts (static files)
+            continue
+        for method in methods - {"HEAD"}:
+            found.add((method, route.path))
+    return found
+
+
+def test_every_route_has_a_matrix_entry(world: World) -> None:
+    routes = app_routes(world)
+    missing = routes - MATRIX.keys() - PAGES
+    assert not missing, f"add these to MATRIX (or PAGES): {sorted(missing)}"
+    stale = MATRIX.keys() - routes
+    assert not stale, f"no longer routes: {sorted(stale)}"
+    assert any(isinstance(r, APIRoute) for r in world.app.routes) or routes
+
+
+def _expected(entry: Entry, foreign: bool) -> list[int]:
+    own = [int(s) for s in entry.own.split()]
+    if not foreign or entry.foreign == "same":
+        return own
+    if entry.foreign is not None:
+        return [int(s) for s in entry.foreign.split()]
+    return [own[0], 404, 404, 404, own[4]]
+
+
+@pytest.mark.parametrize("method,path", sorted(MATRIX), ids=[f"{m} {p}" for m, p in sorted(MATRIX)])
+def test_matrix(world: World, method: str, path: str) -> None:
+    entry = MATRIX[(method, path)]
+    got: dict[str, list[int]] = {}
+    want: dict[str, list[int]] = {}
+    for foreign in (False, True):
+        scope = "foreign" if foreign else "own"
+        want[scope] = _expected(entry, foreign)
+        got[scope] = []
+        for who in ROLES:
+            call = entry.prepare(world, who, foreign)
+            headers = dict(call.headers)
+            if who is not None:
+                headers |= world.auth(who)
+            r = world.client.request(
+                method, path.format(**call.params), json=call.body, headers=headers
+            )
+            assert r.status_code < 500, r.text
+            got[scope].append(r.status_code)
+    assert got == want, dict(
+        zip(ROLE_NAMES, zip(got["own"], got["foreign"], strict=True), strict=True)
+    )
+
+
+def test_team_of_another_tenant_is_404_under_own_path(world: World) -> None:
+    """Object ids in the path are scoped by the path's tenant too."""
+    b_team = _team(world, foreign=True)
+    r = world.client.delete(
+        f"/api/v1/tenants/{world.tenant_a}/teams/{b_team}", headers=world.auth("a_admin")
+    )
+    assert r.status_code == 404
+    with world.sessions() as session:
+        assert session.scalar(select(Team.id).where(Team.id == b_team)) == b_team
