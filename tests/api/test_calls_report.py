@@ -538,7 +538,11 @@ def test_walk_plan_for_restricted_callers_probes_parties_per_call(
     "kw,users,driver_index",
     [
         ({}, "listener", "ix_call_parties_tenant_user (tenant_id=? AND user_id=?)"),
-        ({"label": "sales"}, None, "ix_recording_labels_tenant_text (tenant_id=?)"),
+        (
+            {"label": "sales"},
+            None,
+            "ix_recording_labels_tenant_lower_text (tenant_id=? AND <expr>=?)",
+        ),
         (
             {"number": EXTERNAL[0]},
             None,

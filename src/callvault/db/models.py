@@ -22,6 +22,7 @@ from sqlalchemy import (
     String,
     Text,
     UniqueConstraint,
+    func,
 )
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column, relationship
 
@@ -324,6 +325,15 @@ class RecordingLabel(Base):
         ForeignKey("recordings.id", ondelete="CASCADE"), index=True
     )
     text: Mapped[str] = mapped_column(String(100))
+
+
+# label filters compare lower(text): one index look-up within a tenant
+Index(
+    "ix_recording_labels_tenant_lower_text",
+    RecordingLabel.tenant_id,
+    func.lower(RecordingLabel.text),
+    RecordingLabel.recording_id,
+)
 
 
 class RecordingComment(Base):

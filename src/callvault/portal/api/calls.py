@@ -120,9 +120,7 @@ def label_is(label: str) -> ColumnElement[bool]:
 
     Labels are stored with their case, so this compares ``lower()`` of both
     sides (the same function, so SQLite's ASCII-only folding agrees with
-    itself); within a tenant it walks the tenant's part of
-    ``ix_recording_labels_tenant_text``. An index on ``lower(text)`` (or a
-    stored folded key) would make it a single look-up.
+    itself); ``ix_recording_labels_tenant_lower_text`` makes it one look-up.
     """
     return func.lower(RecordingLabel.text) == func.lower(label)
 
