@@ -245,3 +245,72 @@ async def test_tenant_without_accepted_notice_records_nothing(tmp_path: Path) ->
         page = (await rec.http.get(f"/api/v1/tenants/{rec.tenant_id}/recordings")).json()
         assert page["items"] == []
         assert not any((tmp_path / "spool").iterdir())
+
+
+async def test_short_code_by_sip_info_and_tenant_channel_settings(tmp_path: Path) -> None:
+    """On demand, started by user, with *1 sent as SIP INFO (dtmf-relay) at 1.5 s and
+    again at 3.5 s; the tenant keeps pauses as silence and records a mono mix."""
+    async with running_recorder(tmp_path, mode="on_demand_user") as rec:
+        r = await rec.http.patch(
+            f"/api/v1/tenants/{rec.tenant_id}/recording-settings",
+            json={"pause_mode": "silence", "channels": "mix"},
+        )
+        assert r.status_code == 200, r.text
+        plan = CallPlan(
+            caller=Participant("sip:alice@acme.example", "Alice", sine(USER_HZ, 5.0)),
+            callee=Participant("sip:+31612345678@pstn.example", "", sine(OTHER_HZ, 5.0)),
+            duration_s=5.0,
+            info_digits=[(1.3, "*"), (1.5, "1"), (3.3, "*"), (3.5, "1")],
+        )
+        assert (await rec.client.place(plan)).status == 200
+        [(_call, recording_id)] = await rec.wait_finished()
+        assert recording_id is not None
+        meta = await rec.recording(recording_id)
+        pcm, rate, _raw = await rec.audio(recording_id)
+    assert [(d["digit"], d["source"]) for d in meta["dtmf"]] == [
+        ("*", "info"),
+        ("1", "info"),
+        ("*", "info"),
+        ("1", "info"),
+    ]
+    [segment] = meta["segments"]
+    assert abs(segment["call_start_ms"] - 1500) < 300 and abs(segment["call_end_ms"] - 3500) < 300
+    assert meta["channels"] == 1 and pcm.shape[0] == 1  # mono mix of both parties
+    duration = pcm.shape[1] / rate
+    assert abs(duration - 2.0) < 0.4
+    assert _covered(tone_spans(pcm[0], rate, USER_HZ), 0, duration) > duration - 0.5
+    assert _covered(tone_spans(pcm[0], rate, OTHER_HZ), 0, duration) > duration - 0.5
+
+
+async def test_silence_mode_keeps_the_timeline(tmp_path: Path) -> None:
+    """Always with pause: *1 at 1.3 s pauses, *1 at 3.3 s resumes; with pauses kept as
+    silence the file is as long as the call and silent in between."""
+    async with running_recorder(tmp_path, mode="always_pause") as rec:
+        r = await rec.http.patch(
+            f"/api/v1/tenants/{rec.tenant_id}/recording-settings", json={"pause_mode": "silence"}
+        )
+        assert r.status_code == 200
+        plan = CallPlan(
+            caller=Participant(
+                "sip:alice@acme.example",
+                "Alice",
+                sine(USER_HZ, 5.0),
+                digits=[(1.0, "*"), (1.3, "1"), (3.0, "*"), (3.3, "1")],
+            ),
+            callee=Participant("sip:+31612345678@pstn.example", "", sine(OTHER_HZ, 5.0)),
+            duration_s=5.0,
+        )
+        assert (await rec.client.place(plan)).status == 200
+        [(_call, recording_id)] = await rec.wait_finished()
+        assert recording_id is not None
+        meta = await rec.recording(recording_id)
+        pcm, rate, _raw = await rec.audio(recording_id)
+    first, second = meta["segments"]
+    assert second["file_start_ms"] - first["file_end_ms"] == (
+        second["call_start_ms"] - first["call_end_ms"]
+    )  # the pause stays in the file as silence
+    duration = pcm.shape[1] / rate
+    assert abs(duration - 5.0) < 0.4
+    gap = (first["file_end_ms"] / 1000 + 0.1, second["file_start_ms"] / 1000 - 0.1)
+    assert _covered(tone_spans(pcm[1], rate, OTHER_HZ), *gap) < 0.05
+    assert _covered(tone_spans(pcm[1], rate, OTHER_HZ), 0, gap[0] - 0.1) > gap[0] - 0.6

@@ -48,6 +48,7 @@ class CallPlan:
     transport: str = "udp"
     # (seconds, caller, callee): a metadata-only UPDATE naming new participants
     metadata_update: tuple[float, Participant, Participant] | None = None
+    info_digits: list[tuple[float, str]] = field(default_factory=list)  # SIP INFO dtmf-relay
 
 
 @dataclass
@@ -205,6 +206,7 @@ class SiprecClient:
             timeline += [(plan.pause[0], "pause", None, ""), (plan.pause[1], "resume", None, "")]
         if plan.metadata_update:
             timeline.append((plan.metadata_update[0], "update", None, ""))
+        timeline += [(at, "info", None, digit) for at, digit in plan.info_digits]
         version = 2
         try:
             for at, kind, target, digit in sorted(timeline, key=lambda item: item[0]):
@@ -213,6 +215,14 @@ class SiprecClient:
                     await asyncio.sleep(delay)
                 if target is not None:
                     target.send_digit(digit)
+                    continue
+                if kind == "info":
+                    info = dialog.create_request(
+                        "INFO",
+                        f"Signal={digit}\r\nDuration=120\r\n".encode(),
+                        "application/dtmf-relay",
+                    )
+                    await self.endpoint.request(info, self.server, plan.transport)
                     continue
                 if kind == "update" and plan.metadata_update:
                     _at, caller, callee = plan.metadata_update
