@@ -116,3 +116,29 @@ def test_usage_for_billing(world: World) -> None:
     }
     r = world.client.get(f"/api/v1/tenants/{world.tenant_a}/usage", headers=world.auth("a_admin"))
     assert r.status_code == 403
+
+
+def test_operator_replaces_domains_and_numbers(world: World) -> None:
+    url = f"/api/v1/tenants/{world.tenant_a}"
+    h = world.auth("operator")
+    r = world.client.patch(
+        url,
+        json={"domains": ["Alpha.Example", "alpha2.example"], "numbers": ["0031201110001"]},
+        headers=h,
+    )
+    assert r.status_code == 200, r.text
+    assert r.json()["domains"] == ["alpha.example", "alpha2.example"]
+    assert r.json()["numbers"] == ["+31201110001"]
+    taken = world.client.patch(url, json={"domains": ["beta.example"]}, headers=h)
+    assert taken.status_code == 409 and taken.json()["error"]["id"] == "tenant-exists"
+    bad = world.client.patch(url, json={"numbers": ["12ab"]}, headers=h)
+    assert bad.status_code == 422 and "E.164" in bad.json()["error"]["message"]
+    admin = world.client.patch(url, json={"domains": []}, headers=world.auth("a_admin"))
+    assert admin.status_code == 403
+    with world.sessions() as session:
+        from sqlalchemy import select
+
+        from callvault.db.models import AuditEvent
+
+        event = session.scalar(select(AuditEvent).where(AuditEvent.action == "tenant.change"))
+    assert event is not None and event.details["domains"] == ["alpha.example", "alpha2.example"]

@@ -11,14 +11,14 @@ from __future__ import annotations
 from typing import Any
 
 from fastapi import APIRouter, Request
-from pydantic import BaseModel, Field
+from pydantic import BaseModel, Field, field_validator
 from sqlalchemy import func, select
 from sqlalchemy.exc import IntegrityError
 
-from callvault.db.models import Recording, User
+from callvault.db.models import Recording, Tenant, TenantDomain, TenantNumber, User
 from callvault.errors import Conflict, InvalidInput
 from callvault.portal.api.recording_settings import BULK_MIN_RETENTION_DAYS
-from callvault.portal.api.schemas import Strict, TenantOut
+from callvault.portal.api.schemas import Strict, TenantIn, TenantOut
 from callvault.portal.api.tenants import tenant_out
 from callvault.portal.audit import audit, changes
 from callvault.portal.auth import Now, OperatorOnly, OperatorTenant, SessionDep
@@ -28,6 +28,19 @@ router = APIRouter(prefix="/api/v1/tenants/{tenant_id}", tags=["operator"])
 
 class TenantPatchIn(Strict):
     name: str | None = Field(default=None, min_length=1, max_length=200)
+    domains: list[str] | None = Field(default=None, max_length=100)  # replaces the list
+    numbers: list[str] | None = Field(default=None, max_length=1000)  # replaces the list
+
+    @field_validator("domains")
+    @classmethod
+    def _domains(cls, value: list[str] | None) -> list[str] | None:
+        return None if value is None else TenantIn.check_domains(value)
+
+    @field_validator("numbers")
+    @classmethod
+    def _numbers(cls, value: list[str] | None) -> list[str] | None:
+        return None if value is None else TenantIn.check_numbers(value)
+
     plan: str | None = Field(default=None, min_length=1, max_length=32)
     retention_min_days: int | None = Field(default=None, ge=1, le=3650)
     retention_max_days: int | None = Field(default=None, ge=1, le=3650)
@@ -70,6 +83,13 @@ def change_tenant(
     wanted: dict[str, Any] = body.model_dump(exclude_none=True)
     if not wanted:
         raise InvalidInput("nothing to change", error_id="no-change")
+    addresses = _replace_addresses(tenant, wanted.pop("domains", None), wanted.pop("numbers", None))
+    try:
+        session.flush()
+    except IntegrityError as exc:
+        raise Conflict(
+            "another tenant has one of these domains or numbers", error_id="tenant-exists"
+        ) from exc
     low = wanted.get("retention_min_days", tenant.retention_min_days)
     high = wanted.get("retention_max_days", tenant.retention_max_days)
     if low > high:
@@ -84,12 +104,16 @@ def change_tenant(
     changed = changes(before, wanted)
     for key in changed:
         setattr(tenant, key, wanted[key])
+    changed.update(addresses)  # already applied to the tenant
     if "retention_days" in changed:
         tenant.retention_changed_at = at
     try:
         session.flush()
     except IntegrityError as exc:
-        raise Conflict("a tenant with this name exists", error_id="tenant-exists") from exc
+        raise Conflict(
+            "another tenant has this name, one of these domains or numbers",
+            error_id="tenant-exists",
+        ) from exc
     if changed:
         audit(
             session,
@@ -102,7 +126,7 @@ def change_tenant(
             old={key: diff["old"] for key, diff in changed.items()},
         )
     session.commit()
-    if "suspended" in changed:
+    if {"suspended", "domains", "numbers"} & set(changed):
         request.app.state.context.on_directory_change()
     return TenantPlanOut(
         **tenant_out(tenant).model_dump(),
@@ -112,6 +136,30 @@ def change_tenant(
         retention_days=tenant.retention_days,
         bulk_download=tenant.bulk_download,
     )
+
+
+def _replace_addresses(
+    tenant: Tenant, domains: list[str] | None, numbers: list[str] | None
+) -> dict[str, dict[str, Any]]:
+    """Replace the tenant's SIP domains / numbers (validated as on creation)."""
+    changed: dict[str, dict[str, Any]] = {}
+    # rows whose value stays are kept (a delete and re-insert of the same unique
+    # value in one flush would collide)
+    if domains is not None:
+        old = [d.domain for d in tenant.domains]
+        if old != domains:
+            kept = [d for d in tenant.domains if d.domain in domains]
+            fresh = [d for d in domains if d not in {k.domain for k in kept}]
+            tenant.domains = kept + [TenantDomain(domain=d) for d in fresh]
+            changed["domains"] = {"old": old, "new": domains}
+    if numbers is not None:
+        old = [n.number for n in tenant.numbers]
+        if old != numbers:
+            kept_numbers = [n for n in tenant.numbers if n.number in numbers]
+            fresh = [n for n in numbers if n not in {k.number for k in kept_numbers}]
+            tenant.numbers = kept_numbers + [TenantNumber(number=n) for n in fresh]
+            changed["numbers"] = {"old": old, "new": numbers}
+    return changed
 
 
 @router.get("/usage", response_model=UsageOut)

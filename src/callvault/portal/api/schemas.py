@@ -25,7 +25,7 @@ class TenantIn(Strict):
 
     @field_validator("domains")
     @classmethod
-    def _domains(cls, value: list[str]) -> list[str]:
+    def check_domains(cls, value: list[str]) -> list[str]:
         out = []
         for domain in value:
             if not re.match(_DOMAIN, domain):
@@ -37,7 +37,7 @@ class TenantIn(Strict):
 
     @field_validator("numbers")
     @classmethod
-    def _numbers(cls, value: list[str]) -> list[str]:
+    def check_numbers(cls, value: list[str]) -> list[str]:
         out = [normalise_number(n) for n in value]
         if len(set(out)) != len(out):
             raise ValueError("numbers repeat")

@@ -424,6 +424,8 @@ document.querySelectorAll("[data-autosubmit]").forEach(function (el) {
     ev.preventDefault();
     CV.api("PATCH", base, {
       name: edit.elements.name.value.trim(),
+      domains: list(edit.elements.domains.value),
+      numbers: list(edit.elements.numbers.value),
       plan: edit.elements.plan.value.trim(),
       retention_min_days: parseInt(edit.elements.retention_min_days.value, 10),
       retention_max_days: parseInt(edit.elements.retention_max_days.value, 10)
