@@ -30,6 +30,7 @@ from callvault.db.models import (
     Call,
     CallParty,
     LegalAcceptance,
+    Operator,
     Recording,
     Tenant,
     User,
@@ -65,6 +66,8 @@ def _prepare(rec: Recorder) -> str:
     with rec.app.sessions() as session:
         for user in session.scalars(select(User).where(User.tenant_id == rec.tenant_id)):
             user.login, user.password_hash = user.name.lower(), hashed
+        for operator in session.scalars(select(Operator)):
+            operator.login, operator.password_hash = "op", hashed
         session.execute(delete(LegalAcceptance).where(LegalAcceptance.tenant_id == rec.tenant_id))
         call = Call(
             tenant_id=rec.tenant_id,
@@ -290,5 +293,39 @@ async def test_admin_sets_up_recording_and_plays_a_siprec_call(tmp_path: Path) -
                 assert response is not None and response.status == 404
                 await expect(alice.locator("[data-error='404']")).to_be_visible()
                 await alice.screenshot(path=str(ARTIFACTS / "not-found.png"))
+
+                # the operator adds a user to the tenant and gives it a second SIP domain
+                op = await (await browser.new_context(base_url=base)).new_page()
+                await op.goto("/login")
+                await op.fill("#login", "op")
+                await op.fill("#password", PASSWORD)
+                await op.click("#login-form button[type=submit]")
+                await expect(op).to_have_url(f"{base}/operator/tenants")  # the operator's home
+                await op.goto(f"/operator/tenants/{rec.tenant_id}")
+                form = op.locator("#user-form")
+                await form.locator("input[name=name]").fill("Dora")
+                await form.locator("input[name=extension]").fill("205")
+                await form.locator("input[name=aors]").fill("dora@acme.example")
+                await form.locator("button[type=submit]").click()
+                await expect(op.locator("#tenant-users")).to_contain_text("Dora")
+                await op.fill("#tenant-edit input[name=domains]", "acme.example, acme2.example")
+                async with op.expect_response(lambda r: r.request.method == "PATCH") as edited:
+                    await op.click("#tenant-edit button[type=submit]")
+                assert (await edited.value).status == 200
+                await op.screenshot(path=str(ARTIFACTS / "operator-tenant.png"), full_page=True)
+
+                def _operator_saw() -> bool:
+                    with rec.app.sessions() as session:
+                        tenant = session.get(Tenant, rec.tenant_id)
+                        dora = session.scalar(select(User).where(User.name == "Dora"))
+                        return (
+                            tenant is not None
+                            and {d.domain for d in tenant.domains}
+                            == {"acme.example", "acme2.example"}
+                            and dora is not None
+                            and dora.extension == "205"
+                        )
+
+                assert await asyncio.to_thread(_operator_saw)
             finally:
                 await browser.close()

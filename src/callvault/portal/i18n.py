@@ -287,6 +287,8 @@ _WORDS: Final[dict[str, tuple[str, str, str]]] = {
     "op.recorded": ("Opgenomen", "Aufgezeichnet", "Recorded"),
     "op.tenant": ("Klant", "Kunde", "Tenant"),
     "op.details": ("Beheren", "Verwalten", "Manage"),
+    "op.add_user": ("Gebruiker toevoegen", "Benutzer hinzufügen", "Add user"),
+    "op.aors": ("SIP-adressen", "SIP-Adressen", "SIP addresses"),
 }
 
 _INDEX: Final[dict[Language, int]] = {"nl": 0, "de": 1, "en": 2}

@@ -431,6 +431,20 @@ document.querySelectorAll("[data-autosubmit]").forEach(function (el) {
       retention_max_days: parseInt(edit.elements.retention_max_days.value, 10)
     }).then(function () { CV.ok(edit); }).catch(function (err) { CV.fail(edit, err); });
   });
+  var userForm = document.getElementById("user-form");
+  userForm.addEventListener("submit", function (ev) {
+    ev.preventDefault();
+    var body = {
+      name: userForm.elements.name.value.trim(),
+      numbers: list(userForm.elements.numbers.value),
+      aors: list(userForm.elements.aors.value),
+      role: userForm.elements.role.value
+    };
+    var extension = userForm.elements.extension.value.trim();
+    if (extension) { body.extension = extension; }
+    CV.api("POST", base + "/users", body).then(function () { window.location.reload(); })
+      .catch(function (err) { CV.fail(userForm, err); });
+  });
   var toggle = document.getElementById("suspend-toggle");
   toggle.addEventListener("click", function () {
     var suspend = toggle.getAttribute("data-suspended") !== "true";
@@ -445,7 +459,12 @@ document.querySelectorAll("[data-autosubmit]").forEach(function (el) {
       dt.textContent = key.replace(/_/g, " ");
       var dd = document.createElement("dd");
       var value = data[key];
-      dd.textContent = typeof value === "object" ? JSON.stringify(value) : String(value);
+      if (value && typeof value === "object") {  // the retention tier
+        dd.textContent = value.plan + ": " + value.retention_days + " d (" +
+          value.retention_min_days + "–" + value.retention_max_days + ")";
+      } else {
+        dd.textContent = String(value);
+      }
       usage.appendChild(dt);
       usage.appendChild(dd);
     });
