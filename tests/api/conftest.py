@@ -45,13 +45,14 @@ class World:
         return {"Authorization": f"Bearer {self.tokens[who]}"}
 
 
-def _seed_recording(
+def seed_recording(
     session: Session, blobs: LocalBlobStore, tenant_id: int, user_id: int, audio: bytes, n: int
 ) -> str:
     call = Call(
         tenant_id=tenant_id,
         sip_call_id=f"call-{n}",
         direction="inbound",
+        from_name=f"Caller {n}",
         from_number="+31201234567",
         to_number="+31207654321",
         started_at=datetime(2026, 11, 1, 10, n, tzinfo=UTC),
@@ -114,9 +115,9 @@ def world(tmp_path: Path) -> Iterator[World]:
         tokens = {"operator": op_token}
         for name, user in users.items():
             tokens[name] = issue_token(session, name, user=user)
-        rec_a = _seed_recording(session, blobs, a.id, users["a_user"].id, audio, 1)
-        rec_a2 = _seed_recording(session, blobs, a.id, users["a_colleague"].id, audio, 2)
-        rec_b = _seed_recording(session, blobs, b.id, users["b_user"].id, audio, 3)
+        rec_a = seed_recording(session, blobs, a.id, users["a_user"].id, audio, 1)
+        rec_a2 = seed_recording(session, blobs, a.id, users["a_colleague"].id, audio, 2)
+        rec_b = seed_recording(session, blobs, b.id, users["b_user"].id, audio, 3)
         session.commit()
         ids = {k: v.id for k, v in users.items()}
         ta, tb = a.id, b.id

@@ -6,10 +6,8 @@ does; the client talks https so that the Secure session cookie is kept.
 
 from __future__ import annotations
 
-import hashlib
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
-from datetime import UTC, datetime
 from pathlib import Path
 
 import pytest
@@ -18,11 +16,12 @@ from sqlalchemy.orm import Session, sessionmaker
 
 from callvault.admin import accept_legal_notice, bootstrap_operator, create_tenant, create_user
 from callvault.db.engine import make_engine, make_sessionmaker, migrate
-from callvault.db.models import Call, CallParty, Operator, Recording, Segment, User
+from callvault.db.models import Operator, User
 from callvault.portal.app import create_app
 from callvault.portal.context import PortalContext
 from callvault.portal.passwords import hash_password
 from callvault.storage.blobs import LocalBlobStore
+from tests.api.conftest import seed_recording
 
 PASSWORD = "a long enough test password"
 
@@ -56,53 +55,6 @@ class Portal:
             session.commit()
 
 
-def _recording(
-    session: Session, blobs: LocalBlobStore, tenant_id: int, user_id: int, n: int
-) -> str:
-    audio = bytes([n]) * 2048
-    call = Call(
-        tenant_id=tenant_id,
-        sip_call_id=f"call-{n}",
-        direction="inbound",
-        from_name=f"Caller {n}",
-        from_number="+31201234567",
-        to_number="+31207654321",
-        started_at=datetime(2026, 11, 1, 10, n, tzinfo=UTC),
-        answered_at=datetime(2026, 11, 1, 10, n, 1, tzinfo=UTC),
-        ended_at=datetime(2026, 11, 1, 10, n, 31, tzinfo=UTC),
-        duration_ms=30000,
-    )
-    call.parties = [
-        CallParty(tenant_id=tenant_id, participant_id="p1", aor="x@y", user_id=user_id, side="user")
-    ]
-    session.add(call)
-    session.flush()
-    key = f"{tenant_id}/{call.id}.mp3"
-    blobs.put(key, audio)
-    recording = Recording(
-        id=call.id,
-        tenant_id=tenant_id,
-        call_id=call.id,
-        user_id=user_id,
-        blob_key=key,
-        sha256=hashlib.sha256(audio).hexdigest(),
-        size_bytes=len(audio),
-        duration_ms=30000,
-        channels=2,
-        sample_rate=8000,
-        codecs="PCMU",
-        started_at=call.started_at,
-    )
-    recording.segments = [
-        Segment(
-            ordinal=0, call_start_ms=1000, call_end_ms=31000, file_start_ms=0, file_end_ms=30000
-        )
-    ]
-    session.add(recording)
-    session.flush()
-    return recording.id
-
-
 @pytest.fixture
 def portal(tmp_path: Path) -> Iterator[Portal]:
     url = f"sqlite:///{tmp_path / 'db.sqlite'}"
@@ -129,9 +81,9 @@ def portal(tmp_path: Path) -> Iterator[Portal]:
         for login, user in users.items():
             user.login, user.password_hash = login, hashed
         accept_legal_notice(session, a, users["a_admin"])
-        rec_a = _recording(session, blobs, a.id, users["a_user"].id, 1)
-        rec_a2 = _recording(session, blobs, a.id, users["a_colleague"].id, 2)
-        rec_b = _recording(session, blobs, b.id, users["b_user"].id, 3)
+        rec_a = seed_recording(session, blobs, a.id, users["a_user"].id, bytes([1]) * 2048, 1)
+        rec_a2 = seed_recording(session, blobs, a.id, users["a_colleague"].id, bytes([2]) * 2048, 2)
+        rec_b = seed_recording(session, blobs, b.id, users["b_user"].id, bytes([3]) * 2048, 3)
         session.commit()
         ids = {k: v.id for k, v in users.items()}
         ta, tb = a.id, b.id
