@@ -261,8 +261,4 @@ class SiprecClient:
         return CallResult(call_id, r.code, sum(s.packets_sent for s in senders))
 
 
-def participant_address(user: str, domain: str) -> str:
-    return f"sip:{user}@{domain}"
-
-
 __all__ = ["CallPlan", "CallResult", "Participant", "SiprecClient"]

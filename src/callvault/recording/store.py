@@ -247,7 +247,3 @@ def delete_call(session: Session, call_id: str) -> None:
     session.execute(delete(DtmfEvent).where(DtmfEvent.call_id == call_id))
     session.execute(delete(CallParty).where(CallParty.call_id == call_id))
     session.execute(delete(Call).where(Call.id == call_id))
-
-
-def recording_exists(session: Session, call_uuid: str) -> bool:
-    return session.scalar(select(Recording.id).where(Recording.id == call_uuid)) is not None

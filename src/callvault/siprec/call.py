@@ -29,7 +29,7 @@ from callvault.recording.journal import (
     stream_to_dict,
 )
 from callvault.recording.spool import SpoolWriter
-from callvault.sip.sdp import MediaDescription, SessionDescription, choose_codecs
+from callvault.sip.sdp import SessionDescription, choose_codecs
 from callvault.siprec.metadata import RecordingMetadata
 from callvault.siprec.offer import associate_streams
 from callvault.tenants.directory import Directory
@@ -295,9 +295,6 @@ class RecordedCall:
         self._journal(
             "streams", streams=[stream_to_dict(s.layout) for s in self.streams.values()], **extra
         )
-
-    def media_line(self, index: int) -> MediaDescription | None:
-        return self.sdp.media[index] if self.sdp and index < len(self.sdp.media) else None
 
     def _close_stream(self, index: int) -> None:
         if self.streams.pop(index, None) is not None and index in self.media.ports:
