@@ -1,6 +1,6 @@
 """Real SIPREC offers, captured from deployed recording clients, against a running recorder.
 
-Every body in ``/work/shared/reference/siprec`` (Oracle/Acme, Cisco CUBE,
+Every body in ``tests/fixtures/siprec/reference`` (Oracle/Acme, Cisco CUBE,
 Ribbon/Sonus, OpenSIPS, Avaya SBCE, SEMS, Cisco with ``a=inactive``) is sent
 verbatim (line ends made CRLF) as the body of a SIPREC INVITE over TCP. The
 recorder must answer 200 with an SDP answer that has one m-line per offered
@@ -16,15 +16,13 @@ import secrets
 import uuid
 from pathlib import Path
 
-import pytest
-
 from callvault.sip.dialog import Dialog
 from callvault.sip.sdp import parse_sdp
 from tests.e2e.harness import running_recorder
 
-REFERENCE = Path(__file__).resolve().parents[3] / "shared/reference/siprec"
+REFERENCE = Path(__file__).resolve().parents[1] / "fixtures/siprec/reference"
 MARKER = "---- verbatim content below this line ----"
-OFFERS = sorted(REFERENCE.glob("*.txt")) if REFERENCE.is_dir() else []
+OFFERS = sorted(REFERENCE.glob("*.txt"))
 
 
 def load_offer(path: Path) -> tuple[str, bytes]:
@@ -43,7 +41,6 @@ def offered_media(body: bytes) -> list[str]:
     return [line for line in body.decode().split("\r\n") if line.startswith("m=")]
 
 
-@pytest.mark.skipif(not OFFERS, reason=f"no reference offers in {REFERENCE}")
 async def test_reference_offers_are_answered_and_finished(tmp_path: Path) -> None:
     assert len(OFFERS) >= 7, [p.name for p in OFFERS]
     async with running_recorder(tmp_path) as rec:

@@ -1,4 +1,4 @@
-"""Loading the real SIPREC bodies kept in shared/reference/siprec and our own fixtures."""
+"""Loading the real SIPREC bodies (tests/fixtures/siprec/reference) and our own fixtures."""
 
 from __future__ import annotations
 
@@ -8,8 +8,8 @@ from pathlib import Path
 
 import pytest
 
-REFERENCE_DIR = Path(__file__).parents[2].parent / "shared/reference/siprec"
 FIXTURE_DIR = Path(__file__).parents[1] / "fixtures/siprec"
+REFERENCE_DIR = FIXTURE_DIR / "reference"  # see its README.md for the origin
 MARKER = "---- verbatim content below this line ----"
 
 Body = tuple[str, bytes]

@@ -1,4 +1,4 @@
-"""Every real SIPREC body in shared/reference/siprec parses into the right call."""
+"""Every real SIPREC body in tests/fixtures/siprec/reference parses into the right call."""
 
 from __future__ import annotations
 
