@@ -23,6 +23,7 @@ from sqlalchemy import (
     Text,
     UniqueConstraint,
     func,
+    true,
 )
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column, relationship
 
@@ -80,6 +81,25 @@ class LoginAttempt(Base):
     remote_addr: Mapped[str | None] = mapped_column(String(64), index=True)
     at: Mapped[datetime] = mapped_column(default=utcnow)
     success: Mapped[bool] = mapped_column(Boolean, default=False)
+
+
+class LoginThrottle(Base):
+    """Failed-login backoff (``portal.passwords``): one row per (login, address) and per address.
+
+    ``kind`` is ``pair`` (login and address) or ``address`` (login is ``""``).
+    The counter and ``blocked_until`` change in one UPDATE, so concurrent
+    attempts cannot all pass the same check.
+    """
+
+    __tablename__ = "login_throttle"
+    __table_args__ = (UniqueConstraint("kind", "login", "remote_addr"),)
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    kind: Mapped[str] = mapped_column(String(8))
+    login: Mapped[str] = mapped_column(String(200))
+    remote_addr: Mapped[str] = mapped_column(String(64))
+    failures: Mapped[int] = mapped_column(Integer, default=0, server_default="0")
+    last_failure_at: Mapped[datetime | None] = mapped_column()
+    blocked_until: Mapped[datetime | None] = mapped_column()
 
 
 class Tenant(Base):
@@ -140,6 +160,8 @@ class User(Base):
     recorded: Mapped[bool] = mapped_column(Boolean, default=False)  # on the recording list
     recording_mode: Mapped[str] = mapped_column(String(32), default="on_demand_user")
     created_at: Mapped[datetime] = mapped_column(default=utcnow)
+    # False: no portal session or API token of this user is accepted (kept for the audit log)
+    active: Mapped[bool] = mapped_column(Boolean, default=True, server_default=true())
     numbers: Mapped[list[UserNumber]] = relationship(
         cascade="all, delete-orphan", order_by="UserNumber.id"
     )
@@ -203,6 +225,9 @@ class ApiToken(Base):
     )
     created_at: Mapped[datetime] = mapped_column(default=utcnow)
     revoked: Mapped[bool] = mapped_column(Boolean, default=False)
+    revoked_at: Mapped[datetime | None] = mapped_column()
+    expires_at: Mapped[datetime | None] = mapped_column()  # None: until revoked
+    created_by: Mapped[str | None] = mapped_column(String(200))  # audit actor reference
 
 
 class Team(Base):
