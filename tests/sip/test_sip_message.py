@@ -256,7 +256,15 @@ VALID_INVITE = wire(ESC01)
 def test_fuzz_random_bytes(data: bytes) -> None:
     with contextlib.suppress(RemoteProtocolError):
         parse_message(data)
-    salvage_request(data)
+    _check_salvage(data)
+
+
+def _check_salvage(data: bytes) -> None:
+    """salvage_request never raises: None, or a request with the headers a 400 needs."""
+    salvaged = salvage_request(data)
+    if salvaged is not None:
+        for name in ("Via", "From", "To", "Call-ID", "CSeq"):
+            assert salvaged.headers.getlist(name), name
 
 
 @st.composite
@@ -284,6 +292,7 @@ def mutated_invite(draw: st.DrawFn) -> bytes:
 @settings(max_examples=1500, suppress_health_check=[HealthCheck.too_slow])
 @given(mutated_invite())
 def test_fuzz_mutated_invite(data: bytes) -> None:
+    _check_salvage(data)
     try:
         msg = parse_message(data)
     except RemoteProtocolError:

@@ -286,31 +286,36 @@ def salvage_request(data: bytes) -> Request | None:
 
     Returns a Request holding only Via, From, To, Call-ID and CSeq as raw
     strings, or None when those are not readable (then the input is dropped).
+    Only the errors the input can cause are caught (an empty message, an
+    unreadable Via); anything else is a bug here and propagates.
     """
     try:
         head, _ = _split_head(data[:MAX_MESSAGE_SIZE])
-        text = head.decode("utf-8", errors="replace")
-        first, _, rest = text.partition("\n")
-        method = first.split(" ", 1)[0].strip()
-        if not _TOKEN.fullmatch(method) or method in ("ACK", "SIP/2.0") or "SIP/" in method:
-            return None
-        request = Request(method=method, uri=URI(scheme="sip", host="invalid"))
-        found: dict[str, list[str]] = {}
-        for line in rest.split("\n"):
-            name, sep, value = line.partition(":")
-            canon = _CANONICAL.get(name.strip().lower())
-            if sep and canon in _MANDATORY:
-                parts = split_header_values(value.strip()) if canon == "Via" else [value.strip()]
-                found.setdefault(canon, []).extend(parts)
-        if any(not found.get(name) for name in _MANDATORY):
-            return None
-        Via.parse(found["Via"][0])
-        for name in _MANDATORY:
-            for value in found[name]:
-                request.headers.add(name, value)
-        return request
-    except Exception:  # salvage is best effort by design
+    except RemoteProtocolError:
         return None
+    text = head.decode("utf-8", errors="replace")
+    first, _, rest = text.partition("\n")
+    method = first.split(" ", 1)[0].strip()
+    if not _TOKEN.fullmatch(method) or method in ("ACK", "SIP/2.0") or "SIP/" in method:
+        return None
+    request = Request(method=method, uri=URI(scheme="sip", host="invalid"))
+    found: dict[str, list[str]] = {}
+    for line in rest.split("\n"):
+        name, sep, value = line.partition(":")
+        canon = _CANONICAL.get(name.strip().lower())
+        if sep and canon in _MANDATORY:
+            parts = split_header_values(value.strip()) if canon == "Via" else [value.strip()]
+            found.setdefault(canon, []).extend(parts)
+    if any(not found.get(name) for name in _MANDATORY):
+        return None
+    try:
+        Via.parse(found["Via"][0])  # the response is routed by it (RFC 3261 18.2.2)
+    except ValueError:
+        return None
+    for name in _MANDATORY:
+        for value in found[name]:
+            request.headers.add(name, value)
+    return request
 
 
 def serialize(msg: Message) -> bytes:
