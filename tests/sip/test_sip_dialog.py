@@ -126,3 +126,42 @@ def test_session_timer_too_small_and_malformed() -> None:
     with pytest.raises(RemoteProtocolError) as bad:
         SessionTimer().negotiate(invite("Session-Expires: soon\r\n"), 0.0)
     assert bad.value.status == 400
+
+
+def test_session_timer_ceiling_reduces_the_interval() -> None:
+    """RFC 4028 section 9: the UAS may lower Session-Expires in its 2xx, not below Min-SE."""
+    timer = SessionTimer(max_interval=600)
+    headers = timer.negotiate(invite("Supported: timer\r\nSession-Expires: 7200\r\n"), 0.0)
+    assert headers[0] == ("Session-Expires", "600;refresher=uac")
+    assert timer.interval == 600
+    assert timer.expires_at(0.0) == pytest.approx(600 - 32)
+
+    timer = SessionTimer(max_interval=600)  # within the ceiling: unchanged
+    assert timer.negotiate(invite("k: timer\r\nx: 300\r\n"), 0.0)[0] == (
+        "Session-Expires", "300;refresher=uac")
+
+    timer = SessionTimer(max_interval=600)  # the request's Min-SE wins over our ceiling
+    headers = timer.negotiate(
+        invite("Supported: timer\r\nSession-Expires: 7200\r\nMin-SE: 1000\r\n"), 0.0)
+    assert headers[0] == ("Session-Expires", "1000;refresher=uac")
+
+    timer = SessionTimer(default_interval=1800, max_interval=600)  # we pick: at most the ceiling
+    assert timer.negotiate(invite("Supported: timer\r\n"), 0.0)[0] == (
+        "Session-Expires", "600;refresher=uac")
+
+    timer = SessionTimer(max_interval=600)  # UAC without timer support: still capped, we refresh
+    assert timer.negotiate(invite("Session-Expires: 3600\r\n"), 0.0) == [
+        ("Session-Expires", "600;refresher=uas")]
+    assert timer.refresh_due_at() == 300
+
+    timer = SessionTimer(max_interval=120)  # re-INVITE asking for more is capped again
+    timer.negotiate(invite("k: timer\r\nx: 100\r\n"), 0.0)
+    assert timer.negotiate(invite("k: timer\r\nx: 5000\r\n", cseq=11), 50.0)[0] == (
+        "Session-Expires", "120;refresher=uac")
+
+
+def test_session_timer_ceiling_below_min_se_is_refused() -> None:
+    with pytest.raises(ValueError, match="below min_se"):
+        SessionTimer(min_se=300, max_interval=200)
+    with pytest.raises(ValueError, match="at least 90"):
+        SessionTimer(min_se=60)

@@ -4,6 +4,11 @@
 (INVITE, re-INVITE, UPDATE) with a timestamp; it returns the headers for our
 2xx, or raises ``SessionIntervalTooSmall`` (answer 422 with its Min-SE), and
 tells when the session expires if no refresh arrives.
+
+``max_interval`` is a ceiling (per recording source): a request asking for
+more is answered with the ceiling, as section 9 lets the UAS reduce the
+interval in its 2xx, but never below the request's Min-SE (or 90 s without
+one), so a Min-SE above the ceiling wins over it.
 """
 
 from __future__ import annotations
@@ -16,7 +21,9 @@ from sipmessage import Request
 
 from callvault.errors import RemoteProtocolError
 
-__all__ = ["SessionIntervalTooSmall", "SessionTimer"]
+__all__ = ["MIN_SE_FLOOR", "SessionIntervalTooSmall", "SessionTimer"]
+
+MIN_SE_FLOOR = 90  # RFC 4028 section 4: no Min-SE below 90 s
 
 logger = logging.getLogger(__name__)
 
@@ -53,11 +60,24 @@ def _parse_session_expires(value: str) -> tuple[int, str | None]:
 class SessionTimer:
     """Negotiated session interval and refresher for one dialog (UAS role)."""
 
-    min_se: int = 90
+    min_se: int = MIN_SE_FLOOR
     default_interval: int = 1800
+    max_interval: int | None = None  # ceiling on what a peer may ask for
     interval: int | None = None
     refresher: str | None = None  # "uac" or "uas"
     last_refresh: float | None = None
+
+    def __post_init__(self) -> None:
+        if self.min_se < MIN_SE_FLOOR:
+            raise ValueError(f"min_se must be at least {MIN_SE_FLOOR}")
+        if self.max_interval is not None and self.max_interval < self.min_se:
+            raise ValueError(f"max_interval {self.max_interval} is below min_se {self.min_se}")
+
+    def _within_ceiling(self, interval: int, peer_min: int) -> int:
+        """Reduce to the ceiling, but never below the request's Min-SE or 90 s (section 9)."""
+        if self.max_interval is None or interval <= self.max_interval:
+            return interval
+        return max(self.max_interval, peer_min, MIN_SE_FLOOR)
 
     def negotiate(self, request: Request, now: float) -> list[tuple[str, str]]:
         """Process a session-refreshing request; return headers for our 2xx.
@@ -77,11 +97,13 @@ class SessionTimer:
                 self.interval = self.refresher = None
                 self.last_refresh = now
                 return []
-            interval, refresher = max(self.default_interval, self.min_se, peer_min), "uac"
+            interval = max(self.default_interval, self.min_se, peer_min)
+            interval, refresher = self._within_ceiling(interval, peer_min), "uac"
         else:
             interval, wanted = _parse_session_expires(se_value)
             if interval < self.min_se:
                 raise SessionIntervalTooSmall(interval, self.min_se)
+            interval = self._within_ceiling(interval, peer_min)
             # A UAC without timer support cannot refresh: we must (section 9).
             refresher = (wanted or "uac") if supported else "uas"
         self.interval, self.refresher, self.last_refresh = interval, refresher, now
