@@ -66,19 +66,6 @@ def test_junk_is_counted_not_spooled(tmp_path: Path) -> None:
     assert len(list(SpoolReader(tmp_path).packets(0))) == 1
 
 
-def test_source_latching_accepts_every_source(tmp_path: Path) -> None:
-    writer = SpoolWriter(tmp_path)
-    receiver = RtpReceiver(writer.stream(0), FakeClock(), None, frozenset())
-    first, second = ("192.0.2.1", 4000), ("198.51.100.7", 5000)
-    for n, addr in enumerate([first, first, second, second, first]):
-        receiver.datagram_received(rtp(0, n, n * 160, b"\xff" * 160), addr)
-    writer.close()
-    assert receiver.remote == first
-    assert receiver.last_source == first
-    assert receiver.source_changes == 2
-    assert receiver.packets == 5
-
-
 def test_dtmf_only_on_telephone_event_payload_types(tmp_path: Path) -> None:
     writer = SpoolWriter(tmp_path)
     clock = FakeClock()
@@ -131,11 +118,11 @@ def test_a_failing_dtmf_handler_does_not_break_capture(tmp_path: Path) -> None:
 # -- ports --
 
 
-def test_port_pool_hands_out_even_ports_and_reuses_late() -> None:
+def test_port_pool_hands_out_even_ports_until_exhausted() -> None:
     pool = RtpPortPool(10001, 10009)
     assert len(pool) == 4
     ports = [pool.acquire() for _ in range(4)]
-    assert ports == [10002, 10004, 10006, 10008]
+    assert sorted(ports) == [10002, 10004, 10006, 10008]
     with pytest.raises(Exception, match="no free RTP port") as info:
         pool.acquire()
     assert type(info.value).__name__ == "PortsExhausted"
@@ -146,11 +133,46 @@ def test_port_pool_hands_out_even_ports_and_reuses_late() -> None:
     assert pool.acquire() == 10004
 
 
-def test_port_pool_fifo_reuse() -> None:
-    pool = RtpPortPool(20000, 20011)
-    a = pool.acquire()
-    pool.release(a)
-    assert pool.acquire() != a  # the released port goes to the back
+def test_port_pool_draws_ports_at_random() -> None:
+    """Ports handed out in order are easy to guess (RTP injection): draw at random."""
+    firsts = {RtpPortPool(20000, 30000).acquire() for _ in range(20)}
+    assert len(firsts) > 10
+    pool = RtpPortPool(20000, 30000)
+    drawn = [pool.acquire() for _ in range(50)]
+    assert drawn != sorted(drawn)
+    assert all(p % 2 == 0 and 20000 <= p < 30000 for p in drawn)
+
+
+# -- latching --
+
+
+def test_receiver_latches_to_the_offered_host_and_drops_strangers(tmp_path: Path) -> None:
+    writer = SpoolWriter(tmp_path)
+    receiver = RtpReceiver(
+        writer.stream(0), FakeClock(), None, frozenset(), expected_host="192.0.2.1"
+    )
+    receiver.datagram_received(rtp(0, 1, 0, b"\x01" * 160), ("198.51.100.9", 4000))  # attacker
+    receiver.datagram_received(rtp(0, 2, 160, b"\x02" * 160), ("192.0.2.1", 4000))  # latches
+    receiver.datagram_received(rtp(0, 3, 320, b"\x03" * 160), ("192.0.2.1", 4002))  # other port
+    receiver.datagram_received(rtp(0, 4, 480, b"\x04" * 160), ("192.0.2.1", 4000))
+    writer.close()
+    payloads = [RtpPacket.parse(p).payload[:1] for _, p in SpoolReader(tmp_path).packets(0)]
+    assert payloads == [b"\x02", b"\x04"]
+    assert receiver.foreign == 2 and receiver.packets == 2
+    assert receiver.remote == ("192.0.2.1", 4000)
+
+
+def test_receiver_without_an_offered_host_latches_to_the_first_source(tmp_path: Path) -> None:
+    writer = SpoolWriter(tmp_path)
+    receiver = RtpReceiver(writer.stream(0), FakeClock(), None, frozenset())
+    receiver.datagram_received(rtp(0, 1, 0, b"\x01" * 160), ("192.0.2.1", 4000))
+    receiver.datagram_received(rtp(0, 2, 160, b"\x02" * 160), ("198.51.100.9", 5000))
+    assert receiver.packets == 1 and receiver.foreign == 1
+    receiver.expect("198.51.100.9")  # a re-offer moved the stream
+    receiver.datagram_received(rtp(0, 3, 320, b"\x03" * 160), ("192.0.2.1", 4000))
+    receiver.datagram_received(rtp(0, 4, 480, b"\x04" * 160), ("198.51.100.9", 5000))
+    assert receiver.packets == 2 and receiver.foreign == 2 and receiver.source_changes == 1
+    writer.close()
 
 
 @pytest.mark.parametrize(("start", "end"), [(10000, 10000), (10001, 10001), (0, 100)])

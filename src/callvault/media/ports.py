@@ -1,14 +1,14 @@
 """The pool of local UDP ports handed to recorded RTP streams.
 
 Ports are even (RTP, RFC 3550 section 11); the odd port above each one is
-left free for RTCP. Released ports go to the back of the queue, so a port is
-reused as late as possible and stray packets of an ended call rarely reach
-the next call that gets its port.
+left free for RTCP. A port is drawn at random from the free ones, so that a
+stranger cannot guess a live call's port from the last one handed out (RTP
+injection); receivers also latch to their sender (``media/receiver.py``).
 """
 
 from __future__ import annotations
 
-from collections import deque
+import secrets
 
 
 class PortsExhausted(Exception):
@@ -16,7 +16,7 @@ class PortsExhausted(Exception):
 
 
 class RtpPortPool:
-    """Even ports of ``[start, end]``; ``acquire`` and ``release`` are O(1)."""
+    """Even ports of ``[start, end]``; ``acquire`` (random) and ``release`` are O(1)."""
 
     def __init__(self, start: int, end: int) -> None:
         first = start + (start & 1)
@@ -24,14 +24,17 @@ class RtpPortPool:
             raise ValueError(f"RTP port range {start}-{end} holds no even/odd port pair")
         self.start = first
         self.end = end
-        self._free: deque[int] = deque(range(first, end, 2))
+        self._free: list[int] = list(range(first, end, 2))
         self._in_use: set[int] = set()
 
     def acquire(self) -> int:
-        try:
-            port = self._free.popleft()
-        except IndexError:
-            raise PortsExhausted(f"no free RTP port in {self.start}-{self.end}") from None
+        free = self._free
+        if not free:
+            raise PortsExhausted(f"no free RTP port in {self.start}-{self.end}")
+        # swap a random free port to the end and take it: O(1), unpredictable
+        k = secrets.randbelow(len(free))
+        free[k], free[-1] = free[-1], free[k]
+        port = free.pop()
         self._in_use.add(port)
         return port
 

@@ -7,9 +7,19 @@ finisher does, off the event loop. The one exception is RFC 4733 telephone
 events, which feed a ``Rfc4733Tracker`` at once so that the policy engine
 hears DTMF (pause/resume codes) while the call is up.
 
-Source latching: the first source address is kept as ``remote``, but packets
-are accepted from any source (an SBC may offer no usable c= line, or move
-the stream); changes are counted and logged.
+Source latching (issue: RTP injection): a stream accepts packets from one
+source only. The host is the one the offer's ``c=`` line names, when it names
+one; the port, and the host when the SDP has none, are latched from the first
+packet. Packets from anywhere else are dropped and counted (``foreign``); a
+re-offer that moves the stream calls ``expect`` again.
+
+SRTP (RFC 3711, keys by SDES): a receiver given an ``unprotect`` function
+decrypts each packet before it is spooled, so the spool and the finisher only
+ever see RTP; packets failing authentication are dropped and counted.
+
+Nothing here decides whether audio may be kept: packets go to the stream's
+in-memory spool buffer, and the call's capture gate decides at flush time
+what of it reaches the disk (``recording/spool.py``).
 """
 
 from __future__ import annotations
@@ -47,6 +57,8 @@ class RtpReceiver(asyncio.DatagramProtocol):
         *,
         stream_index: int | None = None,
         clock_rate: int = 8000,
+        expected_host: str | None = None,
+        unprotect: Callable[[bytes], bytes | None] | None = None,
     ) -> None:
         if stream_index is None:
             match = _STREAM_FILE.search(spool.path.name)
@@ -58,9 +70,12 @@ class RtpReceiver(asyncio.DatagramProtocol):
         self._te_pts = frozenset(telephone_event_pts)
         self._tracker = Rfc4733Tracker(stream_index, clock_rate)
         self.transport: asyncio.DatagramTransport | None = None
-        self.remote: Address | None = None  # the first source heard
-        self.last_source: Address | None = None
-        self.source_changes = 0
+        self.remote: Address | None = None  # the latched source
+        self._expected_host = expected_host
+        self._unprotect = unprotect
+        self.source_changes = 0  # re-latched after a re-offer moved the stream
+        self.foreign = 0  # packets from another source, dropped
+        self.unauthenticated = 0  # SRTP packets failing authentication, dropped
         self.packets = 0
         self.bytes = 0
         self.dtmf_events = 0
@@ -73,15 +88,22 @@ class RtpReceiver(asyncio.DatagramProtocol):
         self.transport = cast(asyncio.DatagramTransport, transport)
 
     def datagram_received(self, data: bytes, addr: Address) -> None:
+        if addr != self.remote and not self._latch(addr):
+            self.foreign += 1
+            return
         if len(data) < 12 or data[0] & 0xC0 != 0x80:
             self.malformed += 1
             return
-        if addr != self.last_source:
-            self._source_seen(addr)
         second = data[1]
         if 200 <= second <= 204:  # RTCP SR/RR/SDES/BYE/APP, muxed
             self.rtcp += 1
             return
+        if self._unprotect is not None:
+            clear = self._unprotect(data)
+            if clear is None:
+                self.unauthenticated += 1
+                return
+            data = clear
         now = self._clock_ms()
         self._spool.append(now, data)
         self.packets += 1
@@ -102,6 +124,18 @@ class RtpReceiver(asyncio.DatagramProtocol):
         """The telephone-event payload types of the current SDP (re-INVITE)."""
         self._te_pts = frozenset(pts)
 
+    def expect(self, host: str | None) -> None:
+        """The sender's host from a (re-)offer's ``c=`` line (None: unknown).
+
+        A different host than the latched one drops the latch, so the next
+        packet from that host latches again (the SRC moved the stream)."""
+        if host is not None and self.remote is not None and self.remote[0] != host:
+            log.info("stream %d: sender moves to %s", self.stream_index, host)
+            self.remote = None
+            self.source_changes += 1
+        if host is not None or self.remote is None:
+            self._expected_host = host
+
     def set_stream_index(self, index: int) -> None:
         self.stream_index = self._tracker.stream_index = index
 
@@ -117,24 +151,36 @@ class RtpReceiver(asyncio.DatagramProtocol):
             "dtmf_events": self.dtmf_events,
             "malformed": self.malformed,
             "source_changes": self.source_changes,
+            "foreign": self.foreign,
+            "unauthenticated": self.unauthenticated,
             "rtcp": self.rtcp,
         }
 
     # -- off the common path --
 
-    def _source_seen(self, addr: Address) -> None:
-        if self.remote is None:
-            self.remote = addr
-            log.info("stream %d: RTP from %s", self.stream_index, _fmt(addr))
-        else:
-            self.source_changes += 1
-            log.info(
-                "stream %d: RTP source moved %s -> %s",
-                self.stream_index,
-                _fmt(self.last_source),
-                _fmt(addr),
-            )
-        self.last_source = addr
+    def _latch(self, addr: Address) -> bool:
+        """Whether a packet from ``addr`` (not the latched source) is accepted."""
+        if self.remote is not None:
+            if self.foreign == 0 or self.foreign & 0x3FF == 0:  # first, then 1 in 1024
+                log.info(
+                    "stream %d: RTP from %s dropped (latched to %s)",
+                    self.stream_index,
+                    _fmt(addr),
+                    _fmt(self.remote),
+                )
+            return False
+        if self._expected_host is not None and addr[0] != self._expected_host:
+            if self.foreign & 0x3FF == 0:
+                log.info(
+                    "stream %d: RTP from %s dropped (the offer names %s)",
+                    self.stream_index,
+                    _fmt(addr),
+                    self._expected_host,
+                )
+            return False
+        self.remote = addr
+        log.info("stream %d: RTP from %s", self.stream_index, _fmt(addr))
+        return True
 
     def _telephone_event(self, data: bytes, now: int) -> None:
         try:

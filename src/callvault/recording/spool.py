@@ -19,6 +19,7 @@ import os
 import struct
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Protocol
 
 from callvault.recording.journal import Event
 
@@ -30,31 +31,85 @@ def stream_file(index: int) -> str:
     return f"stream-{index}.rtp"
 
 
+class Gate(Protocol):
+    """Where on the call timeline audio may be kept (``policy.live.CaptureGate``)."""
+
+    def open_throughout(self, start_ms: int, end_ms: int) -> bool: ...
+
+    def closed_throughout(self, start_ms: int, end_ms: int) -> bool: ...
+
+    def open_at(self, t_ms: int) -> bool: ...
+
+
 class StreamSpool:
     """Buffered append-only writer of one stream's packets."""
 
-    __slots__ = ("_buffer", "_fd", "path")
+    __slots__ = ("_buffer", "_fd", "dropped", "path", "written")
 
     def __init__(self, path: Path) -> None:
         self.path = path
-        self._fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o640)
+        self._fd = -1  # opened at the first record written
         self._buffer = bytearray()
+        self.written = 0  # bytes written to disk
+        self.dropped = 0  # records the gate kept off the disk
 
     def append(self, arrival_ms: int, packet: bytes) -> None:
         buf = self._buffer
         buf += RECORD_HEADER.pack(arrival_ms & 0xFFFFFFFF, len(packet))
         buf += packet
 
-    def flush(self) -> None:
-        if self._buffer:
-            os.write(self._fd, self._buffer)
-            self._buffer.clear()
+    def pending(self) -> Iterator[tuple[int, bytes]]:
+        """The buffered records, not yet flushed (for live analysis)."""
+        return _records(self._buffer)
 
-    def close(self) -> None:
+    def flush(self, gate: Gate | None = None, now_ms: int | None = None) -> None:
+        """Write the buffered records the gate lets through (all without a gate);
+        ``now_ms`` bounds the arrival of the newest buffered record."""
+        buf = self._buffer
+        if not buf:
+            return
+        if gate is not None:
+            first = RECORD_HEADER.unpack_from(buf, 0)[0]
+            last = now_ms if now_ms is not None else 2**32
+            if gate.closed_throughout(first, last):
+                self.dropped += sum(1 for _ in _records(buf))
+                buf.clear()
+                return
+            if not gate.open_throughout(first, last):
+                kept = bytearray()
+                for arrival, packet in _records(buf):
+                    if gate.open_at(arrival):
+                        kept += RECORD_HEADER.pack(arrival, len(packet))
+                        kept += packet
+                    else:
+                        self.dropped += 1
+                buf.clear()
+                buf += kept
+                if not buf:
+                    return
+        if self._fd < 0:
+            self._fd = os.open(self.path, os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o640)
+        self.written += len(buf)
+        os.write(self._fd, buf)
+        buf.clear()
+
+    def close(self, gate: Gate | None = None, now_ms: int | None = None) -> None:
+        self.flush(gate, now_ms)
+        self._buffer.clear()
         if self._fd >= 0:
-            self.flush()
             os.close(self._fd)
             self._fd = -1
+
+
+def _records(data: bytes | bytearray) -> Iterator[tuple[int, bytes]]:
+    pos, end, size = 0, len(data), RECORD_HEADER.size
+    while pos + size <= end:
+        arrival, length = RECORD_HEADER.unpack_from(data, pos)
+        pos += size
+        if pos + length > end:
+            return  # torn record
+        yield arrival, bytes(data[pos : pos + length])
+        pos += length
 
 
 class SpoolWriter:
@@ -76,13 +131,13 @@ class SpoolWriter:
             spool = self.streams[index] = StreamSpool(self.directory / stream_file(index))
         return spool
 
-    def flush(self) -> None:
+    def flush(self, gate: Gate | None = None, now_ms: int | None = None) -> None:
         for spool in self.streams.values():
-            spool.flush()
+            spool.flush(gate, now_ms)
 
-    def close(self) -> None:
+    def close(self, gate: Gate | None = None, now_ms: int | None = None) -> None:
         for spool in self.streams.values():
-            spool.close()
+            spool.close(gate, now_ms)
         self._journal.close()
 
 
@@ -128,15 +183,7 @@ class SpoolReader:
         path = self.directory / stream_file(index)
         if not path.exists():
             return
-        data = path.read_bytes()
-        pos, end, size = 0, len(data), RECORD_HEADER.size
-        while pos + size <= end:
-            arrival, length = RECORD_HEADER.unpack_from(data, pos)
-            pos += size
-            if pos + length > end:
-                break  # torn record
-            yield arrival, data[pos : pos + length]
-            pos += length
+        yield from _records(path.read_bytes())
 
     def last_arrival_ms(self) -> int:
         last = 0
