@@ -111,19 +111,24 @@ class CallBuilder:
     """A spool directory written the way capture writes it."""
 
     def __init__(
-        self, directory: Path, streams: list[StreamLayout], *, started_at: int = 1_700_000_000_000
+        self,
+        directory: Path,
+        streams: list[StreamLayout],
+        *,
+        started_at: int = 1_700_000_000_000,
+        **start: Any,
     ) -> None:
+        """``start``: more (or other) keys of the ``start`` event."""
         self.directory = directory
         self.writer = SpoolWriter(directory)
-        self.event(
-            "start",
-            0,
-            call_uuid="c0ffee",
-            started_at=started_at,
-            streams=[stream_to_dict(s) for s in streams],
-            parties=[],
-            tenant_id=1,
-        )
+        data: dict[str, Any] = {
+            "call_uuid": "c0ffee",
+            "started_at": started_at,
+            "streams": [stream_to_dict(s) for s in streams],
+            "parties": [],
+            "tenant_id": 1,
+        }
+        self.event("start", 0, **{**data, **start})
 
     def event(self, kind: Any, t: int, **data: Any) -> None:
         self.writer.record(Event(kind, t, data))
@@ -139,6 +144,13 @@ class CallBuilder:
 
 
 def layout(
-    index: int, channel: Any, codecs: dict[int, Codec], *, active: bool = True
+    index: int,
+    channel: Any,
+    codecs: dict[int, Codec],
+    *,
+    active: bool = True,
+    participant_id: str | None = None,
 ) -> StreamLayout:
-    return StreamLayout(index, f"s{index}", codecs, channel, active=active)
+    return StreamLayout(
+        index, f"s{index}", codecs, channel, participant_id=participant_id, active=active
+    )

@@ -11,20 +11,37 @@ segments (``cut``) or keep the call's timeline with silence in the pauses
 
 File time 0 is call time ``segments[0].call_start_ms``; the MP3 carries a LAME
 gapless tag, so decoders that honour it (see ``mp3.py``) keep that exact.
+
+``finish_all(reader)`` finishes every recording of a call (SPEC section 2,
+"Matching parties": each recorded user gets their own, under their own
+policy, with that user on the left). Decoding and the call timeline are done
+once per call; each recording then gets its own channel plan (streams whose
+sender is its user's participant go left, the other attributed streams
+right, a single mixed stream stays mixed), its own policy run (only its
+user's keys count as "user" keys), its own mix, MP3 and hash. A journal
+without ``recordings`` gives one result, exactly what ``finish`` gives.
 """
 
 from __future__ import annotations
 
 import hashlib
-from collections.abc import Iterable, Mapping
-from dataclasses import dataclass, field
-from typing import Any, Literal
+from collections.abc import Callable, Iterable, Mapping, Sequence
+from dataclasses import dataclass, field, replace
+from typing import Any, Literal, TypeVar
 
 import numpy as np
 import numpy.typing as npt
 
+from callvault.media.dtmf import DtmfDigit
 from callvault.media.inband_dtmf import detect_keys
-from callvault.recording.journal import Channel, Codec, Event, StreamLayout, stream_from_dict
+from callvault.recording.journal import (
+    Channel,
+    Codec,
+    Event,
+    StreamLayout,
+    recordings_from,
+    stream_from_dict,
+)
 from callvault.recording.mp3 import encode_mp3
 from callvault.recording.policy_apply import (
     KeyPress,
@@ -42,6 +59,8 @@ PauseMode = Literal["cut", "silence"]
 Channels = Literal["both", "user", "other", "mix"]
 Interval = tuple[int, int]
 CODE_MARGIN_MS = 30  # around the short code's key presses, cut with the tones
+FOREVER_MS = 2**62
+T = TypeVar("T")
 
 
 @dataclass
@@ -72,6 +91,9 @@ class FinishedAudio:
     empty: bool = False  # no audio at all in the recorded segments: ``mp3`` is b""
     end_reason: str | None = None
     policy: PolicyOutcome | None = None  # None: no policy in the journal (record it all)
+    key: str | None = None  # the journal's recording key; None: a one-recording journal
+    tenant_id: int | None = None  # whose recording (set with ``key``)
+    user_id: int | None = None  # the recording's first user (set with ``key``)
 
 
 @dataclass
@@ -81,7 +103,23 @@ class _StreamPlan:
     index: int
     codecs: list[tuple[int, Mapping[int, Codec]]] = field(default_factory=list)
     channels: list[tuple[int, Channel]] = field(default_factory=list)
+    senders: list[tuple[int, str | None]] = field(default_factory=list)  # participant sending
     paused: list[Interval] = field(default_factory=list)
+
+
+@dataclass
+class _RecordingPlan:
+    """What the journal says about one recording (one ``recordings`` key) over the call."""
+
+    key: str
+    tenant_id: int
+    users: list[tuple[int, int]]  # (t, user) changes: a transfer keeps the key
+    participants: list[tuple[int, str]]  # (t, the user's participant) changes
+    policy: dict[str, Any]  # merged snapshots of the user's tenant
+    present: list[list[int | None]]  # [since, until or None]: while the user is in the call
+
+    def presence(self) -> list[Interval]:
+        return [(int(a or 0), FOREVER_MS if b is None else b) for a, b in self.present]
 
 
 @dataclass
@@ -98,6 +136,9 @@ class _Journal:
     policy: dict[str, Any] | None = None  # merged policy snapshots (modes of every user)
     users: list[tuple[int, int]] = field(default_factory=list)  # (t, recorded user) changes
     parties: list[dict[str, Any]] = field(default_factory=list)  # everyone who took part
+    multi: bool = False  # the journal lists ``recordings``: one result per key
+    recordings: dict[str, _RecordingPlan] = field(default_factory=dict)  # in order of appearance
+    party_ids: set[str] = field(default_factory=set)  # participants named so far
 
 
 def _read_journal(events: Iterable[Event]) -> _Journal:
@@ -129,6 +170,9 @@ def _read_journal(events: Iterable[Event]) -> _Journal:
             if previous is None or previous.channel != layout.channel:
                 p.channels = [(at, ch) for at, ch in p.channels if at < since]
                 p.channels.append((since, layout.channel))
+            if previous is None or previous.participant_id != layout.participant_id:
+                p.senders = [(at, pid) for at, pid in p.senders if at < since]
+                p.senders.append((since, layout.participant_id))
             if not layout.active:
                 inactive.setdefault(layout.index, t)
             elif layout.index in inactive:
@@ -185,9 +229,9 @@ def _read_journal(events: Iterable[Event]) -> _Journal:
             all_paused_since = None
     end = journal.end_ms if journal.end_ms is not None else None
     if all_paused_since is not None:
-        journal.paused.append((all_paused_since, 2**62 if end is None else end))
+        journal.paused.append((all_paused_since, FOREVER_MS if end is None else end))
     for index, since in [*stream_pause.items(), *inactive.items()]:
-        plan(index).paused.append((since, 2**62))
+        plan(index).paused.append((since, FOREVER_MS))
     return journal
 
 
@@ -203,7 +247,55 @@ def _note_parties(journal: _Journal, t: int, data: Mapping[str, Any]) -> None:
     if user is not None and (not journal.users or journal.users[-1][1] != user):
         # named late (no user before): the first user's policy holds from the start
         journal.users.append((0 if not journal.users else t, int(user)))
+    _note_recordings(journal, t, data)
     journal.parties.extend(data.get("parties", []))
+    journal.party_ids.update(
+        str(p["participant_id"]) for p in data.get("parties", []) if "participant_id" in p
+    )
+
+
+def _note_recordings(journal: _Journal, t: int, data: Mapping[str, Any]) -> None:
+    """Follow each recording key: its user, their participant, their policy and
+    while they are in the call. A key seen first later in the call holds from the
+    start when its participant was already in the call (named late, as Avaya
+    does) or when no recording existed yet; a participant who joined later (a
+    transfer to another tenant's user) is recorded from their arrival only."""
+    refs = recordings_from(data)
+    if refs is None:
+        return
+    journal.multi = True
+    listed = set()
+    for ref in refs:
+        listed.add(ref.key)
+        plan = journal.recordings.get(ref.key)
+        if plan is None:
+            joined_late = bool(journal.recordings) and ref.participant_id not in journal.party_ids
+            since = t if joined_late else 0
+            snapshot = ref.policy
+            journal.recordings[ref.key] = _RecordingPlan(
+                key=ref.key,
+                tenant_id=ref.tenant_id,
+                users=[(since, ref.user_id)],
+                participants=[(since, ref.participant_id)],
+                policy={
+                    **snapshot,
+                    "modes": dict(snapshot.get("modes", {})),
+                    "contacts": dict(snapshot.get("contacts", {})),
+                },
+                present=[[since, None]],
+            )
+            continue
+        if plan.users[-1][1] != ref.user_id:
+            plan.users.append((t, ref.user_id))
+        if plan.participants[-1][1] != ref.participant_id:
+            plan.participants.append((t, ref.participant_id))
+        plan.policy["modes"].update(ref.policy.get("modes", {}))
+        plan.policy["contacts"].update(ref.policy.get("contacts", {}))
+        if plan.present[-1][1] is not None:  # back in the call
+            plan.present.append([t, None])
+    for key, plan in journal.recordings.items():
+        if key not in listed and plan.present[-1][1] is None:
+            plan.present[-1][1] = t  # the user left the call: their recording ends
 
 
 def _subtract(span: Interval, holes: list[Interval]) -> list[Interval]:
@@ -226,15 +318,16 @@ def _ms_to_sample(ms: int, rate: int) -> int:
 
 
 def _stream_parts(
-    audio: StreamAudio, plan: _StreamPlan, length: int
+    audio: StreamAudio, plan: _StreamPlan, sides: list[tuple[int, Channel]], length: int
 ) -> list[tuple[Channel, npt.NDArray[np.int16]]]:
-    """The stream as full-length int16 parts, one per channel it was assigned to."""
+    """The stream as full-length int16 parts, one per channel it was assigned to
+    (``sides``: the stream's channel history in the recording being made)."""
     samples = np.zeros(length, dtype=np.int16)
     n = min(length, len(audio.samples))
     samples[:n] = audio.samples[:n]
     for since, until in plan.paused:  # a stream paused on its own is muted
         samples[_ms_to_sample(max(since, 0), audio.rate) : _ms_to_sample(until, audio.rate)] = 0
-    channels = plan.channels or [(0, "mix")]
+    channels = sides or [(0, "mix")]
     if len(channels) == 1:
         return [(channels[0][1], samples)]
     parts: list[tuple[Channel, npt.NDArray[np.int16]]] = []
@@ -270,18 +363,28 @@ _SIDES: dict[str, tuple[tuple[Channel, ...], ...]] = {
 }
 
 
-def finish(
-    reader: SpoolReader,
-    *,
-    pause_mode: PauseMode | None = None,
-    channels: Channels | None = None,
-    bitrate_kbps: int = 32,
-) -> FinishedAudio:
-    """Finish one spooled call; ``pause_mode``/``channels`` default to the tenant's
-    settings in the journal's policy snapshot (else cut, both)."""
-    """Finish one spooled call (see the module docstring). CPU-bound: run off the loop."""
-    journal = _read_journal(reader.events())
+@dataclass
+class _Decoded:
+    """A call decoded once: the journal, every stream on the call timeline, its span."""
 
+    journal: _Journal
+    audios: dict[int, StreamAudio]
+    rate: int
+    begin_ms: int
+    end_ms: int
+    inband: dict[int, list[DtmfDigit]] = field(default_factory=dict)  # streams listened to
+
+    def inband_keys(self, index: int) -> list[DtmfDigit]:
+        """In-band keys of a stream, detected once however many recordings ask."""
+        found = self.inband.get(index)
+        if found is None:
+            audio = self.audios[index]
+            found = self.inband[index] = detect_keys(audio.samples, audio.rate, index)
+        return found
+
+
+def _decode(reader: SpoolReader) -> _Decoded:
+    journal = _read_journal(reader.events())
     timelines: dict[int, StreamTimeline] = {}
     for index in reader.stream_indexes():
         plan = journal.plans.setdefault(index, _StreamPlan(index))
@@ -300,13 +403,146 @@ def finish(
     else:  # crash recovery: the call lasted as long as its audio (or its journal)
         end_ms = max(last_audio_ms, journal.last_event_ms)
     begin_ms = journal.answered_ms if journal.answered_ms is not None else journal.start_ms
+    return _Decoded(journal, audios, rate, begin_ms, end_ms)
+
+
+def finish(
+    reader: SpoolReader,
+    *,
+    pause_mode: PauseMode | None = None,
+    channels: Channels | None = None,
+    bitrate_kbps: int = 32,
+) -> FinishedAudio:
+    """Finish one spooled call as one recording (the journal's first): see the module
+    docstring. ``pause_mode``/``channels`` default to the tenant's settings in the
+    journal's policy snapshot (else cut, both). CPU-bound: run off the loop."""
+    decoded = _decode(reader)
+    journal = decoded.journal
+    return _render(
+        decoded,
+        {index: plan.channels for index, plan in journal.plans.items()},
+        policy=journal.policy if journal.users else None,
+        users=journal.users,
+        pause_mode=pause_mode,
+        channels=channels,
+        bitrate_kbps=bitrate_kbps,
+    )
+
+
+def finish_all(reader: SpoolReader, *, bitrate_kbps: int = 32) -> list[FinishedAudio]:
+    """Every recording of a spooled call, in the order the journal named them (one
+    per ``recordings`` key; an empty list when the journal lists none). A journal
+    without ``recordings`` gives ``[finish(reader)]``. CPU-bound: run off the loop."""
+    decoded = _decode(reader)
+    journal = decoded.journal
+    if not journal.multi:
+        return [
+            _render(
+                decoded,
+                {index: plan.channels for index, plan in journal.plans.items()},
+                policy=journal.policy if journal.users else None,
+                users=journal.users,
+                bitrate_kbps=bitrate_kbps,
+            )
+        ]
+    results = []
+    first = True
+    for recording in journal.recordings.values():
+        sides = {
+            index: _recording_channels(plan, recording) for index, plan in journal.plans.items()
+        }
+
+        def side_of_participant(pid: str, t: int, recording: _RecordingPlan = recording) -> Side:
+            return "user" if pid == _value_at(recording.participants, t, None) else "other"
+
+        result = _render(
+            decoded,
+            sides,
+            policy=recording.policy,
+            users=recording.users,
+            presence=recording.presence(),
+            side_of_participant=side_of_participant,
+            # a key nobody can attribute (SIP INFO) counts for the first recording only
+            unattributed=None if first else "other",
+            bitrate_kbps=bitrate_kbps,
+        )
+        result.key, result.tenant_id = recording.key, recording.tenant_id
+        result.user_id = recording.users[0][1]
+        results.append(result)
+        first = False
+    return results
+
+
+def _value_at(history: Sequence[tuple[int, T]], t: int, default: T) -> T:
+    """The value a (since, value) history holds at ``t``; its first value before it."""
+    current = history[0][1] if history else default
+    for since, value in history:
+        if since > t:
+            break
+        current = value
+    return current
+
+
+def _recording_channels(plan: _StreamPlan, recording: _RecordingPlan) -> list[tuple[int, Channel]]:
+    """Where a stream goes in one recording: left while its sender is that
+    recording's user, right otherwise; a mixed stream (the call's only one) stays mixed."""
+    times = sorted(
+        {0}
+        | {t for t, _ in plan.channels}
+        | {t for t, _ in plan.senders}
+        | {t for t, _ in recording.participants}
+    )
+    result: list[tuple[int, Channel]] = []
+    for t in times:
+        channel: Channel = "mix"
+        if _value_at(plan.channels, t, "mix") != "mix":
+            sender = _value_at(plan.senders, t, None)
+            mine = sender is not None and sender == _value_at(recording.participants, t, None)
+            channel = "left" if mine else "right"
+        if not result or result[-1][1] != channel:
+            result.append((t, channel))
+    return result
+
+
+def _render(
+    decoded: _Decoded,
+    sides: Mapping[int, list[tuple[int, Channel]]],
+    *,
+    policy: dict[str, Any] | None,
+    users: list[tuple[int, int]],
+    presence: list[Interval] | None = None,
+    side_of_participant: Callable[[str, int], Side] | None = None,
+    unattributed: Side | None = None,
+    pause_mode: PauseMode | None = None,
+    channels: Channels | None = None,
+    bitrate_kbps: int = 32,
+) -> FinishedAudio:
+    """One recording of a decoded call: policy, mix, cut, encode. ``sides``: each
+    stream's channel history as this recording sees it; ``presence``: when its
+    user was in the call (None: the whole call)."""
+    journal, audios, rate = decoded.journal, decoded.audios, decoded.rate
+    begin_ms, end_ms = decoded.begin_ms, decoded.end_ms
+    if presence:
+        begin_ms = max(begin_ms, min(end_ms, presence[0][0]))
     calls = _subtract((begin_ms, end_ms), journal.paused) if end_ms > begin_ms else []
     outcome: PolicyOutcome | None = None
-    if journal.policy is not None and journal.users:
-        outcome = _apply_policy(journal, audios, begin_ms, end_ms)
+    if policy is not None and users:
+        outcome = _apply_policy(
+            decoded,
+            sides,
+            policy,
+            users,
+            begin_ms,
+            side_of_participant=side_of_participant,
+            unattributed=unattributed,
+        )
+        if presence is not None:
+            outcome = _within(outcome, presence)
         calls = list(outcome.segments) if outcome.keep else []
-        pause_mode = pause_mode or journal.policy.get("pause_mode", "cut")
-        channels = channels or journal.policy.get("channels", "both")
+        pause_mode = pause_mode or policy.get("pause_mode", "cut")
+        channels = channels or policy.get("channels", "both")
+    elif presence is not None:
+        calls = [kept for span in calls for kept in _intersect(span, presence)]
     pause_mode = pause_mode or "cut"
     channels = channels or "both"
 
@@ -314,7 +550,7 @@ def finish(
     parts = [
         part
         for index, audio in audios.items()
-        for part in _stream_parts(audio, journal.plans[index], length)
+        for part in _stream_parts(audio, journal.plans[index], sides.get(index, []), length)
     ]
     outputs = [
         _sum([samples for channel, samples in parts if channel in wanted], length)
@@ -389,35 +625,60 @@ def finish(
     )
 
 
+def _intersect(span: Interval, within: list[Interval]) -> list[Interval]:
+    start, end = span
+    return [(max(start, a), min(end, b)) for a, b in within if max(start, a) < min(end, b)]
+
+
+def _within(outcome: PolicyOutcome, presence: list[Interval]) -> PolicyOutcome:
+    """The decision cut to while the recording's user was in the call."""
+    segments = tuple(kept for span in outcome.segments for kept in _intersect(span, presence))
+    if segments == outcome.segments:
+        return outcome
+    if outcome.keep and not segments:
+        return replace(outcome, keep=False, segments=(), reason="the user left before any was kept")
+    return replace(outcome, segments=segments)
+
+
 def _apply_policy(
-    journal: _Journal, audios: Mapping[int, StreamAudio], begin_ms: int, end_ms: int
+    decoded: _Decoded,
+    sides: Mapping[int, list[tuple[int, Channel]]],
+    policy: dict[str, Any],
+    users: list[tuple[int, int]],
+    begin_ms: int,
+    *,
+    side_of_participant: Callable[[str, int], Side] | None = None,
+    unattributed: Side | None = None,
 ) -> PolicyOutcome:
     """Every key of either side (journal + in-band) through the policy engine."""
-    assert journal.policy is not None
+    journal = decoded.journal
 
     def side_of(stream: int, t: int) -> Side:
-        plan = journal.plans.get(stream)
-        return side_at(plan.channels if plan else [], t)
+        return side_at(sides.get(stream, []), t)
 
-    keys = journal_keys(journal.dtmf, side_of)
-    for index, audio in audios.items():
-        plan = journal.plans.get(index)
-        if plan is not None and all(ch == "right" for _t, ch in plan.channels):
+    keys = journal_keys(
+        journal.dtmf,
+        side_of,
+        side_of_participant=side_of_participant,
+        unattributed=unattributed,
+    )
+    for index in decoded.audios:
+        if all(ch == "right" for _t, ch in sides.get(index, [])):
             continue  # the other party's keys never matter: don't listen for them
-        found = detect_keys(audio.samples, audio.rate, index)
         keys += [
             KeyPress(
                 d.start_ms, d.digit, side_of(index, d.start_ms), d.duration_ms, "inband", index
             )
-            for d in found
+            for d in decoded.inband_keys(index)
         ]
     keys = merge_keys(keys)
+    answered = journal.answered_ms if journal.answered_ms is not None else begin_ms
     return decide(
-        policy=journal.policy,
-        users=journal.users,
+        policy=policy,
+        users=users,
         parties=journal.parties,
-        answered_ms=journal.answered_ms if journal.answered_ms is not None else begin_ms,
-        end_ms=end_ms,
+        answered_ms=max(answered, begin_ms),
+        end_ms=decoded.end_ms,
         src_pauses=journal.paused,
         keys=keys,
     )

@@ -8,11 +8,21 @@ the finisher can lay every stream on one call timeline.
 
 Both integration modes (SIPREC and, later, the in-path B2BUA) write the same
 journal, so the finisher and the policy engine never see SIP.
+
+One call can hold several recordings (SPEC section 2, "Matching parties"):
+``start`` and every ``parties`` event carry ``recordings``, one
+``RecordingRef`` per recorded user of an active tenant present at that time.
+Its ``key`` (``"<tenant_id>.<rank>"``) names the recording for the whole
+call: a transfer keeps the key and changes ``user_id``/``participant_id``; a
+key missing from a later ``parties`` event means that user left. The older
+keys (``tenant_id``, ``recorded_user_id``, ``policy``) describe the first
+recording only; a journal without ``recordings`` is finished as one.
 """
 
 from __future__ import annotations
 
 import json
+from collections.abc import Mapping
 from dataclasses import asdict, dataclass, field
 from typing import Any, Literal
 
@@ -89,6 +99,59 @@ def stream_from_dict(raw: dict[str, Any]) -> StreamLayout:
         participant_id=raw.get("participant_id"),
         active=bool(raw.get("active", True)),
     )
+
+
+@dataclass(frozen=True)
+class RecordingRef:
+    """One recording of the call as a ``start``/``parties`` event lists it.
+
+    ``policy`` is the snapshot of the user's tenant: ``short_code``,
+    ``pause_mode``, ``channels``, ``modes`` ({str(user_id): mode}) and
+    ``contacts`` ({str(user_id): {"blacklist": [...], "whitelist": [...]}}).
+    """
+
+    key: str  # "<tenant_id>.<rank>": rank orders the tenant's recorded users in the call
+    tenant_id: int
+    user_id: int
+    participant_id: str
+    policy: dict[str, Any]
+
+
+MAX_RECORDINGS = 32
+"""More recorded users than this in one call are not believed (a journal bug)."""
+
+
+def recording_to_dict(ref: RecordingRef) -> dict[str, Any]:
+    return asdict(ref)
+
+
+def recordings_from(data: Mapping[str, Any]) -> list[RecordingRef] | None:
+    """The ``recordings`` of a ``start``/``parties`` event; None when the event has
+    none (a journal of the one-recording format). Malformed entries are skipped:
+    one bad entry must not cost the other recordings of the call."""
+    raw = data.get("recordings")
+    if not isinstance(raw, list):
+        return None
+    refs: list[RecordingRef] = []
+    for entry in raw[:MAX_RECORDINGS]:
+        if not isinstance(entry, dict):
+            continue
+        key, tenant, user, pid = (
+            entry.get("key"),
+            entry.get("tenant_id"),
+            entry.get("user_id"),
+            entry.get("participant_id"),
+        )
+        policy = entry.get("policy")
+        if not (isinstance(key, str) and 0 < len(key) <= 64 and isinstance(pid, str)):
+            continue
+        if not (type(tenant) is int and type(user) is int):
+            continue
+        if any(ref.key == key for ref in refs):
+            continue
+        snapshot = policy if isinstance(policy, dict) else {}
+        refs.append(RecordingRef(key, tenant, user, pid, snapshot))
+    return refs
 
 
 def party_to_dict(party: Party) -> dict[str, Any]:

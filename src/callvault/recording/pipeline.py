@@ -4,6 +4,9 @@
 process pool, the database and blob writes in a thread. ``recover`` finds
 spools left by a crash (no ``end`` event, or ended but never stored) and
 finishes them the same way. A spool is deleted only after its rows committed.
+A call with several recordings (one per recorded user, SPEC section 2) is
+decoded once in the pool and stored in one savepoint: every tenant's call and
+every kept recording, or none.
 """
 
 from __future__ import annotations
@@ -19,9 +22,9 @@ from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session, sessionmaker
 
 from callvault.metrics import Metrics
-from callvault.recording.finisher import FinishedAudio, finish
+from callvault.recording.finisher import FinishedAudio, finish_all
 from callvault.recording.spool import SpoolReader
-from callvault.recording.store import CallSummary, delete_call, persist_call, summarise
+from callvault.recording.store import CallSummary, delete_call, persist_finished, summarise
 from callvault.storage.blobs import BlobStore
 
 log = logging.getLogger(__name__)
@@ -29,9 +32,12 @@ log = logging.getLogger(__name__)
 WRITE_BATCH = 200
 
 
-def finish_directory(directory: str) -> FinishedAudio:
+Finished = list[FinishedAudio]  # every recording of one call
+
+
+def finish_directory(directory: str) -> Finished:
     """Runs in a worker process."""
-    return finish(SpoolReader(Path(directory)))
+    return finish_all(SpoolReader(Path(directory)))
 
 
 class Finisher:
@@ -53,9 +59,7 @@ class Finisher:
         self.tasks: set[asyncio.Task[str | None]] = set()
         self.finished: asyncio.Queue[tuple[str, str | None]] = asyncio.Queue()
         # finished calls waiting for the database: written in batches, one transaction each
-        self._writes: list[
-            tuple[CallSummary, FinishedAudio | None, asyncio.Future[str | None]]
-        ] = []
+        self._writes: list[tuple[CallSummary, Finished | None, asyncio.Future[str | None]]] = []
         self._writer: asyncio.Task[None] | None = None
 
     @property
@@ -93,27 +97,31 @@ class Finisher:
             return None
         try:
             if reader.has_audio():
-                audio: FinishedAudio | None = await loop.run_in_executor(
+                audios: Finished | None = await loop.run_in_executor(
                     self.pool, finish_directory, str(directory)
                 )
             else:  # no RTP at all: the call is listed, there is nothing to encode
-                audio = None
-            recording_id = await self._store(summary, audio)
+                audios = None
+            recording_id = await self._store(summary, audios)
         except Exception:
             log.exception("finishing call %s failed; spool kept for a retry", summary.call_uuid)
             self.metrics.finish_failures += 1
             return None
         shutil.rmtree(directory, ignore_errors=True)
-        if audio is not None and audio.policy is not None and not audio.policy.keep:
-            log.info("call %s: nothing kept: %s", summary.call_uuid, audio.policy.reason)
+        for audio in audios or ():
+            if audio.policy is not None and not audio.policy.keep:
+                whose = "" if audio.key is None else f" (recording {audio.key})"
+                reason = audio.policy.reason
+                log.info("call %s%s: nothing kept: %s", summary.call_uuid, whose, reason)
         log.info("call %s recorded as %s", summary.call_uuid, recording_id)
         self.metrics.recordings_stored += 1
         await self.finished.put((summary.call_uuid, recording_id))
         return recording_id
 
-    async def _store(self, summary: CallSummary, audio: FinishedAudio | None) -> str | None:
+    async def _store(self, summary: CallSummary, audios: Finished | None) -> str | None:
+        """Queue the call for the writer; the first stored recording's id (None: none)."""
         future: asyncio.Future[str | None] = asyncio.get_running_loop().create_future()
-        self._writes.append((summary, audio, future))
+        self._writes.append((summary, audios, future))
         if self._writer is None or self._writer.done():
             self._writer = asyncio.ensure_future(self._write_batches())
         return await future
@@ -134,22 +142,27 @@ class Finisher:
                     future.set_result(result)
 
     def _store_batch(
-        self, batch: list[tuple[CallSummary, FinishedAudio | None, asyncio.Future[str | None]]]
+        self, batch: list[tuple[CallSummary, Finished | None, asyncio.Future[str | None]]]
     ) -> list[str | BaseException | None]:
         """Runs in a thread: every call of the batch in one transaction; a call that
         fails is rolled back to its savepoint and reported alone."""
         results: list[str | BaseException | None] = []
         with self.sessions() as session:
-            for summary, audio, _future in batch:
+            for summary, audios, _future in batch:
                 try:
                     try:
                         with session.begin_nested():
-                            stored = persist_call(session, self.blobs, summary, audio, commit=False)
+                            stored = persist_finished(
+                                session, self.blobs, summary, audios, commit=False
+                            )
                     except IntegrityError:  # finished before a crash: replace the rows
                         with session.begin_nested():
-                            delete_call(session, summary.call_uuid)
-                            stored = persist_call(session, self.blobs, summary, audio, commit=False)
-                    results.append(stored)
+                            for call_id in summary.call_ids():
+                                delete_call(session, call_id)
+                            stored = persist_finished(
+                                session, self.blobs, summary, audios, commit=False
+                            )
+                    results.append(stored[0] if stored else None)
                 except Exception as exc:
                     results.append(exc)
             session.commit()

@@ -179,15 +179,33 @@ def side_at(channels: Sequence[tuple[int, str]], t: int) -> Side:
 
 
 def journal_keys(
-    dtmf: list[dict[str, Any]], side_of_stream: Callable[[int, int], Side]
+    dtmf: list[dict[str, Any]],
+    side_of_stream: Callable[[int, int], Side],
+    *,
+    side_of_participant: Callable[[str, int], Side] | None = None,
+    unattributed: Side | None = None,
 ) -> list[KeyPress]:
+    """The journal's key presses with the side they count for.
+
+    A key naming its ``participant_id`` is that participant's; one naming a
+    stream is its sender's; one naming neither (SIP INFO) takes its journalled
+    ``side``, or ``unattributed`` when given: with several recorded users in the
+    call nobody can tell whose keypad it was, so it counts for one recording only.
+    """
     presses = []
     for raw in dtmf:
         stream = raw.get("stream")
         t = int(raw["t"])
+        sender = raw.get("participant_id")
         side: Side = "user" if stream is None else side_of_stream(int(stream), t)
-        if raw.get("side") in ("user", "other"):
+        if isinstance(sender, str) and side_of_participant is not None:
+            side = side_of_participant(sender, t)
+        elif raw.get("side") in ("user", "other"):
             side = raw["side"]
+            if stream is None and unattributed is not None:
+                side = unattributed
+        elif stream is None and unattributed is not None:
+            side = unattributed
         presses.append(
             KeyPress(
                 t=t,
