@@ -8,6 +8,7 @@ import sys
 from pathlib import Path
 
 from callvault.settings import Settings, SettingsError, load_settings
+from callvault.sources.cli import add_commands as add_source_commands
 
 
 def _settings(args: argparse.Namespace) -> Settings:
@@ -91,6 +92,7 @@ def build_parser() -> argparse.ArgumentParser:
         help="also set the operator's portal login; the password is read from stdin",
     )
     boot.set_defaults(func=_bootstrap)
+    add_source_commands(admin_sub, _settings)
     return parser
 
 

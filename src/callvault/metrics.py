@@ -18,6 +18,9 @@ class Metrics:
     rtp_packets_done: int = 0
     rtp_bytes_done: int = 0
     rtp_malformed_done: int = 0
+    # SIP requests refused by the recording-source check (callvault.sources)
+    sip_requests_refused_unknown_source: int = 0
+    sip_requests_refused_limit: int = 0
     live: Callable[[], dict[str, int]] = field(default=lambda: {})
 
     def render(self) -> str:
@@ -72,6 +75,18 @@ class Metrics:
                 "counter",
                 "datagrams that were not RTP",
                 self.rtp_malformed_done + live.get("malformed", 0),
+            ),
+            (
+                "callvault_sip_requests_refused_unknown_source_total",
+                "counter",
+                "SIP requests from no registered recording source",
+                self.sip_requests_refused_unknown_source,
+            ),
+            (
+                "callvault_sip_requests_refused_limit_total",
+                "counter",
+                "SIP requests refused by a recording source's limits",
+                self.sip_requests_refused_limit,
             ),
             (
                 "callvault_spool_pending",
