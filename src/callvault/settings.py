@@ -42,6 +42,30 @@ class Settings(BaseSettings):
     finish_workers: int = Field(default=1, ge=1, le=64)
     session_expires_s: int = Field(default=1800, ge=90)
     log_level: str = "INFO"
+    # SIP over TLS listens on sip_tls_port once sip_tls_cert and sip_tls_key are set
+    # (leave them unset to turn TLS off); sip_tls_ca holds the CAs (or the self-signed
+    # certificates) that client certificates must chain to.
+    sip_tls_port: int = Field(default=5061, ge=0, le=65535)
+    sip_tls_cert: Path | None = None
+    sip_tls_key: Path | None = None
+    sip_tls_ca: Path | None = None
+    sip_tcp_header_timeout_s: float = Field(default=10.0, gt=0, le=300)
+    sip_tcp_idle_timeout_s: float = Field(default=600.0, gt=0)
+    sip_tcp_max_connections_per_source: int = Field(default=100, ge=1)
+    sip_tcp_max_connections: int = Field(default=1000, ge=1)
+
+    @field_validator("sip_tls_cert", "sip_tls_key", "sip_tls_ca")
+    @classmethod
+    def _readable_file(cls, value: Path | None) -> Path | None:
+        if value is not None and not value.is_file():
+            raise ValueError(f"no such file: {value}")
+        return value
+
+    @model_validator(mode="after")
+    def _tls_pair(self) -> Settings:
+        if (self.sip_tls_cert is None) != (self.sip_tls_key is None):
+            raise ValueError("sip_tls_cert and sip_tls_key must be set together")
+        return self
 
     @field_validator("sip_host", "http_host", "public_address")
     @classmethod

@@ -1,23 +1,30 @@
-"""Two real SipEndpoints over loopback UDP/TCP, raw sockets as misbehaving peers, and sipp."""
+"""Two real SipEndpoints over loopback UDP/TCP/TLS, raw sockets as misbehaving peers, and sipp.
+
+Absence checks never rest on a short sleep: they wait on a barrier (a later
+request's answer on the same path), on longer than the timer in question, or
+read the endpoint's timer state (``awaiting_ack``).
+"""
 
 from __future__ import annotations
 
 import asyncio
-import os
-import shutil
 import socket
 import uuid
 from collections.abc import AsyncIterator
 from dataclasses import dataclass, field
+from pathlib import Path
 
 import pytest
 from sip_torture import INVALID, wire
 from sipmessage import URI, Request, Response
+from tests.peers import program
+from tests.sip.tls_certs import Certificate, client_context, self_signed
 
 from callvault.sip.dialog import Dialog
 from callvault.sip.endpoint import IncomingRequest, SipEndpoint
 from callvault.sip.message import parse_message, tag_of
 from callvault.sip.timers import Timers
+from callvault.sip.transport import make_server_ssl_context
 
 FAST = Timers(t1=0.05, t2=0.4, t4=0.5, timer_d=0.5)
 HOST = "127.0.0.1"
@@ -53,18 +60,34 @@ class Recorder:
         return [i.message.method for i in self.seen]
 
 
+@dataclass(frozen=True)
+class Certs:
+    server: Certificate
+    client: Certificate
+
+
+@pytest.fixture(scope="module")
+def certs(tmp_path_factory: pytest.TempPathFactory) -> Certs:
+    directory: Path = tmp_path_factory.mktemp("certs")
+    return Certs(self_signed(directory, "server"), self_signed(directory, "client"))
+
+
 @pytest.fixture
-async def uas() -> AsyncIterator[tuple[SipEndpoint, Recorder]]:
+async def uas(certs: Certs) -> AsyncIterator[tuple[SipEndpoint, Recorder]]:
     recorder = Recorder()
     endpoint = SipEndpoint(recorder, timers=FAST)
-    await endpoint.listen(HOST, 0, 0)
+    context = make_server_ssl_context(certs.server.cert, certs.server.key, certs.client.cert)
+    await endpoint.listen(HOST, 0, 0, tls_port=0, ssl_context=context)
     yield endpoint, recorder
     await endpoint.close()
 
 
 @pytest.fixture
-async def uac() -> AsyncIterator[SipEndpoint]:
-    endpoint = SipEndpoint(lambda incoming: incoming.respond(200), timers=FAST)
+async def uac(certs: Certs) -> AsyncIterator[SipEndpoint]:
+    endpoint = SipEndpoint(
+        lambda incoming: incoming.respond(200), timers=FAST,
+        tls_client_context=client_context(certs.server, certs.client),
+    )
     await endpoint.listen(HOST, 0, 0)
     yield endpoint
     await endpoint.close()
@@ -88,14 +111,14 @@ async def wait_for(predicate: object, timeout: float = 3.0) -> None:
 
 
 def remote(uas: SipEndpoint, transport: str) -> tuple[str, int]:
-    port = uas.udp_port if transport == "udp" else uas.tcp_port
+    port = {"udp": uas.udp_port, "tcp": uas.tcp_port, "tls": uas.tls_port}[transport]
     assert port is not None
     return (HOST, port)
 
 
-@pytest.mark.parametrize("transport", ["udp", "tcp"])
+@pytest.mark.parametrize("transport", ["udp", "tcp", "tls"])
 async def test_invite_ack_bye(
-    uas: tuple[SipEndpoint, Recorder], uac: SipEndpoint, transport: str
+    uas: tuple[SipEndpoint, Recorder], uac: SipEndpoint, transport: str, certs: Certs
 ) -> None:
     server, app = uas
     provisional: list[Response] = []
@@ -106,15 +129,17 @@ async def test_invite_ack_bye(
     assert [r.code for r in provisional] == [100]
     assert tag_of(ok.headers["To"])
     dialog = Dialog.from_outgoing_invite(invite, ok)
+    assert server.awaiting_ack == 1
     uac.send_ack(ok, dialog)
     await wait_for(lambda: "ACK" in app.methods())
+    assert server.awaiting_ack == 0  # the 2xx is no longer resent, no ACK timeout is armed
     bye = await uac.request(dialog.create_request("BYE"), remote(server, transport), transport)
     assert bye.code == 200
     assert app.methods() == ["INVITE", "ACK", "BYE"]
     assert app.seen[0].transport == transport
     assert app.seen[0].local[1] == remote(server, transport)[1]
-    await asyncio.sleep(0.3)  # nothing is retransmitted once ACKed
-    assert app.ack_timeouts == []
+    fingerprint = app.seen[0].tls_fingerprint
+    assert fingerprint == (certs.client.fingerprint if transport == "tls" else None)
 
 
 async def test_options_answered_by_endpoint(
@@ -129,7 +154,7 @@ async def test_options_answered_by_endpoint(
     assert app.seen == []
 
 
-@pytest.mark.parametrize("transport", ["udp", "tcp"])
+@pytest.mark.parametrize("transport", ["udp", "tcp", "tls"])
 async def test_cancel(uas: tuple[SipEndpoint, Recorder], uac: SipEndpoint, transport: str) -> None:
     server, app = uas
     app.answer_invite = None
@@ -178,18 +203,35 @@ async def raw_peer() -> tuple[asyncio.DatagramTransport, RawUdp]:
     return await loop.create_datagram_endpoint(RawUdp, local_addr=(HOST, 0))
 
 
-def raw_invite(port: int, branch: str = "z9hG4bKraw1") -> bytes:
+def raw_invite(port: int, branch: str = "z9hG4bKraw1", method: str = "INVITE") -> bytes:
     return (
-        f"INVITE sip:rs@{HOST} SIP/2.0\r\n"
+        f"{method} sip:rs@{HOST} SIP/2.0\r\n"
         f"Via: SIP/2.0/UDP {HOST}:{port};branch={branch};rport\r\n"
         "From: <sip:src@example.com>;tag=raw\r\n"
         "To: <sip:rs@example.com>\r\n"
         "Call-ID: raw-call@example.com\r\n"
-        "CSeq: 1 INVITE\r\n"
+        f"CSeq: 1 {method}\r\n"
         f"Contact: <sip:src@{HOST}:{port}>\r\n"
         "Max-Forwards: 70\r\n"
         "Content-Length: 0\r\n\r\n"
     ).encode()
+
+
+async def barrier(
+    transport: asyncio.DatagramTransport, peer: RawUdp, server: SipEndpoint, port: int
+) -> list[Response]:
+    """Send an OPTIONS and wait for its 200: whatever the server sent before has arrived.
+
+    Returns the responses that came before (the endpoint handles datagrams in order).
+    """
+    transport.sendto(raw_invite(port, "z9hG4bKbarrier", "OPTIONS"), remote(server, "udp"))
+    before: list[Response] = []
+    while True:
+        msg = parse_message(await asyncio.wait_for(peer.received.get(), 2))
+        assert isinstance(msg, Response)
+        if msg.cseq.method == "OPTIONS":
+            return before
+        before.append(msg)
 
 
 async def test_2xx_retransmitted_until_ack_timeout(uas: tuple[SipEndpoint, Recorder]) -> None:
@@ -207,7 +249,7 @@ async def test_2xx_retransmitted_until_ack_timeout(uas: tuple[SipEndpoint, Recor
         assert codes[0] == 100
         # a retransmitted INVITE is answered with the 2xx, not handed to the app again
         transport.sendto(raw_invite(port), remote(server, "udp"))
-        await asyncio.sleep(0.1)
+        await barrier(transport, peer, server, port)
         assert app.methods() == ["INVITE"]
         await wait_for(lambda: app.ack_timeouts == ["raw-call@example.com"], 5)
     finally:
@@ -236,10 +278,12 @@ async def test_ack_stops_2xx_retransmission(uas: tuple[SipEndpoint, Recorder]) -
         transport.sendto(ack, remote(server, "udp"))
         transport.sendto(ack, remote(server, "udp"))  # duplicate: absorbed
         await wait_for(lambda: "ACK" in app.methods())
+        assert server.awaiting_ack == 0  # no retransmission or ACK timeout left armed
         while not peer.received.empty():
             peer.received.get_nowait()
-        await asyncio.sleep(0.5)
-        assert peer.received.empty()
+        # Unacknowledged, the 2xx would come again within T2 (0.4 s): wait longer than that.
+        await asyncio.sleep(FAST.t2 + 0.2)
+        assert await barrier(transport, peer, server, port) == []
         assert app.methods() == ["INVITE", "ACK"]
         assert app.ack_timeouts == []
     finally:
@@ -251,6 +295,7 @@ async def test_malformed_requests_and_handler_errors(
 ) -> None:
     server = uas[0]
     transport, peer = await raw_peer()
+    port = transport.get_extra_info("sockname")[1]
     try:
         transport.sendto(wire(INVALID["mismatch01"][0]), remote(server, "udp"))
         reply = parse_message(await asyncio.wait_for(peer.received.get(), 1))
@@ -259,8 +304,7 @@ async def test_malformed_requests_and_handler_errors(
         assert (reply.headers.get("Warning") or "").startswith("399 callvault")
         transport.sendto(b"\x00\xffgarbage\r\n\r\n", remote(server, "udp"))
         transport.sendto(b"\r\n\r\n", remote(server, "udp"))
-        await asyncio.sleep(0.1)
-        assert peer.received.empty()
+        assert await barrier(transport, peer, server, port) == []  # both dropped silently
     finally:
         transport.close()
     info = await uac.request(new_invite(uac, method="INFO"), remote(server, "udp"))
@@ -283,11 +327,7 @@ async def test_tcp_unframeable_stream_closes_only_that_connection(
 
 
 async def test_sipp_uac(uas: tuple[SipEndpoint, Recorder]) -> None:
-    sipp = shutil.which("sipp")
-    if sipp is None:
-        if os.environ.get("CI") == "true":
-            pytest.fail("sipp is required in CI")
-        pytest.skip("sipp not installed")
+    sipp = program("sipp", "the real SIP peer")  # a failure, not a skip, when CI=true
     server, app = uas
     proc = await asyncio.create_subprocess_exec(
         sipp, "-sn", "uac", f"{HOST}:{server.udp_port}", "-i", HOST, "-p", "0",

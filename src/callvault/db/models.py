@@ -415,3 +415,41 @@ class AuditEvent(Base):
     remote_addr: Mapped[str | None] = mapped_column(String(64))
     details: Mapped[dict[str, Any]] = mapped_column(default=dict)
     note: Mapped[str | None] = mapped_column(Text)
+
+
+class RecordingSourceRow(Base):
+    """An SBC/PBX allowed to send SIPREC (SPEC section 2): who it is, for whom, how much.
+
+    ``networks`` holds CIDRs (``ipaddress`` form), ``fingerprints`` lower-case
+    hex SHA-256 of the DER client certificate; at least one of the two is set.
+    ``callvault.sources.registry`` turns these rows into the SIP side's snapshot.
+    """
+
+    __tablename__ = "recording_sources"
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    name: Mapped[str] = mapped_column(String(200), unique=True)
+    networks: Mapped[list[str]] = mapped_column(JSON, default=list)
+    fingerprints: Mapped[list[str]] = mapped_column(JSON, default=list)
+    require_tls: Mapped[bool] = mapped_column(Boolean, default=False)
+    require_srtp: Mapped[bool] = mapped_column(Boolean, default=False)
+    max_calls: Mapped[int] = mapped_column(Integer, default=200)
+    max_streams: Mapped[int] = mapped_column(Integer, default=400)
+    max_media_lines: Mapped[int] = mapped_column(Integer, default=4)
+    max_session_expires_s: Mapped[int] = mapped_column(Integer, default=3600)
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
+    created_by: Mapped[str] = mapped_column(String(200))
+    tenants: Mapped[list[RecordingSourceTenant]] = relationship(
+        cascade="all, delete-orphan", order_by="RecordingSourceTenant.tenant_id"
+    )
+
+
+class RecordingSourceTenant(Base):
+    """A tenant a recording source may record for (deleting either deletes the link)."""
+
+    __tablename__ = "recording_source_tenants"
+    source_id: Mapped[int] = mapped_column(
+        ForeignKey("recording_sources.id", ondelete="CASCADE"), primary_key=True
+    )
+    tenant_id: Mapped[int] = mapped_column(
+        ForeignKey("tenants.id", ondelete="CASCADE"), primary_key=True, index=True
+    )

@@ -21,6 +21,7 @@ from callvault.portal.api import (
     tenants,
 )
 from callvault.portal.api import annotations as recording_annotations
+from callvault.portal.api import sources as recording_sources
 from callvault.portal.context import PortalContext
 
 
@@ -45,6 +46,7 @@ def create_app(context: PortalContext) -> FastAPI:
     app.include_router(shares.router)
     app.include_router(audit_log.router)
     app.include_router(operator.router)
+    app.include_router(recording_sources.router)
     app.include_router(pages.router)
     app.mount("/static", StaticFiles(directory=pages.STATIC), name="static")
 

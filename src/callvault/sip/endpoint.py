@@ -1,6 +1,7 @@
 """The SIP endpoint: asyncio shell around the sans-IO core (RFC 3261 sections 8, 17, 18).
 
-It owns the transports, matches messages to transactions, drives every timer
+It owns the transports (UDP, TCP and TLS, the stream ones bounded by
+``StreamLimits``), matches messages to transactions, drives every timer
 with ``loop.call_at`` (handles kept and cancelled in ``close``), answers
 OPTIONS, CANCEL and malformed requests itself, retransmits 2xx to INVITE
 until ACK (13.3.1.4) and hands every new request to the application's
@@ -13,6 +14,7 @@ import asyncio
 import logging
 import secrets
 import socket
+import ssl
 from collections.abc import Callable, Iterable
 from typing import Any
 
@@ -47,6 +49,7 @@ from callvault.sip.transaction import (
 from callvault.sip.transport import (
     Flow,
     HostPort,
+    StreamLimits,
     TcpTransport,
     UdpSocket,
     response_address,
@@ -158,6 +161,8 @@ class IncomingRequest:
         self.transport = flow.transport
         self.remote = flow.remote
         self.local = flow.local
+        # SHA-256 (hex) of the TLS client certificate; None over UDP/TCP or without one.
+        self.tls_fingerprint = flow.tls_fingerprint
         self.on_cancel: Callable[[], None] | None = None
         self.on_ack_timeout: Callable[[], None] | None = None
         self.to_tag = _new_tag()
@@ -206,16 +211,24 @@ class SipEndpoint:
         *,
         user_agent: str = "callvault",
         timers: Timers | None = None,
+        stream_limits: StreamLimits | None = None,
+        tls_client_context: ssl.SSLContext | None = None,
     ) -> None:
         self._handler = handler
         self.user_agent = user_agent
         self.timers = timers or Timers()
         self.udp_port: int | None = None
         self.tcp_port: int | None = None
+        self.tls_port: int | None = None
         self.advertised_host = "127.0.0.1"
         self._loop: asyncio.AbstractEventLoop | None = None
         self._udp: UdpSocket | None = None
-        self._tcp = TcpTransport(self._on_message)
+        self._stream_limits = stream_limits or StreamLimits()
+        self._tcp = TcpTransport(self._on_message, limits=self._stream_limits, name="tcp")
+        self._tls = TcpTransport(
+            self._on_message, client_ssl=tls_client_context, limits=self._stream_limits,
+            name="tls",
+        )
         self._server: dict[TransactionKey, _ServerEntry] = {}
         self._client: dict[TransactionKey, _ClientEntry] = {}
         self._pending_by_ack: dict[tuple[str, int], _PendingEntry] = {}
@@ -232,8 +245,22 @@ class SipEndpoint:
             self._loop = asyncio.get_running_loop()
         return self._loop
 
-    async def listen(self, host: str, udp_port: int | None, tcp_port: int | None) -> None:
-        """Bind UDP and/or TCP; port 0 picks a free port (see ``udp_port``/``tcp_port``)."""
+    async def listen(
+        self,
+        host: str,
+        udp_port: int | None,
+        tcp_port: int | None,
+        *,
+        tls_port: int | None = None,
+        ssl_context: ssl.SSLContext | None = None,
+    ) -> None:
+        """Bind UDP, TCP and/or TLS; port 0 picks a free port (see ``*_port``).
+
+        TLS listens on ``tls_port`` with ``ssl_context`` (a server context, e.g.
+        from ``transport.server_ssl_context``); both or neither.
+        """
+        if (tls_port is None) != (ssl_context is None):
+            raise LocalProtocolError("tls_port and ssl_context go together")
         if host in ("0.0.0.0", "::", ""):
             self.advertised_host = socket.gethostbyname(socket.gethostname())
         else:
@@ -256,7 +283,14 @@ class SipEndpoint:
                 if not same_port or attempt == 19:
                     raise
                 transport.close()  # that number is taken for TCP: try another
-        logger.info("SIP listening on %s udp=%s tcp=%s", host, self.udp_port, self.tcp_port)
+        if tls_port is not None and ssl_context is not None:
+            self._tls = TcpTransport(
+                self._on_message, ssl=ssl_context, client_ssl=self._tls.client_ssl,
+                limits=self._stream_limits, name="tls",
+            )
+            self.tls_port = await self._tls.listen(host, tls_port)
+        logger.info("SIP listening on %s udp=%s tcp=%s tls=%s",
+                    host, self.udp_port, self.tcp_port, self.tls_port)
 
     async def close(self) -> None:
         self._closed = True
@@ -280,6 +314,12 @@ class SipEndpoint:
             self._udp.close()
             self._udp = None
         await self._tcp.close()
+        await self._tls.close()
+
+    @property
+    def awaiting_ack(self) -> int:
+        """How many 2xx responses to INVITE are still resent, waiting for their ACK."""
+        return sum(not entry.pending.done for entry in self._pending_by_invite.values())
 
     # -- timers --------------------------------------------------------------------
 
@@ -608,10 +648,16 @@ class SipEndpoint:
                 udp.send_to(data, remote)
 
             return send, udp.local[1], False
-        if transport == "tcp":
-            conn = await self._tcp.connect(remote)
-            return conn.send, self.tcp_port or conn.local[1], True
+        if transport in ("tcp", "tls"):
+            conn = await self._stream(transport).connect(remote)
+            return conn.send, self._stream_port(transport) or conn.local[1], True
         raise LocalProtocolError(f"unsupported transport {transport!r}")
+
+    def _stream(self, transport: str) -> TcpTransport:
+        return self._tls if transport == "tls" else self._tcp
+
+    def _stream_port(self, transport: str) -> int | None:
+        return self.tls_port if transport == "tls" else self.tcp_port
 
     def send_ack(self, response: Response, dialog: Dialog) -> None:
         """ACK a 2xx we received for our INVITE (13.2.2.4); resent if the 2xx is."""
@@ -629,10 +675,10 @@ class SipEndpoint:
             def send(data: bytes) -> None:
                 udp.send_to(data, remote)
         else:
-            conn = self._tcp.connection_to(remote)
+            conn = self._stream(transport).connection_to(remote)
             if conn is None:
                 raise ConnectionError(f"no {transport} connection to {remote}")
-            send, port = conn.send, self.tcp_port or conn.local[1]
+            send, port = conn.send, self._stream_port(transport) or conn.local[1]
         branch = MAGIC_COOKIE + secrets.token_hex(8)
         _prepend_header(
             ack, "Via",

@@ -391,12 +391,26 @@ class StreamFramer:
     to ``parse_message``). A framing error raises ``RemoteProtocolError``:
     the stream cannot be resynchronised and the connection must be closed.
     Bare CRLF keep-alives (RFC 5626 3.5.1) between messages are skipped.
+
+    Framing is incremental: the search for the end of the header block
+    resumes where the previous read left it, and once the header is complete
+    only the body length is compared, so a message arriving in tiny pieces
+    costs O(n) in total rather than a rescan of the buffer on every read.
+    ``in_message`` tells the transport whether a message is partly received
+    (its header timeout runs from that message's first byte).
     """
 
     def __init__(self, max_message: int = MAX_MESSAGE_SIZE) -> None:
         self._buffer = bytearray()
         self._max = max_message
+        self._scanned = 0  # header bytes already searched for the blank line
+        self._total: int | None = None  # size of the current message, once its header is read
         self.keepalives = 0
+
+    @property
+    def in_message(self) -> bool:
+        """True while part of a message (not only keep-alive CRLFs) is buffered."""
+        return bool(self._buffer)
 
     def feed(self, data: bytes) -> list[bytes]:
         self._buffer += data
@@ -407,7 +421,7 @@ class StreamFramer:
                 return frames
             frames.append(frame)
 
-    def _next_frame(self) -> bytes | None:
+    def _skip_keepalives(self) -> None:
         buf = self._buffer
         skip = 0
         while skip < len(buf) and buf[skip] in (0x0D, 0x0A):
@@ -416,25 +430,39 @@ class StreamFramer:
             if buf[:skip].count(b"\r\n\r\n"):
                 self.keepalives += 1
             del buf[:skip]
-        if not buf:
+
+    def _next_frame(self) -> bytes | None:
+        buf = self._buffer
+        if self._total is None:
+            if self._scanned == 0:
+                self._skip_keepalives()
+                if not buf:
+                    return None
+            # Back up 3 bytes: the blank line (at most 4 bytes) may straddle two reads.
+            m = _HEADER_END.search(buf, max(0, self._scanned - 3))
+            if m is None:
+                self._scanned = len(buf)
+                if len(buf) > self._max:
+                    raise RemoteProtocolError("Header block exceeds the message size limit", 513)
+                return None
+            self._total = m.end() + self._content_length(bytes(buf[: m.start()]))
+            if self._total > self._max:
+                raise RemoteProtocolError(f"Message larger than {self._max} bytes", 513)
+        total = self._total
+        if len(buf) < total:
             return None
-        m = _HEADER_END.search(buf)
-        if m is None:
-            if len(buf) > self._max:
-                raise RemoteProtocolError("Header block exceeds the message size limit", 513)
-            return None
-        head = bytes(buf[: m.start()])
+        frame = bytes(buf[:total])
+        del buf[:total]  # bytearray drops a prefix without moving the rest
+        self._total = None
+        self._scanned = 0
+        return frame
+
+    @staticmethod
+    def _content_length(head: bytes) -> int:
         found = _CONTENT_LENGTH.findall(head)
         if not found:
             raise RemoteProtocolError("Content-Length is required on stream transports")
         value = found[0].strip()
         if len(found) > 1 or not value.isdigit() or len(value) > 9:
             raise RemoteProtocolError("Malformed or repeated Content-Length on stream")
-        total = m.end() + int(value)
-        if total > self._max:
-            raise RemoteProtocolError(f"Message larger than {self._max} bytes", 513)
-        if len(buf) < total:
-            return None
-        frame = bytes(buf[:total])
-        del buf[:total]
-        return frame
+        return int(value)

@@ -1,37 +1,55 @@
-"""Thin asyncio transports for SIP (RFC 3261 section 18): UDP and TCP (TLS-ready).
+"""Thin asyncio transports for SIP (RFC 3261 section 18, RFC 5630 for TLS): UDP, TCP, TLS.
 
 They move bytes only: each complete message goes to a ``Receiver`` with the
 ``Flow`` it arrived on, and the flow is how an answer goes back. UDP passes
 whole datagrams; TCP cuts the stream with ``StreamFramer`` and closes a
-connection whose stream cannot be framed. Passing an ``ssl.SSLContext`` to
-``TcpTransport`` turns it into TLS. Also here: the Via rules for receiving a
-request and addressing its responses (18.2.1, 18.2.2, RFC 3581).
+connection whose stream cannot be framed, whose message stays incomplete past
+the header timeout, or that stays idle (``StreamDeadline``, a pure class the
+connection feeds with loop times), and refuses connections over the
+per-address and total caps (``StreamLimits``). Passing an ``ssl.SSLContext``
+to ``TcpTransport`` turns it into TLS; the flow then carries the SHA-256
+fingerprint of the peer's certificate (``tls_fingerprint``), for the source
+registry to decide on. Also here: the Via rules for receiving a request and
+addressing its responses (18.2.1, 18.2.2, RFC 3581).
 """
 
 from __future__ import annotations
 
 import asyncio
+import hashlib
 import logging
 import re
 import ssl as ssl_module
+from collections import Counter
 from collections.abc import Callable
-from typing import Any, cast
+from dataclasses import dataclass
+from pathlib import Path
+from typing import TYPE_CHECKING, Any, cast
 
 from sipmessage import Request
 
 from callvault.errors import RemoteProtocolError
 from callvault.sip.message import StreamFramer, top_via
 
+if TYPE_CHECKING:
+    from callvault.settings import Settings
+
 __all__ = [
     "Flow",
     "HostPort",
     "Receiver",
+    "StreamDeadline",
+    "StreamLimits",
     "TcpConnection",
     "TcpTransport",
     "UdpFlow",
     "UdpSocket",
+    "make_server_ssl_context",
     "response_address",
+    "server_ssl_context",
     "stamp_via",
+    "stream_limits",
+    "tls_fingerprint",
 ]
 
 logger = logging.getLogger(__name__)
@@ -45,6 +63,7 @@ class Flow:
     transport: str
     remote: HostPort
     local: HostPort
+    tls_fingerprint: str | None = None  # SHA-256 of the peer's TLS certificate, if any
 
     @property
     def reliable(self) -> bool:
@@ -101,17 +120,94 @@ class UdpFlow(Flow):
         self.sock.send_to(data, self.remote)
 
 
-class TcpConnection(asyncio.Protocol, Flow):
-    """One TCP (or TLS) connection, framed by Content-Length."""
+@dataclass(frozen=True, slots=True)
+class StreamLimits:
+    """Bounds on stream (TCP/TLS) connections, against slow or idle peers.
 
-    def __init__(
-        self, receiver: Receiver, on_closed: Callable[[TcpConnection], None], transport: str
-    ) -> None:
-        self._receiver = receiver
-        self._on_closed = on_closed
-        self.transport = transport
+    ``header_timeout``: a message must be complete within this many seconds of
+    its first byte (also the TLS handshake limit). 10 s is far above what a
+    64 KB message needs on any link that carries audio, even after a few TCP
+    retransmissions (1 + 2 + 4 s back-off), and short enough that a peer
+    trickling a partial header or a false Content-Length is dropped quickly.
+
+    ``idle_timeout``: a connection with no traffic for this long is closed.
+    SBCs keep one persistent connection for many recordings and probe it with
+    OPTIONS or CRLF keep-alives (typically every 30-120 s), which count as
+    traffic, so 600 s only reaps connections whose peer went away; a peer that
+    still wants to talk simply connects again (RFC 3261 18 allows either side
+    to close).
+
+    ``max_per_source`` / ``max_total``: accepted connections per source IP
+    address and in all. An SBC needs a handful; the caps stop one address
+    (or many) from exhausting file descriptors that RTP sockets also need.
+    """
+
+    header_timeout: float = 10.0
+    idle_timeout: float = 600.0
+    max_per_source: int = 100
+    max_total: int = 1000
+
+
+class StreamDeadline:
+    """When one stream connection must be closed (sans-IO: times are passed in).
+
+    Feed it every read (``on_receive``) and write (``on_send``); ``due`` is the
+    next moment to look, ``expired(now)`` names the limit that ran out.
+    """
+
+    def __init__(self, limits: StreamLimits, now: float) -> None:
+        self._limits = limits
+        self._last_traffic = now
+        self._message_started: float | None = None
+
+    def on_receive(self, now: float, *, completed: int, in_message: bool) -> None:
+        """Bytes arrived: ``completed`` messages were framed, ``in_message`` if one is partial."""
+        self._last_traffic = now
+        if not in_message:
+            self._message_started = None
+        elif completed or self._message_started is None:
+            # The partial message began in this read.
+            self._message_started = now
+
+    def on_send(self, now: float) -> None:
+        self._last_traffic = now
+
+    @property
+    def due(self) -> float:
+        if self._message_started is not None:
+            return self._message_started + self._limits.header_timeout
+        return self._last_traffic + self._limits.idle_timeout
+
+    def expired(self, now: float) -> str | None:
+        if now < self.due:
+            return None
+        if self._message_started is not None:
+            return f"message incomplete after {self._limits.header_timeout:g}s"
+        return f"idle for {self._limits.idle_timeout:g}s"
+
+
+def tls_fingerprint(transport: asyncio.BaseTransport) -> str | None:
+    """SHA-256 of the peer's certificate (DER), lower-case hex; None without one."""
+    ssl_object = transport.get_extra_info("ssl_object")
+    if ssl_object is None:
+        return None
+    der = ssl_object.getpeercert(binary_form=True)
+    return hashlib.sha256(der).hexdigest() if der else None
+
+
+class TcpConnection(asyncio.Protocol, Flow):
+    """One TCP (or TLS) connection, framed by Content-Length and bounded in time."""
+
+    def __init__(self, owner: TcpTransport, *, inbound: bool) -> None:
+        self._owner = owner
+        self.transport = owner.name
+        self.inbound = inbound
         self._framer = StreamFramer()
         self._stream: asyncio.Transport | None = None
+        self._deadline: StreamDeadline | None = None
+        self._timer: asyncio.TimerHandle | None = None
+        self._loop: asyncio.AbstractEventLoop | None = None
+        self.admitted = False
         self.remote = ("", 0)
         self.local = ("", 0)
 
@@ -121,6 +217,30 @@ class TcpConnection(asyncio.Protocol, Flow):
         sockname = transport.get_extra_info("sockname")
         self.remote = (peer[0], peer[1])
         self.local = (sockname[0], sockname[1])
+        self.tls_fingerprint = tls_fingerprint(transport)
+        if not self._owner.admit(self):
+            self._stream.abort()  # over a connection cap: no goodbye owed
+            return
+        self._loop = asyncio.get_running_loop()
+        self._deadline = StreamDeadline(self._owner.limits, self._loop.time())
+        self._arm()
+
+    def _arm(self) -> None:
+        # One timer, re-armed only when it fires early: reads never touch it.
+        if self._loop is not None and self._deadline is not None and self._stream is not None:
+            self._timer = self._loop.call_at(self._deadline.due, self._check_deadline)
+
+    def _check_deadline(self) -> None:
+        self._timer = None
+        if self._loop is None or self._deadline is None:
+            return
+        reason = self._deadline.expired(self._loop.time())
+        if reason is None:
+            self._arm()
+            return
+        logger.info("closing %s connection from %s: %s", self.transport, self.remote, reason)
+        if self._stream is not None:
+            self._stream.abort()
 
     def data_received(self, data: bytes) -> None:
         try:
@@ -129,15 +249,22 @@ class TcpConnection(asyncio.Protocol, Flow):
             logger.warning("closing %s connection from %s: %s", self.transport, self.remote, exc)
             self.close()
             return
+        if self._deadline is not None and self._loop is not None:
+            self._deadline.on_receive(
+                self._loop.time(), completed=len(frames), in_message=self._framer.in_message
+            )
         for frame in frames:
             try:
-                self._receiver(frame, self)
+                self._owner.receiver(frame, self)
             except Exception:  # keep the connection serving its other messages
                 logger.exception("error handling message from %s", self.remote)
 
     def connection_lost(self, exc: Exception | None) -> None:
         self._stream = None
-        self._on_closed(self)
+        if self._timer is not None:
+            self._timer.cancel()
+            self._timer = None
+        self._owner.forget(self)
 
     @property
     def closed(self) -> bool:
@@ -147,6 +274,8 @@ class TcpConnection(asyncio.Protocol, Flow):
         if self._stream is None or self._stream.is_closing():
             raise ConnectionError(f"{self.transport} connection to {self.remote} is closed")
         self._stream.write(data)
+        if self._deadline is not None and self._loop is not None:
+            self._deadline.on_send(self._loop.time())
 
     def close(self) -> None:
         if self._stream is not None:
@@ -154,37 +283,75 @@ class TcpConnection(asyncio.Protocol, Flow):
 
 
 class TcpTransport:
-    """TCP listener plus outgoing connections, one connection per peer address."""
+    """TCP or TLS listener plus outgoing connections, one connection per peer address.
 
-    def __init__(self, receiver: Receiver, *, ssl: ssl_module.SSLContext | None = None) -> None:
-        self._receiver = receiver
+    ``ssl`` (a server context) makes the listener TLS; ``client_ssl`` is used
+    for connections we open. Accepted connections are counted per source
+    address and in all against ``limits``; ours are not.
+    """
+
+    def __init__(
+        self,
+        receiver: Receiver,
+        *,
+        ssl: ssl_module.SSLContext | None = None,
+        client_ssl: ssl_module.SSLContext | None = None,
+        limits: StreamLimits | None = None,
+        name: str | None = None,
+    ) -> None:
+        self.receiver = receiver
         self._ssl = ssl
-        self.name = "tls" if ssl is not None else "tcp"
+        self.client_ssl = client_ssl
+        self.limits = limits or StreamLimits()
+        self.name = name or ("tls" if ssl is not None or client_ssl is not None else "tcp")
         self._server: asyncio.Server | None = None
         self._connections: dict[HostPort, TcpConnection] = {}
+        self._per_source: Counter[str] = Counter()
+        self._inbound = 0
 
-    def _protocol(self) -> TcpConnection:
-        return TcpConnection(self._receiver, self._forget, self.name)
+    def admit(self, conn: TcpConnection) -> bool:
+        """Count a new connection; False when an accepted one is over a cap."""
+        if conn.inbound:
+            host = conn.remote[0]
+            if self._inbound >= self.limits.max_total:
+                logger.warning("refusing %s connection from %s: %d connections open",
+                               self.name, conn.remote, self._inbound)
+                return False
+            if self._per_source[host] >= self.limits.max_per_source:
+                logger.warning("refusing %s connection from %s: %d open from that address",
+                               self.name, conn.remote, self._per_source[host])
+                return False
+            self._per_source[host] += 1
+            self._inbound += 1
+            self._connections.setdefault(conn.remote, conn)
+        conn.admitted = True
+        return True
 
-    def _forget(self, conn: TcpConnection) -> None:
+    def forget(self, conn: TcpConnection) -> None:
+        if not conn.admitted:
+            return
+        conn.admitted = False
+        if conn.inbound:
+            host = conn.remote[0]
+            self._inbound -= 1
+            self._per_source[host] -= 1
+            if self._per_source[host] <= 0:
+                del self._per_source[host]
         if self._connections.get(conn.remote) is conn:
             del self._connections[conn.remote]
 
+    @property
+    def open_connections(self) -> int:
+        """Accepted connections currently counted against the caps."""
+        return self._inbound
+
     async def listen(self, host: str, port: int) -> int:
         loop = asyncio.get_running_loop()
-
-        def accept() -> TcpConnection:
-            conn = self._protocol()
-            # Registered once connection_made has filled in the peer address.
-            loop.call_soon(self._register, conn)
-            return conn
-
-        self._server = await loop.create_server(accept, host, port, ssl=self._ssl)
+        self._server = await loop.create_server(
+            lambda: TcpConnection(self, inbound=True), host, port, ssl=self._ssl,
+            ssl_handshake_timeout=self.limits.header_timeout if self._ssl is not None else None,
+        )
         return int(self._server.sockets[0].getsockname()[1])
-
-    def _register(self, conn: TcpConnection) -> None:
-        if not conn.closed:
-            self._connections.setdefault(conn.remote, conn)
 
     def connection_to(self, remote: HostPort) -> TcpConnection | None:
         conn = self._connections.get(remote)
@@ -194,9 +361,13 @@ class TcpTransport:
         conn = self.connection_to(remote)
         if conn is not None:
             return conn
+        if self.name == "tls" and self.client_ssl is None:
+            raise ConnectionError("no TLS client context to connect with")
         loop = asyncio.get_running_loop()
         _, protocol = await loop.create_connection(
-            self._protocol, remote[0], remote[1], ssl=self._ssl
+            lambda: TcpConnection(self, inbound=False), remote[0], remote[1],
+            ssl=self.client_ssl,
+            server_hostname=remote[0] if self.client_ssl is not None else None,
         )
         self._connections[remote] = protocol
         return protocol
@@ -236,3 +407,42 @@ def response_address(request: Request) -> HostPort:
     rport = via.parameters.get("rport")
     port = int(rport) if rport and rport.isdigit() else (via.port or 5060)
     return (host, port)
+
+
+def server_ssl_context(settings: Settings) -> ssl_module.SSLContext | None:
+    """The TLS listener's context from settings; None when no certificate is configured.
+
+    Client certificates are requested but optional (CERT_OPTIONAL): a
+    presented one must chain to ``sip_tls_ca`` (or, without it, to the
+    system's CAs), since OpenSSL fails the handshake on any certificate it
+    cannot verify. A self-signed SBC certificate therefore goes into
+    ``sip_tls_ca`` itself. Who may record is decided elsewhere, from the
+    fingerprint each flow reports.
+    """
+    if settings.sip_tls_cert is None or settings.sip_tls_key is None:
+        return None
+    return make_server_ssl_context(settings.sip_tls_cert, settings.sip_tls_key, settings.sip_tls_ca)
+
+
+def make_server_ssl_context(
+    cert: Path, key: Path, ca: Path | None = None
+) -> ssl_module.SSLContext:
+    context = ssl_module.SSLContext(ssl_module.PROTOCOL_TLS_SERVER)
+    context.minimum_version = ssl_module.TLSVersion.TLSv1_2
+    context.load_cert_chain(cert, key)
+    context.verify_mode = ssl_module.CERT_OPTIONAL
+    if ca is not None:
+        context.load_verify_locations(cafile=ca)
+    else:
+        context.load_default_certs(ssl_module.Purpose.CLIENT_AUTH)
+    return context
+
+
+def stream_limits(settings: Settings) -> StreamLimits:
+    """The TCP/TLS connection limits from settings."""
+    return StreamLimits(
+        header_timeout=settings.sip_tcp_header_timeout_s,
+        idle_timeout=settings.sip_tcp_idle_timeout_s,
+        max_per_source=settings.sip_tcp_max_connections_per_source,
+        max_total=settings.sip_tcp_max_connections,
+    )
