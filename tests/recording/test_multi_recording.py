@@ -436,3 +436,30 @@ async def test_pipeline_two_users_of_one_tenant_one_call(tmp_path: Path, db: Db)
             assert tone_spans(audio[1], rate, other) and not tone_spans(audio[1], rate, mine)
         assert session.get(Tenant, db.tenants["beta"]) is not None
         assert _count(session, Call, tenant_id=db.tenants["beta"]) == 0
+
+
+async def test_pipeline_journal_without_recordings_stores_as_before(tmp_path: Path, db: Db) -> None:
+    """The one-recording format: the call and its recording keep the spool's uuid,
+    the parties are stored as journalled."""
+    uuid = "00112233445566778899aabbccddeeff"
+    ta, a = db.tenants["alpha"], db.users["a"]
+    call = CallBuilder(
+        tmp_path / "spool" / uuid,
+        [layout(0, "left", {0: PCMU}), layout(1, "right", {8: PCMA})],
+        call_uuid=uuid,
+        tenant_id=ta,
+        recorded_user_id=a,
+        policy=policy({a: "always"}),
+        parties=[party("pa", "sip:a@alpha.example", a, "user"), party("pe", "sip:e@x", None)],
+    )
+    call.event("answer", 0)
+    call.packets(0, rtp_stream("PCMU", 0, (0, 3000), [(A_HZ, 0, 3000)]))
+    call.event("end", 3000, reason="bye")
+    call.reader()
+    assert await _finish(tmp_path, db, uuid) == uuid
+    with db.sessions() as session:
+        [row] = session.scalars(select(Call)).all()
+        [recording] = session.scalars(select(Recording)).all()
+        assert (row.id, row.tenant_id, recording.id, recording.user_id) == (uuid, ta, uuid, a)
+        sides = {p.participant_id: (p.user_id, p.side) for p in session.scalars(select(CallParty))}
+        assert sides == {"pa": (a, "user"), "pe": (None, "other")}
