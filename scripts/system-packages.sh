@@ -1,8 +1,14 @@
 #!/usr/bin/env bash
 # System peers the tests talk to (Debian packages); installed when missing.
+# Each one is checked by the tests through tests/peers.py: skipped locally when
+# absent, a failure when CI=true. Python peers (Playwright, schemathesis,
+# psycopg) come with scripts/setup.sh --test; Playwright drives this Chromium.
 set -euo pipefail
 need=()
-command -v sipp >/dev/null || need+=(sip-tester)
+# sip-tester ships sipp and the RFC 4733 pcaps in /usr/share/sip-tester/.
+if ! command -v sipp >/dev/null || [ ! -e /usr/share/sip-tester/dtmf_2833_1.pcap ]; then
+  need+=(sip-tester)
+fi
 command -v sox >/dev/null || need+=(sox)
 command -v espeak-ng >/dev/null || need+=(espeak-ng)
 ls /usr/lib/postgresql/*/bin/initdb >/dev/null 2>&1 || need+=(postgresql)

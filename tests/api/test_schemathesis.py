@@ -8,18 +8,17 @@ from __future__ import annotations
 
 from typing import Any
 
-import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from tests.api.conftest import World
-
-schemathesis = pytest.importorskip("schemathesis")
+from tests.peers import require_module
 
 MAX_EXAMPLES = 25
 
 
 def test_no_operation_answers_with_a_server_error(world: World) -> None:
+    schemathesis = require_module("schemathesis", "property-based API fuzzing")
     schema = schemathesis.openapi.from_asgi("/openapi.json", world.client.app)
     headers = world.auth("operator")
     failures: list[str] = []

@@ -9,7 +9,7 @@ stream-only tenant has no download button; a user cannot open a colleague's
 recording. Screenshots of the main pages go to ``test-artifacts/``.
 
 Without Chromium (or Playwright) the test is skipped, except in CI
-(``CI=true``), where that is a failure.
+(``CI=true``), where that is a failure (tests/peers.py).
 """
 
 from __future__ import annotations
@@ -23,7 +23,6 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-import pytest
 from sqlalchemy import delete, select
 
 from callvault.db.models import (
@@ -39,6 +38,7 @@ from callvault.demo.client import CallPlan, Participant
 from callvault.media.tones import sine
 from callvault.portal.passwords import hash_password
 from tests.e2e.harness import Recorder, running_recorder
+from tests.peers import require, require_module
 
 CHROMIUM = os.environ.get("CALLVAULT_CHROMIUM", "/usr/bin/chromium")
 ARTIFACTS = Path(__file__).resolve().parents[2] / "test-artifacts"
@@ -52,12 +52,6 @@ CHROMIUM_ARGS = [
     "--no-first-run",
     "--autoplay-policy=no-user-gesture-required",
 ]
-
-
-def _missing(reason: str) -> None:
-    if os.environ.get("CI", "").lower() == "true":
-        pytest.fail(f"{reason}; the portal must be tested in a real browser in CI")
-    pytest.skip(reason)
 
 
 def _prepare(rec: Recorder) -> str:
@@ -126,12 +120,12 @@ async def _eventually(check: Callable[[], Any], timeout: float = 5.0) -> None:
 
 
 async def test_admin_sets_up_recording_and_plays_a_siprec_call(tmp_path: Path) -> None:
-    if not Path(CHROMIUM).exists() or shutil.which(CHROMIUM) is None:
-        _missing(f"Chromium is not installed at {CHROMIUM} (apt-get install chromium)")
-    try:
-        from playwright.async_api import async_playwright, expect
-    except ImportError:
-        _missing("the playwright package is not installed (pip install playwright)")
+    require(
+        shutil.which(CHROMIUM) is not None,
+        f"Chromium at {CHROMIUM} (Debian package chromium), to test the portal in a real browser",
+    )
+    playwright = require_module("playwright.async_api", "Playwright drives the browser")
+    async_playwright, expect = playwright.async_playwright, playwright.expect
     ARTIFACTS.mkdir(exist_ok=True)
     async with running_recorder(tmp_path) as rec:
         bobs_recording = await asyncio.to_thread(_prepare, rec)

@@ -12,7 +12,6 @@ the digit in its ``dtmf`` list, and the parties from the metadata.
 from __future__ import annotations
 
 import asyncio
-import os
 import random
 import shutil
 import socket
@@ -25,8 +24,8 @@ from callvault.media.analysis import tone_spans
 from callvault.media.codecs import encode_pcmu
 from callvault.media.tones import sine
 from tests.e2e.harness import running_recorder
+from tests.peers import program, require
 
-SIPP = shutil.which("sipp")
 SCENARIO = Path(__file__).resolve().parent / "sipp" / "siprec_uac.xml"
 DTMF_PCAP = Path("/usr/share/sip-tester/dtmf_2833_1.pcap")  # RFC 4733 digit "1", pt 101
 TONE_HZ = 1000.0
@@ -36,12 +35,8 @@ pytestmark = pytest.mark.peer
 
 
 def _require_sipp() -> str:
-    if SIPP is None or not DTMF_PCAP.exists():
-        missing = "sipp" if SIPP is None else str(DTMF_PCAP)
-        if os.environ.get("CI") == "true":
-            pytest.fail(f"{missing} is required in CI (Debian package sip-tester)")
-        pytest.skip(f"{missing} not installed")
-    return SIPP
+    require(DTMF_PCAP, f"{DTMF_PCAP} (Debian package sip-tester)")
+    return program("sipp", "Debian package sip-tester")
 
 
 def _free_port(kinds: tuple[int, ...] = (socket.SOCK_DGRAM, socket.SOCK_STREAM)) -> int:

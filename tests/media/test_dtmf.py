@@ -8,12 +8,17 @@ from pathlib import Path
 import pytest
 from hypothesis import given
 from hypothesis import strategies as st
+from tests.peers import require
 
 from callvault.errors import RemoteProtocolError
 from callvault.media.dtmf import EVENT_DIGITS, DtmfDigit, Rfc4733Tracker, TelephoneEvent
 from callvault.media.rtp import RtpPacket
 
-PCAPS = sorted(Path("/usr/share/sip-tester").glob("dtmf_2833_*.pcap"))
+# RFC 4733 captures shipped by Debian's sip-tester (sipp's pcap play samples):
+# one per key, named after it. Listed here, not globbed, so that missing files
+# are a missing peer rather than an empty (silently skipped) parameter set.
+PCAP_DIR = Path("/usr/share/sip-tester")
+PCAPS = [PCAP_DIR / f"dtmf_2833_{key}.pcap" for key in [*"0123456789", "pound", "star"]]
 
 
 def read_pcap_udp(path: Path) -> list[tuple[int, bytes]]:
@@ -51,9 +56,9 @@ def expected_digit(path: Path) -> str:
     return {"pound": "#", "star": "*"}.get(name, name)
 
 
-@pytest.mark.skipif(not PCAPS, reason="sip-tester pcaps not installed")
 @pytest.mark.parametrize("path", PCAPS, ids=[p.stem for p in PCAPS])
 def test_captured_rfc4733_packets_give_the_digit_of_the_file(path: Path) -> None:
+    require(path, f"{path} (Debian package sip-tester)")
     tracker = Rfc4733Tracker(stream_index=1)
     found: list[DtmfDigit] = []
     packets = read_pcap_udp(path)

@@ -3,8 +3,6 @@
 from __future__ import annotations
 
 import functools
-import os
-import shutil
 
 import numpy as np
 import numpy.typing as npt
@@ -18,10 +16,7 @@ RATE = 8000
 KEYS = "123A456B789C*0#D"
 Pcm = npt.NDArray[np.int16]
 
-needs_espeak = pytest.mark.skipif(
-    shutil.which("espeak-ng") is None and os.environ.get("CI") != "true",
-    reason="espeak-ng is not installed (required when CI=true)",
-)
+needs_espeak = pytest.mark.peer("espeak-ng", why="speech for the talk-off tests")
 
 EN = (
     "Good morning, thank you for calling. My name is Anna and I will help you today. "

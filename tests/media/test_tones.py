@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import shutil
 from collections.abc import Callable
 
 import numpy as np
@@ -79,7 +78,7 @@ def test_resample_keeps_the_frequency_and_removes_aliases() -> None:
     assert alias < spectrum.max() / 100
 
 
-@pytest.mark.skipif(shutil.which("espeak-ng") is None, reason="espeak-ng not installed")
+@pytest.mark.peer("espeak-ng", why="speech synthesis")
 def test_speech() -> None:
     pcm = speech("one two three", rate=8000)
     assert pcm.dtype == np.int16

@@ -13,6 +13,8 @@ from collections.abc import Iterator
 
 import pytest
 
+from tests.peers import missing
+
 
 def _bin(name: str) -> str | None:
     found = sorted(glob.glob(f"/usr/lib/postgresql/*/bin/{name}"))
@@ -29,9 +31,7 @@ def _free_port() -> int:
 def postgres_url() -> Iterator[str]:
     initdb, pg_ctl = _bin("initdb"), _bin("pg_ctl")
     if initdb is None or pg_ctl is None:
-        if os.environ.get("CI") == "true":
-            pytest.fail("PostgreSQL is required in CI (Debian package postgresql)")
-        pytest.skip("PostgreSQL is not installed")
+        missing("PostgreSQL server binaries initdb/pg_ctl (Debian package postgresql)")
     root = tempfile.mkdtemp(prefix="callvault-pg-")
     data = os.path.join(root, "data")
     port = _free_port()
