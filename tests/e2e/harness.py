@@ -20,6 +20,7 @@ from callvault.portal.auth import issue_token
 from callvault.recording.mp3 import decode_mp3
 from callvault.settings import load_settings
 from callvault.sip.endpoint import IncomingRequest, SipEndpoint
+from callvault.sources.store import register_loopback_source
 
 
 @dataclass
@@ -92,6 +93,8 @@ def seed(
         admin = create_user(session, tenant, "Admin", extension="299", role="admin")
         if accept_notice:
             accept_legal_notice(session, tenant, admin)
+        # the tests' SRCs (our client, sipp) send from loopback: a registered source
+        register_loopback_source(session, [tenant.id])
         admin_token = issue_token(session, "tests", user=admin)
         session.commit()
         ids = {name: user.id for name, user in users.items()}

@@ -29,6 +29,7 @@ from callvault.media.sender import Impairments
 from callvault.media.tones import SpeechUnavailable, sine, speech
 from callvault.settings import Settings, load_settings
 from callvault.sip.endpoint import IncomingRequest, SipEndpoint
+from callvault.sources.store import register_loopback_source
 
 DOMAIN = "demo.callvault.test"
 
@@ -77,6 +78,8 @@ def _seed(settings: Settings) -> tuple[str, dict[str, int]]:
         )
         admin = create_user(session, tenant, "Dirk Admin", extension="200", role="admin")
         accept_legal_notice(session, tenant, admin)
+        # the demo's SRC sends from loopback: a registered recording source
+        register_loopback_source(session, [tenant.id])
         session.commit()
         ids = {"anna": anna.id, "bram": bram.id, "chris": chris.id}
     engine.dispose()

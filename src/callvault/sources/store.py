@@ -184,11 +184,18 @@ def find_source(session: Session, ref: str) -> RecordingSourceRow | None:
 
 
 def register_loopback_source(
-    session: Session, tenant_ids: Iterable[int], *, name: str = "loopback", created_by: str = "seed"
+    session: Session,
+    tenant_ids: Iterable[int],
+    *,
+    name: str = "loopback",
+    created_by: str = "seed",
+    limits: SourceLimits | None = None,
 ) -> RecordingSourceRow:
-    """The demo's and the tests' SRC: 127.0.0.1 and ::1, recording for these tenants."""
-    return add_source(
-        session,
-        SourceSpec(name=name, networks=list(LOOPBACK_NETWORKS), tenant_ids=list(tenant_ids)),
-        created_by=created_by,
+    """The demo's, the tests' and the bench's SRC: 127.0.0.1 and ::1, for these tenants."""
+    spec = SourceSpec(
+        name=name,
+        networks=list(LOOPBACK_NETWORKS),
+        tenant_ids=list(tenant_ids),
+        limits=limits or SourceLimits(),
     )
+    return add_source(session, spec, created_by=created_by)
