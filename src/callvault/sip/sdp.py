@@ -1,4 +1,4 @@
-"""SDP parsing and the recorder's answer (RFC 4566, RFC 3264).
+"""SDP parsing and the recorder's answer (RFC 4566, RFC 3264, SDES RFC 4568).
 
 A SIPREC recording client offers one m-line per recorded stream, usually
 ``sendonly`` (RFC 7866 section 8.1.1). The recording server answers each one
@@ -6,16 +6,30 @@ with ``recvonly`` and only the payload types it can record (RFC 3264 section
 6.1), or rejects it with port 0. The parser is lenient where real clients are
 sloppy (LF line ends, unknown lines, trailing blanks) and precise where the
 body is unusable: those cases raise ``RemoteProtocolError`` with status 400.
+
+SRTP by SDES: an ``RTP/SAVP`` m-line carries ``a=crypto`` lines (parsed into
+``CryptoAttribute``). The answer picks one offered suite we support
+(``choose_crypto``: AES_CM_128_HMAC_SHA1_80, else _32) and states our own
+fresh key under the same tag (RFC 4568 section 5.1.2); the receiver decrypts
+with the offerer's key. A secure m-line without a usable suite is rejected,
+and an offer left with nothing usable gets a 488 naming what was offered.
+``offer_is_secure`` tells whether every stream we would record is SRTP, for
+sources that require it.
 """
 
 from __future__ import annotations
 
+import base64
+import binascii
 import contextlib
-from collections.abc import Sequence
+import re
+import secrets
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Final, Literal, cast
 
 from callvault.errors import LocalProtocolError, RemoteProtocolError
+from callvault.media.srtp import SRTP_SUITES
 from callvault.recording.journal import Codec
 
 Direction = Literal["sendrecv", "sendonly", "recvonly", "inactive"]
@@ -41,6 +55,66 @@ RECORDABLE: Final[frozenset[str]] = frozenset(
 )
 _RECORDABLE_LOWER: Final = frozenset(name.lower() for name in RECORDABLE)
 _NULL_ADDRESSES: Final = frozenset({"0.0.0.0", "::"})
+SECURE_PROTOCOLS: Final = frozenset({"RTP/SAVP", "RTP/SAVPF"})  # SDES-keyed SRTP (RFC 4568)
+# DTLS-SRTP (UDP/TLS/RTP/SAVP) and RTP over TCP are not received.
+RECORDABLE_PROTOCOLS: Final = frozenset({"RTP/AVP", "RTP/AVPF"}) | SECURE_PROTOCOLS
+
+
+@dataclass(frozen=True)
+class CryptoAttribute:
+    """One ``a=crypto:<tag> <suite> <key-params> [<session-params>]`` (RFC 4568 section 9.1)."""
+
+    tag: int
+    suite: str
+    key_salt: bytes | None  # the first inline: key and salt, decoded; None if not base64
+    keys: int  # how many key-params (we can use exactly one)
+    mki: str | None  # "value:length" of the first key, if present
+    session_params: tuple[str, ...]
+
+    def unusable(self) -> str | None:
+        """Why we cannot use this attribute, or None when we can."""
+        suite = SRTP_SUITES.get(self.suite)
+        if suite is None:
+            return "unsupported suite"
+        if self.key_salt is None or len(self.key_salt) != suite.key_salt_length:
+            return "bad key length"
+        if self.keys != 1:
+            return "several keys"
+        if self.mki is not None:
+            return "MKI not supported"
+        if self.session_params:
+            # e.g. UNENCRYPTED_SRTP, KDR: answering without them would change their meaning
+            return f"session parameter {self.session_params[0].split('=')[0]} not supported"
+        return None
+
+
+_CRYPTO = re.compile(r"(\d{1,9})[ \t]+([A-Za-z0-9_]+)[ \t]+(\S+)((?:[ \t]+\S+)*)[ \t]*")
+_LIFETIME = re.compile(r"(?:2\^)?\d+")
+_MKI = re.compile(r"\d+:\d+")
+
+
+def parse_crypto(value: str) -> CryptoAttribute | None:
+    """Parse an ``a=crypto`` value; None when it is not even well-formed (it is then ignored)."""
+    m = _CRYPTO.fullmatch(value.strip())
+    if m is None:
+        return None
+    tag, suite, key_params, session = m.groups()
+    keys = key_params.split(";")
+    method, sep, info = keys[0].partition(":")
+    if not sep or method.lower() != "inline":
+        return None
+    key_text, *rest = info.split("|")
+    mki = None
+    for part in rest:  # lifetime and MKI may each be present (RFC 4568 section 6.1)
+        if _MKI.fullmatch(part):
+            mki = part
+        elif not _LIFETIME.fullmatch(part):
+            return None
+    try:
+        key_salt: bytes | None = base64.b64decode(key_text, validate=True)
+    except (binascii.Error, ValueError):
+        key_salt = None
+    return CryptoAttribute(int(tag), suite, key_salt, len(keys), mki, tuple(session.split()))
 
 
 @dataclass
@@ -59,6 +133,12 @@ class MediaDescription:
     ptime: int | None
     attributes: list[tuple[str, str | None]] = field(default_factory=list)
     raw_formats: list[str] = field(default_factory=list)  # as offered, for non-RTP lines
+    crypto: list[CryptoAttribute] = field(default_factory=list)  # well-formed a=crypto lines
+
+    @property
+    def secure(self) -> bool:
+        """True for SDES-keyed SRTP m-lines (RTP/SAVP, RTP/SAVPF)."""
+        return self.proto.upper() in SECURE_PROTOCOLS
 
     @property
     def paused(self) -> bool:
@@ -100,6 +180,7 @@ class _MediaBuilder:
     connection: str | None = None
     ptime: int | None = None
     attributes: list[tuple[str, str | None]] = field(default_factory=list)
+    crypto: list[CryptoAttribute] = field(default_factory=list)
 
     def build(
         self, session_direction: Direction, session_connection: str | None
@@ -121,6 +202,7 @@ class _MediaBuilder:
             ptime=self.ptime,
             attributes=self.attributes,
             raw_formats=self.raw_formats,
+            crypto=self.crypto,
         )
 
 
@@ -181,6 +263,10 @@ def _apply_attribute(builder: _MediaBuilder, name: str, val: str | None, lineno:
             builder.fmtp[int(pt_text)] = params.strip()
     elif lname == "label" and val is not None:
         builder.label = val.strip()
+    elif lname == "crypto" and val is not None:
+        crypto = parse_crypto(val)
+        if crypto is not None:  # RFC 4568 section 5.1.2: ignore what cannot be parsed
+            builder.crypto.append(crypto)
     elif lname == "ptime" and val is not None:
         with contextlib.suppress(ValueError, OverflowError):  # a broken ptime is only a hint
             builder.ptime = round(float(val))
@@ -255,11 +341,21 @@ def _is_voice(codec: Codec) -> bool:
 
 
 def choose_codecs(media: MediaDescription) -> dict[int, Codec]:
-    """The offered payload types we can record, in offer order (RFC 3264 section 6.1).
+    """The offered payload types we record, in offer order (RFC 3264 section 6.1).
 
-    telephone-event is kept only alongside a voice codec; a non-audio m-line
-    or a rejected one (port 0) yields nothing.
+    telephone-event is kept only alongside a voice codec; a non-audio m-line,
+    a rejected one (port 0), a transport we do not receive, or an SRTP m-line
+    without a usable ``a=crypto`` (``choose_crypto``) yields nothing.
     """
+    if media.proto.upper() not in RECORDABLE_PROTOCOLS:
+        return {}
+    if media.secure and choose_crypto(media) is None:
+        return {}
+    return _recordable_codecs(media)
+
+
+def _recordable_codecs(media: MediaDescription) -> dict[int, Codec]:
+    """``choose_codecs`` by codec alone, whatever the transport."""
     if media.media != "audio" or media.port == 0:
         return {}
     chosen = {
@@ -281,6 +377,50 @@ def _address_line(address: str) -> str:
     return f"IN {'IP6' if ':' in address else 'IP4'} {address}"
 
 
+def choose_crypto(media: MediaDescription) -> CryptoAttribute | None:
+    """The offered ``a=crypto`` we answer, by our suite preference; None if none is usable.
+
+    Plain RTP m-lines have none. The receiver decrypts the stream with this
+    attribute's ``suite`` and ``key_salt`` (``SrtpStreamDecryptor``).
+    """
+    if not media.secure:
+        return None
+    usable = [crypto for crypto in media.crypto if crypto.unusable() is None]
+    for suite in SRTP_SUITES:
+        for crypto in usable:
+            if crypto.suite == suite:
+                return crypto
+    return None
+
+
+def offer_is_secure(offer: SessionDescription) -> bool:
+    """True when every stream we would record is SRTP with a usable key (and there is one).
+
+    For sources that require SRTP: a plain-RTP offer there is refused with
+    ``insecure_offer_error``'s 488.
+    """
+    recorded = [media for media in offer.media if choose_codecs(media)]
+    return bool(recorded) and all(media.secure for media in recorded)
+
+
+def insecure_offer_error(offer: SessionDescription) -> RemoteProtocolError | None:
+    """A 488 naming the plain streams when the offer is not ``offer_is_secure``."""
+    if offer_is_secure(offer):
+        return None
+    plain = [
+        f"m-line {index + 1} ({media.proto})"
+        for index, media in enumerate(offer.media)
+        if choose_codecs(media) and not media.secure
+    ]
+    text = f"SRTP required: {', '.join(plain) or 'no stream'} offered without SRTP"
+    return RemoteProtocolError(text, status=488, warning=text)
+
+
+def new_srtp_key(suite: str) -> bytes:
+    """A fresh master key and salt for ``suite`` (RFC 4568 section 6.1: random per session)."""
+    return secrets.token_bytes(SRTP_SUITES[suite].key_salt_length)
+
+
 def build_recording_answer(
     offer: SessionDescription,
     local_address: str,
@@ -288,11 +428,14 @@ def build_recording_answer(
     *,
     session_id: int,
     version: int,
+    new_key: Callable[[str], bytes] = new_srtp_key,
 ) -> bytes:
     """The recorder's RFC 3264 answer: one m-line per offered m-line, in order.
 
     ``ports[i]`` is the local RTP port for m-line ``i``; ``None`` rejects it
-    with port 0 (RFC 3264 section 6), as does an m-line with nothing recordable.
+    with port 0 (RFC 3264 section 6), as does an m-line with nothing recordable
+    or an SRTP m-line without a usable ``a=crypto``. An accepted SRTP m-line
+    answers the chosen crypto's tag and suite with a key from ``new_key``.
     """
     if len(ports) != len(offer.media):
         raise LocalProtocolError(f"{len(ports)} ports for {len(offer.media)} m-lines")
@@ -305,6 +448,7 @@ def build_recording_answer(
     ]
     for media, port in zip(offer.media, ports, strict=True):
         chosen = choose_codecs(media)
+        crypto = choose_crypto(media)
         if port is None or not chosen:
             formats = " ".join(media.raw_formats) or "0"
             lines.append(f"m={media.media} 0 {media.proto} {formats}")
@@ -319,6 +463,9 @@ def build_recording_answer(
             lines.append(f"a=ptime:{media.ptime}")
         if media.label is not None:
             lines.append(f"a=label:{media.label}")
+        if crypto is not None:
+            key = base64.b64encode(new_key(crypto.suite)).decode("ascii")
+            lines.append(f"a=crypto:{crypto.tag} {crypto.suite} inline:{key}")
         lines.append(f"a={_answer_direction(media.direction)}")
     return ("\r\n".join(lines) + "\r\n").encode("utf-8")
 
@@ -333,10 +480,36 @@ def _describe(media: MediaDescription) -> list[str]:
     return names
 
 
+def _transport_error(offer: SessionDescription) -> RemoteProtocolError:
+    """488 for streams whose codecs we record but whose transport or keys we cannot use."""
+    offered: list[str] = []
+    for media in offer.media:
+        if not _recordable_codecs(media):
+            continue
+        if media.proto.upper() not in RECORDABLE_PROTOCOLS:
+            offered.append(f"transport {media.proto}")
+        elif not media.crypto:
+            offered.append(f"{media.proto} without a=crypto")
+        for crypto in media.crypto if media.secure else ():
+            offered.append(f"{crypto.suite} ({crypto.unusable()})")
+    text = (
+        f"no usable SRTP crypto or transport: offered {', '.join(dict.fromkeys(offered))}; "
+        f"supported RTP/AVP, or RTP/SAVP with {' or '.join(SRTP_SUITES)} and one inline key"
+    )
+    return RemoteProtocolError(text, status=488, warning=text)
+
+
 def recording_answer_error(offer: SessionDescription) -> RemoteProtocolError | None:
-    """A 488 when no audio m-line offers a recordable codec (RFC 3261 section 21.4.26)."""
+    """A 488 when no audio m-line is recordable (RFC 3261 section 21.4.26).
+
+    Recordable: a codec we record over a transport we receive and, on an SRTP
+    m-line, a usable ``a=crypto`` (RFC 4568 section 7.1.2: an answerer that
+    accepts none of the offered attributes rejects the stream).
+    """
     if any(choose_codecs(media) for media in offer.media):
         return None
+    if any(_recordable_codecs(media) for media in offer.media):
+        return _transport_error(offer)
     offered: list[str] = []
     for media in offer.media:
         for name in _describe(media):
