@@ -27,6 +27,7 @@ from sqlalchemy import select
 from callvault.admin import accept_legal_notice
 from callvault.db.models import (
     RecordingLabel,
+    RecordingSourceRow,
     ShareLink,
     Team,
     TeamMember,
@@ -213,6 +214,18 @@ def password_change(world: World, who: str | None, foreign: bool) -> Call:
     return Call(body={"old": PASSWORD, "new": "another long password"})
 
 
+def recording_source(body: Any = None) -> Prepare:
+    """A fresh recording source per call (the operator's; tenants own none)."""
+
+    def prepare(world: World, who: str | None, foreign: bool) -> Call:
+        row = RecordingSourceRow(
+            name=secrets.token_hex(4), networks=["192.0.2.0/24"], fingerprints=[], created_by="t"
+        )
+        return Call({"source_id": _add(world, row)}, body)
+
+    return prepare
+
+
 @dataclass
 class Entry:
     own: str
@@ -317,6 +330,20 @@ MATRIX: dict[tuple[str, str], Entry] = {
     # audit
     ("GET", "/api/v1/tenants/{tenant_id}/audit"): Entry("200 200 403 403 401"),
     ("GET", "/api/v1/audit"): Entry("200 403 403 403 401", foreign="same"),
+    # recording sources: the operator's alone, whichever tenants they record for
+    ("GET", "/api/v1/sources"): Entry("200 403 403 403 401", foreign="same"),
+    ("POST", "/api/v1/sources"): Entry(
+        "201 403 403 403 401", unique(lambda n: {"name": n, "networks": ["10.0.0.0/8"]}), "same"
+    ),
+    ("GET", "/api/v1/sources/{source_id}"): Entry(
+        "200 403 403 403 401", recording_source(), "same"
+    ),
+    ("PATCH", "/api/v1/sources/{source_id}"): Entry(
+        "200 403 403 403 401", recording_source({"max_calls": 10}), "same"
+    ),
+    ("DELETE", "/api/v1/sources/{source_id}"): Entry(
+        "204 403 403 403 401", recording_source(), "same"
+    ),
     # infrastructure
     ("GET", "/openapi.json"): Entry("200 200 200 200 200", foreign="same"),
     ("GET", "/docs"): Entry("200 200 200 200 200", foreign="same"),

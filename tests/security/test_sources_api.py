@@ -114,6 +114,15 @@ def test_operator_registers_lists_changes_and_removes_a_source(
     assert remove.details["name"] == "sbc-1"
 
 
+def test_a_certificate_alone_is_enough_and_lists_default_to_empty(world: World) -> None:
+    r = world.client.post(
+        URL, json={"name": "pbx", "fingerprints": [FP]}, headers=world.auth("operator")
+    )
+    assert r.status_code == 201, r.text
+    body = r.json()
+    assert body["networks"] == [] and body["tenant_ids"] == [] and body["fingerprints"] == [FP]
+
+
 @pytest.mark.parametrize(
     "changes,status,error_id,needle",
     [

@@ -27,11 +27,6 @@ from callvault.sources.store import source_facts as facts
 router = APIRouter(prefix="/api/v1/sources", tags=["sources"])
 
 _DEFAULTS = SourceLimits()
-_NETWORKS = Field(max_length=100, description="CIDRs or addresses, IPv4 or IPv6")
-_FINGERPRINTS = Field(
-    max_length=20, description="SHA-256 of the client certificate (DER), hex, colons allowed"
-)
-_TENANTS = Field(max_length=10_000, description="tenants this source may record for")
 
 
 def _limit(name: str, default: int | None) -> Any:
@@ -41,9 +36,17 @@ def _limit(name: str, default: int | None) -> Any:
 
 class SourceIn(Strict):
     name: str = Field(min_length=1, max_length=200)
-    networks: list[str] = _NETWORKS
-    fingerprints: list[str] = _FINGERPRINTS
-    tenant_ids: list[int] = _TENANTS
+    networks: list[str] = Field(
+        default_factory=list, max_length=100, description="CIDRs or addresses, IPv4 or IPv6"
+    )
+    fingerprints: list[str] = Field(
+        default_factory=list,
+        max_length=20,
+        description="SHA-256 of the client certificate (DER), hex, colons allowed",
+    )
+    tenant_ids: list[int] = Field(
+        default_factory=list, max_length=10_000, description="tenants this source may record for"
+    )
     require_tls: bool = False
     require_srtp: bool = False
     max_calls: int = _limit("max_calls", _DEFAULTS.max_calls)
@@ -52,17 +55,13 @@ class SourceIn(Strict):
     max_session_expires_s: int = _limit("max_session_expires_s", _DEFAULTS.max_session_expires_s)
 
 
-# defaults are not repeated on the patch: absent means unchanged
-_NETWORKS_PATCH = Field(default=None, max_length=100)
-_FINGERPRINTS_PATCH = Field(default=None, max_length=20)
-_TENANTS_PATCH = Field(default=None, max_length=10_000)
-
-
 class SourcePatchIn(Strict):
+    """Absent (or null) means unchanged; a list replaces the source's list."""
+
     name: str | None = Field(default=None, min_length=1, max_length=200)
-    networks: list[str] | None = _NETWORKS_PATCH  # replaces the list
-    fingerprints: list[str] | None = _FINGERPRINTS_PATCH  # replaces the list
-    tenant_ids: list[int] | None = _TENANTS_PATCH  # replaces the list
+    networks: list[str] | None = Field(default=None, max_length=100)
+    fingerprints: list[str] | None = Field(default=None, max_length=20)
+    tenant_ids: list[int] | None = Field(default=None, max_length=10_000)
     require_tls: bool | None = None
     require_srtp: bool | None = None
     max_calls: int | None = _limit("max_calls", None)
