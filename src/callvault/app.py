@@ -25,6 +25,7 @@ from callvault.settings import Settings
 from callvault.sip.endpoint import SipEndpoint
 from callvault.siprec.call import CallContext, RecordedCall
 from callvault.siprec.server import SiprecServer
+from callvault.sources.registry import SourceRegistry
 from callvault.storage.blobs import LocalBlobStore
 from callvault.tenants.directory import Directory
 
@@ -43,14 +44,17 @@ class Application:
     def __init__(self, settings: Settings) -> None:
         self.settings = settings
         self.directory = Directory()
+        self.sources = SourceRegistry()
         self._tasks: set[asyncio.Task[None]] = set()
         self.http: _EmbeddedHttp | None = None
         self.metrics = Metrics(live=self._live_metrics)
 
     # -- parts ------------------------------------------------------------------
     def reload_directory(self) -> None:
+        """Who is who: tenants and users, and the registered recording sources."""
         with self.sessions() as session:
             self.directory = Directory.load(session)
+            self.sources = SourceRegistry.load(session)
 
     async def start(self) -> None:
         settings = self.settings
@@ -77,6 +81,7 @@ class Application:
             ports=RtpPortPool(settings.rtp_port_min, settings.rtp_port_max),
             directory=lambda: self.directory,
             on_ended=self._call_ended,
+            sources=lambda: self.sources,
         )
         self.siprec = SiprecServer(
             self.calls,
@@ -87,6 +92,7 @@ class Application:
         self.siprec.session_expires_s = settings.session_expires_s
         self.endpoint = SipEndpoint(self.siprec.handle, user_agent="callvault")
         self.siprec.endpoint = self.endpoint
+        self.endpoint.screen = self.siprec.screen
         await self.endpoint.listen(
             settings.sip_host, settings.sip_port, settings.sip_port if settings.sip_tcp else None
         )

@@ -57,6 +57,7 @@ class CallResult:
     status: int
     packets_sent: int = 0
     reason: str = ""
+    declined: int = 0  # m-lines the recorder answered with port 0
 
 
 def metadata_xml(session_id: str, caller: Participant, callee: Participant) -> str:
@@ -190,17 +191,23 @@ class SiprecClient:
         parts = body_parts(response.headers.get("Content-Type"), response.body)
         answer = parse_sdp(parts[0].body)
         host = answer.media[0].connection or self.server[0]
-        senders = [
-            RtpSender(
-                party.audio, host, media.port, plan.payload_type, impairments=party.impairments
+        pairs = [  # a declined m-line (port 0) gets no media (RFC 3264 section 6)
+            (
+                RtpSender(
+                    party.audio, host, media.port, plan.payload_type, impairments=party.impairments
+                ),
+                party,
             )
             for media, party in zip(answer.media, (plan.caller, plan.callee), strict=False)
+            if media.port != 0
         ]
+        senders = [sender for sender, _party in pairs]
+        declined = len(answer.media) - len(pairs)
         runs = [asyncio.ensure_future(s.run(until_done=False)) for s in senders]
         loop = asyncio.get_running_loop()
         start = loop.time()
         timeline: list[tuple[float, str, RtpSender | None, str]] = []
-        for sender, party in zip(senders, (plan.caller, plan.callee), strict=False):
+        for sender, party in pairs:
             timeline += [(at, "digit", sender, digit) for at, digit in party.digits]
         if plan.pause:
             timeline += [(plan.pause[0], "pause", None, ""), (plan.pause[1], "resume", None, "")]
@@ -258,7 +265,7 @@ class SiprecClient:
                 sender.stop()
             await asyncio.gather(*runs, return_exceptions=True)
         r = await self.endpoint.request(dialog.create_request("BYE"), self.server, plan.transport)
-        return CallResult(call_id, r.code, sum(s.packets_sent for s in senders))
+        return CallResult(call_id, r.code, sum(s.packets_sent for s in senders), declined=declined)
 
 
 __all__ = ["CallPlan", "CallResult", "Participant", "SiprecClient"]

@@ -182,8 +182,8 @@ class LivePolicy:
         return any(
             r.slot.mode in CODE_MODES
             and r.slot.contact_rule is None
-            and (participant_id is None or r.slot.participant_id == participant_id)
-            for r in self._recordings.values()
+            and (r.slot.participant_id == participant_id if participant_id else n == 0)
+            for n, r in enumerate(self._recordings.values())
         )
 
     def capturing(self, key: str) -> bool:
@@ -222,12 +222,12 @@ class LivePolicy:
         self._update(t, "answer")
 
     def key(self, t: int, digit: str, sender: str | None) -> None:
-        """A key press sent by participant ``sender`` (None: the recorded user's own,
-        as for SIP INFO and a mixed stream)."""
-        for recording in self._recordings.values():
-            side: Literal["user", "other"] = (
-                "user" if sender is None or sender == recording.slot.participant_id else "other"
-            )
+        """A key press sent by participant ``sender``. None: nobody can tell whose
+        keypad it was (SIP INFO, a mixed stream): it counts as the first
+        recording's user's, as the finisher counts it."""
+        for n, recording in enumerate(self._recordings.values()):
+            mine = sender == recording.slot.participant_id if sender is not None else n == 0
+            side: Literal["user", "other"] = "user" if mine else "other"
             recording.feed(Digit(t, digit, side))
         self._update(t, f"key {digit}")
 

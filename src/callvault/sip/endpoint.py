@@ -216,6 +216,10 @@ class SipEndpoint:
     ) -> None:
         self._handler = handler
         self.user_agent = user_agent
+        # Who may talk to us at all (the registered recording sources): a request
+        # the screen refuses gets one stateless 403 and no transaction, so a
+        # stranger draws neither 100 Trying nor retransmissions (no reflector).
+        self.screen: Callable[[Request, Flow], bool] | None = None
         self.timers = timers or Timers()
         self.udp_port: int | None = None
         self.tcp_port: int | None = None
@@ -501,6 +505,11 @@ class SipEndpoint:
         existing = self._server.get(key)
         if existing is not None:  # retransmission, or ACK for a non-2xx
             self._run_server(existing, existing.txn.receive_request(request, now))
+            return
+        if self.screen is not None and not self.screen(request, flow):
+            if request.method != "ACK":
+                response = build_response(request, 403, "Forbidden", to_tag=_new_tag())
+                self._safe_send(flow.send, serialize(response))
             return
         if request.method == "ACK":
             self._on_ack_for_2xx(request, flow)

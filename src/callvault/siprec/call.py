@@ -3,11 +3,18 @@
 Owns the call's spool, its RTP receivers and ports, and the latest SDP and
 metadata. Every change (streams, parties, pause, DTMF, end) is journalled so
 the finisher and the policy engine can replay the call without SIP.
+
+The policy runs live (``policy/live.py``): each recorded user of a tenant the
+call's source may record for gets a recording slot; the slots' capture gate
+decides what of the buffered audio reaches the spool at each flush. A call in
+which nobody can be recorded, now or after a key press, gets its streams
+declined in the answer (port 0), so no media flows at all.
 """
 
 from __future__ import annotations
 
 import asyncio
+import ipaddress
 import logging
 import secrets
 import time
@@ -18,8 +25,11 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from callvault.media.dtmf import DtmfDigit
+from callvault.media.live_keys import InbandKeyListener
 from callvault.media.ports import PortsExhausted, RtpPortPool
 from callvault.media.receiver import RtpReceiver, RtpStreamSet
+from callvault.policy.live import LivePolicy, RecordingSlot
+from callvault.policy.modes import InvalidShortCode, Mode, ShortCode
 from callvault.recording.journal import (
     Channel,
     Event,
@@ -28,11 +38,13 @@ from callvault.recording.journal import (
     party_to_dict,
     stream_to_dict,
 )
+from callvault.recording.policy_apply import contact_rule
 from callvault.recording.spool import SpoolWriter
 from callvault.sip.sdp import SessionDescription, choose_codecs
 from callvault.siprec.metadata import RecordingMetadata
 from callvault.siprec.offer import associate_streams
-from callvault.tenants.directory import Directory
+from callvault.sources.registry import SourceRegistry, SourceUsages
+from callvault.tenants.directory import Directory, Match
 
 if TYPE_CHECKING:
     from callvault.sip.dialog import Dialog
@@ -51,6 +63,8 @@ class CallContext:
     ports: RtpPortPool
     directory: Callable[[], Directory]
     on_ended: Callable[[RecordedCall], None]
+    sources: Callable[[], SourceRegistry] = SourceRegistry  # default: none registered
+    usages: SourceUsages = field(default_factory=SourceUsages)
     calls: dict[str, RecordedCall] = field(default_factory=dict)  # by SIP Call-ID
 
 
@@ -59,6 +73,7 @@ class ActiveStream:
     layout: StreamLayout
     port: int
     receiver: RtpReceiver
+    keys: InbandKeyListener | None = None  # live in-band detection, when keys matter
 
 
 class RecordedCall:
@@ -87,6 +102,15 @@ class RecordedCall:
         self.final_stats: dict[str, int] = {}
         self.timer: SessionTimer | None = None
         self.remote: tuple[str, tuple[str, int]] | None = None  # transport, address
+        self.source_id: int | None = None  # the registered recording source
+        self.reserved_streams = 0  # media lines held against the source's limit
+        self.on_release: Callable[[], None] | None = None  # gives the source's share back
+        self.allowed_tenants: frozenset[int] | None = None  # None: any (no registry)
+        self.live = LivePolicy()
+        self.slots: list[tuple[RecordingSlot, dict[str, Any]]] = []
+        self._any_tenant = False
+        self._keys: dict[str, str] = {}  # participant id -> its recording's key
+        self.declined = False  # streams declined: nobody can be recorded
 
     # -- clock -------------------------------------------------------------
     def now_ms(self) -> int:
@@ -104,9 +128,11 @@ class RecordedCall:
         recorded_user: int | None = None
         recorded_pid: str | None = None
         self.not_recorded_reason = "no party belongs to a tenant"
+        self._any_tenant = False
         for participant in metadata.participants if metadata else ():
             aor = participant.aors[0] if participant.aors else None
-            match = directory.match(aor)
+            match = self._allowed(directory.match(aor))
+            self._any_tenant = self._any_tenant or match.tenant_id is not None
             user = match.user
             if user is not None and user.recorded and recorded_user is None:
                 if user.tenant_id in directory.suspended:
@@ -135,6 +161,88 @@ class RecordedCall:
         self.tenant_id = tenant_id
         self.recorded_user_id = recorded_user
         self.policy = self._policy_snapshot(directory) if recorded_user is not None else None
+        self.slots = self._slots(directory)
+
+    def _allowed(self, match: Match) -> Match:
+        """A party of a tenant this call's source may not record for is nobody's."""
+        if match.tenant_id is None or self.allowed_tenants is None:
+            return match
+        if match.tenant_id in self.allowed_tenants:
+            return match
+        return Match(None, None, match.number)
+
+    def _slots(self, directory: Directory) -> list[tuple[RecordingSlot, dict[str, Any]]]:
+        """One recording per recorded user of an active tenant, with its policy.
+
+        Keys are ``<tenant>.<rank>``, rank the user's order among the tenant's
+        recorded users in this call, so a transfer keeps its recording."""
+        parties = [party_to_dict(p) for p in self.parties]
+        present = {p.participant_id for p in self.parties}
+        slots: list[tuple[RecordingSlot, dict[str, Any]]] = []
+        for party in self.parties:
+            known = directory.user(party.user_id) if party.user_id is not None else None
+            if known is None or not known.recorded:
+                continue
+            tenant = known.tenant_id
+            if tenant in directory.suspended or not directory.policy(tenant).active:
+                continue
+            settings = directory.policy(tenant)
+            snapshot: dict[str, Any] = {
+                "short_code": settings.short_code,
+                "pause_mode": settings.pause_mode,
+                "channels": settings.channels,
+                "modes": {str(known.id): known.mode},
+                "contacts": {str(known.id): directory.contacts.get(known.id, {})},
+            }
+            try:
+                mode, code = Mode(known.mode), ShortCode.parse(settings.short_code)
+            except (ValueError, InvalidShortCode):
+                mode, code = Mode.NEVER, ShortCode()
+            slot = RecordingSlot(
+                key=self._slot_key(tenant, party.participant_id, present),
+                tenant_id=tenant,
+                user_id=known.id,
+                participant_id=party.participant_id,
+                mode=mode,
+                code=code,
+                contact_rule=contact_rule(snapshot, known.id, parties),
+            )
+            slots.append((slot, snapshot))
+        return slots
+
+    def _slot_key(self, tenant: int, participant_id: str, present: set[str]) -> str:
+        """A recording's key, stable while its user is in the call: a participant
+        keeps its key; a new one takes over the key of a participant of the same
+        tenant who left (a transfer: one conversation), else the next rank."""
+        key = self._keys.get(participant_id)
+        if key is not None and key.startswith(f"{tenant}."):
+            return key
+        taken = {k for pid, k in self._keys.items() if pid in present}
+        mine = [k for k in self._keys.values() if k.startswith(f"{tenant}.")]
+        free = sorted(set(mine) - taken, key=lambda k: int(k.split(".")[1]))
+        key = free[0] if free else f"{tenant}.{len(set(mine))}"
+        for pid in [pid for pid, k in self._keys.items() if k == key]:
+            del self._keys[pid]
+        self._keys[participant_id] = key
+        return key
+
+    def _listening_tenants(self, directory: Directory) -> bool:
+        """Whether a tenant of the call lets LiveCenter listen or record now."""
+        tenants = {p.user_id and directory.user(p.user_id) for p in self.parties}
+        ids = {k.tenant_id for k in tenants if k}
+        if self.tenant_id is not None:
+            ids.add(self.tenant_id)
+        return any(getattr(directory.policy(t), "listening_enabled", False) for t in ids)
+
+    def _nobody_recordable(self) -> bool:
+        """True when no party can be recorded now or later in the call: the call's
+        parties are known (a tenant matched), no recording slot may keep audio, and
+        no tenant of the call enabled LiveCenter (listen, record now)."""
+        if not self._any_tenant:
+            return False  # unknown parties: later metadata may name a recorded user
+        if any(slot.may_record for slot, _ in self.slots):
+            return False
+        return not self._listening_tenants(self.ctx.directory())
 
     def _policy_snapshot(self, directory: Directory) -> dict[str, Any]:
         """The policy in force now, journalled so the finisher needs no database."""
@@ -164,6 +272,16 @@ class RecordedCall:
             "recorded_user_id": self.recorded_user_id,
             "policy": self.policy,
             "not_recorded_reason": None if self.recorded_user_id else self.not_recorded_reason,
+            "recordings": [
+                {
+                    "key": slot.key,
+                    "tenant_id": slot.tenant_id,
+                    "user_id": slot.user_id,
+                    "participant_id": slot.participant_id,
+                    "policy": snapshot,
+                }
+                for slot, snapshot in self.slots
+            ],
         }
 
     # -- streams ---------------------------------------------------------------
@@ -200,6 +318,7 @@ class RecordedCall:
         )
 
         def on_dtmf(digit: DtmfDigit, index: int = index) -> None:
+            self._live_key(digit, index)
             self.spool.record(
                 Event(
                     type="dtmf",
@@ -216,7 +335,12 @@ class RecordedCall:
         for _attempt in range(64):
             port = self.ctx.ports.acquire()  # raises PortsExhausted
             receiver = RtpReceiver(
-                self.spool.stream(index), self.now_ms, on_dtmf, events, stream_index=index
+                self.spool.stream(index),
+                self.now_ms,
+                on_dtmf,
+                events,
+                stream_index=index,
+                expected_host=self._sender_host(index),
             )
             try:
                 await self.media.add(index, port, receiver)
@@ -236,6 +360,7 @@ class RecordedCall:
             self.metadata = metadata if self.metadata is None else self.metadata.merged(metadata)
             had_user = self.recorded_user_id is not None
             self._match_parties(self.metadata)
+            self.live.set_slots(self.now_ms(), [slot for slot, _ in self.slots])
             if self.sdp is not None:
                 self._journal("parties", **self._party_data())
                 # the first time a recorded user is named, their side holds for the whole call
@@ -247,9 +372,22 @@ class RecordedCall:
         first = self.sdp is None
         self.sdp = sdp
         layouts = self._layouts(sdp)
+        if first and self._nobody_recordable():
+            self.declined = True
+            log.info(
+                "call %s: streams declined, nobody can be recorded (%s)",
+                self.uuid,
+                self.not_recorded_reason if not self.slots else "modes and contact lists",
+            )
+        elif self.declined and not self._nobody_recordable():
+            self.declined = False  # a re-offer after a recorded user was named
+        if self.declined:
+            layouts = {}
         for index, layout in layouts.items():
             if index not in self.streams:
                 self.streams[index] = await self._open(index, layout)
+            else:
+                self.streams[index].receiver.expect(self._sender_host(index))
         for index in [i for i in self.streams if i not in layouts]:
             self._close_stream(index)
         if first:
@@ -267,6 +405,7 @@ class RecordedCall:
                     self._journal("pause", stream=layout.index)
             for index, layout in layouts.items():
                 self.streams[index].layout = layout
+            self._listen_for_keys()
         else:
             self._relayout(sdp, layouts, channels_from=0 if named_late else None)
         return [self.streams[i].port if i in self.streams else None for i in range(len(sdp.media))]
@@ -295,12 +434,49 @@ class RecordedCall:
         self._journal(
             "streams", streams=[stream_to_dict(s.layout) for s in self.streams.values()], **extra
         )
+        self._listen_for_keys()
+
+    def _sender_host(self, index: int) -> str | None:
+        """The host the offer says m-line ``index`` is sent from (None: unknown)."""
+        if self.sdp is None or index >= len(self.sdp.media):
+            return None
+        host = self.sdp.media[index].connection
+        if host is None or host in ("0.0.0.0", "::"):
+            return None
+        try:
+            ipaddress.ip_address(host)
+        except ValueError:
+            return None  # a host name: latch to the first source instead
+        return host
+
+    def _listen_for_keys(self) -> None:
+        """Hear in-band keys live on the streams whose keys can change the capture."""
+        for stream in self.streams.values():
+            sender = None if stream.layout.channel == "mix" else stream.layout.participant_id
+            wanted = self.live.listens_for_keys(sender) and (
+                sender is not None or stream.layout.channel == "mix"
+            )
+            if wanted and stream.keys is None:
+                stream.keys = InbandKeyListener(stream.layout.index, stream.layout.codecs)
+            elif wanted and stream.keys is not None:
+                stream.keys.set_codecs(stream.layout.codecs)
+            elif not wanted:
+                stream.keys = None
+
+    def _live_key(self, digit: DtmfDigit, index: int) -> None:
+        stream = self.streams.get(index)
+        sender = None
+        if stream is not None and stream.layout.channel != "mix":
+            sender = stream.layout.participant_id or "?"
+        self.live.key(digit.start_ms, digit.digit, sender)
 
     def _close_stream(self, index: int) -> None:
         if self.streams.pop(index, None) is not None and index in self.media.ports:
             self.media.remove(index)
 
     def info_digit(self, digit: str, duration_ms: int) -> None:
+        t = self.now_ms()
+        self.live.key(t, digit, None)
         self._journal(
             "dtmf", stream=None, digit=digit, duration_ms=duration_ms, source="info", side="user"
         )
@@ -315,11 +491,38 @@ class RecordedCall:
         return totals
 
     def answered(self) -> None:
+        self.live.answer(self.now_ms())
         self._journal("answer")
 
     def flush(self) -> None:
-        self.media.tick(self.now_ms())  # reports digits whose end packets were lost
-        self.spool.flush()
+        """Every spool tick: hear live keys in the buffered audio, then write what
+        the capture gate lets through."""
+        now = self.now_ms()
+        self.media.tick(now)  # reports digits whose end packets were lost
+        self._hear_inband(now)
+        self.spool.flush(self.live.gate, now)
+
+    def _hear_inband(self, now: int) -> None:
+        for stream in list(self.streams.values()):
+            if stream.keys is None:
+                continue
+            spool = self.spool.streams.get(stream.layout.index)
+            if spool is None:
+                continue
+            for digit in stream.keys.feed(spool.pending()):
+                self._live_key(digit, stream.layout.index)
+                self.spool.record(
+                    Event(
+                        type="dtmf",
+                        t=digit.start_ms,
+                        data={
+                            "stream": stream.layout.index,
+                            "digit": digit.digit,
+                            "duration_ms": digit.duration_ms,
+                            "source": "inband",
+                        },
+                    )
+                )
 
     def end(self, reason: str) -> None:
         if self.ended:
@@ -329,9 +532,15 @@ class RecordedCall:
             self.timer_handle.cancel()
         self.final_stats = self.live_stats()
         self.media.close()  # also gives the ports back
+        now = self.now_ms()
+        self._hear_inband(now)
         self.streams.clear()
         self._journal("end", reason=reason)
-        self.spool.close()
+        self.live.hangup(now)
+        self.spool.close(self.live.gate, now)
         self.ctx.calls.pop(self.sip_call_id, None)
+        if self.on_release is not None:
+            self.on_release()
+            self.on_release = None
         log.info("call %s (%s) ended: %s", self.uuid, self.sip_call_id, reason)
         self.ctx.on_ended(self)

@@ -4,6 +4,14 @@ Dispatches requests from the SIP endpoint to ``RecordedCall`` objects. Every
 request of one call is handled in order under that call's lock; requests of
 different calls never wait for each other. Peer errors become the SIP status
 they carry; our own bugs become a 500 for that request only.
+
+Trust (SPEC section 2): only registered recording sources are served. A
+request from anywhere else gets one 403 (no dialog, no retransmitted 2xx to
+reflect), counted. Each source has limits (calls and media lines open at
+once, m-lines per offer, a Session-Expires ceiling); past one the answer is
+503 with Retry-After or 488. An in-dialog request must carry the dialog's
+Call-ID and both tags (RFC 3261 12.2.2) and come from the call's source;
+anything else is 481 and touches nothing.
 """
 
 from __future__ import annotations
@@ -13,16 +21,20 @@ import logging
 from collections.abc import Coroutine
 from typing import Any
 
+from sipmessage import Request
+
 from callvault.errors import RemoteProtocolError
 from callvault.media.ports import PortsExhausted
 from callvault.metrics import Metrics
-from callvault.sip.dialog import Dialog
+from callvault.sip.dialog import Dialog, dialog_id_of
 from callvault.sip.endpoint import ACCEPT, IncomingRequest, SipEndpoint
 from callvault.sip.sdp import build_recording_answer, recording_answer_error
 from callvault.sip.session_timer import SessionTimer
+from callvault.sip.transport import Flow
 from callvault.siprec.call import CallContext, RecordedCall
 from callvault.siprec.info_dtmf import parse_info_dtmf
 from callvault.siprec.offer import is_siprec_request, parse_offer
+from callvault.sources.registry import RecordingSource
 
 log = logging.getLogger(__name__)
 
@@ -48,13 +60,21 @@ class SiprecServer:
     # -- dispatch ---------------------------------------------------------------
     def handle(self, request: IncomingRequest) -> None:
         method = request.message.method
+        source = self._source(request)
+        if source is None:
+            return
         call = self.ctx.calls.get(request.message.call_id or "")
+        if call is not None and not self._in_call_dialog(call, request, source):
+            call = None  # a forged or stray request: it must not touch the call
+            if method == "INVITE":
+                request.respond(481, "Call/Transaction Does Not Exist")
+                return
         if method == "INVITE":
             if call is None:
                 if request.message.to_address.parameters.get("tag"):
                     request.respond(481, "Call/Transaction Does Not Exist")
                     return
-                self._spawn(self._new_call(request))
+                self._spawn(self._new_call(request, source))
             else:
                 self._spawn(self._in_dialog(call, request))
         elif method == "ACK":
@@ -72,10 +92,89 @@ class SiprecServer:
         else:
             request.respond(405, "Method Not Allowed", headers=[("Allow", ALLOW)])
 
+    # -- trust ------------------------------------------------------------------
+    def screen(self, message: Request, flow: Flow) -> bool:
+        """The endpoint's screen: only registered sources get past (a stranger gets
+        one stateless 403 from the endpoint, counted and logged here)."""
+        source, why = self._identify(flow.remote[0], flow.tls_fingerprint, flow.transport)
+        if source is not None:
+            return True
+        self.metrics.sip_requests_refused_unknown_source += 1
+        if message.method != "ACK":
+            log.info(
+                "refused %s from %s:%s (%s): %s",
+                message.method,
+                flow.remote[0],
+                flow.remote[1],
+                flow.transport,
+                why,
+            )
+        return False
+
+    def _identify(
+        self, address: str, fingerprint: str | None, transport: str
+    ) -> tuple[RecordingSource | None, str]:
+        source = self.ctx.sources().identify(address, fingerprint)
+        if source is None:
+            return None, "not a registered recording source"
+        if source.require_tls and transport != "tls":
+            return None, f"source {source.name} must use TLS"
+        return source, ""
+
+    def _source(self, request: IncomingRequest) -> RecordingSource | None:
+        """The registered source sending ``request``; None (after a 403) if none
+        (the registry changed since the endpoint's screen let it through)."""
+        source, why = self._identify(request.remote[0], request.tls_fingerprint, request.transport)
+        if source is None and request.message.method != "ACK":
+            log.info("refused %s: %s", request.message.method, why)
+            request.respond(403, "Forbidden")
+        return source
+
+    @staticmethod
+    def _in_call_dialog(
+        call: RecordedCall, request: IncomingRequest, source: RecordingSource
+    ) -> bool:
+        """RFC 3261 12.2.2: Call-ID and both tags, from the call's own source.
+        An INVITE retransmitted before the dialog exists has no To tag."""
+        if call.source_id != source.id:
+            return False
+        if call.dialog is None:
+            return request.message.method in ("INVITE", "ACK") and not (
+                request.message.to_address.parameters.get("tag")
+            )
+        if request.message.method == "ACK":
+            return True  # the endpoint matched it to the 2xx it acknowledges
+        return dialog_id_of(request.message) == call.dialog.id
+
     def _spawn(self, coro: Coroutine[Any, Any, None]) -> None:
         task = asyncio.ensure_future(coro)
         self.tasks.add(task)
         task.add_done_callback(self.tasks.discard)
+
+    def _check_media_lines(self, source: RecordingSource, count: int) -> None:
+        if not source.limits.media_lines_allowed(count):
+            self.metrics.sip_requests_refused_limit += 1
+            raise RemoteProtocolError(
+                f"{count} media lines in one offer; source {source.name} allows"
+                f" {source.limits.max_media_lines}",
+                488,
+            )
+
+    def _over_limit(self, request: IncomingRequest, source: RecordingSource, what: str) -> None:
+        self.metrics.sip_requests_refused_limit += 1
+        log.warning("source %s over its limit (%s): 503", source.name, what)
+        request.respond(
+            503,
+            "Source Over Its Limit",
+            headers=[("Retry-After", "30"), ("Warning", f'399 callvault "{what}"')],
+        )
+
+    def _release(self, call: RecordedCall, source: RecordingSource) -> None:
+        usage = self.ctx.usages.usage(source)
+        usage.release_streams(min(call.reserved_streams, usage.streams))
+        call.reserved_streams = 0
+        if usage.calls > 0:
+            usage.release_call()
 
     @staticmethod
     def _reject(
@@ -93,8 +192,9 @@ class SiprecServer:
         request.respond(exc.status, reason, headers=headers)
 
     # -- new session ------------------------------------------------------------
-    async def _new_call(self, request: IncomingRequest) -> None:
+    async def _new_call(self, request: IncomingRequest, source: RecordingSource) -> None:
         message = request.message
+        usage = self.ctx.usages.usage(source)
         try:
             if not is_siprec_request(message):
                 raise RemoteProtocolError(
@@ -103,6 +203,7 @@ class SiprecServer:
             offer = parse_offer(message.headers.get("Content-Type"), message.body)
             if offer.sdp is None:
                 raise RemoteProtocolError("INVITE without SDP offer is not supported", 488)
+            self._check_media_lines(source, len(offer.sdp.media))
             problem = recording_answer_error(offer.sdp)
             if problem is not None:
                 raise problem
@@ -111,7 +212,18 @@ class SiprecServer:
             log.info("rejected INVITE %s: %s", message.call_id, exc)
             self._reject(request, exc)
             return
+        if not usage.try_open_call():
+            self._over_limit(request, source, f"{usage.calls} calls open")
+            return
+        if not usage.try_open_streams(len(offer.sdp.media)):
+            usage.release_call()
+            self._over_limit(request, source, f"{usage.streams} media lines open")
+            return
         call = RecordedCall(self.ctx, message.call_id or "")
+        call.source_id = source.id
+        call.allowed_tenants = source.tenant_ids
+        call.reserved_streams = len(offer.sdp.media)
+        call.on_release = lambda: self._release(call, source)
         self.ctx.calls[call.sip_call_id] = call
         # set before the first await: a CANCEL may arrive while the ports open
         request.on_cancel = lambda: call.end("cancel")
@@ -128,7 +240,10 @@ class SiprecServer:
                 call.end("rejected")
                 self._reject(request, exc)
                 return
-            call.timer = SessionTimer(default_interval=self.session_expires_s)
+            ceiling = source.limits.max_session_expires_s
+            call.timer = SessionTimer(
+                default_interval=min(self.session_expires_s, ceiling), max_interval=ceiling
+            )
             try:
                 timer_headers = call.timer.negotiate(message, self.ctx.loop.time())
             except RemoteProtocolError as exc:
@@ -216,6 +331,12 @@ class SiprecServer:
                     timer_headers = call.timer.negotiate(message, self.ctx.loop.time())
                 offer = parse_offer(message.headers.get("Content-Type"), message.body)
                 if offer.sdp is not None:
+                    source = self.ctx.sources().get(call.source_id or -1)
+                    if source is not None:
+                        self._check_media_lines(source, len(offer.sdp.media))
+                        if not self._reserve(call, source, len(offer.sdp.media)):
+                            self._over_limit(request, source, "media lines open")
+                            return
                     problem = recording_answer_error(offer.sdp)
                     if problem is not None:
                         raise problem
@@ -230,6 +351,17 @@ class SiprecServer:
                 return
             self._answer(call, request, ports, timer_headers)
             self._watch_session_timer(call)
+
+    def _reserve(self, call: RecordedCall, source: RecordingSource, lines: int) -> bool:
+        """Hold ``lines`` media lines for ``call`` (a re-offer may add or drop some)."""
+        usage = self.ctx.usages.usage(source)
+        more = lines - call.reserved_streams
+        if more > 0 and not usage.try_open_streams(more):
+            return False
+        if more < 0:
+            usage.release_streams(min(-more, usage.streams))
+        call.reserved_streams = lines
+        return True
 
     # -- RFC 4028 session timer: BYE a session the SRC stopped refreshing -----------
     def _watch_session_timer(self, call: RecordedCall) -> None:
