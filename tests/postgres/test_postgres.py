@@ -47,3 +47,35 @@ async def test_a_recorded_call_on_postgres(tmp_path: Path, postgres_url: str) ->
     assert meta["user_id"] == rec.users["alice"]
     assert sum(e - s for s, e in tone_spans(pcm[0], rate, 440.0)) > 2.2
     assert sum(e - s for s, e in tone_spans(pcm[1], rate, 1000.0)) > 2.2
+
+
+async def test_a_call_with_64_kb_metadata_values_is_recorded_on_postgres(
+    tmp_path: Path, postgres_url: str
+) -> None:
+    """Over-long name, AOR and participant id (SPEC 7, "Metadata length") fit the columns.
+
+    Before the bounds, PostgreSQL refused the 25 000-character name for
+    ``call_parties.name`` (varchar 200) and the recording was lost.
+    """
+    engine = make_engine(postgres_url)
+    with engine.begin() as connection:
+        connection.execute(text("drop schema public cascade; create schema public"))
+    engine.dispose()
+    name, aor = "N" * 25_000, "sip:" + "7" * 25_000 + "@pstn.example"
+    async with running_recorder(tmp_path, database_url=postgres_url) as rec:
+        other = Participant(aor, name, sine(1000.0, 2.0), participant_id="p" * 1000)
+        plan = CallPlan(
+            caller=Participant("sip:alice@acme.example", "Alice", sine(440.0, 2.0)),
+            callee=other,
+            duration_s=2.0,
+            transport="tcp",
+        )
+        assert (await rec.client.place(plan)).status == 200
+        [(_call, recording_id)] = await rec.wait_finished()
+        assert recording_id is not None
+        meta = await rec.recording(recording_id)
+    assert meta["user_id"] == rec.users["alice"]
+    [party] = [p for p in meta["parties"] if p["side"] == "other"]
+    assert party["name"] == name[:199] + "…"
+    assert party["aor"] is None  # too long to match anyone: dropped, the call kept
+    assert len(party["participant_id"]) == 255
