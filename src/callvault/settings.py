@@ -42,6 +42,8 @@ class Settings(BaseSettings):
     finish_workers: int = Field(default=1, ge=1, le=64)
     session_expires_s: int = Field(default=1800, ge=90)
     log_level: str = "INFO"
+    # bearer token for GET /metrics (besides an operator's API token); None: operators only
+    metrics_token: str | None = Field(default=None, min_length=24, max_length=200)
     # SIP over TLS listens on sip_tls_port once sip_tls_cert and sip_tls_key are set
     # (leave them unset to turn TLS off); sip_tls_ca holds the CAs (or the self-signed
     # certificates) that client certificates must chain to.

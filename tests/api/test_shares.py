@@ -5,10 +5,11 @@ from __future__ import annotations
 from datetime import UTC, datetime
 
 import pytest
+from fastapi.testclient import TestClient
 from sqlalchemy import select
 
 from callvault.db.models import AuditEvent, Call, ShareLink, Tenant
-from tests.api.conftest import Clock, World
+from tests.api.conftest import PASSWORD, Clock, World, give_login
 
 
 def _share(world: World, who: str = "a_user", hours: int = 24) -> dict[str, str]:
@@ -110,7 +111,9 @@ def _stream_only(world: World) -> None:
         session.commit()
 
 
-def test_stream_only_tenant_refuses_downloads_and_logs_plays(world: World) -> None:
+def test_stream_only_tenant_refuses_downloads_and_logs_plays(
+    world: World, browser: TestClient
+) -> None:
     _stream_only(world)
     url = f"/api/v1/recordings/{world.recording_a}/audio"
     h = world.auth("a_user")
@@ -118,19 +121,29 @@ def test_stream_only_tenant_refuses_downloads_and_logs_plays(world: World) -> No
         ({"download": "true"}, {}),
         ({"download": "true"}, {"Range": "bytes=0-"}),
         ({}, {}),  # a full fetch outside the player
+        ({}, {"Range": "bytes=0-"}),  # a player-like fetch without a play link
+        ({}, {"Range": "bytes=1-"}),
     ]:
         r = world.client.get(url, params=params, headers=h | headers)
         assert r.status_code == 403 and r.json()["error"]["id"] == "stream-only", params
-    play = world.client.get(url, headers=h | {"Range": "bytes=0-"})
+    csrf = browser.post(
+        "/api/v1/session", json={"login": give_login(world, "a_user"), "password": PASSWORD}
+    ).json()["csrf_token"]
+    link = browser.post(
+        f"/api/v1/recordings/{world.recording_a}/play", headers={"X-CSRF-Token": csrf}
+    ).json()["url"]
+    play = browser.get(link, headers={"Range": "bytes=0-"})
     assert play.status_code == 206 and play.content == world.audio
-    assert "attachment" not in play.headers["content-disposition"]
-    world.client.get(url, headers=h | {"Range": "bytes=500-"})
-    world.client.get(url, headers=h | {"Range": "bytes=0-99"})
+    assert play.headers["content-disposition"] == "inline"
+    assert play.headers["cache-control"] == "no-store"
+    assert browser.get(link).status_code == 403  # no Range: "save as", not the player
+    browser.get(link, headers={"Range": "bytes=500-"})
+    browser.get(link, headers={"Range": "bytes=0-99"})
     with world.sessions() as session:
         plays = session.scalars(
             select(AuditEvent).where(AuditEvent.action.like("recording.%"))
         ).all()
-    assert [p.action for p in plays] == ["recording.play", "recording.play"]
+    assert [p.action for p in plays] == ["recording.play"]  # once per listening session
     assert all(p.details["stream_only"] is True for p in plays)
 
 

@@ -1,13 +1,34 @@
-"""The FastAPI application: routers, error mapping, OpenAPI."""
+"""The FastAPI application: routers, error mapping, OpenAPI, the edge's security rules.
+
+``SecurityHeaders`` wraps every answer (pages, API, static files, errors):
+a Content-Security-Policy allowing this origin only and no framing,
+``nosniff``, ``Referrer-Policy``, and HSTS when the request came over HTTPS.
+It also answers 415 to any multipart body before a route or the CSRF check
+could try to parse one (no route takes multipart; parsing it needs a library
+we do not ship, which used to end in a 500).
+
+``/metrics`` needs ``Authorization: Bearer`` with the ``metrics_token``
+setting or an operator's API token. ``/docs`` and ``/redoc`` need a login
+(their Swagger/ReDoc assets come from cdn.jsdelivr.net, so these two pages
+get a CSP of their own). ``/openapi.json`` stays public: it describes the
+routes of this open-source server, which anyone can read in its source, holds
+no data, and API clients and tools fetch it before they have a token.
+"""
 
 from __future__ import annotations
 
+import hmac
+import secrets
+
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
-from fastapi.responses import JSONResponse, PlainTextResponse
+from fastapi.openapi.docs import get_redoc_html, get_swagger_ui_html
+from fastapi.responses import HTMLResponse, JSONResponse, PlainTextResponse, Response
 from fastapi.staticfiles import StaticFiles
+from starlette.datastructures import Headers, MutableHeaders
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-from callvault.errors import ApiError
+from callvault.errors import ApiError, Forbidden, Unauthorized
 from callvault.portal import pages
 from callvault.portal.api import (
     account,
@@ -19,10 +40,31 @@ from callvault.portal.api import (
     shares,
     teams,
     tenants,
+    tokens,
 )
 from callvault.portal.api import annotations as recording_annotations
 from callvault.portal.api import sources as recording_sources
+from callvault.portal.auth import SAFE_METHODS, optional_principal
 from callvault.portal.context import PortalContext
+from callvault.portal.pages.render import login_redirect
+
+CSP = (
+    "default-src 'self'; script-src 'self'; style-src 'self'; img-src 'self' data:; "
+    "media-src 'self'; connect-src 'self'; font-src 'self'; object-src 'none'; "
+    "base-uri 'none'; form-action 'self'; frame-ancestors 'none'"
+)
+# Swagger UI and ReDoc: FastAPI's pages load their bundles from jsDelivr and start them
+# with an inline script; only these two pages (behind a login) get this policy.
+_CDN = "https://cdn.jsdelivr.net"
+DOCS_CSP = (
+    f"default-src 'self'; script-src 'self' 'unsafe-inline' {_CDN}; "
+    f"style-src 'self' 'unsafe-inline' {_CDN} https://fonts.googleapis.com; "
+    "font-src 'self' https://fonts.gstatic.com; img-src 'self' data: https://fastapi.tiangolo.com "
+    f"{_CDN}; worker-src 'self' blob:; connect-src 'self'; object-src 'none'; "
+    "base-uri 'none'; frame-ancestors 'none'"
+)
+DOCS_PATHS = frozenset({"/docs", "/redoc"})
+HSTS = "max-age=31536000; includeSubDomains"
 
 
 def _error(
@@ -33,14 +75,84 @@ def _error(
     )
 
 
-def create_app(context: PortalContext) -> FastAPI:
-    app = FastAPI(title="callvault", version="0.1.0", openapi_url="/openapi.json")
+class SecurityHeaders:
+    """ASGI middleware: security headers on every answer, 415 for multipart bodies."""
+
+    def __init__(self, app: ASGIApp) -> None:
+        self.app = app
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        path: str = scope["path"]
+        https = scope.get("scheme") == "https"
+        content_type = Headers(scope=scope).get("content-type", "")
+        if scope["method"] not in SAFE_METHODS and content_type.lower().lstrip().startswith(
+            "multipart/"
+        ):
+            refusal = _error(
+                415, "unsupported-media-type", "multipart bodies are not accepted; send JSON"
+            )
+            await self._send_with_headers(refusal, scope, receive, send, path, https)
+            return
+        await self._send_with_headers(self.app, scope, receive, send, path, https)
+
+    @staticmethod
+    async def _send_with_headers(
+        app: ASGIApp, scope: Scope, receive: Receive, send: Send, path: str, https: bool
+    ) -> None:
+        async def with_headers(message: Message) -> None:
+            if message["type"] == "http.response.start":
+                headers = MutableHeaders(scope=message)
+                headers.setdefault(
+                    "Content-Security-Policy", DOCS_CSP if path in DOCS_PATHS else CSP
+                )
+                headers.setdefault("X-Frame-Options", "DENY")
+                headers.setdefault("X-Content-Type-Options", "nosniff")
+                headers.setdefault("Referrer-Policy", "same-origin")
+                if https:
+                    headers.setdefault("Strict-Transport-Security", HSTS)
+            await send(message)
+
+        await app(scope, receive, with_headers)
+
+
+def _authorise_metrics(request: Request, metrics_token: str | None) -> None:
+    """A configured metrics token or an operator's credentials; 401/403 otherwise."""
+    header = request.headers.get("authorization", "")
+    scheme, _, presented = header.partition(" ")
+    if (
+        metrics_token
+        and scheme.lower() == "bearer"
+        and hmac.compare_digest(presented.strip().encode(), metrics_token.encode())
+    ):
+        return
+    principal = optional_principal(request)
+    if principal is None:
+        raise Unauthorized("metrics need a bearer token", error_id="auth-required")
+    if not principal.is_operator:
+        raise Forbidden("metrics are for the operator", error_id="role-required")
+
+
+def create_app(context: PortalContext, *, metrics_token: str | None = None) -> FastAPI:
+    app = FastAPI(
+        title="callvault",
+        version="0.1.0",
+        openapi_url="/openapi.json",
+        docs_url=None,
+        redoc_url=None,
+    )
     app.state.context = context
+    # signs play links (``audio``); per process, so links die with a restart (they last minutes)
+    app.state.play_key = secrets.token_bytes(32)
+    app.add_middleware(SecurityHeaders)
     app.include_router(tenants.router)
     app.include_router(calls.router)
     app.include_router(audio.router)
     app.include_router(recording_settings.router)
     app.include_router(account.router)
+    app.include_router(tokens.router)
     app.include_router(teams.router)
     app.include_router(recording_annotations.router)
     app.include_router(shares.router)
@@ -64,12 +176,34 @@ def create_app(context: PortalContext) -> FastAPI:
             422, "invalid-input", f"{where}: {first.get('msg')}" if where else str(first.get("msg"))
         )
 
+    @app.get("/docs", include_in_schema=False)
+    def _docs(request: Request) -> Response:
+        if optional_principal(request) is None:
+            return login_redirect(request)
+        return _no_store(get_swagger_ui_html(openapi_url="/openapi.json", title="callvault API"))
+
+    @app.get("/redoc", include_in_schema=False)
+    def _redoc(request: Request) -> Response:
+        if optional_principal(request) is None:
+            return login_redirect(request)
+        return _no_store(get_redoc_html(openapi_url="/openapi.json", title="callvault API"))
+
     @app.get("/metrics", include_in_schema=False)
-    def _metrics() -> PlainTextResponse:
-        return PlainTextResponse(context.metrics.render(), media_type="text/plain; version=0.0.4")
+    def _metrics(request: Request) -> PlainTextResponse:
+        _authorise_metrics(request, metrics_token)
+        return PlainTextResponse(
+            context.metrics.render(),
+            media_type="text/plain; version=0.0.4",
+            headers={"Cache-Control": "no-store"},
+        )
 
     @app.get("/healthz", include_in_schema=False)
     def _health() -> dict[str, str]:
         return {"status": "ok"}
 
     return app
+
+
+def _no_store(page: HTMLResponse) -> HTMLResponse:
+    page.headers["Cache-Control"] = "no-store"
+    return page

@@ -6,7 +6,9 @@ Machines send ``Authorization: Bearer <token>``; browsers carry the
 guessable, so a slow hash adds nothing). A cookie-authenticated request with
 an unsafe method must also carry the session's CSRF token (header
 ``X-CSRF-Token``, or form field ``csrf_token`` for HTML form posts); bearer
-tokens are not sent by browsers on their own and need none.
+tokens are not sent by browsers on their own and need none. An API token
+counts until it is revoked or its ``expires_at`` passes; neither a token nor a
+session of a deactivated user (``User.active`` false) is accepted.
 
 The tenant is resolved here, once per request, and every repository call takes
 it explicitly. Role checks are dependencies (``AdminTenant``, ``OperatorOnly``)
@@ -23,6 +25,12 @@ For the pages (server-rendered portal):
   portal session, None without one.
 - ``OptionalPrincipal``: ``optional_principal`` as a FastAPI dependency.
 
+``revoke_credentials`` ends an account's portal sessions and revokes its API
+tokens (password change, deactivation).
+
+The CSRF field is read from url-encoded forms only; multipart bodies never
+get here (``app`` answers them 415: no route takes one).
+
 The current time comes from ``now(request)``: ``app.state.clock`` when set
 (tests move it), else the wall clock.
 """
@@ -36,11 +44,11 @@ from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import UTC, datetime
-from typing import Annotated, Literal, cast
+from typing import Annotated, Any, Literal, cast
 from urllib.parse import parse_qs
 
 from fastapi import Depends, Path, Request
-from sqlalchemy import select
+from sqlalchemy import CursorResult, delete, select, update
 from sqlalchemy.orm import Session
 
 from callvault.db.models import ApiToken, Operator, Tenant, User, WebSession
@@ -91,20 +99,93 @@ def hash_token(token: str) -> str:
     return hashlib.sha256(token.encode()).hexdigest()
 
 
-def issue_token(
-    session: Session, name: str, *, operator_id: int | None = None, user: User | None = None
-) -> str:
+def issue_api_token(
+    session: Session,
+    name: str,
+    *,
+    operator_id: int | None = None,
+    user: User | None = None,
+    expires_at: datetime | None = None,
+    created_by: str | None = None,
+) -> tuple[str, ApiToken]:
+    """A new API token (shown once) and its row (flushed: the id is set)."""
     token = "cv_" + secrets.token_urlsafe(32)
-    session.add(
-        ApiToken(
-            token_hash=hash_token(token),
-            name=name,
-            operator_id=operator_id,
-            tenant_id=user.tenant_id if user else None,
-            user_id=user.id if user else None,
-        )
+    row = ApiToken(
+        token_hash=hash_token(token),
+        name=name[:200],
+        operator_id=operator_id,
+        tenant_id=user.tenant_id if user else None,
+        user_id=user.id if user else None,
+        expires_at=expires_at,
+        created_by=created_by,
+    )
+    session.add(row)
+    session.flush()
+    return token, row
+
+
+def issue_token(
+    session: Session,
+    name: str,
+    *,
+    operator_id: int | None = None,
+    user: User | None = None,
+    expires_at: datetime | None = None,
+    created_by: str | None = None,
+) -> str:
+    token, _row = issue_api_token(
+        session,
+        name,
+        operator_id=operator_id,
+        user=user,
+        expires_at=expires_at,
+        created_by=created_by,
     )
     return token
+
+
+def token_active(row: ApiToken, at: datetime) -> bool:
+    return not row.revoked and (row.expires_at is None or as_utc(row.expires_at) > at)
+
+
+def _rowcount(result: Any) -> int:
+    return cast("CursorResult[Any]", result).rowcount
+
+
+def revoke_credentials(
+    session: Session,
+    at: datetime,
+    *,
+    user_id: int | None = None,
+    operator_id: int | None = None,
+    keep_session_id: int | None = None,
+) -> tuple[int, int]:
+    """End the account's portal sessions (but ``keep_session_id``) and revoke its API tokens.
+
+    Returns (sessions ended, tokens revoked); the caller audits and commits.
+    """
+    if (user_id is None) == (operator_id is None):
+        raise ValueError("name exactly one account")
+    sessions = delete(WebSession).where(
+        WebSession.user_id == user_id
+        if user_id is not None
+        else WebSession.operator_id == operator_id
+    )
+    if keep_session_id is not None:
+        sessions = sessions.where(WebSession.id != keep_session_id)
+    ended = _rowcount(session.execute(sessions.execution_options(synchronize_session=False)))
+    owner = (
+        ApiToken.user_id == user_id if user_id is not None else ApiToken.operator_id == operator_id
+    )
+    revoked = _rowcount(
+        session.execute(
+            update(ApiToken)
+            .where(owner, ApiToken.revoked.is_(False))
+            .values(revoked=True, revoked_at=at)
+            .execution_options(synchronize_session=False)
+        )
+    )
+    return ended, revoked
 
 
 def get_session(request: Request) -> Iterator[Session]:
@@ -122,7 +203,12 @@ def operator_principal(operator: Operator, session_id: int | None = None) -> Pri
 
 
 def user_principal(session: Session, user: User, session_id: int | None = None) -> Principal:
-    """The principal of a tenant's user; 403 ``tenant-suspended`` for a suspended tenant."""
+    """The principal of a tenant's user; 403 ``tenant-suspended`` for a suspended tenant.
+
+    401 ``auth-invalid`` for a deactivated user.
+    """
+    if not user.active:
+        raise Unauthorized("the account is deactivated", error_id="auth-invalid")
     tenant = session.get(Tenant, user.tenant_id)
     if tenant is None or tenant.suspended:
         raise Forbidden("this tenant is suspended", error_id="tenant-suspended")
@@ -137,12 +223,12 @@ def user_principal(session: Session, user: User, session_id: int | None = None) 
     )
 
 
-def _bearer_principal(session: Session, header: str) -> Principal:
+def _bearer_principal(session: Session, header: str, at: datetime) -> Principal:
     scheme, _, token = header.partition(" ")
     if scheme.lower() != "bearer" or not token or len(token) > 200:
         raise Unauthorized("a bearer token is required", error_id="auth-required")
     row = session.scalar(select(ApiToken).where(ApiToken.token_hash == hash_token(token.strip())))
-    if row is None or row.revoked:
+    if row is None or not token_active(row, at):
         raise Unauthorized("the token is not valid", error_id="auth-invalid")
     if row.operator_id is not None:
         operator = session.get(Operator, row.operator_id)
@@ -171,7 +257,9 @@ def _cookie_principal(session: Session, row: WebSession) -> Principal | None:
         operator = session.get(Operator, row.operator_id)
         return operator_principal(operator, row.id) if operator is not None else None
     user = session.get(User, row.user_id) if row.user_id is not None else None
-    return user_principal(session, user, row.id) if user is not None else None
+    if user is None or not user.active:
+        return None  # as if the session had ended
+    return user_principal(session, user, row.id)
 
 
 async def submitted_csrf(request: Request) -> str | None:
@@ -191,9 +279,6 @@ async def submitted_csrf(request: Request) -> str | None:
             return None
         values = parse_qs(body.decode("latin-1"), max_num_fields=1000).get(CSRF_FORM_FIELD)
         return values[0] if values else None
-    if content_type == "multipart/form-data":
-        value = (await request.form()).get(CSRF_FORM_FIELD)
-        return value if isinstance(value, str) else None
     return None
 
 
@@ -211,7 +296,7 @@ def current_principal(
 ) -> Principal:
     header = request.headers.get("authorization")
     if header is not None:
-        return _bearer_principal(session, header)
+        return _bearer_principal(session, header, at)
     if SESSION_COOKIE not in request.cookies:
         raise Unauthorized("log in or send a bearer token", error_id="auth-required")
     row = web_session_for(request, session, at)
@@ -247,7 +332,7 @@ def optional_principal(request: Request, session: Session | None = None) -> Prin
         header = request.headers.get("authorization")
         if header is not None:
             try:
-                return _bearer_principal(db, header)
+                return _bearer_principal(db, header, now(request))
             except Unauthorized:
                 return None
         row = web_session_for(request, db, now(request))

@@ -3,10 +3,15 @@
 ``POST /session`` checks a login and password and sets the ``cv_session``
 cookie (HttpOnly, Secure, SameSite=Lax, 12 hours); the answer carries the CSRF
 token that cookie-authenticated unsafe requests must echo (see ``auth``).
-An unknown login and a wrong password get the same answer in about the same
-time. Failed logins are throttled per login and per address
-(``passwords.check_throttle``) and audited: in the tenant when the login is
-a user's, tenant-less otherwise.
+An unknown login, a wrong password, a deactivated user and a user of a
+suspended tenant all get the same 401 ``login-failed`` in about the same time
+(so the answer tells nothing about the account). Every attempt is counted
+before the password is checked, per (login, address) and per address, with
+exponential backoff (``passwords.begin_attempt``); failures are audited, in
+the tenant when the login is a user's, tenant-less otherwise.
+
+A password change ends every other portal session of the account and
+revokes all of its API tokens.
 """
 
 from __future__ import annotations
@@ -33,15 +38,17 @@ from callvault.portal.auth import (
     hash_token,
     operator_principal,
     require_role,
+    revoke_credentials,
     user_principal,
 )
 from callvault.portal.passwords import (
     LoginThrottled,
+    attempt_succeeded,
+    begin_attempt,
     check_new_password,
-    check_throttle,
+    forget_stale,
     hash_password,
     normalise_login,
-    record_attempt,
     verify_password,
 )
 
@@ -99,6 +106,17 @@ def _session_out(principal: Principal, csrf_token: str | None) -> SessionOut:
 def _housekeeping(session: Session, request_at: datetime) -> None:
     session.execute(delete(WebSession).where(WebSession.expires_at <= request_at))
     session.execute(delete(LoginAttempt).where(LoginAttempt.at < request_at - timedelta(days=1)))
+    forget_stale(session, request_at)
+
+
+def _refusal(session: Session, user: User | None) -> str | None:
+    """Why a right password of this user still may not log in (for the audit log only)."""
+    if user is None:
+        return None
+    if not user.active:
+        return "inactive"
+    tenant = session.get(Tenant, user.tenant_id)
+    return "tenant-suspended" if tenant is None or tenant.suspended else None
 
 
 @router.post("/session", response_model=SessionOut)
@@ -108,7 +126,7 @@ def log_in(
     login = normalise_login(body.login)
     address = remote_addr(request)
     try:
-        check_throttle(session, login, address, at)
+        begin_attempt(session, login, address, at)
     except LoginThrottled:
         record(session, request, f"login:{login}", "login.throttled", None)
         session.commit()
@@ -118,10 +136,12 @@ def log_in(
     stored = operator.password_hash if operator else (user.password_hash if user else None)
     verified = verify_password(stored, body.password)
     tenant_id = user.tenant_id if user else None
-    if not verified.ok:
-        record_attempt(session, login, address, at, success=False)
-        record(session, request, f"login:{login}", "login.failed", tenant_id)
+    refused = _refusal(session, user) if verified.ok else None
+    if not verified.ok or refused:
+        details = {"refused": refused} if refused else {}
+        record(session, request, f"login:{login}", "login.failed", tenant_id, **details)
         session.commit()
+        # the same answer for every reason: a login cannot be probed for its state
         raise Unauthorized("the login or the password is wrong", error_id="login-failed")
     if operator is not None:
         principal = operator_principal(operator)
@@ -129,11 +149,11 @@ def log_in(
             operator.password_hash = verified.new_hash
     else:
         assert user is not None
-        principal = user_principal(session, user)  # 403 for a suspended tenant
+        principal = user_principal(session, user)
         if verified.new_hash:
             user.password_hash = verified.new_hash
     _housekeeping(session, at)
-    record_attempt(session, login, address, at, success=True)
+    attempt_succeeded(session, login, address)
     token, csrf = secrets.token_urlsafe(32), secrets.token_urlsafe(32)
     session.add(
         WebSession(
@@ -198,28 +218,35 @@ def change_password(
     request: Request,
     at: Now,
 ) -> Response:
-    """Needs the old password; ends every other session of the account."""
+    """Needs the old password; ends every other session and revokes every API token."""
     account = _account(session, principal)
     login = account.login or principal.actor()
     address = remote_addr(request)
-    check_throttle(session, login, address, at)
+    session.commit()  # begin_attempt commits: nothing of this request may be pending
+    begin_attempt(session, login, address, at)
     if not verify_password(account.password_hash, body.old).ok:
-        record_attempt(session, login, address, at, success=False)
         audit(session, request, principal, "password.change-failed", principal.tenant_id)
         session.commit()
         raise Forbidden("the old password is wrong", error_id="password-wrong")
     check_new_password(body.new)
     account.password_hash = hash_password(body.new)
-    owner = (
-        WebSession.operator_id == account.id
-        if isinstance(account, Operator)
-        else WebSession.user_id == account.id
+    attempt_succeeded(session, login, address)
+    ended, revoked = revoke_credentials(
+        session,
+        at,
+        operator_id=account.id if isinstance(account, Operator) else None,
+        user_id=account.id if isinstance(account, User) else None,
+        keep_session_id=principal.session_id,
     )
-    others = delete(WebSession).where(owner)
-    if principal.session_id is not None:
-        others = others.where(WebSession.id != principal.session_id)
-    session.execute(others)
-    audit(session, request, principal, "password.change", principal.tenant_id)
+    audit(
+        session,
+        request,
+        principal,
+        "password.change",
+        principal.tenant_id,
+        sessions_ended=ended,
+        tokens_revoked=revoked,
+    )
     session.commit()
     return Response(status_code=204)
 

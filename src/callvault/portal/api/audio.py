@@ -1,17 +1,35 @@
-"""Recording audio over HTTP: Range requests for the player, downloads, audit.
+"""Recording audio over HTTP: the portal's player, downloads, audit (SPEC sections 5, 8).
 
-Stream-only tenants (SPEC section 5) get no downloads: ``?download=true``
-and any full-file fetch without a Range header (what a browser's player never
-does) are refused with 403 ``stream-only``. Every play (a range starting at
-byte 0) and every download is audited.
+The portal's player asks ``POST /recordings/{id}/play`` for a play link:
+the audio URL with ``?play=<token>``, an HMAC (key: ``app.state.play_key``,
+random per process) over the portal session, the recording and an expiry
+``PLAY_LINK_LIFETIME`` ahead. Issuing the link is the one audit row of that
+listening session (``recording.play``); the player's Range requests with it
+are not audited again. A play link works only with the cookie session it was
+made for, and is answered ``Content-Disposition: inline`` and
+``Cache-Control: no-store``.
+
+Stream-only tenants' audio is served through play links only, and only to
+Range requests (a browser's player always sends one; "save as" does not):
+no downloads, nothing for bearer tokens. This stops casual downloading, not
+a determined user, whose browser necessarily receives the audio
+(docs/security.md). Other tenants' audio may also be fetched directly (API
+clients, the download button); every such request is audited
+(``recording.download``).
 """
 
 from __future__ import annotations
 
+import base64
+import hashlib
+import hmac
 import re
 from dataclasses import dataclass, field
+from datetime import UTC, datetime, timedelta
+from typing import Annotated
 
-from fastapi import APIRouter, Request, Response
+from fastapi import APIRouter, Query, Request, Response
+from pydantic import BaseModel
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
@@ -19,7 +37,7 @@ from callvault.db.models import Call, Recording, Tenant
 from callvault.errors import ApiError, Forbidden
 from callvault.portal.api.calls import recording_for
 from callvault.portal.audit import audit
-from callvault.portal.auth import CurrentPrincipal, SessionDep, as_utc
+from callvault.portal.auth import CurrentPrincipal, Now, Principal, SessionDep, as_utc
 from callvault.storage.blobs import BlobNotFound, BlobStore
 
 router = APIRouter(prefix="/api/v1", tags=["audio"])
@@ -29,13 +47,17 @@ AUDIO_RESPONSES: dict[int | str, dict[str, object]] = {
     206: {"content": {"audio/mpeg": {}}},
 }
 
-_RANGE = re.compile(r"^bytes=(\d*)-(\d*)$")
+# 18 digits pass any real file size (an exabyte); a longer number is refused before int()
+# ever sees it (CPython refuses to parse integers of more than 4300 digits).
+_RANGE = re.compile(r"^bytes=(\d{0,18})-(\d{0,18})$")
+PLAY_LINK_LIFETIME = timedelta(minutes=10)
+PLAY_TOKEN_MAX = 200
 _UNSAFE = re.compile(r"[^A-Za-z0-9+_-]+")
 
 
 def parse_range(header: str, size: int) -> tuple[int, int]:
     """One byte range ``[start, end)`` of ``size``; 416 when unsatisfiable."""
-    match = _RANGE.match(header.strip().split(",", 1)[0].strip())
+    match = _RANGE.match(header.strip().split(",", 1)[0].strip()) if len(header) <= 200 else None
     if match is None:
         raise ApiError("the Range header is not understood", error_id="bad-range", status=416)
     first, last = match.groups()
@@ -109,10 +131,88 @@ def download_filename(recording: Recording, call: Call | None) -> str:
     return f"{stamp}_{source}_{dest}.{extension}"
 
 
+def _play_mac(key: bytes, session_id: int, recording_id: str, expires: int) -> str:
+    message = f"{session_id}:{recording_id}:{expires}".encode()
+    digest = hmac.new(key, message, hashlib.sha256).digest()
+    return base64.urlsafe_b64encode(digest).rstrip(b"=").decode()
+
+
+def play_token(key: bytes, session_id: int, recording_id: str, expires_at: datetime) -> str:
+    expires = int(expires_at.timestamp())
+    return f"{expires}.{_play_mac(key, session_id, recording_id, expires)}"
+
+
+def play_token_ok(
+    key: bytes, token: str, session_id: int | None, recording_id: str, at: datetime
+) -> bool:
+    """The token was made for this portal session and recording, and has not expired."""
+    expires, _, mac = token.partition(".")
+    if session_id is None or not expires.isdigit() or len(expires) > 12:
+        return False
+    if int(expires) <= at.timestamp():
+        return False
+    expected = _play_mac(key, session_id, recording_id, int(expires))
+    return hmac.compare_digest(expected.encode(), mac.encode())
+
+
+class PlayOut(BaseModel):
+    url: str
+    expires_at: datetime
+
+
+def issue_play_link(
+    session: Session,
+    request: Request,
+    principal: Principal,
+    recording: Recording,
+    at: datetime,
+    *,
+    source: str = "player",
+) -> PlayOut:
+    """A play link for the principal's portal session; audits the listening session once.
+
+    The caller commits.
+    """
+    if principal.session_id is None:
+        raise Forbidden(
+            "audio plays in the portal's player; log in to the portal", error_id="player-only"
+        )
+    tenant = session.get(Tenant, recording.tenant_id)
+    expires_at = (at + PLAY_LINK_LIFETIME).astimezone(UTC).replace(microsecond=0)
+    token = play_token(request.app.state.play_key, principal.session_id, recording.id, expires_at)
+    audit(
+        session,
+        request,
+        principal,
+        "recording.play",
+        recording.tenant_id,
+        target=f"recording:{recording.id}",
+        stream_only=bool(tenant and tenant.stream_only),
+        source=source,
+    )
+    return PlayOut(
+        url=f"/api/v1/recordings/{recording.id}/audio?play={token}", expires_at=expires_at
+    )
+
+
 def _call_of(session: Session, recording: Recording) -> Call | None:
     return session.scalar(
         select(Call).where(Call.tenant_id == recording.tenant_id, Call.id == recording.call_id)
     )
+
+
+@router.post("/recordings/{recording_id}/play", response_model=PlayOut)
+def start_play(
+    recording_id: str, principal: CurrentPrincipal, session: SessionDep, request: Request, at: Now
+) -> PlayOut:
+    """A short-lived play link for the portal's player (cookie sessions only); audited."""
+    recording = recording_for(session, principal, recording_id)
+    link = issue_play_link(session, request, principal, recording, at)
+    session.commit()
+    return link
+
+
+PlayToken = Annotated[str | None, Query(max_length=PLAY_TOKEN_MAX)]
 
 
 @router.get("/recordings/{recording_id}/audio", response_class=Response, responses=AUDIO_RESPONSES)
@@ -121,28 +221,42 @@ def get_audio(
     principal: CurrentPrincipal,
     session: SessionDep,
     request: Request,
+    at: Now,
     download: bool = False,
+    play: PlayToken = None,
 ) -> Response:
     recording = recording_for(session, principal, recording_id)
     tenant = session.get(Tenant, recording.tenant_id)
     assert tenant is not None
     range_header = request.headers.get("range")
-    if tenant.stream_only and (download or not range_header):
-        raise stream_only_refusal()
-    audio = read_audio(request.app.state.context.blobs, recording, range_header)
-    filename = download_filename(recording, _call_of(session, recording))
-    disposition = "attachment" if download else "inline"
-    audio.headers["Content-Disposition"] = f'{disposition}; filename="{filename}"'
-    if audio.start == 0:
-        action = "recording.download" if download or not range_header else "recording.play"
+    blobs = request.app.state.context.blobs
+    if play is not None:
+        key: bytes = request.app.state.play_key
+        if not play_token_ok(key, play, principal.session_id, recording.id, at):
+            raise Forbidden(
+                "this play link has expired; reload the page", error_id="play-link-expired"
+            )
+        if tenant.stream_only and (download or not range_header):
+            raise stream_only_refusal()
+        audio = read_audio(blobs, recording, range_header)
+        # audited once, when the link was issued
+        audio.headers["Content-Disposition"] = "inline"
+    else:
+        if tenant.stream_only:
+            raise stream_only_refusal()
+        audio = read_audio(blobs, recording, range_header)
+        filename = download_filename(recording, _call_of(session, recording))
+        disposition = "attachment" if download else "inline"
+        audio.headers["Content-Disposition"] = f'{disposition}; filename="{filename}"'
         audit(
             session,
             request,
             principal,
-            action,
+            "recording.download",
             recording.tenant_id,
             target=f"recording:{recording.id}",
-            stream_only=tenant.stream_only,
+            range=range_header[:100] if range_header else None,
         )
         session.commit()
+    audio.headers["Cache-Control"] = "no-store"
     return audio.response()

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import hashlib
-from urllib.parse import parse_qs
+from urllib.parse import parse_qs, unquote, urlsplit
 
 from fastapi import APIRouter, Request, Response
 from fastapi.responses import HTMLResponse, RedirectResponse
@@ -26,11 +26,39 @@ router = APIRouter(route_class=PageRoute, include_in_schema=False)
 _YEAR = 365 * 24 * 3600
 
 
+_MAX_NEXT = 2000
+
+
 def safe_next(value: str | None, fallback: str = "/") -> str:
-    """Only a local path: no scheme, no host, no protocol-relative ``//``."""
-    if not value or not value.startswith("/") or value.startswith("//") or "\\" in value:
+    """``value`` when it is a path on this site, else ``fallback`` (no open redirect).
+
+    Browsers forgive a lot: they drop tabs and newlines anywhere in a URL, read
+    ``\\`` as ``/`` and ``//host`` as another site. So a target must be one
+    ``/`` followed by no ``/`` or ``\\``, contain no control character, space or
+    backslash at all, and stay so once percent-decoded (``/%2f%2fhost``); and it
+    must parse without a scheme or a host.
+    """
+    if not value or len(value) > _MAX_NEXT:
         return fallback
+    decoded = value
+    for _ in range(3):  # %252f%252f decodes twice to //
+        if not _local_path(decoded):
+            return fallback
+        decoded, previous = unquote(decoded), decoded
+        if decoded == previous:
+            break
+    else:
+        return fallback  # still decoding after three rounds: not a link anyone means
     return value
+
+
+def _local_path(value: str) -> bool:
+    if not value.startswith("/") or value[1:2] in ("/", "\\"):
+        return False
+    if any(ch.isspace() or ch == "\\" or ord(ch) < 0x20 or 0x7F <= ord(ch) <= 0x9F for ch in value):
+        return False
+    parts = urlsplit(value)
+    return not parts.scheme and not parts.netloc
 
 
 async def _form(request: Request) -> dict[str, str]:

@@ -4,6 +4,9 @@ Visibility is the API's (``calls.recording_for``): a colleague's or another
 tenant's recording is a 404 page, exactly as the API answers. The public
 share page shows no metadata of its own; its script asks the public share
 API, which decides whether the link still works.
+
+Opening the page is audited (``recording.view``), and so is the play link
+the page hands its player (``recording.play``, see ``api.audio``).
 """
 
 from __future__ import annotations
@@ -17,8 +20,10 @@ from sqlalchemy import select
 
 from callvault.db.models import RecordingComment, RecordingLabel, ShareLink, Tenant, User
 from callvault.errors import NotFound
+from callvault.portal.api.audio import issue_play_link
 from callvault.portal.api.calls import recording_for, recording_out
-from callvault.portal.auth import SessionDep
+from callvault.portal.audit import audit
+from callvault.portal.auth import Now, SessionDep
 from callvault.portal.pages.render import PageRoute, render
 from callvault.portal.pages.viewer import ViewerDep, signed_in
 
@@ -35,10 +40,25 @@ def file_offset_ms(segments: list[dict[str, int]], call_ms: int) -> int | None:
 
 @router.get("/recordings/{recording_id}", response_class=HTMLResponse)
 def recording_page(
-    recording_id: str, request: Request, viewer: ViewerDep, session: SessionDep
+    recording_id: str, request: Request, viewer: ViewerDep, session: SessionDep, at: Now
 ) -> HTMLResponse:
     principal = signed_in(viewer, "admin", "listener", "user")
     recording = recording_for(session, principal, recording_id)
+    audit(
+        session,
+        request,
+        principal,
+        "recording.view",
+        recording.tenant_id,
+        target=f"recording:{recording.id}",
+    )
+    # the player needs the portal session a play link is bound to (not a bearer token)
+    play = (
+        issue_play_link(session, request, principal, recording, at, source="page")
+        if principal.session_id is not None
+        else None
+    )
+    session.commit()
     meta = recording_out(session, recording).model_dump(mode="json")
     tenant = session.get(Tenant, recording.tenant_id)
     stream_only = bool(tenant.stream_only) if tenant else True
@@ -71,9 +91,9 @@ def recording_page(
     )
     marks: list[dict[str, Any]] = []
     for d in meta["dtmf"]:
-        at = file_offset_ms(meta["segments"], d["at_ms"])
-        if at is not None:
-            marks.append({"digit": d["digit"], "at_ms": at, "stream_index": d["stream_index"]})
+        offset = file_offset_ms(meta["segments"], d["at_ms"])
+        if offset is not None:
+            marks.append({"digit": d["digit"], "at_ms": offset, "stream_index": d["stream_index"]})
     return render(
         request,
         viewer,
@@ -86,6 +106,7 @@ def recording_page(
         comments=list(comments),
         shares=list(shares),
         stream_only=stream_only,
+        play_url=play.url if play else "",
         timeline={
             "duration_ms": meta["duration_ms"],
             "segments": meta["segments"],

@@ -86,7 +86,49 @@ var CV = (function () {
     });
   }
 
-  return { t: t, api: api, say: say, ok: ok, fail: fail, toast: toast, on: on };
+  /* a play link for one recording: the audio URL carries a token bound to this
+     portal session that lasts minutes; asking for it is the audited "play" */
+  function playLink(audioUrl) {
+    return api("POST", audioUrl.replace(/\/audio(\?.*)?$/, "/play")).then(function (out) {
+      return out.url;
+    });
+  }
+
+  /* give a player a (fresh) play link */
+  function setLink(player, url) {
+    player.setAttribute("data-link-at", String(Date.now()));
+    player.src = url;
+  }
+
+  /* when a player's play link has expired (a long pause), fetch a fresh one and
+     carry on where it was; an error with a fresh link is just an error */
+  function renewOnExpiry(player, audioUrl) {
+    var renewing = false;
+    var loaded = Date.now();
+    player.addEventListener("error", function () {
+      if (renewing || !player.error || !player.getAttribute("src")) { return; }
+      var since = Date.now() - Number(player.getAttribute("data-link-at") || loaded);
+      if (since < 60000) {
+        toast(t("common.error") + " (audio " + player.error.code + ")");
+        return;
+      }
+      renewing = true;
+      var at = player.currentTime || 0;
+      var wasPlaying = !player.paused;
+      playLink(audioUrl()).then(function (url) {
+        setLink(player, url);
+        player.currentTime = at;
+        if (wasPlaying) { player.play(); }
+      }).catch(function (err) {
+        toast(t("common.error") + " (audio " + (err.status || player.error.code) + ")");
+      }).then(function () { renewing = false; });
+    });
+  }
+
+  return {
+    t: t, api: api, say: say, ok: ok, fail: fail, toast: toast, on: on,
+    playLink: playLink, setLink: setLink, renewOnExpiry: renewOnExpiry
+  };
 })();
 
 /* ---------- every page: language switch submits on change ---------- */
@@ -253,25 +295,28 @@ document.querySelectorAll("[data-autosubmit]").forEach(function (el) {
   var player = document.getElementById("player");
   var title = document.getElementById("player-title");
   var current = null;
-  CV.on(table, "button[data-play]", "click", function (ev, button) {
-    var src = button.getAttribute("data-play");
-    bar.hidden = false;
-    if (current === src && !player.paused) { player.pause(); return; }
-    if (current !== src) {
-      current = src;
-      player.src = src;
-      title.textContent = button.getAttribute("data-title");
-      table.querySelectorAll("tr.playing").forEach(function (r) { r.classList.remove("playing"); });
-      button.closest("tr").classList.add("playing");
-    }
+  function start() {
     var started = player.play();
     if (started && started.catch) {
       started.catch(function (err) { CV.toast(err.message || CV.t("common.error")); });
     }
+  }
+  CV.on(table, "button[data-play]", "click", function (ev, button) {
+    var src = button.getAttribute("data-play");
+    bar.hidden = false;
+    if (current === src && !player.paused) { player.pause(); return; }
+    if (current === src) { start(); return; }
+    current = src;
+    title.textContent = button.getAttribute("data-title");
+    table.querySelectorAll("tr.playing").forEach(function (r) { r.classList.remove("playing"); });
+    button.closest("tr").classList.add("playing");
+    CV.playLink(src).then(function (url) {
+      if (current !== src) { return; }  /* another row was chosen meanwhile */
+      CV.setLink(player, url);
+      start();
+    }).catch(function (err) { CV.toast(err.message || CV.t("common.error")); });
   });
-  player.addEventListener("error", function () {
-    if (player.error) { CV.toast(CV.t("common.error") + " (audio " + player.error.code + ")"); }
-  });
+  CV.renewOnExpiry(player, function () { return current; });
 })();
 
 /* ---------- one recording: labels, comments, share links ---------- */
@@ -279,6 +324,8 @@ document.querySelectorAll("[data-autosubmit]").forEach(function (el) {
   var root = document.getElementById("recording");
   if (!root) { return; }
   var base = "/api/v1/recordings/" + root.getAttribute("data-id");
+  var recAudio = document.getElementById("rec-audio");
+  if (recAudio) { CV.renewOnExpiry(recAudio, function () { return base + "/audio"; }); }
 
   var labelForm = document.getElementById("label-form");
   var labels = document.getElementById("labels");

@@ -1,5 +1,6 @@
-/* The waveform of one recording: the MP3 is fetched (a Range request, so it
-   is logged as a play, not a download), decoded by Web Audio and drawn as two
+/* The waveform of one recording: the MP3 is fetched through the page's play
+   link (a Range request; the link was audited as a play when the page was
+   made), decoded by Web Audio and drawn as two
    lanes, the user (left channel) above the other party (right channel).
    Segment boundaries and DTMF keys are marked on the timeline; a click seeks. */
 "use strict";
