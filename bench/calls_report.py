@@ -60,7 +60,13 @@ def _seed_accounts(url: str, name: str, index: int) -> Seeded:
     engine = make_engine(url)
     with make_sessionmaker(engine)() as session:
         bootstrap_operator(session)
-        tenant = create_tenant(session, name, [f"{name.lower()}.example"], [f"+3120{index}000000"])
+        tenant = create_tenant(
+            session,
+            name,
+            [f"{name.lower()}.example"],
+            [f"+3120{index}000000"],
+            blocks=[f"+3120{index}*"],  # the users' numbers lie in the tenant's block
+        )
         users = []
         numbers = []
         for n in range(USERS_PER_TENANT):

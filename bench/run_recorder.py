@@ -20,6 +20,7 @@ import contextlib
 import os
 import queue
 import resource
+import secrets
 import shutil
 import signal
 import socket
@@ -42,6 +43,7 @@ CLK_TCK = os.sysconf("SC_CLK_TCK")
 PAGE_KIB = os.sysconf("SC_PAGE_SIZE") // 1024
 SERVER_CPU = "0"
 LOADGEN_CPU = "1"
+METRICS_TOKEN = secrets.token_urlsafe(32)
 
 
 # -- build ----------------------------------------------------------------------
@@ -208,6 +210,9 @@ def seed(data_dir: Path) -> None:
             recorded=True,
             **extra,
         )
+        enable = getattr(admin, "enable_feature", None)  # the operator's switch (SPEC 8)
+        if enable is not None:
+            enable(session, tenant, reference="bench")
         accept = getattr(admin, "accept_legal_notice", None)
         if accept is not None:
             boss = admin.create_user(session, tenant, "Bench Admin", extension="101", role="admin")
@@ -249,6 +254,7 @@ class Server:
                 "CALLVAULT_HTTP_PORT": str(self.http_port),
                 "CALLVAULT_FINISH_WORKERS": str(self.finish_workers),
                 "CALLVAULT_LOG_LEVEL": "WARNING",
+                "CALLVAULT_METRICS_TOKEN": METRICS_TOKEN,  # /metrics needs a bearer token
             }
         )
         env.pop("CALLVAULT_CONFIG", None)
@@ -280,7 +286,8 @@ class Server:
 
     def metrics(self, timeout: float = 30) -> dict[str, float]:
         url = f"http://127.0.0.1:{self.http_port}/metrics"
-        with urllib.request.urlopen(url, timeout=timeout) as reply:
+        request = urllib.request.Request(url, headers={"Authorization": f"Bearer {METRICS_TOKEN}"})
+        with urllib.request.urlopen(request, timeout=timeout) as reply:
             text = reply.read().decode()
         out: dict[str, float] = {}
         for line in text.splitlines():

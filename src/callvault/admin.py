@@ -5,19 +5,17 @@ from __future__ import annotations
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
-from callvault.db.models import (
-    LegalAcceptance,
-    Operator,
-    Tenant,
-    TenantDomain,
-    TenantNumber,
-    User,
-    UserAor,
-    UserNumber,
-)
+from callvault.db.models import Operator, Tenant, User
 from callvault.portal.auth import issue_token
 from callvault.portal.passwords import hash_password, normalise_login
-from callvault.tenants.legal import NOTICE_VERSION
+from callvault.tenants.claims import (
+    check_extension_free,
+    normalise_block,
+    set_tenant_claims,
+    set_user_addresses,
+)
+from callvault.tenants.enablement import Feature, set_feature
+from callvault.tenants.legal import NOTICE_VERSION, accept_notice
 from callvault.tenants.numbers import normalise_aor, normalise_number
 
 
@@ -55,11 +53,23 @@ def bootstrap_operator(
 
 
 def create_tenant(
-    session: Session, name: str, domains: list[str], numbers: list[str], country_code: str = "31"
+    session: Session,
+    name: str,
+    domains: list[str],
+    numbers: list[str],
+    country_code: str = "31",
+    *,
+    blocks: list[str] = (),  # type: ignore[assignment]
 ) -> Tenant:
+    """A tenant with its domains, numbers and blocks; ``ClaimOverlap`` when another has one."""
     tenant = Tenant(name=name, country_code=country_code)
-    tenant.domains = [TenantDomain(domain=d.lower()) for d in domains]
-    tenant.numbers = [TenantNumber(number=normalise_number(n)) for n in numbers]
+    set_tenant_claims(
+        session,
+        tenant,
+        domains=[d.lower() for d in domains],
+        numbers=[normalise_number(n) for n in numbers],
+        blocks=[normalise_block(b) for b in blocks],
+    )
     session.add(tenant)
     session.flush()
     return tenant
@@ -77,6 +87,7 @@ def create_user(
     recorded: bool = False,
     mode: str = "on_demand_user",
 ) -> User:
+    """A user of ``tenant``; its AORs and numbers must lie in the tenant's (``OutsideTenant``)."""
     user = User(
         tenant_id=tenant.id,
         name=name,
@@ -85,22 +96,41 @@ def create_user(
         recorded=recorded,
         recording_mode=mode,
     )
-    user.numbers = [UserNumber(tenant_id=tenant.id, number=normalise_number(n)) for n in numbers]
-    user.aors = [UserAor(tenant_id=tenant.id, aor=normalise_aor(a)) for a in aors]
+    if extension:
+        check_extension_free(session, tenant, user, extension)
+    set_user_addresses(
+        session,
+        tenant,
+        user,
+        aors=[normalise_aor(a) for a in aors],
+        numbers=[normalise_number(n) for n in numbers],
+    )
     session.add(user)
     session.flush()
     return user
 
 
+def enable_feature(
+    session: Session,
+    tenant: Tenant,
+    feature: Feature = "recording",
+    *,
+    reference: str = "seed",
+    actor: str = "cli",
+) -> None:
+    """What the operator's switch does (used by the CLI, the demo and tests)."""
+    set_feature(session, tenant.id, feature, True, actor=actor, reference=reference)
+
+
 def accept_legal_notice(session: Session, tenant: Tenant, admin: User, purpose: str = "") -> None:
-    """What the admin's click in Settings › Recording does (used by the demo and tests)."""
-    session.add(
-        LegalAcceptance(
-            tenant_id=tenant.id,
-            user_id=admin.id,
-            actor=f"{admin.name} (user:{admin.id})",
-            text_version=NOTICE_VERSION,
-            purpose=purpose or "quality monitoring and training of our service desk",
-        )
+    """What the admin's click in Settings › Recording stores (used by the demo and tests).
+
+    Like the click, it needs recording enabled by the operator first.
+    """
+    accept_notice(
+        session,
+        tenant.id,
+        admin,
+        NOTICE_VERSION,
+        purpose or "quality monitoring and training of our service desk",
     )
-    session.flush()

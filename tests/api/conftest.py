@@ -13,7 +13,7 @@ from fastapi.testclient import TestClient
 from sqlalchemy import select
 from sqlalchemy.orm import Session, sessionmaker
 
-from callvault.admin import bootstrap_operator, create_tenant, create_user
+from callvault.admin import bootstrap_operator, create_tenant, create_user, enable_feature
 from callvault.db.engine import make_engine, make_sessionmaker, migrate
 from callvault.db.models import Call, CallParty, Operator, Recording, Segment, User
 from callvault.portal.app import create_app
@@ -104,6 +104,8 @@ def world(tmp_path: Path) -> Iterator[World]:
         assert op_token
         a = create_tenant(session, "Alpha", ["alpha.example"], ["+31201110000"])
         b = create_tenant(session, "Beta", ["beta.example"], ["+31202220000"])
+        for tenant in (a, b):  # the operator's switch, as after a signed declaration
+            enable_feature(session, tenant, reference="DECL-TEST")
         users = {
             "a_admin": create_user(session, a, "Ada", extension="100", role="admin"),
             "a_user": create_user(session, a, "Anna", extension="101", recorded=True),
@@ -169,3 +171,13 @@ def give_login(world: World, who: str, password: str = PASSWORD) -> str:
         account.login, account.password_hash = login, hash_password(password)
         session.commit()
     return login
+
+
+def portal_session(world: World, who: str) -> TestClient:
+    """A browser-like client logged in as ``who``: cookie session, CSRF header set."""
+    client = TestClient(world.app, base_url="https://testserver")
+    login = give_login(world, who)
+    r = client.post("/api/v1/session", json={"login": login, "password": PASSWORD})
+    assert r.status_code == 200, r.text
+    client.headers["X-CSRF-Token"] = r.json()["csrf_token"]
+    return client

@@ -34,7 +34,8 @@ def test_admin_pages_through_own_tenant(world: World) -> None:
     while True:
         params: dict[str, str | int] = {"limit": 3} | ({"cursor": cursor} if cursor else {})
         page = world.client.get(url, params=params, headers=world.auth("a_admin")).json()
-        seen += [row["details"]["n"] for row in page["items"]]
+        # the seeding's own rows (the operator enabled recording) are not numbered
+        seen += [row["details"]["n"] for row in page["items"] if "n" in row["details"]]
         cursor = page["next_cursor"]
         if cursor is None:
             break

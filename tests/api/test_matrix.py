@@ -141,6 +141,20 @@ def accepted(body: Any) -> Prepare:
     return prepare
 
 
+def fresh_user(body: Any) -> Prepare:
+    def prepare(world: World, who: str | None, foreign: bool) -> Call:
+        return Call(_base(world, foreign) | {"user_id": _fresh_user(world, foreign)}, body)
+
+    return prepare
+
+
+def feature(body: Any) -> Prepare:
+    def prepare(world: World, who: str | None, foreign: bool) -> Call:
+        return Call(_base(world, foreign) | {"feature": "coaching"}, body)
+
+    return prepare
+
+
 def listing_new_user(world: World, who: str | None, foreign: bool) -> Call:
     _accept(world, foreign)
     return Call(_base(world, foreign), {"user_id": _fresh_user(world, foreign)})
@@ -213,7 +227,20 @@ def log_in(world: World, who: str | None, foreign: bool) -> Call:
 def password_change(world: World, who: str | None, foreign: bool) -> Call:
     if who is not None:
         give_login(world, who)
+        # a password change revokes the account's API tokens: give them back for the next call
+        with world.sessions() as session:
+            session.execute(update(ApiToken).values(revoked=False, revoked_at=None))
+            session.commit()
     return Call(body={"old": PASSWORD, "new": "another long password"})
+
+
+def api_token(world: World, who: str | None, foreign: bool) -> Call:
+    """A fresh API token of recording_a's user (B's user when foreign)."""
+    with world.sessions() as session:
+        user = session.get(User, _user(world, foreign))
+        _token, row = issue_api_token(session, "matrix", user=user)
+        session.commit()
+        return Call({"token_id": row.id})
 
 
 def recording_source(body: Any = None) -> Prepare:
@@ -227,22 +254,9 @@ def recording_source(body: Any = None) -> Prepare:
 
     return prepare
 
-        # a password change revokes the account's API tokens: give them back for the next call
-        with world.sessions() as session:
-            session.execute(update(ApiToken).values(revoked=False, revoked_at=None))
-            session.commit()
 
 @dataclass
 class Entry:
-def api_token(world: World, who: str | None, foreign: bool) -> Call:
-    """A fresh API token of recording_a's user (B's user when foreign)."""
-    with world.sessions() as session:
-        user = session.get(User, _user(world, foreign))
-        _token, row = issue_api_token(session, "matrix", user=user)
-        session.commit()
-        return Call({"token_id": row.id})
-
-
     own: str
     prepare: Prepare = field(default_factory=plain)
     # None: derived (operator and anonymous as own, tenant roles 404); "same": as own
@@ -262,6 +276,13 @@ MATRIX: dict[tuple[str, str], Entry] = {
         "201 201 403 403 401", unique(lambda n: {"name": n})
     ),
     ("GET", "/api/v1/tenants/{tenant_id}/users"): Entry("200 200 403 403 401"),
+    ("PATCH", "/api/v1/tenants/{tenant_id}/users/{user_id}"): Entry(
+        "200 200 403 403 401", fresh_user({"role": "listener", "active": False})
+    ),
+    ("GET", "/api/v1/tenants/{tenant_id}/enablement"): Entry("200 200 403 403 401"),
+    ("PUT", "/api/v1/tenants/{tenant_id}/enablement/{feature}"): Entry(
+        "200 403 403 403 401", feature({"enabled": True, "reference": "DECL-1"})
+    ),
     ("POST", "/api/v1/tenants/{tenant_id}/users/{user_id}/tokens"): Entry("201 201 403 403 401"),
     ("PUT", "/api/v1/tenants/{tenant_id}/users/{user_id}/credentials"): Entry(
         "204 204 403 403 401", unique(lambda n: {"login": f"l{n}", "password": PASSWORD})
@@ -271,10 +292,18 @@ MATRIX: dict[tuple[str, str], Entry] = {
     ("GET", "/api/v1/tenants/{tenant_id}/recordings"): Entry("200 200 200 200 401"),
     ("GET", "/api/v1/recordings/{recording_id}"): Entry("200 200 404 200 401"),
     ("GET", "/api/v1/recordings/{recording_id}/audio"): Entry("200 200 404 200 401"),
+    # play links are for the portal's cookie sessions; bearer tokens get 403 player-only
+    ("POST", "/api/v1/recordings/{recording_id}/play"): Entry("403 403 404 403 401"),
+    ("GET", "/api/v1/tokens"): Entry("200 200 200 200 401", foreign="same"),
+    ("POST", "/api/v1/tokens"): Entry("201 201 403 403 401", plain({"name": "ci"}), "same"),
+    ("GET", "/api/v1/tenants/{tenant_id}/tokens"): Entry("200 200 403 403 401"),
+    ("GET", "/api/v1/operator/tokens"): Entry("200 403 403 403 401", foreign="same"),
+    ("DELETE", "/api/v1/tokens/{token_id}"): Entry("204 204 404 204 401", api_token),
     # settings
     ("GET", "/api/v1/tenants/{tenant_id}/legal-notice"): Entry("200 200 403 403 401"),
+    # accepted only in the admin's own portal session, never with a bearer token
     ("POST", "/api/v1/tenants/{tenant_id}/legal-notice/accept"): Entry(
-        "403 201 403 403 401",
+        "403 403 403 403 401",
         plain({"version": NOTICE_VERSION, "purpose": "quality monitoring of calls"}),
     ),
     ("GET", "/api/v1/tenants/{tenant_id}/recording-settings"): Entry("200 200 403 403 401"),
@@ -292,13 +321,6 @@ MATRIX: dict[tuple[str, str], Entry] = {
         "204 204 403 403 401", listed_user()
     ),
     ("GET", "/api/v1/tenants/{tenant_id}/users/{user_id}/contacts"): Entry("200 200 403 200 401"),
-    # play links are for the portal's cookie sessions; bearer tokens get 403 player-only
-    ("POST", "/api/v1/recordings/{recording_id}/play"): Entry("403 403 404 403 401"),
-    ("GET", "/api/v1/tokens"): Entry("200 200 200 200 401", foreign="same"),
-    ("POST", "/api/v1/tokens"): Entry("201 201 403 403 401", plain({"name": "ci"}), "same"),
-    ("GET", "/api/v1/tenants/{tenant_id}/tokens"): Entry("200 200 403 403 401"),
-    ("GET", "/api/v1/operator/tokens"): Entry("200 403 403 403 401", foreign="same"),
-    ("DELETE", "/api/v1/tokens/{token_id}"): Entry("204 204 404 204 401", api_token),
     ("POST", "/api/v1/tenants/{tenant_id}/users/{user_id}/contacts"): Entry(
         "201 201 403 201 401",
         unique(lambda n: {"list": "whitelist", "value": f"+3130{int(n, 16) % 10**7:07d}"}),
@@ -388,6 +410,7 @@ PAGES = {
     ("GET", "/audit"),
     ("GET", "/operator/tenants"),
     ("GET", "/operator/tenants/{tenant_id}"),
+    ("POST", "/operator/tenants/{tenant_id}/enablement/{feature}"),
 }
 
 

@@ -7,16 +7,16 @@ from sqlalchemy import select
 
 from callvault.db.models import AuditEvent, LegalAcceptance
 from callvault.tenants.legal import NOTICE_VERSION
-from tests.api.conftest import World
+from tests.api.conftest import World, portal_session
 
 PURPOSE = "training and quality of the service desk"
 
 
 def _accept(world: World, who: str = "a_admin") -> None:
-    r = world.client.post(
+    """The admin's click, in their own portal session."""
+    r = portal_session(world, who).post(
         f"/api/v1/tenants/{world.tenant_a}/legal-notice/accept",
         json={"version": NOTICE_VERSION, "purpose": PURPOSE},
-        headers=world.auth(who),
     )
     assert r.status_code == 201, r.text
 
@@ -40,19 +40,16 @@ def test_nothing_changes_before_the_notice_is_accepted(world: World) -> None:
 
 def test_accepting_stores_who_when_which_version_and_purpose(world: World) -> None:
     base = f"/api/v1/tenants/{world.tenant_a}"
-    wrong = world.client.post(
-        f"{base}/legal-notice/accept",
-        json={"version": "1999-01", "purpose": PURPOSE},
-        headers=world.auth("a_admin"),
+    admin = portal_session(world, "a_admin")
+    wrong = admin.post(
+        f"{base}/legal-notice/accept", json={"version": "1999-01", "purpose": PURPOSE}
     )
     assert wrong.status_code == 409 and wrong.json()["error"]["id"] == "legal-notice-version"
-    short = world.client.post(
-        f"{base}/legal-notice/accept",
-        json={"version": NOTICE_VERSION, "purpose": "x"},
-        headers=world.auth("a_admin"),
+    short = admin.post(
+        f"{base}/legal-notice/accept", json={"version": NOTICE_VERSION, "purpose": "x"}
     )
     assert short.status_code == 422 and "purpose" in short.json()["error"]["message"]
-    for who in ("operator", "a_user"):  # only the customer's own admin accepts
+    for who in ("operator", "a_user", "a_admin"):  # only the admin, in person, accepts
         r = world.client.post(
             f"{base}/legal-notice/accept",
             json={"version": NOTICE_VERSION, "purpose": PURPOSE},
@@ -121,12 +118,15 @@ def test_settings_change_is_audited(world: World) -> None:
         headers=world.auth("a_admin"),
     )
     assert r.status_code == 200
-    assert r.json().items() >= {
-        "active": True,
-        "short_code": "*7",
-        "pause_mode": "silence",
-        "channels": "mix",
-    }.items()
+    assert (
+        r.json().items()
+        >= {
+            "active": True,
+            "short_code": "*7",
+            "pause_mode": "silence",
+            "channels": "mix",
+        }.items()
+    )
     with world.sessions() as session:
         event = session.scalar(select(AuditEvent).where(AuditEvent.action == "settings.recording"))
     assert event is not None and event.details["short_code"] == "*7"

@@ -12,7 +12,13 @@ from pathlib import Path
 import httpx
 import numpy as np
 
-from callvault.admin import accept_legal_notice, bootstrap_operator, create_tenant, create_user
+from callvault.admin import (
+    accept_legal_notice,
+    bootstrap_operator,
+    create_tenant,
+    create_user,
+    enable_feature,
+)
 from callvault.app import Application
 from callvault.db.engine import make_engine, make_sessionmaker, migrate
 from callvault.demo.client import SiprecClient
@@ -70,7 +76,9 @@ def seed(
     with sessions() as session:
         _operator, token = bootstrap_operator(session)
         assert token is not None
-        tenant = create_tenant(session, "Acme", ["acme.example"], ["+31201234500"])
+        tenant = create_tenant(
+            session, "Acme", ["acme.example"], ["+31201234500"], blocks=["+312012345*"]
+        )
         users = {
             "alice": create_user(
                 session,
@@ -91,6 +99,7 @@ def seed(
         for user in (users["alice"], users["bob"]):
             user.recording_mode = mode
         admin = create_user(session, tenant, "Admin", extension="299", role="admin")
+        enable_feature(session, tenant, reference="DECL-TEST")
         if accept_notice:
             accept_legal_notice(session, tenant, admin)
         # the tests' SRCs (our client, sipp) send from loopback: a registered source

@@ -14,7 +14,13 @@ import pytest
 from fastapi.testclient import TestClient
 from sqlalchemy.orm import Session, sessionmaker
 
-from callvault.admin import accept_legal_notice, bootstrap_operator, create_tenant, create_user
+from callvault.admin import (
+    accept_legal_notice,
+    bootstrap_operator,
+    create_tenant,
+    create_user,
+    enable_feature,
+)
 from callvault.db.engine import make_engine, make_sessionmaker, migrate
 from callvault.db.models import Operator, User
 from callvault.portal.app import create_app
@@ -80,6 +86,7 @@ def portal(tmp_path: Path) -> Iterator[Portal]:
         }
         for login, user in users.items():
             user.login, user.password_hash = login, hashed
+        enable_feature(session, a, reference="DECL-TEST")
         accept_legal_notice(session, a, users["a_admin"])
         rec_a = seed_recording(session, blobs, a.id, users["a_user"].id, bytes([1]) * 2048, 1)
         rec_a2 = seed_recording(session, blobs, a.id, users["a_colleague"].id, bytes([2]) * 2048, 2)

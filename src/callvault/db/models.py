@@ -129,6 +129,9 @@ class Tenant(Base):
     numbers: Mapped[list[TenantNumber]] = relationship(
         cascade="all, delete-orphan", order_by="TenantNumber.id"
     )
+    blocks: Mapped[list[TenantNumberBlock]] = relationship(
+        cascade="all, delete-orphan", order_by="TenantNumberBlock.id"
+    )
 
 
 class TenantDomain(Base):
@@ -143,6 +146,35 @@ class TenantNumber(Base):
     id: Mapped[int] = mapped_column(Integer, primary_key=True)
     tenant_id: Mapped[int] = mapped_column(ForeignKey("tenants.id", ondelete="CASCADE"), index=True)
     number: Mapped[str] = mapped_column(String(32), unique=True)  # E.164
+
+
+class TenantNumberBlock(Base):
+    """A number block assigned by the operator: every E.164 number starting with ``prefix``."""
+
+    __tablename__ = "tenant_number_blocks"
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    tenant_id: Mapped[int] = mapped_column(ForeignKey("tenants.id", ondelete="CASCADE"), index=True)
+    prefix: Mapped[str] = mapped_column(String(32), unique=True)  # "+31201234", shown "+31201234*"
+
+
+class TenantEnablement(Base):
+    """The operator's switch for one feature of a tenant (SPEC 8): recording, listening, coaching.
+
+    On only after the customer signed the provider's declaration; ``reference``
+    names that declaration. One row per tenant and feature, kept when switched off.
+    """
+
+    __tablename__ = "tenant_enablements"
+    __table_args__ = (UniqueConstraint("tenant_id", "feature"),)
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    tenant_id: Mapped[int] = mapped_column(ForeignKey("tenants.id", ondelete="CASCADE"), index=True)
+    feature: Mapped[str] = mapped_column(String(16))  # recording | listening | coaching
+    enabled: Mapped[bool] = mapped_column(Boolean, default=False)
+    reference: Mapped[str | None] = mapped_column(String(200))  # the signed declaration
+    enabled_by: Mapped[str | None] = mapped_column(String(200))  # actor reference
+    enabled_at: Mapped[datetime | None] = mapped_column()
+    disabled_by: Mapped[str | None] = mapped_column(String(200))
+    disabled_at: Mapped[datetime | None] = mapped_column()
 
 
 class User(Base):

@@ -20,7 +20,13 @@ from pathlib import Path
 
 import numpy as np
 
-from callvault.admin import accept_legal_notice, bootstrap_operator, create_tenant, create_user
+from callvault.admin import (
+    accept_legal_notice,
+    bootstrap_operator,
+    create_tenant,
+    create_user,
+    enable_feature,
+)
 from callvault.app import Application
 from callvault.db.engine import make_engine, make_sessionmaker, migrate
 from callvault.db.models import Recording
@@ -77,6 +83,7 @@ def _seed(settings: Settings) -> tuple[str, dict[str, int]]:
             session, tenant, "Chris Jansen", extension="203", aors=[f"chris@{DOMAIN}"]
         )
         admin = create_user(session, tenant, "Dirk Admin", extension="200", role="admin")
+        enable_feature(session, tenant, reference="DEMO-DECLARATION")
         accept_legal_notice(session, tenant, admin)
         # the demo's SRC sends from loopback: a registered recording source
         register_loopback_source(session, [tenant.id])

@@ -289,6 +289,41 @@ _WORDS: Final[dict[str, tuple[str, str, str]]] = {
     "op.details": ("Beheren", "Verwalten", "Manage"),
     "op.add_user": ("Gebruiker toevoegen", "Benutzer hinzufügen", "Add user"),
     "op.aors": ("SIP-adressen", "SIP-Adressen", "SIP addresses"),
+    # operator: number blocks and enablement (SPEC 2, 8)
+    "op.blocks": ("Nummerblokken", "Rufnummernblöcke", "Number blocks"),
+    "op.enablement": ("Vrijgave", "Freischaltung", "Enablement"),
+    "op.enablement_hint": (
+        "Pas inschakelen als de klant de verklaring heeft ondertekend.",
+        "Erst freischalten, wenn der Kunde die Erklärung unterschrieben hat.",
+        "Enable only once the customer has signed the declaration.",
+    ),
+    "op.feature.recording": ("Opnemen", "Aufzeichnung", "Recording"),
+    "op.feature.listening": (
+        "Meeluisteren (LiveCenter)",
+        "Mithören (LiveCenter)",
+        "Listening (LiveCenter)",
+    ),
+    "op.feature.coaching": ("Coaching", "Coaching", "Coaching"),
+    "op.reference": ("Kenmerk verklaring", "Referenz der Erklärung", "Declaration reference"),
+    "op.reference_required": (
+        "Vul het kenmerk van de ondertekende verklaring in.",
+        "Geben Sie die Referenz der unterschriebenen Erklärung an.",
+        "Enter the reference of the signed declaration.",
+    ),
+    "op.enabled": ("Ingeschakeld", "Freigeschaltet", "Enabled"),
+    "op.not_enabled": ("Niet ingeschakeld", "Nicht freigeschaltet", "Not enabled"),
+    "op.enable": ("Inschakelen", "Freischalten", "Enable"),
+    "op.disable": ("Uitschakelen", "Deaktivieren", "Disable"),
+    "op.by": ("door", "von", "by"),
+    "legal.not_enabled": (
+        "Opnemen is nog niet ingeschakeld door uw provider. Dat gebeurt zodra uw "
+        "ondertekende verklaring binnen is; daarna kunt u de kennisgeving accepteren.",
+        "Die Aufzeichnung wurde von Ihrem Anbieter noch nicht freigeschaltet. Das geschieht, "
+        "sobald Ihre unterschriebene Erklärung vorliegt; danach können Sie den Hinweis "
+        "akzeptieren.",
+        "Your provider has not enabled recording yet. That happens once your signed "
+        "declaration has been received; then you can accept the notice.",
+    ),
 }
 
 _INDEX: Final[dict[Language, int]] = {"nl": 0, "de": 1, "en": 2}

@@ -1,10 +1,18 @@
 """Who is who: matching SIPREC participants to tenants and users (SPEC section 2).
 
-A party is the user whose AOR, number or extension (within the tenant's
-domains) matches; numbers are compared in E.164 form. ``Directory`` is an
-immutable in-memory snapshot built from the database, so matching a call
-costs a few dict look-ups on the event loop; the snapshot is rebuilt when
-tenants or users change.
+The tenant is resolved first — by the domain of the party's AOR, else by its
+number within a tenant's numbers or number blocks (longest block wins; blocks
+never overlap across tenants, see ``tenants/claims.py``) — and only then the
+user *inside that tenant*, by AOR, extension or number. So a user row can
+never pull another tenant's calls into its own tenant, whatever it holds.
+Each party of a call is matched on its own; a call may hold parties of two
+tenants. Numbers are compared in E.164 form.
+
+``Directory`` is an immutable in-memory snapshot built from the database, so
+matching a call costs a few dict look-ups on the event loop; the snapshot is
+rebuilt when tenants or users change. ``TenantPolicy.active`` is true only
+when the operator enabled recording, the admin accepted the legal notice and
+the tenant is not suspended (SPEC 8).
 """
 
 from __future__ import annotations
@@ -14,7 +22,7 @@ from dataclasses import dataclass, field
 from sqlalchemy import select
 from sqlalchemy.orm import Session, selectinload
 
-from callvault.db.models import LegalAcceptance, Tenant, User, UserContact
+from callvault.db.models import LegalAcceptance, Tenant, TenantEnablement, User, UserContact
 from callvault.tenants.numbers import split_aor, to_e164
 
 
@@ -31,10 +39,13 @@ class KnownUser:
 class TenantPolicy:
     """A tenant's recording settings as calls need them."""
 
-    active: bool  # the legal notice was accepted
+    active: bool  # recording enabled by the operator, notice accepted, tenant not suspended
     short_code: str = "*1"
     pause_mode: str = "cut"
     channels: str = "both"
+    recording_enabled: bool = False  # by the operator, after the signed declaration
+    listening_enabled: bool = False  # LiveCenter listening
+    coaching_enabled: bool = False
 
 
 @dataclass(frozen=True)
@@ -48,11 +59,13 @@ class Match:
 
 @dataclass
 class Directory:
-    by_aor: dict[str, KnownUser] = field(default_factory=dict)
-    by_number: dict[str, KnownUser] = field(default_factory=dict)
+    # users are keyed by their tenant: a look-up happens only inside a resolved tenant
+    by_aor: dict[tuple[int, str], KnownUser] = field(default_factory=dict)
+    by_number: dict[tuple[int, str], KnownUser] = field(default_factory=dict)
     by_extension: dict[tuple[int, str], KnownUser] = field(default_factory=dict)
     tenant_by_domain: dict[str, int] = field(default_factory=dict)
     tenant_by_number: dict[str, int] = field(default_factory=dict)
+    tenant_by_prefix: dict[str, int] = field(default_factory=dict)  # number blocks
     country_codes: dict[int, str] = field(default_factory=dict)
     suspended: set[int] = field(default_factory=set)
     by_id: dict[int, KnownUser] = field(default_factory=dict)
@@ -65,12 +78,31 @@ class Directory:
     def load(cls, session: Session) -> Directory:
         directory = cls()
         tenants = session.scalars(
-            select(Tenant).options(selectinload(Tenant.domains), selectinload(Tenant.numbers))
+            select(Tenant).options(
+                selectinload(Tenant.domains),
+                selectinload(Tenant.numbers),
+                selectinload(Tenant.blocks),
+            )
         ).all()
         accepted = set(session.scalars(select(LegalAcceptance.tenant_id).distinct()))
+        enabled = {
+            (tenant_id, feature)
+            for tenant_id, feature in session.execute(
+                select(TenantEnablement.tenant_id, TenantEnablement.feature).where(
+                    TenantEnablement.enabled.is_(True)
+                )
+            )
+        }
         for tenant in tenants:
+            recording = (tenant.id, "recording") in enabled
             directory.policies[tenant.id] = TenantPolicy(
-                tenant.id in accepted, tenant.short_code, tenant.pause_mode, tenant.channels
+                active=recording and tenant.id in accepted and not tenant.suspended,
+                short_code=tenant.short_code,
+                pause_mode=tenant.pause_mode,
+                channels=tenant.channels,
+                recording_enabled=recording,
+                listening_enabled=(tenant.id, "listening") in enabled,
+                coaching_enabled=(tenant.id, "coaching") in enabled,
             )
             directory.country_codes[tenant.id] = tenant.country_code
             if tenant.suspended:
@@ -79,6 +111,8 @@ class Directory:
                 directory.tenant_by_domain[domain.domain.lower()] = tenant.id
             for number in tenant.numbers:
                 directory.tenant_by_number[number.number] = tenant.id
+            for block in tenant.blocks:
+                directory.tenant_by_prefix[block.prefix] = tenant.id
         users = session.scalars(
             select(User).options(selectinload(User.numbers), selectinload(User.aors))
         ).all()
@@ -88,9 +122,9 @@ class Directory:
             )
             directory.by_id[user.id] = known
             for aor in user.aors:
-                directory.by_aor[aor.aor] = known
+                directory.by_aor[(user.tenant_id, aor.aor)] = known
             for user_number in user.numbers:
-                directory.by_number[user_number.number] = known
+                directory.by_number[(user.tenant_id, user_number.number)] = known
             if user.extension:
                 directory.by_extension[(user.tenant_id, user.extension)] = known
         for contact in session.scalars(select(UserContact)):
@@ -104,36 +138,55 @@ class Directory:
     def policy(self, tenant_id: int) -> TenantPolicy:
         return self.policies.get(tenant_id, TenantPolicy(active=False))
 
-    def _numbers(self, user_part: str) -> list[str]:
+    def _numbers(self, user_part: str, tenant_id: int | None = None) -> list[str]:
+        """E.164 readings of ``user_part``: with the tenant's country code, else with each."""
+        if tenant_id is not None:
+            codes = [self.country_codes.get(tenant_id, "31")]
+        else:
+            codes = sorted(set(self.country_codes.values())) or ["31"]
         found: list[str] = []
-        for code in sorted(set(self.country_codes.values())) or ["31"]:
+        for code in codes:
             number = to_e164(user_part, code)
             if number and number not in found:
                 found.append(number)
         return found
 
+    def tenant_of_number(self, number: str) -> int | None:
+        """The tenant owning ``number``: one of its numbers, else its longest covering block."""
+        tenant_id = self.tenant_by_number.get(number)
+        if tenant_id is not None:
+            return tenant_id
+        for end in range(len(number), 1, -1):
+            tenant_id = self.tenant_by_prefix.get(number[:end])
+            if tenant_id is not None:
+                return tenant_id
+        return None
+
     def match(self, aor: str | None) -> Match:
+        """Resolve the party's tenant, then its user inside that tenant."""
         if not aor:
             return Match(None, None, None)
         user_part, host = split_aor(aor)
-        numbers = self._numbers(user_part)
-        number = numbers[0] if numbers else None
-        known = self.by_aor.get(f"{user_part}@{host}")
-        if known is None:
+        tenant_id = self.tenant_by_domain.get(host) if host else None
+        by_domain = tenant_id is not None
+        if by_domain:
+            numbers = self._numbers(user_part, tenant_id)
+            number = numbers[0] if numbers else None
+        else:
+            numbers = self._numbers(user_part)
+            number = numbers[0] if numbers else None
             for candidate in numbers:
-                known = self.by_number.get(candidate)
-                if known is not None:
+                tenant_id = self.tenant_of_number(candidate)
+                if tenant_id is not None:
                     number = candidate
                     break
-        if known is None:
-            tenant_id = self.tenant_by_domain.get(host)
-            if tenant_id is not None:
+        if tenant_id is None:
+            return Match(None, None, number)
+        known = None
+        if by_domain:  # extensions are short: only meaningful within the tenant's own domain
+            known = self.by_aor.get((tenant_id, f"{user_part}@{host}"))
+            if known is None:
                 known = self.by_extension.get((tenant_id, user_part))
-        if known is not None:
-            return Match(known.tenant_id, known, number)
-        tenant_id = self.tenant_by_domain.get(host)
-        for candidate in numbers:
-            if candidate in self.tenant_by_number:
-                tenant_id, number = self.tenant_by_number[candidate], candidate
-                break
-        return Match(tenant_id, None, number)
+        if known is None and number is not None:
+            known = self.by_number.get((tenant_id, number))
+        return Match(tenant_id, known, number)

@@ -1,4 +1,11 @@
-"""The operator's tenant controls: plan, retention range, suspension, usage for billing.
+"""The operator's tenant controls: addresses, plan, retention range, suspension, usage for
+billing, and the enablement of recording, listening and coaching (SPEC 1, 2, 4, 8).
+
+A tenant's domains, numbers and number blocks never overlap another tenant's
+(``tenants/claims.py``); the answer names the tenant, the operator sees all.
+Recording, LiveCenter listening and coaching are enabled per tenant once the
+customer signed the provider's declaration (``tenants/enablement.py``); the
+tenant admin may read the switches, only the operator sets them.
 
 A plan sets the range of the tenant's retention slider (SPEC section 4). When
 the range moves, a retention outside it is clamped into it (and counts from
@@ -8,6 +15,7 @@ is switched off when the clamped retention falls short.
 
 from __future__ import annotations
 
+from datetime import datetime
 from typing import Any
 
 from fastapi import APIRouter, Request
@@ -15,13 +23,27 @@ from pydantic import BaseModel, Field, field_validator
 from sqlalchemy import func, select
 from sqlalchemy.exc import IntegrityError
 
-from callvault.db.models import Recording, Tenant, TenantDomain, TenantNumber, User
+from callvault.db.models import Recording, User
 from callvault.errors import Conflict, InvalidInput
 from callvault.portal.api.recording_settings import BULK_MIN_RETENTION_DAYS
 from callvault.portal.api.schemas import Strict, TenantIn, TenantOut
 from callvault.portal.api.tenants import tenant_out
-from callvault.portal.audit import audit, changes
-from callvault.portal.auth import Now, OperatorOnly, OperatorTenant, SessionDep
+from callvault.portal.audit import audit, changes, remote_addr
+from callvault.portal.auth import (
+    AdminTenant,
+    Now,
+    OperatorOnly,
+    OperatorTenant,
+    SessionDep,
+)
+from callvault.tenants.claims import set_tenant_claims
+from callvault.tenants.enablement import (
+    FEATURES,
+    Feature,
+    FeatureState,
+    feature_states,
+    set_feature,
+)
 
 router = APIRouter(prefix="/api/v1/tenants/{tenant_id}", tags=["operator"])
 
@@ -30,6 +52,7 @@ class TenantPatchIn(Strict):
     name: str | None = Field(default=None, min_length=1, max_length=200)
     domains: list[str] | None = Field(default=None, max_length=100)  # replaces the list
     numbers: list[str] | None = Field(default=None, max_length=1000)  # replaces the list
+    blocks: list[str] | None = Field(default=None, max_length=1000)  # replaces the list
 
     @field_validator("domains")
     @classmethod
@@ -40,6 +63,11 @@ class TenantPatchIn(Strict):
     @classmethod
     def _numbers(cls, value: list[str] | None) -> list[str] | None:
         return None if value is None else TenantIn.check_numbers(value)
+
+    @field_validator("blocks")
+    @classmethod
+    def _blocks(cls, value: list[str] | None) -> list[str] | None:
+        return None if value is None else TenantIn.check_blocks(value)
 
     plan: str | None = Field(default=None, min_length=1, max_length=32)
     retention_min_days: int | None = Field(default=None, ge=1, le=3650)
@@ -83,7 +111,13 @@ def change_tenant(
     wanted: dict[str, Any] = body.model_dump(exclude_none=True)
     if not wanted:
         raise InvalidInput("nothing to change", error_id="no-change")
-    addresses = _replace_addresses(tenant, wanted.pop("domains", None), wanted.pop("numbers", None))
+    addresses = set_tenant_claims(
+        session,
+        tenant,
+        domains=wanted.pop("domains", None),
+        numbers=wanted.pop("numbers", None),
+        blocks=wanted.pop("blocks", None),
+    )
     try:
         session.flush()
     except IntegrityError as exc:
@@ -126,7 +160,7 @@ def change_tenant(
             old={key: diff["old"] for key, diff in changed.items()},
         )
     session.commit()
-    if {"suspended", "domains", "numbers"} & set(changed):
+    if {"suspended", "domains", "numbers", "blocks"} & set(changed):
         request.app.state.context.on_directory_change()
     return TenantPlanOut(
         **tenant_out(tenant).model_dump(),
@@ -136,30 +170,6 @@ def change_tenant(
         retention_days=tenant.retention_days,
         bulk_download=tenant.bulk_download,
     )
-
-
-def _replace_addresses(
-    tenant: Tenant, domains: list[str] | None, numbers: list[str] | None
-) -> dict[str, dict[str, Any]]:
-    """Replace the tenant's SIP domains / numbers (validated as on creation)."""
-    changed: dict[str, dict[str, Any]] = {}
-    # rows whose value stays are kept (a delete and re-insert of the same unique
-    # value in one flush would collide)
-    if domains is not None:
-        old = [d.domain for d in tenant.domains]
-        if old != domains:
-            kept = [d for d in tenant.domains if d.domain in domains]
-            fresh = [d for d in domains if d not in {k.domain for k in kept}]
-            tenant.domains = kept + [TenantDomain(domain=d) for d in fresh]
-            changed["domains"] = {"old": old, "new": domains}
-    if numbers is not None:
-        old = [n.number for n in tenant.numbers]
-        if old != numbers:
-            kept_numbers = [n for n in tenant.numbers if n.number in numbers]
-            fresh = [n for n in numbers if n not in {k.number for k in kept_numbers}]
-            tenant.numbers = kept_numbers + [TenantNumber(number=n) for n in fresh]
-            changed["numbers"] = {"old": old, "new": numbers}
-    return changed
 
 
 @router.get("/usage", response_model=UsageOut)
@@ -189,3 +199,69 @@ def tenant_usage(tenant: OperatorTenant, session: SessionDep) -> UsageOut:
             retention_max_days=tenant.retention_max_days,
         ),
     )
+
+
+class FeatureOut(BaseModel):
+    feature: Feature
+    enabled: bool
+    reference: str | None = Field(description="the customer's signed declaration")
+    enabled_by: str | None
+    enabled_at: datetime | None
+    disabled_by: str | None
+    disabled_at: datetime | None
+
+
+class FeatureIn(Strict):
+    enabled: bool
+    reference: str | None = Field(
+        default=None,
+        min_length=1,
+        max_length=200,
+        description="the signed declaration's reference; required to enable",
+    )
+
+
+def _feature_out(state: FeatureState) -> FeatureOut:
+    return FeatureOut(
+        feature=state.feature,
+        enabled=state.enabled,
+        reference=state.reference,
+        enabled_by=state.enabled_by,
+        enabled_at=state.enabled_at,
+        disabled_by=state.disabled_by,
+        disabled_at=state.disabled_at,
+    )
+
+
+@router.get("/enablement", response_model=list[FeatureOut])
+def get_enablement(tenant: AdminTenant, session: SessionDep) -> list[FeatureOut]:
+    """Which of recording, listening and coaching the operator enabled (operator, admin)."""
+    states = feature_states(session, tenant.id)
+    return [_feature_out(states[feature]) for feature in FEATURES]
+
+
+@router.put("/enablement/{feature}", response_model=FeatureOut)
+def set_enablement(
+    feature: Feature,
+    body: FeatureIn,
+    tenant: OperatorTenant,
+    principal: OperatorOnly,
+    session: SessionDep,
+    request: Request,
+    at: Now,
+) -> FeatureOut:
+    """Switches a feature on (with the declaration's reference) or off; audited."""
+    state, changed = set_feature(
+        session,
+        tenant.id,
+        feature,
+        body.enabled,
+        actor=principal.actor(),
+        reference=body.reference,
+        at=at,
+        remote_addr=remote_addr(request),
+    )
+    session.commit()
+    if changed:
+        request.app.state.context.on_directory_change()
+    return _feature_out(state)

@@ -2,7 +2,10 @@
 
 Everything here is a tenant admin's (or the operator's), except a user's own
 contacts lists, which the user may keep. Nothing but the legal notice can be
-changed before the notice was accepted (SPEC section 8). Every change is
+changed before the notice was accepted (SPEC section 8). The notice can be
+accepted only once the operator enabled recording, and only by the tenant's
+admin in their own interactive portal session: not with an API token (which
+the operator can mint for any user), not by the operator. Every change is
 audited and takes effect for the next call at once (the SIP side's directory
 is reloaded).
 """
@@ -33,7 +36,8 @@ from callvault.portal.auth import (
     as_utc,
     require_role,
 )
-from callvault.tenants.legal import NOTICE, NOTICE_VERSION
+from callvault.tenants.enablement import is_enabled
+from callvault.tenants.legal import NOTICE, NOTICE_VERSION, accept_notice
 from callvault.tenants.numbers import normalise_aor, normalise_number
 
 router = APIRouter(prefix="/api/v1/tenants/{tenant_id}", tags=["recording settings"])
@@ -47,6 +51,7 @@ UserId = Annotated[int, Path(ge=1, le=MAX_ID)]
 
 class LegalNoticeOut(BaseModel):
     version: str
+    recording_enabled: bool = Field(description="enabled by the operator; needed to accept")
     text: dict[str, str]
     accepted: bool
     accepted_version: str | None
@@ -65,7 +70,10 @@ _EMAIL = re.compile(r"^[^@\s<>\"(),;:]{1,64}@[A-Za-z0-9]([A-Za-z0-9-]{0,62}\.)+[
 
 
 class SettingsOut(BaseModel):
-    active: bool
+    active: bool = Field(
+        description="calls are recorded: enabled by the operator, notice accepted, not suspended"
+    )
+    recording_enabled: bool
     short_code: str
     pause_mode: Literal["cut", "silence"]
     channels: Literal["both", "user", "other", "mix"]
@@ -175,6 +183,7 @@ def get_legal_notice(
     latest = _latest_acceptance(session, tenant.id)
     return LegalNoticeOut(
         version=NOTICE_VERSION,
+        recording_enabled=is_enabled(session, tenant.id, "recording"),
         text=NOTICE,
         accepted=latest is not None,
         accepted_version=latest.text_version if latest else None,
@@ -191,23 +200,21 @@ def accept_legal_notice(
     principal: CurrentPrincipal,
     session: SessionDep,
     request: Request,
+    at: Now,
 ) -> LegalNoticeOut:
-    # the customer's own admin accepts; the provider cannot accept on its behalf
+    # the customer's own admin accepts, in person: the provider cannot accept on its
+    # behalf, neither as operator nor with a token it minted for the admin
     require_role(principal, "admin")
-    if body.version != NOTICE_VERSION:
-        raise Conflict(
-            f"the current notice is version {NOTICE_VERSION}; read it again and accept that one",
-            error_id="legal-notice-version",
+    if principal.session_id is None:
+        raise Forbidden(
+            "the legal notice is accepted by the admin in their own portal session, "
+            "not with an API token",
+            error_id="interactive-session-required",
         )
-    session.add(
-        LegalAcceptance(
-            tenant_id=tenant.id,
-            user_id=principal.user_id,
-            actor=f"{principal.name} ({principal.actor()})",
-            text_version=body.version,
-            purpose=body.purpose,
-        )
-    )
+    admin = session.get(User, principal.user_id)
+    if admin is None or admin.tenant_id != tenant.id:
+        raise NotFound("no such tenant", error_id="tenant-not-found")
+    accept_notice(session, tenant.id, admin, body.version, body.purpose, at)
     audit(session, request, principal, "legal.accept", tenant.id, version=body.version)
     session.commit()
     _changed(request)
@@ -219,8 +226,11 @@ def get_settings(
     tenant: TenantScope, principal: CurrentPrincipal, session: SessionDep
 ) -> SettingsOut:
     require_role(principal, "operator", "admin")
+    enabled = is_enabled(session, tenant.id, "recording")
+    accepted = _latest_acceptance(session, tenant.id) is not None
     return SettingsOut(
-        active=_latest_acceptance(session, tenant.id) is not None,
+        active=enabled and accepted and not tenant.suspended,
+        recording_enabled=enabled,
         short_code=tenant.short_code,
         pause_mode=tenant.pause_mode,
         channels=tenant.channels,

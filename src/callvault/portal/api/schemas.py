@@ -8,6 +8,7 @@ from typing import Generic, Literal, TypeVar
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
+from callvault.tenants.claims import normalise_block
 from callvault.tenants.numbers import normalise_aor, normalise_number
 
 _DOMAIN = r"^[A-Za-z0-9]([A-Za-z0-9\-\.]{0,251}[A-Za-z0-9])?$"
@@ -21,6 +22,11 @@ class TenantIn(Strict):
     name: str = Field(min_length=1, max_length=200)
     domains: list[str] = Field(default_factory=list, max_length=100)
     numbers: list[str] = Field(default_factory=list, max_length=1000)
+    blocks: list[str] = Field(
+        default_factory=list,
+        max_length=1000,
+        description="number blocks: the common digits and a star, e.g. +31201234*",
+    )
     country_code: str = Field(default="31", pattern=r"^[1-9][0-9]{0,3}$")
 
     @field_validator("domains")
@@ -43,12 +49,21 @@ class TenantIn(Strict):
             raise ValueError("numbers repeat")
         return out
 
+    @field_validator("blocks")
+    @classmethod
+    def check_blocks(cls, value: list[str]) -> list[str]:
+        out = [normalise_block(b) for b in value]
+        if len(set(out)) != len(out):
+            raise ValueError("blocks repeat")
+        return out
+
 
 class TenantOut(BaseModel):
     id: int
     name: str
     domains: list[str]
     numbers: list[str]
+    blocks: list[str] = Field(description="number blocks, e.g. +31201234*")
     country_code: str
     suspended: bool
     created_at: datetime
@@ -74,6 +89,11 @@ class UserIn(Strict):
         return [normalise_aor(a) for a in value]
 
 
+class UserPatchIn(Strict):
+    active: bool | None = Field(default=None, description="false: the user can no longer log in")
+    role: Literal["admin", "listener", "user"] | None = None
+
+
 class UserOut(BaseModel):
     id: int
     tenant_id: int
@@ -85,6 +105,7 @@ class UserOut(BaseModel):
     email: str | None
     recorded: bool
     recording_mode: str
+    active: bool = True
 
 
 class TokenOut(BaseModel):

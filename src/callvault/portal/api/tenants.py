@@ -1,4 +1,11 @@
-"""Tenants, their users and API tokens (operator and tenant admin)."""
+"""Tenants, their users and API tokens (operator and tenant admin).
+
+A user's AORs and numbers must lie within the tenant's own domains, numbers
+and blocks (``tenants/claims.py``, the same rules as the CLI). Answers to a
+tenant admin never tell another tenant's data apart from other invalid input:
+an AOR in a foreign domain is the same 422 as one in nobody's, and a login in
+use anywhere is the same 409 ``login-unavailable``.
+"""
 
 from __future__ import annotations
 
@@ -8,19 +15,18 @@ from sqlalchemy import delete, select
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import selectinload
 
-from callvault.db.models import (
-    Operator,
-    Tenant,
-    TenantDomain,
-    TenantNumber,
-    User,
-    UserAor,
-    UserNumber,
-    WebSession,
+from callvault.db.models import Operator, Tenant, User, WebSession
+from callvault.errors import Conflict, InvalidInput, NotFound
+from callvault.portal.api.schemas import (
+    Strict,
+    TenantIn,
+    TenantOut,
+    TokenOut,
+    UserIn,
+    UserOut,
+    UserPatchIn,
 )
-from callvault.errors import Conflict, NotFound
-from callvault.portal.api.schemas import Strict, TenantIn, TenantOut, TokenOut, UserIn, UserOut
-from callvault.portal.audit import audit
+from callvault.portal.audit import audit, changes
 from callvault.portal.auth import (
     AdminTenant,
     CurrentPrincipal,
@@ -31,6 +37,12 @@ from callvault.portal.auth import (
     require_role,
 )
 from callvault.portal.passwords import hash_password, normalise_login
+from callvault.tenants.claims import (
+    block_text,
+    check_extension_free,
+    set_tenant_claims,
+    set_user_addresses,
+)
 
 router = APIRouter(prefix="/api/v1", tags=["tenants"])
 
@@ -41,6 +53,7 @@ def tenant_out(tenant: Tenant) -> TenantOut:
         name=tenant.name,
         domains=[d.domain for d in tenant.domains],
         numbers=[n.number for n in tenant.numbers],
+        blocks=[block_text(b.prefix) for b in tenant.blocks],
         country_code=tenant.country_code,
         suspended=tenant.suspended,
         created_at=tenant.created_at,
@@ -59,6 +72,7 @@ def user_out(user: User) -> UserOut:
         email=user.email,
         recorded=user.recorded,
         recording_mode=user.recording_mode,
+        active=user.active,
     )
 
 
@@ -68,8 +82,9 @@ def create_tenant(
 ) -> TenantOut:
     require_role(principal, "operator")
     tenant = Tenant(name=body.name, country_code=body.country_code)
-    tenant.domains = [TenantDomain(domain=d) for d in body.domains]
-    tenant.numbers = [TenantNumber(number=n) for n in body.numbers]
+    set_tenant_claims(
+        session, tenant, domains=body.domains, numbers=body.numbers, blocks=body.blocks
+    )
     session.add(tenant)
     try:
         session.flush()
@@ -77,7 +92,17 @@ def create_tenant(
         raise Conflict(
             "a tenant with this name, domain or number exists", error_id="tenant-exists"
         ) from exc
-    audit(session, request, principal, "tenant.create", tenant.id, target=f"tenant:{tenant.id}")
+    audit(
+        session,
+        request,
+        principal,
+        "tenant.create",
+        tenant.id,
+        target=f"tenant:{tenant.id}",
+        domains=body.domains,
+        numbers=body.numbers,
+        blocks=body.blocks,
+    )
     session.commit()
     request.app.state.context.on_directory_change()
     return tenant_out(tenant)
@@ -85,7 +110,9 @@ def create_tenant(
 
 @router.get("/tenants", response_model=list[TenantOut])
 def list_tenants(principal: CurrentPrincipal, session: SessionDep) -> list[TenantOut]:
-    query = select(Tenant).options(selectinload(Tenant.domains), selectinload(Tenant.numbers))
+    query = select(Tenant).options(
+        selectinload(Tenant.domains), selectinload(Tenant.numbers), selectinload(Tenant.blocks)
+    )
     if not principal.is_operator:
         query = query.where(Tenant.id == principal.tenant_id)
     return [tenant_out(t) for t in session.scalars(query.order_by(Tenant.id))]
@@ -113,14 +140,16 @@ def create_user(
         email=body.email,
         recorded=body.recorded,
     )
-    user.numbers = [UserNumber(tenant_id=tenant.id, number=n) for n in body.numbers]
-    user.aors = [UserAor(tenant_id=tenant.id, aor=a) for a in body.aors]
+    if body.extension:
+        check_extension_free(session, tenant, user, body.extension)
+    set_user_addresses(session, tenant, user, aors=body.aors, numbers=body.numbers)
     session.add(user)
     try:
         session.flush()
-    except IntegrityError as exc:
+    except IntegrityError as exc:  # a concurrent request of the same tenant took a value
         raise Conflict(
-            "the extension, a number or an AOR belongs to another user", error_id="user-exists"
+            "the extension, a number or an AOR was taken meanwhile; try again",
+            error_id="user-exists",
         ) from exc
     audit(session, request, principal, "user.create", tenant.id, target=f"user:{user.id}")
     session.commit()
@@ -191,7 +220,7 @@ def set_user_credentials(
         session.scalar(select(User.id).where(User.login == login, User.id != user.id)) is not None
     )
     if taken:
-        raise Conflict("this login is taken", error_id="login-taken")
+        raise _login_unavailable()
     old_login, user.login, user.password_hash = user.login, login, password_hash
     session.execute(delete(WebSession).where(WebSession.user_id == user.id))
     audit(
@@ -207,5 +236,63 @@ def set_user_credentials(
     try:
         session.commit()
     except IntegrityError as exc:  # a concurrent request took the login
-        raise Conflict("this login is taken", error_id="login-taken") from exc
+        raise _login_unavailable() from exc
     return Response(status_code=204)
+
+
+def _login_unavailable() -> Conflict:
+    # logins are unique across tenants: the answer must not tell whose it is
+    return Conflict("this login cannot be used; choose another", error_id="login-unavailable")
+
+
+@router.patch("/tenants/{tenant_id}/users/{user_id}", response_model=UserOut)
+def change_user(
+    user_id: DbId,
+    body: UserPatchIn,
+    tenant: AdminTenant,
+    principal: CurrentPrincipal,
+    session: SessionDep,
+    request: Request,
+) -> UserOut:
+    """Switches a user's account on or off and sets its role; audited with old and new.
+
+    A deactivated user's portal sessions end at once. An admin cannot take
+    away their own admin access (so a tenant never locks itself out by a click).
+    """
+    user = session.scalar(
+        select(User)
+        .where(User.tenant_id == tenant.id, User.id == user_id)
+        .options(selectinload(User.numbers), selectinload(User.aors))
+    )
+    if user is None:
+        raise NotFound("no such user", error_id="user-not-found")
+    wanted = body.model_dump(exclude_none=True)
+    if not wanted:
+        raise InvalidInput("nothing to change", error_id="no-change")
+    if user.id == principal.user_id and (
+        wanted.get("active") is False or wanted.get("role", "admin") != "admin"
+    ):
+        raise Conflict(
+            "you cannot take away your own admin access; ask another admin",
+            error_id="own-account",
+        )
+    changed = changes({key: getattr(user, key) for key in wanted}, wanted)
+    for key, diff in changed.items():
+        setattr(user, key, diff["new"])
+    if changed.get("active", {}).get("new") is False:
+        session.execute(delete(WebSession).where(WebSession.user_id == user.id))
+    if changed:
+        audit(
+            session,
+            request,
+            principal,
+            "user.change",
+            tenant.id,
+            target=f"user:{user.id}",
+            **{key: diff["new"] for key, diff in changed.items()},
+            old={key: diff["old"] for key, diff in changed.items()},
+        )
+    session.commit()
+    if changed:
+        request.app.state.context.on_directory_change()
+    return user_out(user)

@@ -1,22 +1,30 @@
-"""The tenant's audit log (tenant admin) and tenant management (operator)."""
+"""The tenant's audit log (tenant admin) and tenant management (operator).
+
+The operator's tenant page switches recording, listening and coaching on and
+off with plain form posts (CSRF token in the form) that call the operator
+API's own route function, then go back to the page.
+"""
 
 from __future__ import annotations
 
 from typing import Annotated, Any
-from urllib.parse import urlencode
+from urllib.parse import parse_qs, urlencode
 
-from fastapi import APIRouter, Path, Request
-from fastapi.responses import HTMLResponse
+from fastapi import APIRouter, Depends, Path, Request
+from fastapi.responses import HTMLResponse, RedirectResponse
 from sqlalchemy import select
 from sqlalchemy.orm import selectinload
 
 from callvault.db.models import Tenant, User
-from callvault.errors import InvalidInput, NotFound
+from callvault.errors import ApiError, InvalidInput, NotFound
 from callvault.portal.api import audit_log
-from callvault.portal.auth import SessionDep
+from callvault.portal.api.operator import FeatureIn, set_enablement
+from callvault.portal.auth import Now, OperatorOnly, OperatorTenant, SessionDep
 from callvault.portal.pages.endpoint_call import call_with_query
 from callvault.portal.pages.render import PageRoute, render
 from callvault.portal.pages.viewer import ViewerDep, signed_in
+from callvault.tenants.claims import block_text
+from callvault.tenants.enablement import FEATURES, Feature, feature_states
 
 router = APIRouter(route_class=PageRoute, include_in_schema=False)
 
@@ -64,7 +72,9 @@ def tenants_page(request: Request, viewer: ViewerDep, session: SessionDep) -> HT
     signed_in(viewer, "operator")
     tenants = session.scalars(
         select(Tenant)
-        .options(selectinload(Tenant.domains), selectinload(Tenant.numbers))
+        .options(
+            selectinload(Tenant.domains), selectinload(Tenant.numbers), selectinload(Tenant.blocks)
+        )
         .order_by(Tenant.name)
     )
     return render(request, viewer, "operator_tenants.html", page="operator", tenants=list(tenants))
@@ -87,6 +97,58 @@ def tenant_page(
         .options(selectinload(User.numbers), selectinload(User.aors))
         .order_by(User.name)
     )
+    states = feature_states(session, tenant.id)
     return render(
-        request, viewer, "operator_tenant.html", page="operator", tenant=tenant, users=list(users)
+        request,
+        viewer,
+        "operator_tenant.html",
+        page="operator",
+        tenant=tenant,
+        users=list(users),
+        blocks=[block_text(b.prefix) for b in tenant.blocks],
+        features=[states[f] for f in FEATURES],
+        enablement_error=request.query_params.get("error"),
     )
+
+
+_MAX_FORM_BYTES = 8192
+
+
+async def _form(request: Request) -> dict[str, str]:
+    """A small url-encoded form's fields (no python-multipart needed)."""
+    body = await request.body()
+    if len(body) > _MAX_FORM_BYTES:
+        raise InvalidInput("the form is too large", error_id="invalid-input")
+    fields = parse_qs(body.decode("utf-8", "replace"), max_num_fields=20)
+    return {key: values[0] for key, values in fields.items()}
+
+
+FormFields = Annotated[dict[str, str], Depends(_form)]
+
+
+@router.post("/operator/tenants/{tenant_id}/enablement/{feature}")
+def enablement_form(
+    feature: Feature,
+    form: FormFields,
+    tenant: OperatorTenant,
+    principal: OperatorOnly,
+    session: SessionDep,
+    request: Request,
+    at: Now,
+) -> RedirectResponse:
+    """The operator's enable / disable button (CSRF checked by ``OperatorOnly``)."""
+    page = f"/operator/tenants/{tenant.id}"
+    reference = form.get("reference", "").strip()[:200] or None
+    try:
+        set_enablement(
+            feature,
+            FeatureIn(enabled=form.get("enabled") == "true", reference=reference),
+            tenant,
+            principal,
+            session,
+            request,
+            at,
+        )
+    except ApiError as exc:
+        return RedirectResponse(f"{page}?{urlencode({'error': exc.error_id})}#enablement", 303)
+    return RedirectResponse(f"{page}#enablement", status_code=303)

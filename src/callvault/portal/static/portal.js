@@ -457,7 +457,8 @@ document.querySelectorAll("[data-autosubmit]").forEach(function (el) {
       CV.api("POST", "/api/v1/tenants", {
         name: create.elements.name.value.trim(),
         domains: list(create.elements.domains.value),
-        numbers: list(create.elements.numbers.value)
+        numbers: list(create.elements.numbers.value),
+        blocks: list(create.elements.blocks.value)
       }).then(function (out) {
         window.location.assign("/operator/tenants/" + out.id);
       }).catch(function (err) { CV.fail(create, err); });
@@ -473,6 +474,7 @@ document.querySelectorAll("[data-autosubmit]").forEach(function (el) {
       name: edit.elements.name.value.trim(),
       domains: list(edit.elements.domains.value),
       numbers: list(edit.elements.numbers.value),
+      blocks: list(edit.elements.blocks.value),
       plan: edit.elements.plan.value.trim(),
       retention_min_days: parseInt(edit.elements.retention_min_days.value, 10),
       retention_max_days: parseInt(edit.elements.retention_max_days.value, 10)
