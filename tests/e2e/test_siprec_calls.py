@@ -99,7 +99,10 @@ async def test_tcp_call_with_pause_is_cut_and_segmented(tmp_path: Path) -> None:
 
 
 async def test_participant_named_later_by_metadata_update(tmp_path: Path) -> None:
-    """Avaya style: the INVITE names a placeholder, an UPDATE names the real user."""
+    """Avaya style: the INVITE names a placeholder, an UPDATE names the real user.
+
+    Until the UPDATE nobody may be recorded: the media is received and looked at
+    in memory but not written (issue 7, section 6); from the UPDATE on it is."""
     async with running_recorder(tmp_path) as rec:
         placeholder = Participant("sip:anonymous@sbc.example", "", sine(LEFT_HZ, 4.0))
         other = Participant("sip:+31612345678@pstn.example", "Customer", sine(RIGHT_HZ, 4.0))
@@ -117,9 +120,12 @@ async def test_participant_named_later_by_metadata_update(tmp_path: Path) -> Non
         assert meta["user_id"] == rec.users["alice"]
         aors = {p["aor"] for p in meta["parties"]}
         assert "sip:alice@acme.example" in aors
+        start = meta["segments"][0]["call_start_ms"] / 1000
+        assert 0.9 <= start <= 1.5, meta["segments"]  # from the UPDATE, nothing before
         pcm, rate, _raw = await rec.audio(recording_id)
         duration = pcm.shape[1] / rate
-        # alice sends stream 1 (label 1): left; the whole call is kept from the start
+        assert 2.4 < duration < 3.2, duration
+        # alice sends stream 1 (label 1): left
         assert _covered(tone_spans(pcm[0], rate, LEFT_HZ), 0.2, duration - 0.2) > duration - 0.8
         assert _covered(tone_spans(pcm[1], rate, RIGHT_HZ), 0.2, duration - 0.2) > duration - 0.8
 

@@ -25,6 +25,7 @@ the interface LiveCenter's record-now and the B2BUA's announcements drive.
 from __future__ import annotations
 
 import logging
+from collections.abc import Callable
 from dataclasses import dataclass, replace
 from typing import Literal
 
@@ -86,6 +87,10 @@ class CaptureGate:
     @property
     def is_open(self) -> bool:
         return bool(self._changes) and self._changes[-1][1]
+
+    @property
+    def last_change_ms(self) -> int:
+        return self._changes[-1][0] if self._changes else 0
 
     def set(self, t: int, is_open: bool) -> None:
         if self.is_open == is_open:
@@ -158,8 +163,9 @@ class _LiveRecording:
 class LivePolicy:
     """The live recording policy of one call (see the module doc)."""
 
-    def __init__(self) -> None:
+    def __init__(self, on_gate: Callable[[int, bool], None] | None = None) -> None:
         self.gate = CaptureGate()
+        self._on_gate = on_gate  # told each change of the gate, to journal it
         self._recordings: dict[str, _LiveRecording] = {}
         self._answered_at: int | None = None
         self._ended = False
@@ -242,12 +248,19 @@ class LivePolicy:
         self._ended = True
         for recording in self._recordings.values():
             recording.feed(Hangup(t))
-        self.gate.set(t, False)
+        self._set_gate(t, False, "hang-up")
 
     def _update(self, t: int, why: str) -> None:
         if self._ended:
             return
-        is_open = self._record_now or any(r.capturing for r in self._recordings.values())
-        if is_open != self.gate.is_open:
-            log.debug("capture %s at %d ms (%s)", "opens" if is_open else "closes", t, why)
+        self._set_gate(
+            t, self._record_now or any(r.capturing for r in self._recordings.values()), why
+        )
+
+    def _set_gate(self, t: int, is_open: bool, why: str) -> None:
+        if is_open == self.gate.is_open:
+            return
+        log.debug("capture %s at %d ms (%s)", "opens" if is_open else "closes", t, why)
         self.gate.set(t, is_open)
+        if self._on_gate is not None:
+            self._on_gate(max(t, self.gate.last_change_ms), is_open)

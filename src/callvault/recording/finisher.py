@@ -34,6 +34,7 @@ import numpy.typing as npt
 
 from callvault.media.dtmf import DtmfDigit
 from callvault.media.inband_dtmf import detect_keys
+from callvault.policy.live import CaptureGate
 from callvault.recording.journal import (
     Channel,
     Codec,
@@ -139,6 +140,7 @@ class _Journal:
     multi: bool = False  # the journal lists ``recordings``: one result per key
     recordings: dict[str, _RecordingPlan] = field(default_factory=dict)  # in order of appearance
     party_ids: set[str] = field(default_factory=set)  # participants named so far
+    captured: CaptureGate | None = None  # the live gate; None: an old spool (all captured)
 
 
 def _read_journal(events: Iterable[Event]) -> _Journal:
@@ -216,6 +218,10 @@ def _read_journal(events: Iterable[Event]) -> _Journal:
                 close(int(stream), stream_pause.pop(int(stream)), t)
         elif event.type == "dtmf":
             journal.dtmf.append({"t": t, **data})
+        elif event.type == "capture":
+            if journal.captured is None:
+                journal.captured = CaptureGate()
+            journal.captured.set(t, bool(data.get("open")))
         elif event.type == "end" and journal.end_ms is None:
             journal.end_ms = t
             journal.end_reason = data.get("reason")
@@ -543,6 +549,14 @@ def _render(
         channels = channels or policy.get("channels", "both")
     elif presence is not None:
         calls = [kept for span in calls for kept in _intersect(span, presence)]
+    if journal.captured is not None:
+        # only what the live policy let reach the disk exists (e.g. a user named late)
+        captured = journal.captured.windows(end_ms)
+        if outcome is not None:
+            outcome = _within(outcome, captured, "nothing of what the policy keeps was captured")
+            calls = list(outcome.segments) if outcome.keep else []
+        else:
+            calls = [kept for span in calls for kept in _intersect(span, captured)]
     pause_mode = pause_mode or "cut"
     channels = channels or "both"
 
@@ -630,13 +644,18 @@ def _intersect(span: Interval, within: list[Interval]) -> list[Interval]:
     return [(max(start, a), min(end, b)) for a, b in within if max(start, a) < min(end, b)]
 
 
-def _within(outcome: PolicyOutcome, presence: list[Interval]) -> PolicyOutcome:
-    """The decision cut to while the recording's user was in the call."""
+def _within(
+    outcome: PolicyOutcome,
+    presence: list[Interval],
+    why_none: str = "the user left before any was kept",
+) -> PolicyOutcome:
+    """The decision cut to ``presence`` (while the recording's user was in the call,
+    or while the live gate was open)."""
     segments = tuple(kept for span in outcome.segments for kept in _intersect(span, presence))
     if segments == outcome.segments:
         return outcome
     if outcome.keep and not segments:
-        return replace(outcome, keep=False, segments=(), reason="the user left before any was kept")
+        return replace(outcome, keep=False, segments=(), reason=why_none)
     return replace(outcome, segments=segments)
 
 

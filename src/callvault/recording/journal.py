@@ -68,7 +68,9 @@ class Party:
 class Event:
     """One journal line. ``type`` decides which other keys are meaningful."""
 
-    type: Literal["start", "answer", "streams", "parties", "pause", "resume", "dtmf", "end"]
+    type: Literal[
+        "start", "answer", "streams", "parties", "pause", "resume", "dtmf", "capture", "end"
+    ]  # capture: the live policy's gate opened or closed ({"open": bool})
     t: int
     data: dict[str, Any] = field(default_factory=dict)
 

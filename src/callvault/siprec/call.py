@@ -106,7 +106,11 @@ class RecordedCall:
         self.reserved_streams = 0  # media lines held against the source's limit
         self.on_release: Callable[[], None] | None = None  # gives the source's share back
         self.allowed_tenants: frozenset[int] | None = None  # None: any (no registry)
-        self.live = LivePolicy()
+        self.live = LivePolicy(
+            on_gate=lambda t, is_open: self.spool.record(
+                Event(type="capture", t=t, data={"open": is_open})
+            )
+        )
         self.slots: list[tuple[RecordingSlot, dict[str, Any]]] = []
         self._any_tenant = False
         self._keys: dict[str, str] = {}  # participant id -> its recording's key

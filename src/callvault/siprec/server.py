@@ -228,6 +228,9 @@ class SiprecServer:
         # set before the first await: a CANCEL may arrive while the ports open
         request.on_cancel = lambda: call.end("cancel")
         async with call.lock:
+            # let a CANCEL that arrived with the INVITE be read before the answer (a
+            # declined call opens no port, so nothing below would yield otherwise)
+            await asyncio.sleep(0)
             try:
                 ports = await call.apply_offer(offer.sdp, offer.metadata)
             except (PortsExhausted, OSError) as exc:
