@@ -62,6 +62,57 @@ def _bootstrap(args: argparse.Namespace) -> int:
     return 0
 
 
+def _tenant_action(args: argparse.Namespace) -> int:
+    """``admin add-user`` / ``admin enable``: the same checks and audit rows as the API."""
+    from sqlalchemy import select
+
+    from callvault.admin import create_user
+    from callvault.db.engine import make_engine, make_sessionmaker, migrate
+    from callvault.db.models import Tenant
+    from callvault.errors import ApiError
+    from callvault.tenants.enablement import as_feature, set_feature
+
+    settings = _settings(args)
+    migrate(settings.db_url)
+    engine = make_engine(settings.db_url)
+    try:
+        with make_sessionmaker(engine)() as session:
+            tenant = session.scalar(select(Tenant).where(Tenant.name == args.tenant))
+            if tenant is None:
+                print(f"callvault: no tenant named {args.tenant!r}", file=sys.stderr)
+                return 2
+            try:
+                if args.admin_command == "add-user":
+                    user = create_user(
+                        session,
+                        tenant,
+                        args.name,
+                        extension=args.extension,
+                        aors=args.aor,
+                        numbers=args.number,
+                        role=args.role,
+                    )
+                    done = f"user {user.name!r} added to {tenant.name!r}"
+                else:
+                    state, _changed = set_feature(
+                        session,
+                        tenant.id,
+                        as_feature(args.feature),
+                        not args.off,
+                        actor="cli",
+                        reference=args.reference,
+                    )
+                    done = f"{state.feature} {'enabled' if state.enabled else 'disabled'}"
+            except (ApiError, ValueError) as exc:
+                print(f"callvault: {exc}", file=sys.stderr)
+                return 2
+            session.commit()
+    finally:
+        engine.dispose()
+    print(done)
+    return 0
+
+
 def _demo(args: argparse.Namespace) -> int:
     from callvault.demo.run import run_demo
 
@@ -92,6 +143,27 @@ def build_parser() -> argparse.ArgumentParser:
         help="also set the operator's portal login; the password is read from stdin",
     )
     boot.set_defaults(func=_bootstrap)
+    add_user = admin_sub.add_parser(
+        "add-user", help="add a user; AORs and numbers must lie in the tenant's own"
+    )
+    add_user.add_argument("tenant", help="the tenant's name")
+    add_user.add_argument("name")
+    add_user.add_argument("--extension")
+    add_user.add_argument("--aor", action="append", default=[], help="repeatable")
+    add_user.add_argument("--number", action="append", default=[], help="repeatable, E.164")
+    add_user.add_argument("--role", choices=("user", "listener", "admin"), default="user")
+    add_user.add_argument("--data-dir", type=Path)
+    add_user.set_defaults(func=_tenant_action)
+    enable = admin_sub.add_parser(
+        "enable",
+        help="enable recording, listening or coaching for a tenant (after the signed declaration)",
+    )
+    enable.add_argument("tenant", help="the tenant's name")
+    enable.add_argument("feature", choices=("recording", "listening", "coaching"))
+    enable.add_argument("--reference", help="the signed declaration's reference (to enable)")
+    enable.add_argument("--off", action="store_true", help="disable instead")
+    enable.add_argument("--data-dir", type=Path)
+    enable.set_defaults(func=_tenant_action)
     add_source_commands(admin_sub, _settings)
     return parser
 

@@ -10,10 +10,15 @@ Runs on the API suite's two-tenant world (both tenants' recording enabled).
 
 from __future__ import annotations
 
+from pathlib import Path
 from typing import Any
 
+import pytest
 from sqlalchemy import select
 
+from callvault.admin import create_tenant
+from callvault.cli import main
+from callvault.db.engine import make_engine, make_sessionmaker, migrate
 from callvault.db.models import AuditEvent, Tenant
 from callvault.tenants.directory import Directory, TenantPolicy
 from callvault.tenants.legal import NOTICE_VERSION
@@ -163,3 +168,25 @@ def test_the_operator_page_switches_features_with_a_form(world: World) -> None:
     )
     assert forged.status_code in (403, 404) and _policy(world).coaching_enabled
     assert "SIGNED-9" in operator.get(f"/operator/tenants/{world.tenant_a}").text
+
+
+def test_support_enables_from_the_command_line(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    monkeypatch.delenv("CALLVAULT_DATA_DIR", raising=False)
+    url = f"sqlite:///{tmp_path / 'callvault.db'}"
+    migrate(url)
+    engine = make_engine(url)
+    with make_sessionmaker(engine)() as session:
+        tenant_id = create_tenant(session, "Alpha", ["alpha.example"], []).id
+        session.commit()
+    base = ["admin", "enable", "--data-dir", str(tmp_path), "Alpha", "recording"]
+    assert main(base) == 2  # no reference: refused
+    assert "declaration" in capsys.readouterr().err
+    assert main([*base, "--reference", "DECL-77"]) == 0
+    with make_sessionmaker(engine)() as session:
+        assert Directory.load(session).policy(tenant_id).recording_enabled
+        event = session.scalar(select(AuditEvent).where(AuditEvent.tenant_id == tenant_id))
+        assert event is not None and event.actor == "cli"
+        assert event.details["reference"] == "DECL-77"
+    engine.dispose()

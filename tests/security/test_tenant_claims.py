@@ -8,12 +8,15 @@ Runs on the API suite's two-tenant world (tests/api/conftest.py).
 
 from __future__ import annotations
 
+from pathlib import Path
 from typing import Any
 
 import pytest
 from sqlalchemy import select
 
-from callvault.admin import create_user
+from callvault.admin import create_tenant, create_user
+from callvault.cli import main
+from callvault.db.engine import make_engine, make_sessionmaker, migrate
 from callvault.db.models import AuditEvent, Tenant, User, UserAor, UserNumber, WebSession
 from callvault.tenants.claims import OutsideTenant
 from callvault.tenants.directory import Directory
@@ -228,3 +231,23 @@ def test_admin_switches_a_user_off_and_changes_its_role(world: World) -> None:
     assert r.status_code == 422  # the operator role is not a tenant's
     r = world.client.patch(url, json={"active": True}, headers=world.auth("operator"))
     assert r.status_code == 200 and r.json()["active"] is True
+
+
+def test_the_cli_adds_users_under_the_same_rules(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    monkeypatch.delenv("CALLVAULT_DATA_DIR", raising=False)
+    url = f"sqlite:///{tmp_path / 'callvault.db'}"
+    migrate(url)
+    engine = make_engine(url)
+    with make_sessionmaker(engine)() as session:
+        create_tenant(session, "Alpha", ["alpha.example"], ["+31201110000"])
+        create_tenant(session, "Beta", ["beta.example"], [B_MAIN])
+        session.commit()
+    engine.dispose()
+    base = ["admin", "add-user", "--data-dir", str(tmp_path), "Alpha", "Mallory"]
+    assert main([*base, "--aor", "201@beta.example"]) == 2
+    assert "not within this tenant's SIP domains" in capsys.readouterr().err
+    assert main([*base, "--number", B_MAIN]) == 2
+    assert main([*base, "--aor", "sip:mal@Alpha.example", "--extension", "201"]) == 0
+    assert "added" in capsys.readouterr().out
