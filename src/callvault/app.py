@@ -23,6 +23,7 @@ from callvault.portal.context import PortalContext
 from callvault.recording.pipeline import Finisher
 from callvault.settings import Settings
 from callvault.sip.endpoint import SipEndpoint
+from callvault.sip.transport import server_ssl_context, stream_limits
 from callvault.siprec.call import CallContext, RecordedCall
 from callvault.siprec.server import SiprecServer
 from callvault.sources.registry import SourceRegistry
@@ -90,11 +91,18 @@ class Application:
             metrics=self.metrics,
         )
         self.siprec.session_expires_s = settings.session_expires_s
-        self.endpoint = SipEndpoint(self.siprec.handle, user_agent="callvault")
+        self.endpoint = SipEndpoint(
+            self.siprec.handle, user_agent="callvault", stream_limits=stream_limits(settings)
+        )
         self.siprec.endpoint = self.endpoint
         self.endpoint.screen = self.siprec.screen
+        tls = server_ssl_context(settings)  # None unless a certificate and key are set
         await self.endpoint.listen(
-            settings.sip_host, settings.sip_port, settings.sip_port if settings.sip_tcp else None
+            settings.sip_host,
+            settings.sip_port,
+            settings.sip_port if settings.sip_tcp else None,
+            tls_port=settings.sip_tls_port if tls else None,
+            ssl_context=tls,
         )
         self.sip_port = self.endpoint.udp_port or settings.sip_port
         self.siprec.contact = f"<sip:srs@{settings.media_address}:{self.sip_port}>"
@@ -106,7 +114,7 @@ class Application:
             metrics=self.metrics,
         )
         config = uvicorn.Config(
-            create_app(portal),
+            create_app(portal, metrics_token=settings.metrics_token),
             host=settings.http_host,
             port=settings.http_port,
             log_level="warning",

@@ -22,7 +22,7 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Annotated, Any, Literal
 
-from fastapi import APIRouter, Query
+from fastapi import APIRouter, Query, Request
 from sqlalchemy import (
     ColumnElement,
     CompoundSelect,
@@ -49,6 +49,7 @@ from callvault.portal.api.schemas import (
     RecordingOut,
     SegmentOut,
 )
+from callvault.portal.audit import audit
 from callvault.portal.auth import CurrentPrincipal, Principal, SessionDep, TenantScope
 from callvault.tenants.numbers import to_e164
 
@@ -661,6 +662,12 @@ def list_recordings(
 
 @router.get("/recordings/{recording_id}", response_model=RecordingOut)
 def get_recording(
-    recording_id: str, principal: CurrentPrincipal, session: SessionDep
+    recording_id: str, principal: CurrentPrincipal, session: SessionDep, request: Request
 ) -> RecordingOut:
-    return recording_out(session, recording_for(session, principal, recording_id))
+    """One recording's metadata; each view is audited (``recording.view``)."""
+    recording = recording_for(session, principal, recording_id)
+    out = recording_out(session, recording)
+    target = f"recording:{recording.id}"
+    audit(session, request, principal, "recording.view", recording.tenant_id, target=target)
+    session.commit()
+    return out
