@@ -59,7 +59,9 @@ def _seed(settings: Settings) -> tuple[str, dict[str, int]]:
     engine = make_engine(settings.db_url)
     with make_sessionmaker(engine)() as session:
         _operator, token = bootstrap_operator(session)
-        tenant = create_tenant(session, "Demo Dakwerken BV", [DOMAIN], ["+31201234500"])
+        tenant = create_tenant(  # users' numbers lie in the tenant's block (SPEC 2)
+            session, "Demo Dakwerken BV", [DOMAIN], ["+31201234500"], blocks=["+312012345*"]
+        )
         anna = create_user(
             session,
             tenant,
