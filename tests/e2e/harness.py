@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import random
+import ssl
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
@@ -115,7 +116,12 @@ def seed(
 
 @asynccontextmanager
 async def running_recorder(
-    data_dir: Path, *, mode: str = "always", accept_notice: bool = True, **overrides: object
+    data_dir: Path,
+    *,
+    mode: str = "always",
+    accept_notice: bool = True,
+    tls_client_context: ssl.SSLContext | None = None,
+    **overrides: object,
 ) -> AsyncIterator[Recorder]:
     base = random.randrange(20000, 50000, 1000)
     settings = load_settings(
@@ -131,9 +137,11 @@ async def running_recorder(
     )
     app = Application(settings)
     await app.start()
-    endpoint = SipEndpoint(_refuse)
+    endpoint = SipEndpoint(_refuse, tls_client_context=tls_client_context)
     await endpoint.listen("127.0.0.1", 0, 0)
     client = SiprecClient(endpoint, ("127.0.0.1", app.sip_port))
+    if app.endpoint.tls_port:
+        client.tls_server = ("127.0.0.1", app.endpoint.tls_port)
     http = httpx.AsyncClient(
         base_url=f"http://127.0.0.1:{app.http_port}", headers={"Authorization": f"Bearer {token}"}
     )

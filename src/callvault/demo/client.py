@@ -10,6 +10,7 @@ SIP endpoint as the UAC, so it also exercises the client transactions.
 from __future__ import annotations
 
 import asyncio
+import base64
 import secrets
 import uuid
 from dataclasses import dataclass, field
@@ -19,9 +20,10 @@ import numpy.typing as npt
 from sipmessage import URI, CSeq, Request
 
 from callvault.media.sender import Impairments, RtpSender
+from callvault.media.srtp import SrtpStreamEncryptor
 from callvault.sip.dialog import Dialog
 from callvault.sip.endpoint import SipEndpoint
-from callvault.sip.sdp import parse_sdp
+from callvault.sip.sdp import new_srtp_key, parse_sdp
 from callvault.siprec.multipart import body_parts
 
 BOUNDARY = "callvault-src-boundary"
@@ -49,6 +51,7 @@ class CallPlan:
     # (seconds, caller, callee): a metadata-only UPDATE naming new participants
     metadata_update: tuple[float, Participant, Participant] | None = None
     info_digits: list[tuple[float, str]] = field(default_factory=list)  # SIP INFO dtmf-relay
+    srtp: bool = False  # RTP/SAVP with SDES keys (RFC 4568), each stream encrypted
 
 
 @dataclass
@@ -96,7 +99,18 @@ def metadata_xml(session_id: str, caller: Participant, callee: Participant) -> s
     )
 
 
-def sdp_offer(local_ip: str, ports: tuple[int, int], pt: int, direction: str, version: int) -> str:
+SRTP_SUITE = "AES_CM_128_HMAC_SHA1_80"
+
+
+def sdp_offer(
+    local_ip: str,
+    ports: tuple[int, int],
+    pt: int,
+    direction: str,
+    version: int,
+    keys: tuple[bytes, ...] = (),
+) -> str:
+    """The SRC's offer; with ``keys`` (one per stream) the streams are SRTP (SDES)."""
     codec = "PCMU" if pt == 0 else "PCMA"
     lines = [
         "v=0",
@@ -106,14 +120,18 @@ def sdp_offer(local_ip: str, ports: tuple[int, int], pt: int, direction: str, ve
         "t=0 0",
     ]
     for label, port in enumerate(ports, start=1):
+        proto = "RTP/SAVP" if keys else "RTP/AVP"
         lines += [
-            f"m=audio {port} RTP/AVP {pt} 101",
+            f"m=audio {port} {proto} {pt} 101",
             f"a=rtpmap:{pt} {codec}/8000",
             "a=rtpmap:101 telephone-event/8000",
             "a=fmtp:101 0-16",
             f"a=label:{label}",
             f"a={direction}",
         ]
+        if keys:
+            inline = base64.b64encode(keys[label - 1]).decode("ascii")
+            lines.append(f"a=crypto:1 {SRTP_SUITE} inline:{inline}")
     return "\r\n".join(lines) + "\r\n"
 
 
@@ -135,6 +153,7 @@ class SiprecClient:
         self.endpoint = endpoint
         self.server = server
         self.local_ip = local_ip
+        self.tls_server: tuple[str, int] | None = None  # where to send over TLS
 
     def _request(
         self,
@@ -169,8 +188,10 @@ class SiprecClient:
         from_tag = secrets.token_hex(4)
         session_id = secrets.token_hex(8)
         meta = metadata_xml(session_id, plan.caller, plan.callee)
-        uri = f"sip:srs@{self.server[0]}:{self.server[1]};transport={plan.transport}"
-        offer = sdp_offer(self.local_ip, (40000, 40002), plan.payload_type, "sendonly", 1)
+        server = self.tls_server if plan.transport == "tls" and self.tls_server else self.server
+        uri = f"sip:srs@{server[0]}:{server[1]};transport={plan.transport}"
+        keys = (new_srtp_key(SRTP_SUITE), new_srtp_key(SRTP_SUITE)) if plan.srtp else ()
+        offer = sdp_offer(self.local_ip, (40000, 40002), plan.payload_type, "sendonly", 1, keys)
         invite = self._request(
             "INVITE",
             call_id,
@@ -183,7 +204,7 @@ class SiprecClient:
             f"multipart/mixed;boundary={BOUNDARY}",
             [("Require", "siprec"), ("Supported", "timer"), ("Session-Expires", "1800")],
         )
-        response = await self.endpoint.request(invite, self.server, plan.transport)
+        response = await self.endpoint.request(invite, server, plan.transport)
         if response.code != 200:
             return CallResult(call_id, response.code, reason=response.phrase)
         dialog = Dialog.from_outgoing_invite(invite, response)
@@ -194,11 +215,18 @@ class SiprecClient:
         pairs = [  # a declined m-line (port 0) gets no media (RFC 3264 section 6)
             (
                 RtpSender(
-                    party.audio, host, media.port, plan.payload_type, impairments=party.impairments
+                    party.audio,
+                    host,
+                    media.port,
+                    plan.payload_type,
+                    impairments=party.impairments,
+                    protect=SrtpStreamEncryptor(SRTP_SUITE, keys[n]).protect if keys else None,
                 ),
                 party,
             )
-            for media, party in zip(answer.media, (plan.caller, plan.callee), strict=False)
+            for n, (media, party) in enumerate(
+                zip(answer.media, (plan.caller, plan.callee), strict=False)
+            )
             if media.port != 0
         ]
         senders = [sender for sender, _party in pairs]
@@ -229,7 +257,7 @@ class SiprecClient:
                         f"Signal={digit}\r\nDuration=120\r\n".encode(),
                         "application/dtmf-relay",
                     )
-                    await self.endpoint.request(info, self.server, plan.transport)
+                    await self.endpoint.request(info, server, plan.transport)
                     continue
                 if kind == "update" and plan.metadata_update:
                     _at, caller, callee = plan.metadata_update
@@ -244,17 +272,17 @@ class SiprecClient:
                         "application/rs-metadata+xml",
                         [("Content-Disposition", "recording-session")],
                     )
-                    await self.endpoint.request(update, self.server, plan.transport)
+                    await self.endpoint.request(update, server, plan.transport)
                     continue
                 direction = "inactive" if kind == "pause" else "sendonly"
                 for sender in senders:
                     (sender.pause if kind == "pause" else sender.resume)()
                 body = sdp_offer(
-                    self.local_ip, (40000, 40002), plan.payload_type, direction, version
+                    self.local_ip, (40000, 40002), plan.payload_type, direction, version, keys
                 )
                 version += 1
                 reinvite = dialog.create_request("INVITE", body.encode(), "application/sdp")
-                r = await self.endpoint.request(reinvite, self.server, plan.transport)
+                r = await self.endpoint.request(reinvite, server, plan.transport)
                 if r.code == 200:
                     self.endpoint.send_ack(r, dialog)
             delay = start + plan.duration_s - loop.time()
@@ -264,7 +292,7 @@ class SiprecClient:
             for sender in senders:
                 sender.stop()
             await asyncio.gather(*runs, return_exceptions=True)
-        r = await self.endpoint.request(dialog.create_request("BYE"), self.server, plan.transport)
+        r = await self.endpoint.request(dialog.create_request("BYE"), server, plan.transport)
         return CallResult(call_id, r.code, sum(s.packets_sent for s in senders), declined=declined)
 
 

@@ -124,6 +124,10 @@ class RtpReceiver(asyncio.DatagramProtocol):
         """The telephone-event payload types of the current SDP (re-INVITE)."""
         self._te_pts = frozenset(pts)
 
+    def set_unprotect(self, unprotect: Callable[[bytes], bytes | None] | None) -> None:
+        """A re-offer changed the SRTP key (or turned SRTP on or off)."""
+        self._unprotect = unprotect
+
     def expect(self, host: str | None) -> None:
         """The sender's host from a (re-)offer's ``c=`` line (None: unknown).
 

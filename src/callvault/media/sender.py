@@ -19,7 +19,7 @@ import asyncio
 import logging
 import random
 from collections import deque
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
 import numpy as np
@@ -289,8 +289,10 @@ class RtpSender:
         local_host: str | None = None,
         local_port: int = 0,
         seed: int | None = None,
+        protect: Callable[[bytes], bytes] | None = None,
     ) -> None:
         self.remote = (host, port)
+        self._protect = protect  # SRTP: encrypts each packet as it leaves
         self.ptime_ms = ptime_ms
         self.stream = G711Stream(
             np.asarray(pcm, dtype=np.int16),
@@ -357,10 +359,10 @@ class RtpSender:
                 ticks += 1
                 for packet in self.stream.tick():
                     for out in self.impairments.push(packet):
-                        transport.sendto(out)
+                        transport.sendto(self._protect(out) if self._protect else out)
                         self.packets_sent += 1
             for out in self.impairments.flush():
-                transport.sendto(out)
+                transport.sendto(self._protect(out) if self._protect else out)
                 self.packets_sent += 1
         finally:
             self.close()

@@ -126,3 +126,19 @@ def _unprotect(
         return None
     counters.decrypted += 1
     return plain
+
+
+class SrtpStreamEncryptor:
+    """Encrypts one sent stream (the demo's and the tests' SRC side of SDES)."""
+
+    def __init__(self, suite: str, key_salt: bytes) -> None:
+        spec = SRTP_SUITES[suite]
+        policy = pylibsrtp.Policy(
+            key=bytes(key_salt),
+            ssrc_type=pylibsrtp.Policy.SSRC_ANY_OUTBOUND,
+            srtp_profile=spec.profile,
+        )
+        self._session = pylibsrtp.Session(policy)
+
+    def protect(self, packet: bytes) -> bytes:
+        return bytes(self._session.protect(packet))

@@ -28,6 +28,7 @@ from callvault.media.dtmf import DtmfDigit
 from callvault.media.live_keys import InbandKeyListener
 from callvault.media.ports import PortsExhausted, RtpPortPool
 from callvault.media.receiver import RtpReceiver, RtpStreamSet
+from callvault.media.srtp import SrtpStreamDecryptor
 from callvault.policy.live import LivePolicy, RecordingSlot
 from callvault.policy.modes import InvalidShortCode, Mode, ShortCode
 from callvault.recording.journal import (
@@ -40,7 +41,7 @@ from callvault.recording.journal import (
 )
 from callvault.recording.policy_apply import contact_rule
 from callvault.recording.spool import SpoolWriter
-from callvault.sip.sdp import SessionDescription, choose_codecs
+from callvault.sip.sdp import SessionDescription, choose_codecs, choose_crypto
 from callvault.siprec.metadata import RecordingMetadata
 from callvault.siprec.offer import associate_streams
 from callvault.sources.registry import SourceRegistry, SourceUsages
@@ -74,6 +75,7 @@ class ActiveStream:
     port: int
     receiver: RtpReceiver
     keys: InbandKeyListener | None = None  # live in-band detection, when keys matter
+    srtp_key: bytes | None = None  # the sender's SDES master key and salt, if SRTP
 
 
 class RecordedCall:
@@ -345,6 +347,7 @@ class RecordedCall:
                 events,
                 stream_index=index,
                 expected_host=self._sender_host(index),
+                unprotect=self._decryptor(index),
             )
             try:
                 await self.media.add(index, port, receiver)
@@ -352,7 +355,7 @@ class RecordedCall:
                 # not given back: it stays out of the pool while someone else holds it
                 log.warning("RTP port %s cannot be bound (%s); skipped", port, exc)
                 continue
-            return ActiveStream(layout, port, receiver)
+            return ActiveStream(layout, port, receiver, srtp_key=self._srtp_key(index))
         raise PortsExhausted("no bindable RTP port after 64 attempts")
 
     async def apply_offer(
@@ -391,7 +394,11 @@ class RecordedCall:
             if index not in self.streams:
                 self.streams[index] = await self._open(index, layout)
             else:
-                self.streams[index].receiver.expect(self._sender_host(index))
+                stream = self.streams[index]
+                stream.receiver.expect(self._sender_host(index))
+                if self._srtp_key(index) != stream.srtp_key:  # re-keyed (or SRTP on/off)
+                    stream.srtp_key = self._srtp_key(index)
+                    stream.receiver.set_unprotect(self._decryptor(index))
         for index in [i for i in self.streams if i not in layouts]:
             self._close_stream(index)
         if first:
@@ -452,6 +459,21 @@ class RecordedCall:
         except ValueError:
             return None  # a host name: latch to the first source instead
         return host
+
+    def _srtp_key(self, index: int) -> bytes | None:
+        if self.sdp is None or index >= len(self.sdp.media):
+            return None
+        crypto = choose_crypto(self.sdp.media[index])
+        return crypto.key_salt if crypto is not None else None
+
+    def _decryptor(self, index: int) -> Callable[[bytes], bytes | None] | None:
+        """SRTP (SDES): decrypt m-line ``index`` with the key its offer carries."""
+        assert self.sdp is not None
+        crypto = choose_crypto(self.sdp.media[index])
+        if crypto is None:
+            return None
+        assert crypto.key_salt is not None  # choose_crypto only picks usable keys
+        return SrtpStreamDecryptor(crypto.suite, crypto.key_salt).unprotect
 
     def _listen_for_keys(self) -> None:
         """Hear in-band keys live on the streams whose keys can change the capture."""

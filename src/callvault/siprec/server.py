@@ -28,7 +28,12 @@ from callvault.media.ports import PortsExhausted
 from callvault.metrics import Metrics
 from callvault.sip.dialog import Dialog, dialog_id_of
 from callvault.sip.endpoint import ACCEPT, IncomingRequest, SipEndpoint
-from callvault.sip.sdp import build_recording_answer, recording_answer_error
+from callvault.sip.sdp import (
+    SessionDescription,
+    build_recording_answer,
+    insecure_offer_error,
+    recording_answer_error,
+)
 from callvault.sip.session_timer import SessionTimer
 from callvault.sip.transport import Flow
 from callvault.siprec.call import CallContext, RecordedCall
@@ -160,6 +165,13 @@ class SiprecServer:
                 488,
             )
 
+    @staticmethod
+    def _check_srtp(source: RecordingSource, sdp: SessionDescription) -> None:
+        if source.require_srtp:
+            problem = insecure_offer_error(sdp)
+            if problem is not None:
+                raise problem
+
     def _over_limit(self, request: IncomingRequest, source: RecordingSource, what: str) -> None:
         self.metrics.sip_requests_refused_limit += 1
         log.warning("source %s over its limit (%s): 503", source.name, what)
@@ -204,6 +216,7 @@ class SiprecServer:
             if offer.sdp is None:
                 raise RemoteProtocolError("INVITE without SDP offer is not supported", 488)
             self._check_media_lines(source, len(offer.sdp.media))
+            self._check_srtp(source, offer.sdp)
             problem = recording_answer_error(offer.sdp)
             if problem is not None:
                 raise problem
@@ -337,6 +350,7 @@ class SiprecServer:
                     source = self.ctx.sources().get(call.source_id or -1)
                     if source is not None:
                         self._check_media_lines(source, len(offer.sdp.media))
+                        self._check_srtp(source, offer.sdp)
                         if not self._reserve(call, source, len(offer.sdp.media)):
                             self._over_limit(request, source, "media lines open")
                             return
