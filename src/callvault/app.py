@@ -152,10 +152,13 @@ class Application:
         self.metrics.rtp_packets_done += call.final_stats.get("packets", 0)
         self.metrics.rtp_bytes_done += call.final_stats.get("bytes", 0)
         self.metrics.rtp_malformed_done += call.final_stats.get("malformed", 0)
+        self.metrics.rtp_foreign_done += call.final_stats.get("foreign", 0)
+        self.metrics.rtp_unauthenticated_done += call.final_stats.get("unauthenticated", 0)
+        self.metrics.calls_declined += call.declined
         self.finisher.submit(call.uuid)
 
     def _live_metrics(self) -> dict[str, int]:
-        totals = {"packets": 0, "bytes": 0, "malformed": 0}
+        totals = {"packets": 0, "bytes": 0, "malformed": 0, "foreign": 0, "unauthenticated": 0}
         calls = list(self.calls.calls.values()) if hasattr(self, "calls") else []
         for call in calls:
             for key, value in call.live_stats().items():

@@ -18,6 +18,9 @@ class Metrics:
     rtp_packets_done: int = 0
     rtp_bytes_done: int = 0
     rtp_malformed_done: int = 0
+    rtp_foreign_done: int = 0  # from another source than the stream latched to
+    rtp_unauthenticated_done: int = 0  # SRTP packets failing authentication
+    calls_declined: int = 0  # nobody could be recorded: streams answered with port 0
     # SIP requests refused by the recording-source check (callvault.sources)
     sip_requests_refused_unknown_source: int = 0
     sip_requests_refused_limit: int = 0
@@ -75,6 +78,24 @@ class Metrics:
                 "counter",
                 "datagrams that were not RTP",
                 self.rtp_malformed_done + live.get("malformed", 0),
+            ),
+            (
+                "callvault_rtp_foreign_total",
+                "counter",
+                "RTP packets dropped: not from the stream's sender (latching)",
+                self.rtp_foreign_done + live.get("foreign", 0),
+            ),
+            (
+                "callvault_srtp_unauthenticated_total",
+                "counter",
+                "SRTP packets dropped: authentication failed",
+                self.rtp_unauthenticated_done + live.get("unauthenticated", 0),
+            ),
+            (
+                "callvault_calls_declined_total",
+                "counter",
+                "calls nobody could be recorded in: media declined",
+                self.calls_declined,
             ),
             (
                 "callvault_sip_requests_refused_unknown_source_total",

@@ -143,6 +143,8 @@ class RecordedCall:
             if user is not None and user.recorded and recorded_user is None:
                 if user.tenant_id in directory.suspended:
                     self.not_recorded_reason = "the tenant is suspended"
+                elif not directory.policy(user.tenant_id).recording_enabled:
+                    self.not_recorded_reason = "the operator has not enabled recording"
                 elif not directory.policy(user.tenant_id).active:
                     self.not_recorded_reason = "the tenant has not accepted the legal notice"
                 else:
@@ -238,7 +240,7 @@ class RecordedCall:
         ids = {k.tenant_id for k in tenants if k}
         if self.tenant_id is not None:
             ids.add(self.tenant_id)
-        return any(getattr(directory.policy(t), "listening_enabled", False) for t in ids)
+        return any(directory.policy(t).listening_enabled for t in ids)
 
     def _nobody_recordable(self) -> bool:
         """True when no party can be recorded now or later in the call: the call's
@@ -509,11 +511,13 @@ class RecordedCall:
 
     # -- life cycle -----------------------------------------------------------
     def live_stats(self) -> dict[str, int]:
-        totals = {"packets": 0, "bytes": 0, "malformed": 0}
+        totals = {"packets": 0, "bytes": 0, "malformed": 0, "foreign": 0, "unauthenticated": 0}
         for receiver in self.media.receivers.values():
             totals["packets"] += receiver.packets
             totals["bytes"] += receiver.bytes
             totals["malformed"] += receiver.malformed
+            totals["foreign"] += receiver.foreign
+            totals["unauthenticated"] += receiver.unauthenticated
         return totals
 
     def answered(self) -> None:
