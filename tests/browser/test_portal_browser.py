@@ -119,6 +119,16 @@ async def _eventually(check: Callable[[], Any], timeout: float = 5.0) -> None:
         await asyncio.sleep(0.05)
 
 
+async def _until(page: Any, expression: str, timeout: float = 10.0) -> None:
+    """``page.wait_for_function`` without it: that evaluates strings in the page, which
+    the portal's CSP (no 'unsafe-eval') forbids; ``evaluate`` goes through DevTools."""
+    deadline = asyncio.get_running_loop().time() + timeout
+    while not await page.evaluate(expression):
+        if asyncio.get_running_loop().time() > deadline:
+            raise AssertionError(f"not met in time: {expression}")
+        await asyncio.sleep(0.05)
+
+
 async def test_admin_sets_up_recording_and_plays_a_siprec_call(tmp_path: Path) -> None:
     require(
         shutil.which(CHROMIUM) is not None,
@@ -137,6 +147,14 @@ async def test_admin_sets_up_recording_and_plays_a_siprec_call(tmp_path: Path) -
                     base_url=base, accept_downloads=True, viewport={"width": 1280, "height": 900}
                 )
                 page = await context.new_page()
+                # the portal's own scripts must live with its CSP (self only, no inline)
+                blocked: list[str] = []
+                page.on(
+                    "console",
+                    lambda m: (
+                        blocked.append(m.text) if "Content Security Policy" in m.text else None
+                    ),
+                )
 
                 # log in; the login page sends us back where we wanted to go
                 await page.goto("/settings/recording")
@@ -215,19 +233,17 @@ async def test_admin_sets_up_recording_and_plays_a_siprec_call(tmp_path: Path) -
                 # play: time advances; seeking lands where asked and keeps playing
                 await row.locator("button.play").click()
                 player = page.locator("#player")
-                await page.wait_for_function(
-                    "document.getElementById('player').currentTime > 0.3", timeout=10000
-                )
+                await _until(page, "document.getElementById('player').currentTime > 0.3")
                 await player.evaluate("a => { a.currentTime = 2.0; }")
-                await page.wait_for_function(
+                await _until(
+                    page,
                     "(() => { const a = document.getElementById('player');"
                     " return !a.seeking && a.currentTime >= 2.0; })()",
-                    timeout=10000,
                 )
                 held = await player.evaluate("a => a.currentTime")
                 assert 2.0 <= held < 3.5
-                await page.wait_for_function(
-                    f"document.getElementById('player').currentTime > {held + 0.2}", timeout=5000
+                await _until(
+                    page, f"document.getElementById('player').currentTime > {held + 0.2}", 5.0
                 )
 
                 # download: the MP3 as stored
@@ -258,9 +274,7 @@ async def test_admin_sets_up_recording_and_plays_a_siprec_call(tmp_path: Path) -
                 await stranger.goto(share_url)
                 await expect(stranger.locator("#shared-info")).to_contain_text("Carol")
                 await stranger.locator("#shared-audio").evaluate("a => a.play()")
-                await stranger.wait_for_function(
-                    "document.getElementById('shared-audio').currentTime > 0.3", timeout=10000
-                )
+                await _until(stranger, "document.getElementById('shared-audio').currentTime > 0.3")
                 await stranger.screenshot(path=str(ARTIFACTS / "shared.png"))
 
                 # stream-only: no download button any more
@@ -274,6 +288,7 @@ async def test_admin_sets_up_recording_and_plays_a_siprec_call(tmp_path: Path) -
 
                 await page.goto("/audit")
                 await expect(page.locator("#audit")).to_contain_text("recording.play")
+                assert blocked == [], blocked
                 await page.screenshot(path=str(ARTIFACTS / "audit.png"), full_page=True)
 
                 # Alice may not open Bob's recording: the same 404 as for no recording
