@@ -589,11 +589,16 @@ async def test_hold_by_null_connection_address_is_cut_out(
     original = demo_client.sdp_offer
 
     def null_address_hold(
-        local_ip: str, ports: tuple[int, int], pt: int, direction: str, version: int
+        local_ip: str,
+        ports: tuple[int, int],
+        pt: int,
+        direction: str,
+        version: int,
+        keys: tuple[bytes, ...] = (),
     ) -> str:
         if direction != "inactive":
-            return original(local_ip, ports, pt, direction, version)
-        body = original(local_ip, ports, pt, "sendonly", version)
+            return original(local_ip, ports, pt, direction, version, keys)
+        body = original(local_ip, ports, pt, "sendonly", version, keys)
         return body.replace(f"c=IN IP4 {local_ip}", "c=IN IP4 0.0.0.0")
 
     monkeypatch.setattr(demo_client, "sdp_offer", null_address_hold)
