@@ -231,6 +231,8 @@ def test_admin_switches_a_user_off_and_changes_its_role(world: World) -> None:
     assert r.status_code == 422  # the operator role is not a tenant's
     r = world.client.patch(url, json={"active": True}, headers=world.auth("operator"))
     assert r.status_code == 200 and r.json()["active"] is True
+    # the API tokens the deactivation revoked stay revoked after reactivation
+    assert world.client.get("/api/v1/me", headers=world.auth("a_user")).status_code == 401
 
 
 def test_the_cli_adds_users_under_the_same_rules(

@@ -9,13 +9,15 @@ use anywhere is the same 409 ``login-unavailable``.
 
 from __future__ import annotations
 
+from datetime import UTC, datetime
+
 from fastapi import APIRouter, Request, Response
 from pydantic import Field
-from sqlalchemy import delete, select
+from sqlalchemy import select
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import selectinload
 
-from callvault.db.models import Operator, Tenant, User, WebSession
+from callvault.db.models import Operator, Tenant, User
 from callvault.errors import Conflict, InvalidInput, NotFound
 from callvault.portal.api.schemas import (
     Strict,
@@ -35,6 +37,7 @@ from callvault.portal.auth import (
     TenantScope,
     issue_token,
     require_role,
+    revoke_credentials,
 )
 from callvault.portal.passwords import hash_password, normalise_login
 from callvault.tenants.claims import (
@@ -222,7 +225,8 @@ def set_user_credentials(
     if taken:
         raise _login_unavailable()
     old_login, user.login, user.password_hash = user.login, login, password_hash
-    session.execute(delete(WebSession).where(WebSession.user_id == user.id))
+    # a new password ends every way in the old one gave: sessions and API tokens
+    ended, revoked = revoke_credentials(session, datetime.now(UTC), user_id=user.id)
     audit(
         session,
         request,
@@ -232,6 +236,8 @@ def set_user_credentials(
         target=f"user:{user.id}",
         old_login=old_login,
         new_login=login,
+        sessions_ended=ended,
+        tokens_revoked=revoked,
     )
     try:
         session.commit()
@@ -279,8 +285,12 @@ def change_user(
     changed = changes({key: getattr(user, key) for key in wanted}, wanted)
     for key, diff in changed.items():
         setattr(user, key, diff["new"])
+    revoked: dict[str, int] = {}
     if changed.get("active", {}).get("new") is False:
-        session.execute(delete(WebSession).where(WebSession.user_id == user.id))
+        # deactivated: sessions end and tokens are revoked for good (a later
+        # reactivation does not bring old tokens back)
+        ended, tokens = revoke_credentials(session, datetime.now(UTC), user_id=user.id)
+        revoked = {"sessions_ended": ended, "tokens_revoked": tokens}
     if changed:
         audit(
             session,
@@ -291,6 +301,7 @@ def change_user(
             target=f"user:{user.id}",
             **{key: diff["new"] for key, diff in changed.items()},
             old={key: diff["old"] for key, diff in changed.items()},
+            **revoked,
         )
     session.commit()
     if changed:
