@@ -224,14 +224,23 @@ def log_in(world: World, who: str | None, foreign: bool) -> Call:
     return Call(body={"login": give_login(world, who), "password": PASSWORD})
 
 
+def _unrevoke_tokens(world: World) -> None:
+    """A password change revokes the account's API tokens: give them back for the next call."""
+    with world.sessions() as session:
+        session.execute(update(ApiToken).values(revoked=False, revoked_at=None))
+        session.commit()
+
+
 def password_change(world: World, who: str | None, foreign: bool) -> Call:
     if who is not None:
         give_login(world, who)
-        # a password change revokes the account's API tokens: give them back for the next call
-        with world.sessions() as session:
-            session.execute(update(ApiToken).values(revoked=False, revoked_at=None))
-            session.commit()
+        _unrevoke_tokens(world)
     return Call(body={"old": PASSWORD, "new": "another long password"})
+
+
+def new_credentials(world: World, who: str | None, foreign: bool) -> Call:
+    _unrevoke_tokens(world)
+    return Call(_base(world, foreign), {"login": f"l{secrets.token_hex(4)}", "password": PASSWORD})
 
 
 def api_token(world: World, who: str | None, foreign: bool) -> Call:
@@ -285,7 +294,7 @@ MATRIX: dict[tuple[str, str], Entry] = {
     ),
     ("POST", "/api/v1/tenants/{tenant_id}/users/{user_id}/tokens"): Entry("201 201 403 403 401"),
     ("PUT", "/api/v1/tenants/{tenant_id}/users/{user_id}/credentials"): Entry(
-        "204 204 403 403 401", unique(lambda n: {"login": f"l{n}", "password": PASSWORD})
+        "204 204 403 403 401", new_credentials
     ),
     # reports
     ("GET", "/api/v1/tenants/{tenant_id}/calls"): Entry("200 200 200 200 401"),
