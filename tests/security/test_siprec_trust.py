@@ -371,3 +371,37 @@ async def test_a_call_between_two_tenants_gives_each_its_own_recording(tmp_path:
         assert sum(e - s for s, e in tone_spans(beta_pcm[0], beta_rate, OTHER_HZ)) > 2.0
         assert sum(e - s for s, e in tone_spans(beta_pcm[1], beta_rate, USER_HZ)) > 2.0
         assert tone_spans(beta_pcm[0], beta_rate, USER_HZ) == []
+
+
+async def test_two_recorded_users_of_one_tenant_each_get_their_own_recording(
+    tmp_path: Path,
+) -> None:
+    """Alice (always) calls Bob (on demand by user, never presses): one call row,
+    Alice's recording with her on the left; Bob's mode decides his: nothing."""
+    async with running_recorder(tmp_path) as rec:
+        await _set_mode(rec, "bob", "on_demand_user")
+        call_plan = CallPlan(
+            caller=Participant("sip:alice@acme.example", "Alice", sine(USER_HZ, 3.0)),
+            callee=Participant("sip:bob@acme.example", "Bob", sine(OTHER_HZ, 3.0)),
+            duration_s=3.0,
+        )
+        assert (await rec.client.place(call_plan)).status == 200
+        await rec.wait_finished()
+        await _set_mode(rec, "bob", "always")
+        assert (await rec.client.place(call_plan)).status == 200
+        await rec.wait_finished()
+        calls = (await rec.http.get(f"/api/v1/tenants/{rec.tenant_id}/calls")).json()["items"]
+        assert len(calls) == 2  # one row per call, not per recording
+        second, first = calls  # newest first
+        assert len(first["recording_ids"]) == 1  # Bob did not press: only Alice's
+        assert len(second["recording_ids"]) == 2
+        owners = {}
+        for rid in second["recording_ids"]:
+            meta = await rec.recording(rid)
+            pcm, rate, _ = await rec.audio(rid)
+            owners[meta["user_id"]] = pcm, rate
+        alice, bob = owners[rec.users["alice"]], owners[rec.users["bob"]]
+        for (pcm, rate), own, other in ((alice, USER_HZ, OTHER_HZ), (bob, OTHER_HZ, USER_HZ)):
+            assert sum(e - s for s, e in tone_spans(pcm[0], rate, own)) > 2.5
+            assert sum(e - s for s, e in tone_spans(pcm[1], rate, other)) > 2.5
+            assert tone_spans(pcm[0], rate, other) == []

@@ -103,6 +103,11 @@ class CaptureGate:
                 return
         self._changes.append((t, is_open))
 
+    def open_since(self, t: int) -> bool:
+        """Open now and since ``t`` at least: the common case, checked per flush."""
+        changes = self._changes
+        return bool(changes) and changes[-1][1] and changes[-1][0] <= t
+
     def open_at(self, t: int) -> bool:
         for since, is_open in reversed(self._changes):
             if since <= t:

@@ -40,6 +40,8 @@ class Gate(Protocol):
 
     def open_at(self, t_ms: int) -> bool: ...
 
+    def open_since(self, t_ms: int) -> bool: ...
+
 
 class StreamSpool:
     """Buffered append-only writer of one stream's packets."""
@@ -68,7 +70,7 @@ class StreamSpool:
         buf = self._buffer
         if not buf:
             return
-        if gate is not None:
+        if gate is not None and not gate.open_since(RECORD_HEADER.unpack_from(buf, 0)[0]):
             first = RECORD_HEADER.unpack_from(buf, 0)[0]
             last = now_ms if now_ms is not None else 2**32
             if gate.closed_throughout(first, last):

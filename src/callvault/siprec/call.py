@@ -117,6 +117,7 @@ class RecordedCall:
         self._any_tenant = False
         self._keys: dict[str, str] = {}  # participant id -> its recording's key
         self.declined = False  # streams declined: nobody can be recorded
+        self._listening = False  # some stream's in-band keys are listened to
 
     # -- clock -------------------------------------------------------------
     def now_ms(self) -> int:
@@ -490,6 +491,7 @@ class RecordedCall:
                 stream.keys.set_codecs(stream.layout.codecs)
             elif not wanted:
                 stream.keys = None
+        self._listening = any(stream.keys is not None for stream in self.streams.values())
 
     def _live_key(self, digit: DtmfDigit, index: int) -> None:
         stream = self.streams.get(index)
@@ -533,6 +535,8 @@ class RecordedCall:
         self.spool.flush(self.live.gate, now)
 
     def _hear_inband(self, now: int) -> None:
+        if not self._listening:
+            return
         for stream in list(self.streams.values()):
             if stream.keys is None:
                 continue
