@@ -110,6 +110,13 @@ async def test_an_unregistered_source_gets_one_403_and_nothing_else(tmp_path: Pa
         assert len(answers) == 1 and answers[0].startswith(b"SIP/2.0 403")
 
 
+async def test_a_call_id_too_long_to_store_is_refused_with_400(tmp_path: Path) -> None:
+    async with running_recorder(tmp_path) as rec:
+        answer = await _ask(rec, _raw_invite(rec, "x" * 256))
+        assert answer.startswith(b"SIP/2.0 400") and b"Call-ID longer than 255" in answer
+        assert rec.app.calls.calls == {}
+
+
 async def test_per_source_limits_answer_488_and_503(tmp_path: Path) -> None:
     async with running_recorder(tmp_path) as rec:
         change_loopback_source(rec, max_media_lines=1)

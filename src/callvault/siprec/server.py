@@ -44,6 +44,7 @@ from callvault.sources.registry import RecordingSource
 log = logging.getLogger(__name__)
 
 ALLOW = "INVITE, ACK, BYE, CANCEL, OPTIONS, UPDATE, INFO"
+MAX_CALL_ID = 255  # calls.sip_call_id
 
 
 class SiprecServer:
@@ -212,6 +213,8 @@ class SiprecServer:
                 raise RemoteProtocolError(
                     "not a SIPREC session (no Require: siprec, +sip.src or metadata)", 488
                 )
+            if len(message.call_id or "") > MAX_CALL_ID:  # it is stored with the call
+                raise RemoteProtocolError(f"Call-ID longer than {MAX_CALL_ID} characters", 400)
             offer = parse_offer(message.headers.get("Content-Type"), message.body)
             if offer.sdp is None:
                 raise RemoteProtocolError("INVITE without SDP offer is not supported", 488)
