@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 from sqlalchemy import select
 
-from callvault.db.models import AuditEvent, LegalAcceptance
+from callvault.db.models import AuditEvent, LegalAcceptance, Tenant
 from callvault.tenants.legal import NOTICE_VERSION
 from tests.api.conftest import World, portal_session
 
@@ -89,8 +89,8 @@ def test_plus_mode_and_cross(world: World) -> None:
     }
     assert listed[listener] == "playback"
     assert world.client.delete(f"{base}/recording-list/{listener}", headers=h).status_code == 204
-    listed = {u["user_id"] for u in world.client.get(f"{base}/recording-list", headers=h).json()}
-    assert listener not in listed
+    left = {u["user_id"] for u in world.client.get(f"{base}/recording-list", headers=h).json()}
+    assert listener not in left
     # a user of another tenant cannot be added: 404, not 403
     foreign = world.client.post(
         f"{base}/recording-list", json={"user_id": world.users["b_user"]}, headers=h
@@ -98,7 +98,7 @@ def test_plus_mode_and_cross(world: World) -> None:
     assert foreign.status_code == 404
 
 
-@pytest.mark.parametrize("code", ["#1", "*", "*12", "1", "*a", "**"])
+@pytest.mark.parametrize("code", ["#1", "*12", "55", "*a", "**", "A", "", " 5", "5" * 5000])
 def test_short_code_refused_with_clear_error(world: World, code: str) -> None:
     _accept(world)
     r = world.client.patch(
@@ -107,7 +107,43 @@ def test_short_code_refused_with_clear_error(world: World, code: str) -> None:
         headers=world.auth("a_admin"),
     )
     assert r.status_code == 422
-    assert "* followed by one digit" in r.json()["error"]["message"]
+    message = r.json()["error"]["message"]
+    assert "one key (0-9, * or #) or * followed by one digit" in message
+    assert len(message) < 300  # a flood is not echoed back
+    with world.sessions() as session:
+        assert session.scalar(select(Tenant.short_code).where(Tenant.id == world.tenant_a)) == "*1"
+
+
+@pytest.mark.parametrize("code", ["5", "*", "#", "0", "*1", "*9"])
+def test_short_code_single_key_or_star_digit_is_saved_and_audited(world: World, code: str) -> None:
+    """The German manual's one key (picked on the keypad) or * + digit: both are stored
+    as given, read back, audited with the old value, and reach the SIP side."""
+    _accept(world)
+    base = f"/api/v1/tenants/{world.tenant_a}/recording-settings"
+    r = world.client.patch(base, json={"short_code": code}, headers=world.auth("a_admin"))
+    assert r.status_code == 200, r.text
+    assert r.json()["short_code"] == code
+    assert world.client.get(base, headers=world.auth("a_admin")).json()["short_code"] == code
+    with world.sessions() as session:
+        events = session.scalars(
+            select(AuditEvent).where(AuditEvent.action == "settings.recording")
+        ).all()
+    if code == "*1":  # the default: nothing changed, nothing to audit
+        assert events == []
+    else:
+        [event] = events
+        assert event.details["short_code"] == code
+        assert event.details["old"] == {"short_code": "*1"}
+
+
+def test_short_code_of_another_tenant_is_not_found(world: World) -> None:
+    _accept(world)
+    r = world.client.patch(
+        f"/api/v1/tenants/{world.tenant_b}/recording-settings",
+        json={"short_code": "5"},
+        headers=world.auth("a_admin"),
+    )
+    assert r.status_code == 404
 
 
 def test_settings_change_is_audited(world: World) -> None:

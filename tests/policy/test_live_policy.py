@@ -148,3 +148,24 @@ def test_the_spool_writes_only_what_the_gate_lets_through(tmp_path: Path) -> Non
     arrivals = [t for t, _ in SpoolReader(tmp_path).packets(0)]
     assert arrivals == list(range(1500, 2600, 20))
     assert stream.dropped == 50 + 25 + 20
+
+
+def test_a_single_key_code_toggles_the_gate_at_each_press() -> None:
+    """The German manual's one key (here 5): each press of the user's 5 opens or
+    closes the gate; the other party's 5 and the user's other keys do nothing."""
+    policy = LivePolicy()
+    policy.set_slots(
+        0, [RecordingSlot("1.0", 1, 7, "alice", Mode.ON_DEMAND_USER, ShortCode.parse("5"))]
+    )
+    policy.answer(0)
+    policy.key(2000, "5", "bob")
+    policy.key(2500, "*", "alice")
+    policy.key(2800, "1", "alice")
+    assert not policy.gate.is_open
+    policy.key(4000, "5", "alice")
+    assert policy.gate.is_open
+    policy.key(5000, "5", "bob")
+    assert policy.gate.is_open
+    policy.key(9000, "5", None)  # SIP INFO: the recorded user's keypad
+    assert not policy.gate.is_open
+    assert policy.gate.windows(20000) == [(4000, 9000)]

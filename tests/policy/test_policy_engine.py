@@ -487,3 +487,77 @@ def test_transitions_are_logged(caplog: pytest.LogCaptureFixture) -> None:
     messages = [r.getMessage() for r in caplog.records]
     assert len(messages) == 3  # answer, code, hang-up
     assert "capture off -> on" in messages[1]
+
+
+# -- a single-key code (the German manual's "DTMF-Taste") ----------------------
+
+
+def press(t: float, key: str = "5", side: str = "user") -> list[PolicyEvent]:
+    """One press of ``key`` at t (0.1 s long)."""
+    return [Digit(ms(t), key, side, KEY_MS)]  # type: ignore[arg-type]
+
+
+KEY_5 = ShortCode("5", single=True)
+
+
+@pytest.mark.parametrize("mode", list(Mode))
+@pytest.mark.parametrize("times", [[], [10], [10, 20], [10, 20, 30], [10, 95]])
+def test_single_key_acts_exactly_where_star_digit_would(mode: Mode, times: list[float]) -> None:
+    """Each press of the key is one press of the code: same segments, same decision,
+    only the cut spans are the key's own press instead of ``*`` to the digit."""
+    star_digit = run(mode, [e for t in times for e in code(t)])
+    single = run(mode, [e for t in times for e in press(t)], code=KEY_5)
+    assert single.segments == star_digit.segments
+    assert (single.keep, single.reason, single.unsaved) == (
+        star_digit.keep,
+        star_digit.reason,
+        star_digit.unsaved,
+    )
+    assert single.code_spans == tuple((ms(t), ms(t) + KEY_MS) for t in times)
+
+
+def test_single_key_toggles_on_demand_user_at_every_press() -> None:
+    decision = run(USER, press(10) + press(20) + press(30) + press(40), code=KEY_5)
+    assert decision.segments == segs((10, 20), (30, 40))
+
+
+def test_single_key_ignores_the_other_party_and_other_keys() -> None:
+    events = press(10, side="other") + press(12, "1") + press(14, "*") + code(16) + press(18, "#")
+    decision = run(USER, events, code=KEY_5)
+    assert not decision.keep
+    assert decision.code_spans == ()
+    # the other party's 5 in the middle of the user's recording changes nothing either
+    decision = run(USER, press(10) + press(15, side="other") + press(20), code=KEY_5)
+    assert decision.segments == segs((10, 20))
+    assert decision.code_spans == ((ms(10), ms(10) + KEY_MS), (ms(20), ms(20) + KEY_MS))
+
+
+def test_star_then_the_key_counts_as_the_key_alone() -> None:
+    """With the key 5, ``*5`` is a stray ``*`` and one press of 5."""
+    decision = run(USER, code(10, digit="5"), code=KEY_5)
+    assert decision.segments == segs((10, 100))
+    assert decision.code_spans == ((ms(10), ms(10) + KEY_MS),)
+
+
+def test_a_lone_digit_is_not_the_star_digit_code() -> None:
+    """The other way round: with ``*5`` a 5 without its ``*`` does nothing."""
+    assert not run(USER, press(10), code=ShortCode.parse("*5")).keep
+
+
+def test_single_star_key_is_every_star() -> None:
+    """With the key ``*`` each ``*`` is the code; no digit is awaited, and the ``1`` of
+    a ``*1`` is just another key."""
+    decision = run(USER, code(10) + press(20, "*"), code=ShortCode.parse("*"))
+    assert decision.segments == segs((9.7, 20))
+    assert decision.code_spans == ((ms(9.7), ms(9.7) + KEY_MS), (ms(20), ms(20) + KEY_MS))
+
+
+def test_single_hash_key() -> None:
+    decision = run(PAUSE, press(10, "#") + press(20, "#"), code=ShortCode.parse("#"))
+    assert decision.segments == segs((0, 10), (20, 100))
+
+
+def test_single_key_after_a_party_change_belongs_to_the_new_user() -> None:
+    events = [*press(10), PartyChange(ms(15), 8, USER), *press(20), *press(30)]
+    decision = run(USER, events, code=KEY_5)
+    assert decision.segments == segs((10, 15)) + segs((20, 30), user=8)

@@ -83,7 +83,7 @@ def toggled(start: int, end: int, on: bool, toggles: list[int]) -> list[tuple[in
 def reference(
     mode: Mode,
     user: int | None,
-    digit: str,
+    code: str,
     rule: Rule,
     events: list[PolicyEvent],
 ) -> Expected:
@@ -125,10 +125,15 @@ def reference(
                 stretch += 1
         if not (seen_answer and isinstance(e, Digit) and e.side == "user"):
             continue
+        if len(code) == 1:  # a single key: each press of it is the code, nothing else is
+            if e.digit == code:
+                spans.append((e.t, e.t + e.duration_ms))
+                stretches[stretch][3].append(e.t)
+            continue
         if e.digit == "*":
             star = e
             continue
-        if star is not None and e.digit == digit and e.t - star.t <= TIMEOUT:
+        if star is not None and e.digit == code[1] and e.t - star.t <= TIMEOUT:
             spans.append((star.t, e.t + e.duration_ms))
             stretches[stretch][3].append(e.t)
         star = None
@@ -173,7 +178,7 @@ keys = st.sampled_from(list("*1*1*1*5#0"))
 
 @st.composite
 def calls(draw: st.DrawFn) -> tuple[Mode, int | None, str, Rule, list[PolicyEvent]]:
-    code_digit = draw(st.sampled_from("15"))
+    code = draw(st.sampled_from(["*1", "*5", "5", "1", "*", "#"]))  # both forms
     t = draw(st.integers(-2000, 2000))
     events: list[PolicyEvent] = []
     count = draw(st.integers(0, 120))
@@ -189,7 +194,7 @@ def calls(draw: st.DrawFn) -> tuple[Mode, int | None, str, Rule, list[PolicyEven
             key = draw(keys)
             side: Side = "user" if kind == "user" else "other"
             duration = draw(st.integers(0, 200))
-            events.append(Digit(t, code_digit if key == "1" else key, side, duration))
+            events.append(Digit(t, code[-1] if key == "1" else key, side, duration))
         elif kind == "pause":
             events.append(SrcPause(t))
         elif kind == "resume":
@@ -198,7 +203,7 @@ def calls(draw: st.DrawFn) -> tuple[Mode, int | None, str, Rule, list[PolicyEven
             events.append(PartyChange(t, draw(users), draw(modes)))
     events.append(Hangup(t + draw(st.sampled_from([0, 10, 5000]))))
     rule = draw(st.sampled_from(RULES))
-    return draw(modes), draw(users), code_digit, rule, events
+    return draw(modes), draw(users), code, rule, events
 
 
 @settings(max_examples=400, deadline=None)
@@ -206,10 +211,10 @@ def calls(draw: st.DrawFn) -> tuple[Mode, int | None, str, Rule, list[PolicyEven
 def test_engine_matches_the_reference_model(
     call: tuple[Mode, int | None, str, Rule, list[PolicyEvent]],
 ) -> None:
-    mode, user, digit, rule, events = call
+    mode, user, code, rule, events = call
     engine = PolicyEngine(
         mode,
-        ShortCode(digit),
+        ShortCode.parse(code),
         user_id=user,
         contact_rule=rule,
         code_timeout_ms=TIMEOUT,
@@ -217,7 +222,7 @@ def test_engine_matches_the_reference_model(
     for event in events:
         engine.feed(event)
     got = engine.decision()
-    want = reference(mode, user, digit, rule, events)
+    want = reference(mode, user, code, rule, events)
     assert [(s.start_ms, s.end_ms, s.user_id) for s in got.segments] == want.segments
     assert list(got.code_spans) == want.code_spans
     assert got.keep is want.keep

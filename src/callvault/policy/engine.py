@@ -15,10 +15,15 @@ opens and closes segments and logs the transition.
 
 Rules where SPEC section 3 is silent, chosen here:
 
-* The code is ``*`` then the code's digit, both from the user's side, the
-  second key at most ``code_timeout_ms`` after the first (inclusive). Another
-  ``*`` restarts the entry; any other user key clears it; the other party's
-  keys are ignored altogether. Key presses before the answer are ignored.
+* Only the user's own keys count; the other party's keys are ignored
+  altogether, and so are key presses before the answer.
+* A ``*`` + digit code is ``*`` then the code's digit, the second key at most
+  ``code_timeout_ms`` after the first (inclusive). Another ``*`` restarts the
+  entry; any other user key clears it.
+* A single-key code (``5``, ``*``, ``#``) is each press of that key: every
+  press acts exactly where a completed ``*1`` would (``CODE_TRANSITIONS``), so
+  pressing it twice toggles twice. Other keys do nothing; with the key ``*``
+  every ``*`` is the code (no digit is awaited).
 * The code counts while the SRC has paused the recording (the user can still
   press it; SIP INFO digits arrive without media); the SRC pause only cuts
   audio out of the segments.
@@ -26,7 +31,8 @@ Rules where SPEC section 3 is silent, chosen here:
   (even for the same user and mode) and clears a half-entered code. Segments
   never span a party change; each carries its regime's user.
 * The code's key spans are reported in every mode (also where the code does
-  nothing), so the recorder always cuts the user's ``*1`` tones.
+  nothing), so the recorder always cuts the user's code tones: from the start
+  of the ``*`` to the end of the digit, or the single key's press.
 * ``recording`` is true while audio is captured, including the provisional
   capture of ``on_demand_keep`` before the code and unsaved playback.
 * ``unsaved`` is true only when everything kept comes from playback regimes
@@ -115,7 +121,7 @@ class Decision:
     keep: bool
     reason: str
     segments: tuple[Segment, ...]
-    code_spans: tuple[tuple[int, int], ...]  # (start of the * press, end of the digit)
+    code_spans: tuple[tuple[int, int], ...]  # (start of the code's first key, end of its last)
     unsaved: bool
     expires_days: int | None
     users: tuple[int, ...]
@@ -196,7 +202,7 @@ CODE_TRANSITIONS: dict[Mode, dict[Capture, Capture]] = {
 
 
 class _CodeReader:
-    """Finds ``*`` + digit in the user's key presses."""
+    """Finds the short code (``*`` + digit, or a single key) in the user's key presses."""
 
     def __init__(self, code: ShortCode, timeout_ms: int) -> None:
         self.code = code
@@ -208,11 +214,16 @@ class _CodeReader:
 
     def feed(self, key: Digit) -> tuple[int, int] | None:
         """The code's ``(start, end)`` when ``key`` completes it, else None."""
+        if self.code.single:
+            # checked first: with the single key "*" a star is the whole code
+            if key.digit == self.code.key:
+                return (key.t, key.t + key.duration_ms)
+            return None
         star, self._star = self._star, None
         if key.digit == "*":
             self._star = key
             return None
-        if star is not None and key.digit == self.code.digit and key.t - star.t <= self.timeout_ms:
+        if star is not None and key.digit == self.code.key and key.t - star.t <= self.timeout_ms:
             return (star.t, key.t + key.duration_ms)
         return None
 

@@ -13,7 +13,9 @@ What opens the gate, per recording:
 
 * *always*, *always with pause*, *on demand (keep if asked)*, *playback*:
   from the answer (they may be kept), closed while paused by the code;
-* *on demand, started by user*: from the press of the code to the next;
+* *on demand, started by user*: from the press of the code to the next
+  (the code in either form of ``ShortCode``: with a single key, each press
+  of it);
 * *never*, a blacklisted contact: never; a whitelisted contact: always.
 
 The hang-up decision is not taken here: the finisher replays the journal

@@ -24,6 +24,7 @@ from sqlalchemy.orm import Session
 
 from callvault.db.models import LegalAcceptance, Tenant, User, UserContact
 from callvault.errors import Conflict, Forbidden, InvalidInput, NotFound
+from callvault.policy.modes import ShortCode
 from callvault.portal.api.schemas import Strict
 from callvault.portal.audit import audit, changes
 from callvault.portal.auth import (
@@ -89,7 +90,10 @@ class SettingsOut(BaseModel):
 
 
 class SettingsIn(Strict):
-    short_code: str | None = None
+    short_code: str | None = Field(
+        default=None,
+        description="one key (0-9, * or #) pressed alone, or * followed by one digit",
+    )
     pause_mode: Literal["cut", "silence"] | None = None
     channels: Literal["both", "user", "other", "mix"] | None = None
     retention_days: int | None = Field(default=None, ge=1, le=3650)
@@ -113,11 +117,9 @@ class SettingsIn(Strict):
     @field_validator("short_code")
     @classmethod
     def _code(cls, value: str | None) -> str | None:
-        if value is not None and (len(value) != 2 or value[0] != "*" or not value[1].isdigit()):
-            raise ValueError(
-                f"the short code must be * followed by one digit, e.g. *1; got {value!r}"
-            )
-        return value
+        # one key (the German manual's keypad) or * + digit: ShortCode.parse is the
+        # one check; its InvalidShortCode (a ValueError) names both forms
+        return None if value is None else str(ShortCode.parse(value))
 
 
 class ListedUserOut(BaseModel):
