@@ -10,13 +10,18 @@ import asyncio
 import contextlib
 import gc
 import logging
+import secrets
 import signal
-from collections.abc import Coroutine, Generator
+from collections.abc import Callable, Coroutine, Generator
 from typing import Any
 
 import uvicorn
+from sqlalchemy import select
+from sqlalchemy.orm import Session, sessionmaker
 
 from callvault.db.engine import make_engine, make_sessionmaker, migrate
+from callvault.db.models import Operator
+from callvault.logs import configure_logging
 from callvault.media.ports import RtpPortPool
 from callvault.metrics import Metrics
 from callvault.portal.app import create_app
@@ -126,13 +131,20 @@ class Application:
         self._spawn(self.http.serve())
         while not self.http.started:
             await asyncio.sleep(0.02)
-        log.info(
-            "callvault serving: SIP %s:%s (udp%s), HTTP http://%s:%s",
-            settings.sip_host,
-            self.sip_port,
-            "+tcp" if settings.sip_tcp else "",
-            settings.http_host,
-            self.http_port,
+        log.info("%s", self.startup_line())
+
+    def startup_line(self) -> str:
+        """The one line that says where callvault listens (the bound ports, not the asked)."""
+        settings, endpoint = self.settings, self.endpoint
+        sip = [f"udp {settings.sip_host}:{self.sip_port}"]
+        if endpoint.tcp_port:
+            sip.append(f"tcp {settings.sip_host}:{endpoint.tcp_port}")
+        if endpoint.tls_port:
+            sip.append(f"tls {settings.sip_host}:{endpoint.tls_port}")
+        return (
+            f"callvault serving: SIP {', '.join(sip)}; RTP {settings.media_address}"
+            f" ports {settings.rtp_port_min}-{settings.rtp_port_max};"
+            f" HTTP http://{settings.http_host}:{self.http_port}"
         )
 
     @property
@@ -190,8 +202,52 @@ class Application:
         self.engine.dispose()
 
 
-def run_server(settings: Settings) -> None:
+# asks a person at the terminal for the operator's login and password
+AskOperator = Callable[[], tuple[str, str]]
+
+
+def first_run_operator(
+    sessions: sessionmaker[Session], ask: AskOperator | None = None
+) -> str | None:
+    """On a database without an operator: create it, with a portal login and an API token.
+
+    Returns the one line to show (the password and token appear nowhere else),
+    or None when an operator exists, so later starts say nothing about it.
+    Without ``ask`` the login is ``operator`` with a random password; with it
+    (a terminal) the person's answers.
+    """
+    from callvault.admin import bootstrap_operator
+
+    with sessions() as session:
+        if session.scalar(select(Operator.id).limit(1)) is not None:
+            return None
+        if ask is None:
+            login, password = "operator", secrets.token_urlsafe(12)
+        else:
+            login, password = ask()
+        operator, token = bootstrap_operator(session, login=login, password=password)
+    if token is None:  # another process created it first
+        return None
+    shown = "the password you chose" if ask else f"password {password}"
+    return (
+        f"first start: operator created; portal login {operator.login}, {shown},"
+        f" API token {token} (shown once only; change the password under Account)"
+    )
+
+
+def run_server(settings: Settings, ask: AskOperator | None = None) -> None:
     import uvloop
+
+    configure_logging(settings.log_level, settings.log_format)
+    settings.data_dir.mkdir(parents=True, exist_ok=True)
+    migrate(settings.db_url)
+    engine = make_engine(settings.db_url)
+    try:
+        first = first_run_operator(make_sessionmaker(engine), ask)
+    finally:
+        engine.dispose()
+    if first:
+        print(first, flush=True)
 
     async def main() -> None:
         app = Application(settings)
@@ -210,5 +266,4 @@ def run_server(settings: Settings) -> None:
         log.info("stopping: finishing active calls")
         await app.stop()
 
-    logging.getLogger().setLevel(settings.log_level)
     uvloop.run(main())

@@ -1,12 +1,12 @@
-"""The ``callvault`` command: serve, demo, admin, bench."""
+"""The ``callvault`` command: serve, demo, check, admin, bench (SPEC section 9)."""
 
 from __future__ import annotations
 
 import argparse
-import logging
 import sys
 from pathlib import Path
 
+from callvault.logs import configure_logging
 from callvault.settings import Settings, SettingsError, load_settings
 from callvault.sources.cli import add_commands as add_source_commands
 
@@ -21,8 +21,42 @@ def _settings(args: argparse.Namespace) -> Settings:
 def _serve(args: argparse.Namespace) -> int:
     from callvault.app import run_server
 
-    run_server(_settings(args))
+    settings = _settings(args)
+    # on a terminal the first start asks who the operator is; elsewhere it makes one up
+    run_server(settings, ask=_ask_operator if sys.stdin.isatty() else None)
     return 0
+
+
+def _ask_operator() -> tuple[str, str]:
+    """The operator's login and password from the person at the terminal (asked again if short)."""
+    import getpass
+
+    from callvault.errors import InvalidInput
+    from callvault.portal.passwords import check_new_password
+
+    print("first start: no operator yet; choose the operator's portal login and password")
+    login = input("login [operator]: ").strip() or "operator"
+    while True:
+        password = getpass.getpass("password: ")
+        try:
+            check_new_password(password)
+        except InvalidInput as exc:
+            print(f"callvault: {exc}")
+            continue
+        if getpass.getpass("password again: ") == password:
+            return login, password
+        print("callvault: the passwords differ")
+
+
+def _check(args: argparse.Namespace) -> int:
+    from callvault.check import run_checks
+
+    try:
+        settings = _settings(args)
+    except SettingsError as exc:
+        print(f"error    settings: {exc}")
+        return 1
+    return run_checks(settings, out=sys.stdout)
 
 
 def _read_password() -> str:
@@ -133,6 +167,12 @@ def build_parser() -> argparse.ArgumentParser:
     demo.add_argument("--exit", action="store_true", help="stop after the calls are recorded")
     demo.set_defaults(func=_demo)
 
+    check = sub.add_parser(
+        "check", help="check settings, database, blob store, certificates and ports; 1 on errors"
+    )
+    check.add_argument("--data-dir", type=Path)
+    check.set_defaults(func=_check)
+
     admin = sub.add_parser("admin", help="administration")
     admin_sub = admin.add_subparsers(dest="admin_command", required=True)
     boot = admin_sub.add_parser("bootstrap", help="create the operator account and a token")
@@ -170,9 +210,7 @@ def build_parser() -> argparse.ArgumentParser:
 
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
-    logging.basicConfig(
-        level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s"
-    )
+    configure_logging()  # serve reconfigures from its settings (level, format)
     try:
         code: int = args.func(args)
     except SettingsError as exc:

@@ -10,7 +10,7 @@ import ipaddress
 import os
 import tomllib
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
 from pydantic import Field, ValidationError, field_validator, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
@@ -42,6 +42,8 @@ class Settings(BaseSettings):
     finish_workers: int = Field(default=1, ge=1, le=64)
     session_expires_s: int = Field(default=1800, ge=90)
     log_level: str = "INFO"
+    # "json": one JSON object per line (time, level, logger, message) for log collectors
+    log_format: Literal["text", "json"] = "text"
     # bearer token for GET /metrics (besides an operator's API token); None: operators only
     metrics_token: str | None = Field(default=None, min_length=24, max_length=200)
     # SIP over TLS listens on sip_tls_port once sip_tls_cert and sip_tls_key are set

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 from pathlib import Path
 from typing import Any
 
@@ -41,5 +42,8 @@ def alembic_config(url: str) -> Config:
 
 
 def migrate(url: str) -> None:
-    """Bring the schema to the newest revision."""
+    """Bring the schema to the newest revision (quietly: see ``callvault.logs``)."""
+    chatty = logging.getLogger("alembic")
+    if chatty.level == logging.NOTSET:  # nobody chose: its INFO steps are not news
+        chatty.setLevel(logging.WARNING)
     command.upgrade(alembic_config(url), "head")

@@ -293,7 +293,8 @@ class SipEndpoint:
                 limits=self._stream_limits, name="tls",
             )
             self.tls_port = await self._tls.listen(host, tls_port)
-        logger.info("SIP listening on %s udp=%s tcp=%s tls=%s",
+        # the start-up line (app.py) says this for the server; tests and the demo need no news
+        logger.debug("SIP listening on %s udp=%s tcp=%s tls=%s",
                     host, self.udp_port, self.tcp_port, self.tls_port)
 
     async def close(self) -> None:

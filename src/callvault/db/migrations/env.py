@@ -1,4 +1,9 @@
-"""Alembic environment: the URL comes from the Config built in ``db.engine``."""
+"""Alembic environment: the URL comes from the Config built in ``db.engine``.
+
+No ``fileConfig`` here: logging belongs to the process (``callvault.logs``),
+and a logging section would reset its handlers and let every migration step
+print at INFO.
+"""
 
 from __future__ import annotations
 
