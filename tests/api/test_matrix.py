@@ -49,6 +49,7 @@ class Call:
     params: dict[str, Any] = field(default_factory=dict)
     body: Any = None
     headers: dict[str, str] = field(default_factory=dict)
+    content: bytes | None = None  # a raw body (e.g. text/csv) instead of JSON
 
 
 Prepare = Callable[[World, str | None, bool], Call]
@@ -153,6 +154,13 @@ def feature(body: Any) -> Prepare:
         return Call(_base(world, foreign) | {"feature": "coaching"}, body)
 
     return prepare
+
+
+def users_csv(world: World, who: str | None, foreign: bool) -> Call:
+    """A one-user CSV with a fresh extension."""
+    extension = str(10000 + secrets.randbelow(90000))
+    text = f"name,extension\nU{extension},{extension}\n"
+    return Call(_base(world, foreign), content=text.encode(), headers={"Content-Type": "text/csv"})
 
 
 def listing_new_user(world: World, who: str | None, foreign: bool) -> Call:
@@ -285,6 +293,8 @@ MATRIX: dict[tuple[str, str], Entry] = {
         "201 201 403 403 401", unique(lambda n: {"name": n})
     ),
     ("GET", "/api/v1/tenants/{tenant_id}/users"): Entry("200 200 403 403 401"),
+    ("GET", "/api/v1/tenants/{tenant_id}/users.csv"): Entry("200 200 403 403 401"),
+    ("POST", "/api/v1/tenants/{tenant_id}/users.csv"): Entry("200 200 403 403 401", users_csv),
     ("PATCH", "/api/v1/tenants/{tenant_id}/users/{user_id}"): Entry(
         "200 200 403 403 401", fresh_user({"role": "listener", "active": False})
     ),
@@ -482,7 +492,11 @@ def test_matrix(world: World, method: str, path: str) -> None:
             if who is not None:
                 headers |= world.auth(who)
             r = world.client.request(
-                method, path.format(**call.params), json=call.body, headers=headers
+                method,
+                path.format(**call.params),
+                json=call.body if call.content is None else None,
+                content=call.content,
+                headers=headers,
             )
             assert r.status_code < 500, r.text
             got[scope].append(r.status_code)

@@ -41,6 +41,7 @@ from callvault.portal.api import (
     teams,
     tenants,
     tokens,
+    users_csv,
 )
 from callvault.portal.api import annotations as recording_annotations
 from callvault.portal.api import sources as recording_sources
@@ -159,6 +160,7 @@ def create_app(context: PortalContext, *, metrics_token: str | None = None) -> F
     app.include_router(audit_log.router)
     app.include_router(operator.router)
     app.include_router(recording_sources.router)
+    app.include_router(users_csv.router)
     app.include_router(pages.router)
     app.mount("/static", StaticFiles(directory=pages.STATIC), name="static")
 
