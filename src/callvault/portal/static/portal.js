@@ -345,7 +345,8 @@ document.querySelectorAll("[data-autosubmit]").forEach(function (el) {
       x.className = "icon cross small";
       x.setAttribute("data-remove-label", id);
       x.setAttribute("aria-label", CV.t("common.remove") + " " + text);
-      x.textContent = "×";
+      /* the inline SVG icon from the page (no Unicode symbol: fonts may lack it) */
+      x.appendChild(document.getElementById("label-remove-icon").content.cloneNode(true));
       chip.appendChild(x);
       labels.appendChild(chip);
       labelForm.reset();
