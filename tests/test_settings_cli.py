@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import re
 import subprocess
 import sys
 from pathlib import Path
@@ -38,6 +39,7 @@ def test_environment_overrides(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) 
         ("CALLVAULT_SIP_PORT", "five", "sip_port"),
         ("CALLVAULT_SIP_HOST", "not-an-ip", "sip_host"),
         ("CALLVAULT_LOG_LEVEL", "LOUD", "log_level"),
+        ("CALLVAULT_LOG_FORMAT", "xml", "log_format"),
         ("CALLVAULT_SIP_PROT", "5060", "CALLVAULT_SIP_PROT"),
     ],
 )
@@ -110,3 +112,22 @@ def test_demo_records_calls(tmp_path: Path) -> None:
         pcm, rate = decode_mp3(path.read_bytes())
         tones.append(sum(e - s for s, e in tone_spans(pcm[0], rate, 440.0)))
     assert max(tones) > 3.0  # Bram's 440 Hz on the left channel of the tone call
+
+    # the portal's demo: three logins printed, annotations made through the routes (audited)
+    for role in ("admin", "listener", "user"):
+        assert re.search(rf"^  {role}\s+\S+\s+\S{{16}}  sees ", done.stdout, re.M), done.stdout
+    assert re.search(r"share link of Anna's call .*http://127\.0\.0\.1:\d+/s/\S+", done.stdout)
+    from sqlalchemy import func, select
+
+    from callvault.db.engine import make_engine, make_sessionmaker
+    from callvault.db.models import AuditEvent, RecordingComment, RecordingLabel, ShareLink
+
+    engine = make_engine(f"sqlite:///{(tmp_path / 'demo' / 'callvault.db').resolve()}")
+    with make_sessionmaker(engine)() as session:
+        assert session.scalar(select(func.count()).select_from(RecordingLabel)) == 3
+        assert session.scalar(select(func.count()).select_from(RecordingComment)) == 1
+        assert session.scalar(select(func.count()).select_from(ShareLink)) == 1
+        actions = set(session.scalars(select(AuditEvent.action)))
+    engine.dispose()
+    assert {"user.credentials", "team.create", "team.member", "label.add", "comment.add"} <= actions
+    assert "share.create" in actions
