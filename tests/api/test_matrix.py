@@ -427,6 +427,8 @@ PAGES = {
     ("GET", "/recordings/{recording_id}"),
     ("GET", "/s/{token}"),
     ("GET", "/audit"),
+    ("GET", "/users"),
+    ("GET", "/users/{user_id}"),
     ("GET", "/operator/tenants"),
     ("GET", "/operator/tenants/{tenant_id}"),
     ("POST", "/operator/tenants/{tenant_id}/enablement/{feature}"),

@@ -324,6 +324,68 @@ _WORDS: Final[dict[str, tuple[str, str, str]]] = {
         "Your provider has not enabled recording yet. That happens once your signed "
         "declaration has been received; then you can accept the notice.",
     ),
+    # users (issue 15): the list, the profile's recording choice, users in bulk by CSV
+    "nav.users": ("Gebruikers", "Benutzer", "Users"),
+    "users.title": ("Gebruikers", "Benutzer", "Users"),
+    "users.name": ("Naam", "Name", "Name"),
+    "users.numbers": ("Nummers", "Rufnummern", "Numbers"),
+    "users.devices": ("Toestellen (AOR)", "Endgeräte (AOR)", "Devices (AOR)"),
+    "users.email": ("E-mail", "E-Mail", "E-mail"),
+    "users.role": ("Rol", "Rolle", "Role"),
+    "users.teams": ("Team", "Team", "Team"),
+    "users.recording": ("Gespreksopname", "Gesprächsaufzeichnung", "Call recording"),
+    "users.not_listed": (
+        "Niet op de opnamelijst",
+        "Nicht auf der Aufzeichnungsliste",
+        "Not on the recording list",
+    ),
+    "users.profile": ("Gebruikersprofiel", "Benutzerprofil", "User profile"),
+    "users.back": ("Naar de gebruikers", "Zu den Benutzern", "Back to users"),
+    "users.recording_hint": (
+        "Elke keuze zet de gebruiker op de opnamelijst van Instellingen › Opnemen; "
+        "\u201cNooit\u201d houdt de gebruiker erop, maar neemt niets op.",
+        "Jede Auswahl setzt den Benutzer auf die Aufzeichnungsliste unter Einstellungen › "
+        "Aufzeichnung; \u201eNie\u201c behält ihn dort, zeichnet aber nichts auf.",
+        "Any choice puts the user on the recording list of Settings › Recording; "
+        "\u201cNever\u201d keeps them on it but records nothing.",
+    ),
+    "users.notice_needed": (
+        "Accepteer eerst de juridische kennisgeving in",
+        "Akzeptieren Sie zuerst den rechtlichen Hinweis unter",
+        "First accept the legal notice in",
+    ),
+    "users.csv": ("Gebruikers in bulk (CSV)", "Benutzer per CSV", "Users in bulk (CSV)"),
+    "users.csv_hint": (
+        "Bestaande gebruikers worden op toestelnummer herkend en bijgewerkt, nieuwe "
+        "aangemaakt. Het bestand wordt eerst helemaal gecontroleerd: bij een fout "
+        "verandert er niets.",
+        "Bestehende Benutzer werden an der Nebenstelle erkannt und aktualisiert, neue "
+        "angelegt. Die Datei wird zuerst ganz geprüft: bei einem Fehler ändert sich nichts.",
+        "Existing users are matched by extension and updated, new ones are created. The "
+        "whole file is checked first: if a line is wrong, nothing changes.",
+    ),
+    "users.csv_values": (
+        "meerdere waarden in een cel scheiden met",
+        "mehrere Werte in einer Zelle trennen mit",
+        "separate several values in a cell with",
+    ),
+    "users.csv_modes": ("opnamestatus", "Aufzeichnungsmodus", "recording modes"),
+    "users.csv_export": ("Exporteren (CSV)", "Exportieren (CSV)", "Export (CSV)"),
+    "users.csv_import": ("Importeren", "Importieren", "Import"),
+    "users.csv_file": ("CSV-bestand", "CSV-Datei", "CSV file"),
+    "users.csv_choose": ("Kies eerst een bestand", "Wählen Sie zuerst eine Datei", "Choose a file"),
+    "users.csv_line": ("Regel", "Zeile", "Line"),
+    "users.csv_reason": ("Reden", "Grund", "Reason"),
+    "users.csv_refused": (
+        "Niets geïmporteerd: verbeter deze regels en probeer opnieuw.",
+        "Nichts importiert: korrigieren Sie diese Zeilen und versuchen Sie es erneut.",
+        "Nothing was imported: correct these lines and try again.",
+    ),
+    "users.csv_done": (
+        "Geïmporteerd: {created} nieuw, {updated} bijgewerkt, {unchanged} ongewijzigd.",
+        "Importiert: {created} neu, {updated} aktualisiert, {unchanged} unverändert.",
+        "Imported: {created} new, {updated} updated, {unchanged} unchanged.",
+    ),
 }
 
 _INDEX: Final[dict[Language, int]] = {"nl": 0, "de": 1, "en": 2}

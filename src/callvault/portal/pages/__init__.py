@@ -11,10 +11,10 @@ from pathlib import Path
 
 from fastapi import APIRouter
 
-from callvault.portal.pages import account, admin, recordings, reports, settings
+from callvault.portal.pages import account, admin, recordings, reports, settings, users
 
 STATIC = Path(__file__).resolve().parent.parent / "static"
 
 router = APIRouter(include_in_schema=False)
-for _module in (account, settings, reports, recordings, admin):
+for _module in (account, settings, reports, recordings, admin, users):
     router.include_router(_module.router)

@@ -1,0 +1,86 @@
+"""Users: the tenant admin's list of users and each user's profile (issue 15 parts 2 and 3).
+
+The list shows each user's extension, numbers, devices (AORs), role, teams
+and recording choice, and imports / exports the users CSV. The profile holds
+the *Call recording* dropdown of the Simmpl and ZPEAK manuals ("voor
+bestaande gebruikers kunt u de opname-functie ook in het gebruikersprofiel
+instellen"): choosing a mode puts the user on the recording list in that mode
+(*never* keeps them on it in mode never), "not on the recording list" takes
+them off. Its Save calls the same recording-list API as the plus button, the
+cross and the mode menu of Settings › Recording (``static/users.js``), so both
+pages show one state. Reads go through the JSON API's own route functions.
+"""
+
+from __future__ import annotations
+
+from fastapi import APIRouter, Request
+from fastapi.responses import HTMLResponse
+from sqlalchemy import select
+
+from callvault.db.models import Tenant, User
+from callvault.errors import NotFound
+from callvault.portal.api.recording_settings import get_legal_notice
+from callvault.portal.api.teams import list_teams
+from callvault.portal.api.tenants import list_users, user_out
+from callvault.portal.api.users_csv_format import COLUMNS, MODES, SEPARATOR
+from callvault.portal.auth import DbId, Principal, SessionDep
+from callvault.portal.pages.render import PageRoute, render
+from callvault.portal.pages.viewer import ViewerDep, signed_in
+
+router = APIRouter(route_class=PageRoute, include_in_schema=False)
+
+
+def _tenant(session: SessionDep, principal: Principal) -> Tenant:
+    tenant = session.get(Tenant, principal.tenant_id)
+    if tenant is None:
+        raise NotFound("no such tenant", error_id="tenant-not-found")
+    return tenant
+
+
+def _team_names(tenant: Tenant, session: SessionDep) -> dict[int, list[str]]:
+    names: dict[int, list[str]] = {}
+    for team in list_teams(tenant, session):
+        for member in team.members:
+            names.setdefault(member.user_id, []).append(team.name)
+    return names
+
+
+@router.get("/users", response_class=HTMLResponse)
+def users_page(request: Request, viewer: ViewerDep, session: SessionDep) -> HTMLResponse:
+    principal = signed_in(viewer, "admin")
+    tenant = _tenant(session, principal)
+    users = sorted(list_users(tenant, principal, session), key=lambda u: (u.name.casefold(), u.id))
+    return render(
+        request,
+        viewer,
+        "users.html",
+        page="users",
+        tenant=tenant,
+        users=users,
+        teams=_team_names(tenant, session),
+        columns=",".join(COLUMNS),
+        separator=SEPARATOR,
+        modes=MODES,
+    )
+
+
+@router.get("/users/{user_id}", response_class=HTMLResponse)
+def user_page(
+    user_id: DbId, request: Request, viewer: ViewerDep, session: SessionDep
+) -> HTMLResponse:
+    principal = signed_in(viewer, "admin")
+    tenant = _tenant(session, principal)
+    user = session.scalar(select(User).where(User.tenant_id == tenant.id, User.id == user_id))
+    if user is None:  # another tenant's user looks like nobody's
+        raise NotFound("no such user", error_id="user-not-found")
+    return render(
+        request,
+        viewer,
+        "user.html",
+        page="users",
+        tenant=tenant,
+        user=user_out(user),
+        teams=_team_names(tenant, session).get(user.id, []),
+        modes=MODES,
+        notice_accepted=get_legal_notice(tenant, principal, session).accepted,
+    )
