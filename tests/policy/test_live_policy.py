@@ -169,3 +169,23 @@ def test_a_single_key_code_toggles_the_gate_at_each_press() -> None:
     policy.key(9000, "5", None)  # SIP INFO: the recorded user's keypad
     assert not policy.gate.is_open
     assert policy.gate.windows(20000) == [(4000, 9000)]
+
+
+def test_a_key_heard_twice_counts_once() -> None:
+    """RFC 4733 now and the same key's in-band tones at the next flush are one press:
+    with a single key a second count would close the gate it just opened."""
+    policy = LivePolicy()
+    policy.set_slots(
+        0, [RecordingSlot("1.0", 1, 7, "alice", Mode.ON_DEMAND_USER, ShortCode.parse("5"))]
+    )
+    policy.answer(0)
+    policy.key(4000, "5", "alice")  # RFC 4733
+    policy.key(3990, "5", "alice")  # in-band, heard a flush later
+    assert policy.gate.is_open
+    policy.key(4150, "5", None)  # the same press relayed as SIP INFO too
+    assert policy.gate.is_open
+    policy.key(6000, "5", "alice")  # a new press, well apart
+    assert not policy.gate.is_open
+    policy.key(6100, "5", "bob")  # the other party's, at once: not the same press
+    policy.key(6400, "5", None)
+    assert policy.gate.is_open

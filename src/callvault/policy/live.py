@@ -47,9 +47,11 @@ log = logging.getLogger(__name__)
 
 ContactRule = Literal["blacklist", "whitelist"] | None
 
-CODE_MODES = frozenset(
-    {Mode.ALWAYS_PAUSE, Mode.ON_DEMAND_KEEP, Mode.ON_DEMAND_USER, Mode.PLAYBACK}
-)
+SAME_KEY_MS = 200
+"""A key heard twice (RFC 4733 and in-band tones, or SIP INFO and RFC 4733): the same
+key of the same sender starting within this many ms is one press."""
+
+CODE_MODES = frozenset({Mode.ALWAYS_PAUSE, Mode.ON_DEMAND_KEEP, Mode.ON_DEMAND_USER, Mode.PLAYBACK})
 """Modes in which the short code changes what is captured."""
 
 
@@ -177,6 +179,7 @@ class LivePolicy:
         self._answered_at: int | None = None
         self._ended = False
         self._record_now = False
+        self._recent_keys: list[tuple[int, str, str | None]] = []  # (t, key, sender)
 
     # -- queries --
 
@@ -237,7 +240,19 @@ class LivePolicy:
     def key(self, t: int, digit: str, sender: str | None) -> None:
         """A key press sent by participant ``sender``. None: nobody can tell whose
         keypad it was (SIP INFO, a mixed stream): it counts as the first
-        recording's user's, as the finisher counts it."""
+        recording's user's, as the finisher counts it.
+
+        A key heard twice (RFC 4733 now, its in-band tones at the next flush)
+        counts once, as in the finisher: with a single-key code a second
+        count would toggle the recording straight back. A key of no known
+        sender (SIP INFO) is the same press as one of any sender (an SBC
+        relaying a key both ways), as the finisher counts it for the user too."""
+        if any(
+            key == digit and (who == sender or None in (who, sender)) and abs(t - at) <= SAME_KEY_MS
+            for at, key, who in self._recent_keys
+        ):
+            return
+        self._recent_keys = [*self._recent_keys[-7:], (t, digit, sender)]
         for n, recording in enumerate(self._recordings.values()):
             mine = sender == recording.slot.participant_id if sender is not None else n == 0
             side: Literal["user", "other"] = "user" if mine else "other"

@@ -8,7 +8,11 @@ decoded audio — become ``PolicyEngine`` events; its ``Decision`` says which
 stretches are kept and where the short code's tones are to be cut out.
 
 A key seen twice (RFC 4733 and in-band, or INFO and RFC 4733) counts once:
-keys of the same side and value starting within ``SAME_KEY_MS`` are one.
+keys of the same side and value starting within ``SAME_KEY_MS`` are one (the
+live policy uses the same window). This matters for a single-key short code
+(SPEC section 3: every press of the key toggles): a key counted twice would
+toggle the recording straight back. The code's cut spans come from the
+engine: ``*`` to the digit, or the single key's own press.
 """
 
 from __future__ import annotations
@@ -28,10 +32,9 @@ from callvault.policy.engine import (
     SrcPause,
     SrcResume,
 )
+from callvault.policy.live import SAME_KEY_MS
 from callvault.policy.modes import Mode, ShortCode
 from callvault.tenants.numbers import split_aor
-
-SAME_KEY_MS = 200
 
 Side = Literal["user", "other"]
 
