@@ -36,17 +36,25 @@ class JsonFormatter(logging.Formatter):
 
 
 def configure_logging(level: str = "INFO", fmt: str = "text", stream: TextIO | None = None) -> None:
-    """(Re)configure the root logger: one handler on ``stream`` (stderr) in ``fmt``."""
+    """Set the root logger up: one handler on ``stream`` (stderr) in ``fmt``, at ``level``.
+
+    Called again (``serve`` after reading its settings), it replaces its own
+    handler. Like ``logging.basicConfig`` it leaves a root logger that someone
+    else set up (an embedding program, pytest) alone, apart from the chatty ones.
+    """
+    quiet = logging.DEBUG if level == "DEBUG" else logging.WARNING
+    for name in CHATTY:
+        logging.getLogger(name).setLevel(quiet)
+    root = logging.getLogger()
+    for old in [h for h in root.handlers if getattr(h, "callvault", False)]:
+        root.removeHandler(old)
+    if root.handlers:
+        return
     handler = logging.StreamHandler(stream or sys.stderr)
+    handler.callvault = True  # type: ignore[attr-defined]  # ours, to replace later
     if fmt == "json":
         handler.setFormatter(JsonFormatter())
     else:
         handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(name)s: %(message)s"))
-    root = logging.getLogger()
-    for old in list(root.handlers):
-        root.removeHandler(old)
     root.addHandler(handler)
     root.setLevel(level)
-    quiet = logging.DEBUG if level == "DEBUG" else logging.WARNING
-    for name in CHATTY:
-        logging.getLogger(name).setLevel(quiet)
