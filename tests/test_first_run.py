@@ -159,3 +159,24 @@ def test_migrations_say_nothing_at_info(
     caplog.set_level(logging.INFO)
     migrate(f"sqlite:///{tmp_path / 'callvault.db'}")
     assert [r.getMessage() for r in caplog.records if r.name.startswith("alembic")] == []
+
+
+def test_the_terminal_is_asked_again_for_a_short_or_mistyped_password(
+    monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    from callvault import cli
+
+    answers = iter(
+        [
+            "short",
+            "a long password 1",
+            "a typo password 1",
+            "a long password 2",
+            "a long password 2",
+        ]
+    )
+    monkeypatch.setattr("builtins.input", lambda _prompt: "  ")  # Enter: the default login
+    monkeypatch.setattr("getpass.getpass", lambda _prompt: next(answers))
+    assert cli._ask_operator() == ("operator", "a long password 2")
+    out = capsys.readouterr().out
+    assert "at least" in out and "the passwords differ" in out
