@@ -429,6 +429,7 @@ PAGES = {
     ("GET", "/audit"),
     ("GET", "/users"),
     ("GET", "/users/{user_id}"),
+    ("GET", "/operator/tenants/{tenant_id}/users"),
     ("GET", "/operator/tenants"),
     ("GET", "/operator/tenants/{tenant_id}"),
     ("POST", "/operator/tenants/{tenant_id}/enablement/{feature}"),

@@ -119,3 +119,13 @@ def test_users_pages_show_own_tenant_only_and_a_foreign_id_is_404(world: World) 
     assert "Bob" not in foreign.text
     for who in ("a_user", "a_listener"):
         assert portal_session(world, who).get("/users").status_code == 403
+
+
+def test_operator_users_page_for_any_tenant_and_for_nobody_else(world: World) -> None:
+    operator = portal_session(world, "operator")
+    page = operator.get(f"/operator/tenants/{world.tenant_b}/users")
+    assert page.status_code == 200
+    assert "Bob" in page.text and "Anna" not in page.text and 'id="csv-import"' in page.text
+    assert operator.get("/operator/tenants/999999/users").status_code == 404
+    admin = portal_session(world, "a_admin")
+    assert admin.get(f"/operator/tenants/{world.tenant_a}/users").status_code == 403

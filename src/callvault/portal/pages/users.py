@@ -1,7 +1,9 @@
 """Users: the tenant admin's list of users and each user's profile (issue 15 parts 2 and 3).
 
 The list shows each user's extension, numbers, devices (AORs), role, teams
-and recording choice, and imports / exports the users CSV. The profile holds
+and recording choice, and imports / exports the users CSV; the operator gets the same list and CSV
+for any tenant under ``/operator/tenants/{id}/users`` (without profiles: the
+recording choice is the tenant admin's). The profile holds
 the *Call recording* dropdown of the Simmpl and ZPEAK manuals ("voor
 bestaande gebruikers kunt u de opname-functie ook in het gebruikersprofiel
 instellen"): choosing a mode puts the user on the recording list in that mode
@@ -25,7 +27,7 @@ from callvault.portal.api.tenants import list_users, user_out
 from callvault.portal.api.users_csv_format import COLUMNS, MODES, SEPARATOR
 from callvault.portal.auth import DbId, Principal, SessionDep
 from callvault.portal.pages.render import PageRoute, render
-from callvault.portal.pages.viewer import ViewerDep, signed_in
+from callvault.portal.pages.viewer import Viewer, ViewerDep, signed_in
 
 router = APIRouter(route_class=PageRoute, include_in_schema=False)
 
@@ -45,16 +47,15 @@ def _team_names(tenant: Tenant, session: SessionDep) -> dict[int, list[str]]:
     return names
 
 
-@router.get("/users", response_class=HTMLResponse)
-def users_page(request: Request, viewer: ViewerDep, session: SessionDep) -> HTMLResponse:
-    principal = signed_in(viewer, "admin")
-    tenant = _tenant(session, principal)
+def _users_page(
+    request: Request, viewer: Viewer, session: SessionDep, principal: Principal, tenant: Tenant
+) -> HTMLResponse:
     users = sorted(list_users(tenant, principal, session), key=lambda u: (u.name.casefold(), u.id))
     return render(
         request,
         viewer,
         "users.html",
-        page="users",
+        page="operator" if principal.is_operator else "users",
         tenant=tenant,
         users=users,
         teams=_team_names(tenant, session),
@@ -62,6 +63,24 @@ def users_page(request: Request, viewer: ViewerDep, session: SessionDep) -> HTML
         separator=SEPARATOR,
         modes=MODES,
     )
+
+
+@router.get("/users", response_class=HTMLResponse)
+def users_page(request: Request, viewer: ViewerDep, session: SessionDep) -> HTMLResponse:
+    principal = signed_in(viewer, "admin")
+    return _users_page(request, viewer, session, principal, _tenant(session, principal))
+
+
+@router.get("/operator/tenants/{tenant_id}/users", response_class=HTMLResponse)
+def operator_users_page(
+    tenant_id: DbId, request: Request, viewer: ViewerDep, session: SessionDep
+) -> HTMLResponse:
+    """The same list and CSV import / export for the operator, for any tenant."""
+    principal = signed_in(viewer, "operator")
+    tenant = session.get(Tenant, tenant_id)
+    if tenant is None:
+        raise NotFound("no such tenant", error_id="tenant-not-found")
+    return _users_page(request, viewer, session, principal, tenant)
 
 
 @router.get("/users/{user_id}", response_class=HTMLResponse)
