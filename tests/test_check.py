@@ -106,6 +106,10 @@ def test_ports_overlapping_the_rtp_range_or_taken(tmp_path: Path) -> None:
         lines = _errors(list(check_ports(settings)))
     assert any(f"http_port: cannot bind 127.0.0.1:{port}/tcp" in line for line in lines), lines
 
+    elsewhere = _settings(tmp_path, public_address="192.0.2.1")  # not this machine's
+    lines = _errors(list(check_ports(elsewhere)))
+    assert any(line.startswith("error    public_address: RTP cannot bind") for line in lines)
+
     same = _settings(tmp_path, sip_port=6100, http_port=6100)
     lines = _errors(list(check_ports(same, busy=lambda *_: None)))
     assert any("http_port: port 6100 is also sip_port" in line for line in lines), lines

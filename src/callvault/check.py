@@ -233,7 +233,12 @@ def check_ports(
                 " (is callvault or another server already running?)",
             )
     taken = 0
-    if high - low < MAX_PORTS_PROBED:
+    unbindable = busy(settings.media_address, 0, socket.SOCK_DGRAM)
+    if unbindable:  # e.g. a public_address behind NAT: the receivers cannot bind it
+        errors = True
+        key = "public_address" if settings.public_address else "sip_host"
+        yield Finding("error", key, f"RTP cannot bind {settings.media_address}: {unbindable}")
+    elif high - low < MAX_PORTS_PROBED:
         for port in range(first, high + 1):
             if busy(settings.media_address, port, socket.SOCK_DGRAM):
                 taken += 1
