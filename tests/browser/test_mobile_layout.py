@@ -11,8 +11,9 @@ the old icon characters, and each icon control must carry an ``aria-hidden``
 SVG and an accessible name.
 
 Screenshots go to ``test-artifacts/screenshots/``; with
-``CALLVAULT_UPDATE_SCREENSHOTS=1`` the ones docs/first-ten-minutes.md shows
-are copied to ``docs/img/`` as well (commit them). Without Chromium or
+``UPDATE_SCREENSHOTS=1`` the ones docs/first-ten-minutes.md shows
+are copied to ``docs/img/`` as well (commit them; not a ``CALLVAULT_`` name: the
+server's settings refuse unknown ``CALLVAULT_*`` variables). Without Chromium or
 Playwright the test is skipped, except under ``CI=true`` (tests/peers.py).
 """
 
@@ -69,7 +70,12 @@ INSPECT = """(icons) => {
   if (document.documentElement.scrollWidth > width) {
     document.querySelectorAll("body *").forEach((el) => {
       const r = el.getBoundingClientRect();
-      if (r.right > width + 0.5 && el.offsetParent !== null) {
+      // inside a box that scrolls or clips on its own, an element widens nothing
+      let clipped = false;
+      for (let a = el.parentElement; a && a !== document.body; a = a.parentElement) {
+        if (getComputedStyle(a).overflowX !== "visible") { clipped = true; break; }
+      }
+      if (!clipped && r.right > width + 0.5 && el.offsetParent !== null) {
         wide.push(el.tagName.toLowerCase() + (el.id ? "#" + el.id : "") +
                   (el.className && typeof el.className === "string" ? "." + el.className : "") +
                   " right=" + Math.round(r.right));
@@ -257,7 +263,7 @@ async def test_every_portal_page_reads_at_390_px_with_svg_icons(tmp_path: Path) 
                     )
             finally:
                 await browser.close()
-    if os.environ.get("CALLVAULT_UPDATE_SCREENSHOTS") == "1":
+    if os.environ.get("UPDATE_SCREENSHOTS") == "1":
         DOCS_IMG.mkdir(parents=True, exist_ok=True)
         for shot in DOCS_SHOTS:
             shutil.copyfile(SCREENSHOTS / shot, DOCS_IMG / shot)
