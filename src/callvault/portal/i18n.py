@@ -150,6 +150,25 @@ _WORDS: Final[dict[str, tuple[str, str, str]]] = {
         "Stern + 1 Ziffer, z. B. *1",
         "star + 1 digit, e.g. *1",
     ),
+    # the German manual's single recording key, picked on a keypad (issue 15)
+    "settings.single_key": (
+        "Of één toets",
+        "Oder eine DTMF-Taste",
+        "Or a single key",
+    ),
+    "settings.single_key_choose": (
+        "Klik op de toets om er een te kiezen",
+        "Mit einem Klick auf die Taste öffnet sich die Auswahl",
+        "Click the key to choose one",
+    ),
+    "settings.single_key_none": ("kiezen", "wählen", "choose"),
+    "settings.key": ("Toets", "Taste", "Key"),
+    "settings.single_key_hint": (
+        "Met één toets zet elke druk van de gebruiker op die toets de opname aan of uit.",
+        "Mit einer einzelnen Taste startet bzw. stoppt jeder Druck des Benutzers auf diese"
+        " Taste die Aufzeichnung.",
+        "With a single key, every press of that key by the user toggles recording.",
+    ),
     "settings.retention": (
         "Hoe lang wilt u de gesprekken bewaren?",
         "Wie lange sollen Aufnahmen aufbewahrt werden?",
