@@ -3,12 +3,15 @@
 from __future__ import annotations
 
 import time
+from typing import Any
 
+import pytest
 from httpx2 import Response
 from sqlalchemy import func, select
 
 from callvault.admin import accept_legal_notice
 from callvault.db.models import AuditEvent, Team, TeamMember, Tenant, User, UserAor, UserNumber
+from callvault.portal.api import users_csv
 from callvault.portal.api.users_csv_format import MAX_BYTES, MAX_USERS, read_users_csv
 from tests.api.conftest import World
 
@@ -250,3 +253,21 @@ def test_five_hundred_users_import_fast(world: World) -> None:
     assert took < 5.0, took
     with world.sessions() as session:
         assert session.scalar(select(func.count()).select_from(UserAor)) == 500
+
+
+def test_an_extension_taken_meanwhile_is_a_conflict_and_nothing_is_imported(
+    world: World, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    checked = users_csv._check
+
+    def check_then_race(*args: Any) -> Any:
+        plan = checked(*args)
+        with world.sessions() as other:  # another request creates extension 950 now
+            other.add(User(tenant_id=world.tenant_a, name="Racer", extension="950"))
+            other.commit()
+        return plan
+
+    monkeypatch.setattr(users_csv, "_check", check_then_race)
+    r = _post(world, HEADER + "First,949,,,,,,\nSecond,950,,,,,,\n")
+    assert r.status_code == 409 and r.json()["error"]["id"] == "user-exists"
+    assert "949" not in _users(world)

@@ -33,10 +33,11 @@ from fastapi import APIRouter, Depends, Query, Request, Response
 from fastapi.responses import JSONResponse
 from pydantic import BaseModel
 from sqlalchemy import select
+from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session, selectinload
 
 from callvault.db.models import Team, TeamMember, Tenant, User
-from callvault.errors import ApiError, InvalidInput
+from callvault.errors import ApiError, Conflict, InvalidInput
 from callvault.portal.api.recording_settings import get_legal_notice
 from callvault.portal.api.users_csv_format import (
     MAX_BYTES,
@@ -351,7 +352,15 @@ def import_users(
     if dry_run:
         session.rollback()
         return out
-    _apply(session, tenant, plan)
+    try:
+        _apply(session, tenant, plan)
+    except IntegrityError as exc:  # a concurrent request took an extension, number or AOR
+        session.rollback()
+        raise Conflict(
+            "an extension, number or AOR of the file was taken meanwhile; nothing was "
+            "imported, try again",
+            error_id="user-exists",
+        ) from exc
     audit(
         session,
         request,
