@@ -142,8 +142,10 @@ async def running_recorder(
     client = SiprecClient(endpoint, ("127.0.0.1", app.sip_port))
     if app.endpoint.tls_port:
         client.tls_server = ("127.0.0.1", app.endpoint.tls_port)
-    http = httpx.AsyncClient(
-        base_url=f"http://127.0.0.1:{app.http_port}", headers={"Authorization": f"Bearer {token}"}
+    http = httpx.AsyncClient(  # a loaded 2-core CI machine can take seconds for one request
+        base_url=f"http://127.0.0.1:{app.http_port}",
+        headers={"Authorization": f"Bearer {token}"},
+        timeout=30,
     )
     try:
         yield Recorder(app, client, endpoint, http, token, tenant_id, users)
