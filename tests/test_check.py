@@ -15,9 +15,17 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from aiosmtpd.controller import Controller
 from sqlalchemy import text
 
-from callvault.check import Finding, check_certificates, check_database, check_ports, findings
+from callvault.check import (
+    Finding,
+    check_certificates,
+    check_database,
+    check_ports,
+    check_smtp,
+    findings,
+)
 from callvault.cli import main
 from callvault.db.engine import make_engine, migrate
 from callvault.settings import Settings, load_settings
@@ -64,7 +72,7 @@ def test_a_sound_installation_passes(
     assert main(["check", "--data-dir", str(tmp_path / "data")]) == 0
     out = capsys.readouterr().out
     assert "all checks passed" in out
-    assert "skipped  smtp:" in out  # no SMTP settings yet: said, not hidden
+    assert "skipped  smtp:" in out  # no mail server set: said, not hidden
 
 
 @pytest.mark.parametrize(
@@ -157,3 +165,24 @@ def test_database_of_a_newer_version_and_an_impossible_blob_store(tmp_path: Path
     blocked = _settings(tmp_path, data_dir=not_a_dir)
     lines = _errors(findings(blocked))
     assert any(line.startswith("error    blob store:") for line in lines), lines
+
+
+def test_the_mail_server_is_reached_and_an_unreachable_one_is_named(tmp_path: Path) -> None:
+    """A real SMTP server (aiosmtpd) answers EHLO; a closed port is an error naming it."""
+
+    class Sink:
+        async def handle_DATA(self, server: object, session: object, envelope: object) -> str:
+            return "250 OK"
+
+    port = _free_port()
+    controller = Controller(Sink(), hostname="127.0.0.1", port=port)
+    controller.start()
+    try:
+        found = list(check_smtp(_settings(tmp_path, smtp_host="127.0.0.1", smtp_port=port)))
+    finally:
+        controller.stop()
+    assert [(f.level, f.subject) for f in found] == [("ok", "smtp")]
+    closed = _free_port()
+    found = list(check_smtp(_settings(tmp_path, smtp_host="127.0.0.1", smtp_port=closed)))
+    assert [(f.level, f.subject) for f in found] == [("error", "smtp")]
+    assert f"127.0.0.1:{closed}" in found[0].message and "cannot reach" in found[0].message

@@ -14,6 +14,7 @@ error, else 0.
 from __future__ import annotations
 
 import os
+import smtplib
 import socket
 import ssl
 import tempfile
@@ -260,8 +261,23 @@ def check_ports(
         )
 
 
-def check_smtp(_settings: Settings) -> Iterator[Finding]:
-    yield Finding("skipped", "smtp", "no SMTP settings yet (mail comes with a later version)")
+def check_smtp(settings: Settings, timeout_s: float = 5.0) -> Iterator[Finding]:
+    """The mail server answers EHLO (RFC 5321) within ``timeout_s``."""
+    if settings.smtp_host is None:
+        yield Finding("skipped", "smtp", "no mail server set (smtp_host): nothing is mailed")
+        return
+    where = f"{settings.smtp_host}:{settings.smtp_port}"
+    try:
+        with smtplib.SMTP(settings.smtp_host, settings.smtp_port, timeout=timeout_s) as smtp:
+            code, banner = smtp.ehlo()
+    except (OSError, smtplib.SMTPException) as exc:
+        yield Finding("error", "smtp", f"cannot reach the mail server {where}: {exc}")
+        return
+    if code != 250:
+        text = banner.decode(errors="replace")[:80]
+        yield Finding("error", "smtp", f"the mail server {where} refused EHLO ({code} {text})")
+    else:
+        yield Finding("ok", "smtp", f"mail server {where} answers")
 
 
 CHECKS: tuple[Callable[[Settings], Iterator[Finding]], ...] = (

@@ -44,6 +44,9 @@ class Settings(BaseSettings):
     log_level: str = "INFO"
     # "json": one JSON object per line (time, level, logger, message) for log collectors
     log_format: Literal["text", "json"] = "text"
+    # the mail server recordings and export links are sent through (None: no mail)
+    smtp_host: str | None = None
+    smtp_port: int = Field(default=25, ge=1, le=65535)
     # bearer token for GET /metrics (besides an operator's API token); None: operators only
     metrics_token: str | None = Field(default=None, min_length=24, max_length=200)
     # SIP over TLS listens on sip_tls_port once sip_tls_cert and sip_tls_key are set
