@@ -20,9 +20,9 @@ sees every tenant) name the tenant whose claim overlaps.
 from __future__ import annotations
 
 import re
-from collections.abc import Iterable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, TypeVar
 
 from sqlalchemy import delete, select
 from sqlalchemy.orm import Session
@@ -39,6 +39,8 @@ from callvault.db.models import (
 )
 from callvault.errors import Conflict, InvalidInput
 from callvault.tenants.numbers import split_aor
+
+ClaimRow = TypeVar("ClaimRow")
 
 BLOCK_MARK = "*"
 _BLOCK = re.compile(r"\+[1-9][0-9]{3,13}")  # country code and at least a few digits
@@ -214,33 +216,34 @@ def set_tenant_claims(
     if tenant.id is not None and wanted != current:
         _check_users_fit(session, tenant, wanted)
     changed: dict[str, dict[str, Any]] = {}
-    # rows whose value stays are kept (a delete and re-insert of the same unique
-    # value in one flush would collide)
-    old_domains = [d.domain for d in tenant.domains]
-    if new_domains != old_domains:
-        kept_domains = [d for d in tenant.domains if d.domain in new_domains]
-        tenant.domains = kept_domains + [
-            TenantDomain(domain=d) for d in new_domains if d not in old_domains
-        ]
-        changed["domains"] = {"old": old_domains, "new": new_domains}
-    old_numbers = [n.number for n in tenant.numbers]
-    if new_numbers != old_numbers:
-        kept_numbers = [n for n in tenant.numbers if n.number in new_numbers]
-        tenant.numbers = kept_numbers + [
-            TenantNumber(number=n) for n in new_numbers if n not in old_numbers
-        ]
-        changed["numbers"] = {"old": old_numbers, "new": new_numbers}
-    old_prefixes = [b.prefix for b in tenant.blocks]
-    if new_prefixes != old_prefixes:
-        kept_blocks = [b for b in tenant.blocks if b.prefix in new_prefixes]
-        tenant.blocks = kept_blocks + [
-            TenantNumberBlock(prefix=p) for p in new_prefixes if p not in old_prefixes
-        ]
+    domain_rows = _kept_and_new(tenant.domains, "domain", new_domains, TenantDomain)
+    if domain_rows is not None:
+        changed["domains"] = {"old": [d.domain for d in tenant.domains], "new": new_domains}
+        tenant.domains = domain_rows
+    number_rows = _kept_and_new(tenant.numbers, "number", new_numbers, TenantNumber)
+    if number_rows is not None:
+        changed["numbers"] = {"old": [n.number for n in tenant.numbers], "new": new_numbers}
+        tenant.numbers = number_rows
+    block_rows = _kept_and_new(tenant.blocks, "prefix", new_prefixes, TenantNumberBlock)
+    if block_rows is not None:
         changed["blocks"] = {
-            "old": [block_text(p) for p in old_prefixes],
+            "old": [block_text(b.prefix) for b in tenant.blocks],
             "new": [block_text(p) for p in new_prefixes],
         }
+        tenant.blocks = block_rows
     return changed
+
+
+def _kept_and_new(
+    rows: Sequence[ClaimRow], field: str, wanted: Sequence[str], make: Callable[..., ClaimRow]
+) -> list[ClaimRow] | None:
+    """The rows for ``wanted`` values (None: no change). Rows whose value stays are
+    kept: a delete and re-insert of the same unique value in one flush would collide."""
+    old = [getattr(row, field) for row in rows]
+    if list(wanted) == old:
+        return None
+    kept = [row for row in rows if getattr(row, field) in wanted]
+    return kept + [make(**{field: value}) for value in wanted if value not in old]
 
 
 def check_user_addresses(tenant: Tenant, aors: Sequence[str], numbers: Sequence[str]) -> None:
