@@ -23,7 +23,13 @@ from sqlalchemy import select
 
 from callvault.db.models import AuditEvent, Tenant, User
 from callvault.portal.passwords import hash_password
-from tests.browser.test_portal_browser import ARTIFACTS, CHROMIUM, CHROMIUM_ARGS
+from tests.browser.test_portal_browser import (
+    ARTIFACTS,
+    CHROMIUM,
+    CHROMIUM_ARGS,
+    csp_violations,
+    log_in,
+)
 from tests.e2e.harness import Recorder, running_recorder
 from tests.peers import require, require_module
 
@@ -74,18 +80,8 @@ async def test_admin_picks_the_single_key_on_the_keypad(tmp_path: Path) -> None:
                     base_url=base, viewport={"width": 1280, "height": 900}, locale="de-DE"
                 )
                 page: Any = await context.new_page()
-                blocked: list[str] = []  # the keypad's script must live with the portal's CSP
-                page.on(
-                    "console",
-                    lambda m: (
-                        blocked.append(m.text) if "Content Security Policy" in m.text else None
-                    ),
-                )
-                await page.goto("/login?next=%2Fsettings%2Frecording")
-                await page.fill("#login", "admin")
-                await page.fill("#password", PASSWORD)
-                await page.click("#login-form button[type=submit]")
-                await expect(page).to_have_url(f"{base}/settings/recording")
+                blocked = csp_violations(page)  # the keypad's script must live with the CSP
+                await log_in(page, base, "admin", PASSWORD, "/settings/recording")
 
                 # *1 today: no single key chosen, the keypad closed, the page says what
                 # a single key does

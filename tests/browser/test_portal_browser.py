@@ -22,6 +22,7 @@ from collections.abc import Callable
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
+from urllib.parse import quote
 
 from sqlalchemy import delete, select
 
@@ -52,6 +53,26 @@ CHROMIUM_ARGS = [
     "--no-first-run",
     "--autoplay-policy=no-user-gesture-required",
 ]
+
+
+def csp_violations(page: Any) -> list[str]:
+    """Console reports of the portal's CSP blocking something, collected as they come:
+    the portal's own scripts must live with its CSP (self only, no inline)."""
+    blocked: list[str] = []
+    page.on(
+        "console",
+        lambda m: blocked.append(m.text) if "Content Security Policy" in m.text else None,
+    )
+    return blocked
+
+
+async def log_in(page: Any, base: str, login: str, password: str, path: str) -> None:
+    """Through the login page, which sends the user on to ``path``."""
+    await page.goto(f"/login?next={quote(path, safe='')}")
+    await page.fill("#login", login)
+    await page.fill("#password", password)
+    await page.click("#login-form button[type=submit]")
+    await page.wait_for_url(f"{base}{path}")
 
 
 def _prepare(rec: Recorder) -> str:
@@ -147,14 +168,7 @@ async def test_admin_sets_up_recording_and_plays_a_siprec_call(tmp_path: Path) -
                     base_url=base, accept_downloads=True, viewport={"width": 1280, "height": 900}
                 )
                 page = await context.new_page()
-                # the portal's own scripts must live with its CSP (self only, no inline)
-                blocked: list[str] = []
-                page.on(
-                    "console",
-                    lambda m: (
-                        blocked.append(m.text) if "Content Security Policy" in m.text else None
-                    ),
-                )
+                blocked = csp_violations(page)
 
                 # log in; the login page sends us back where we wanted to go
                 await page.goto("/settings/recording")

@@ -21,7 +21,13 @@ from sqlalchemy import func, select
 
 from callvault.db.models import User
 from callvault.portal.passwords import hash_password
-from tests.browser.test_portal_browser import ARTIFACTS, CHROMIUM, CHROMIUM_ARGS
+from tests.browser.test_portal_browser import (
+    ARTIFACTS,
+    CHROMIUM,
+    CHROMIUM_ARGS,
+    csp_violations,
+    log_in,
+)
 from tests.e2e.harness import Recorder, running_recorder
 from tests.peers import require, require_module
 
@@ -79,18 +85,8 @@ async def test_profile_recording_choice_and_users_csv_import(tmp_path: Path) -> 
                     base_url=base, accept_downloads=True, viewport={"width": 1280, "height": 900}
                 )
                 page: Any = await context.new_page()
-                blocked: list[str] = []
-                page.on(
-                    "console",
-                    lambda m: (
-                        blocked.append(m.text) if "Content Security Policy" in m.text else None
-                    ),
-                )
-                await page.goto("/login?next=%2Fusers")
-                await page.fill("#login", "admin")
-                await page.fill("#password", PASSWORD)
-                await page.click("#login-form button[type=submit]")
-                await expect(page).to_have_url(f"{base}/users")
+                blocked = csp_violations(page)
+                await log_in(page, base, "admin", PASSWORD, "/users")
 
                 # the profile: "always" puts Carol on the recording list
                 await page.click(f'a[data-profile="{carol}"]')
