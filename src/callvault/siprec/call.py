@@ -114,7 +114,7 @@ class RecordedCall:
             )
         )
         self.slots: list[tuple[RecordingSlot, dict[str, Any]]] = []
-        self._any_tenant = False
+        self._tenants: set[int] = set()  # tenants the parties belong to
         self._keys: dict[str, str] = {}  # participant id -> its recording's key
         self.declined = False  # streams declined: nobody can be recorded
         self._listening = False  # some stream's in-band keys are listened to
@@ -135,11 +135,12 @@ class RecordedCall:
         recorded_user: int | None = None
         recorded_pid: str | None = None
         self.not_recorded_reason = "no party belongs to a tenant"
-        self._any_tenant = False
+        self._tenants = set()
         for participant in metadata.participants if metadata else ():
             aor = participant.aors[0] if participant.aors else None
             match = self._allowed(directory.match(aor))
-            self._any_tenant = self._any_tenant or match.tenant_id is not None
+            if match.tenant_id is not None:
+                self._tenants.add(match.tenant_id)
             user = match.user
             if user is not None and user.recorded and recorded_user is None:
                 if user.tenant_id in directory.suspended:
@@ -237,17 +238,13 @@ class RecordedCall:
 
     def _listening_tenants(self, directory: Directory) -> bool:
         """Whether a tenant of the call lets LiveCenter listen or record now."""
-        tenants = {p.user_id and directory.user(p.user_id) for p in self.parties}
-        ids = {k.tenant_id for k in tenants if k}
-        if self.tenant_id is not None:
-            ids.add(self.tenant_id)
-        return any(directory.policy(t).listening_enabled for t in ids)
+        return any(directory.policy(t).listening_enabled for t in self._tenants)
 
     def _nobody_recordable(self) -> bool:
         """True when no party can be recorded now or later in the call: the call's
         parties are known (a tenant matched), no recording slot may keep audio, and
         no tenant of the call enabled LiveCenter (listen, record now)."""
-        if not self._any_tenant:
+        if not self._tenants:
             return False  # unknown parties: later metadata may name a recorded user
         if any(slot.may_record for slot, _ in self.slots):
             return False
