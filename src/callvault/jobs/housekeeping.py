@@ -1,0 +1,1 @@
+"""Portal housekeeping jobs: expired sessions and old login attempts (placeholder)."""

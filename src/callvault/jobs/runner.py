@@ -1,0 +1,126 @@
+"""Runs due jobs: ``run_due`` (synchronous, for tests and the CLI) and
+``JobRunner.run_forever`` (the in-process worker of ``callvault serve``).
+
+Schedules (the daily purge, session clean-up) are turned into jobs once per
+slot by ``tick``; whichever process comes first creates the slot's job.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import functools
+import logging
+import os
+import socket
+from collections.abc import Callable
+from dataclasses import dataclass
+from datetime import datetime
+
+from callvault.jobs import queue
+from callvault.jobs.registry import HANDLERS, JobContext, JobFailed, JobServices, RetryLater
+
+log = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True)
+class Schedule:
+    """``kind`` runs once per slot; ``slot(now)`` names it (a day: ``2026-12-01``)."""
+
+    kind: str
+    slot: Callable[[datetime], str]
+
+
+def daily(kind: str) -> Schedule:
+    return Schedule(kind, lambda now: now.strftime("%Y-%m-%d"))
+
+
+def hourly(kind: str) -> Schedule:
+    return Schedule(kind, lambda now: now.strftime("%Y-%m-%dT%H"))
+
+
+class JobRunner:
+    def __init__(
+        self,
+        services: JobServices,
+        *,
+        worker: str | None = None,
+        schedules: tuple[Schedule, ...] = (),
+        poll_s: float = 1.0,
+    ) -> None:
+        self.services = services
+        self.worker = worker or f"{socket.gethostname()}:{os.getpid()}"
+        self.schedules = schedules
+        self.poll_s = poll_s
+        self._wake = asyncio.Event()
+
+    def tick(self) -> None:
+        """Create this slot's job of every schedule (at most once, across processes)."""
+        now = self.services.clock()
+        with self.services.sessions() as session:
+            for schedule in self.schedules:
+                queue.schedule_once(session, schedule.kind, schedule.slot(now), at=now)
+
+    def run_one(self) -> bool:
+        """Claim and run one due job; False when none was due."""
+        services = self.services
+        with services.sessions() as session:
+            job = queue.claim(session, self.worker, services.clock(), frozenset(HANDLERS))
+            if job is None:
+                return False
+            job_id, kind, attempt = job.id, job.kind, job.attempts
+            context = JobContext(
+                services=services,
+                job_id=job_id,
+                kind=kind,
+                tenant_id=job.tenant_id,
+                payload=dict(job.payload or {}),
+                attempt=attempt,
+                progress=functools.partial(self._progress, job_id),
+            )
+        try:
+            result = HANDLERS[kind](context)
+        except RetryLater as exc:
+            self._failed(job_id, kind, str(exc), after=exc.after)
+        except JobFailed as exc:
+            self._failed(job_id, kind, str(exc), permanent=True)
+        except Exception as exc:
+            log.exception("job %s (%s) failed", job_id, kind)
+            self._failed(job_id, kind, f"{type(exc).__name__}: {exc}")
+        else:
+            with services.sessions() as session:
+                queue.complete(session, job_id, result, services.clock())
+        return True
+
+    def _progress(
+        self, job_id: int, done: int, total: int | None = None, message: str | None = None
+    ) -> None:
+        with self.services.sessions() as session:
+            queue.report_progress(session, job_id, done, total, message)
+
+    def _failed(self, job_id: int, kind: str, error: str, **how: object) -> None:
+        with self.services.sessions() as session:
+            state = queue.fail(session, job_id, error, self.services.clock(), **how)  # type: ignore[arg-type]
+        log.warning("job %s (%s): %s; %s", job_id, kind, error, state)
+
+    def run_due(self, limit: int = 10_000) -> int:
+        """Schedules, then every due job; returns how many ran."""
+        self.tick()
+        ran = 0
+        while ran < limit and self.run_one():
+            ran += 1
+        return ran
+
+    def wake(self) -> None:
+        """A job was enqueued: look now rather than at the next poll."""
+        self._wake.set()
+
+    async def run_forever(self) -> None:
+        while True:
+            try:
+                await asyncio.to_thread(self.run_due)
+            except Exception:  # the database may be away for a moment: try again
+                log.exception("job runner")
+            self._wake.clear()
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(self._wake.wait(), self.poll_s)

@@ -1,0 +1,1 @@
+"""Mail: SMTP delivery and the messages callvault sends (SPEC 5)."""

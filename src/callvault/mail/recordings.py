@@ -1,0 +1,1 @@
+"""Recordings by e-mail (placeholder)."""
