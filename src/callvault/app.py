@@ -13,6 +13,7 @@ import logging
 import secrets
 import signal
 from collections.abc import Callable, Coroutine, Generator
+from datetime import UTC, datetime
 from typing import Any
 
 import uvicorn
@@ -21,6 +22,9 @@ from sqlalchemy.orm import Session, sessionmaker
 
 from callvault.db.engine import make_engine, make_sessionmaker, migrate
 from callvault.db.models import Operator
+from callvault.jobs.kinds import SCHEDULES, load_handlers
+from callvault.jobs.registry import JobServices
+from callvault.jobs.runner import JobRunner
 from callvault.logs import configure_logging
 from callvault.media.ports import RtpPortPool
 from callvault.metrics import Metrics
@@ -73,12 +77,24 @@ class Application:
         self.sessions = make_sessionmaker(self.engine)
         self.blobs = LocalBlobStore(settings.blob_dir)
         await asyncio.to_thread(self.reload_directory)
+        load_handlers()
+        self.jobs = JobRunner(
+            JobServices(
+                self.sessions,
+                self.blobs,
+                settings,
+                clock=lambda: datetime.now(UTC),
+                on_directory_change=self.reload_directory,
+            ),
+            schedules=SCHEDULES,
+        )
         self.finisher = Finisher(
             settings.spool_dir,
             self.sessions,
             self.blobs,
             workers=settings.finish_workers,
             metrics=self.metrics,
+            on_stored=self.jobs.wake,
         )
         self.finisher.recover(active=set())
         self.calls = CallContext(
@@ -113,11 +129,13 @@ class Application:
         self.sip_port = self.endpoint.udp_port or settings.sip_port
         self.siprec.contact = f"<sip:srs@{settings.media_address}:{self.sip_port}>"
         self._spawn(self._flush_spools())
+        self._spawn(self.jobs.run_forever())
         portal = PortalContext(
             self.sessions,
             self.blobs,
             on_directory_change=self.reload_directory,
             metrics=self.metrics,
+            on_job_enqueued=self.jobs.wake,
         )
         config = uvicorn.Config(
             create_app(portal, metrics_token=settings.metrics_token),
@@ -195,7 +213,8 @@ class Application:
         if self.http is not None:
             self.http.should_exit = True
         for task in list(self._tasks):
-            if task.get_coro().__qualname__.startswith("Application._flush"):  # type: ignore[union-attr]
+            name = task.get_coro().__qualname__  # type: ignore[union-attr]
+            if name.startswith(("Application._flush", "JobRunner.run_forever")):
                 task.cancel()
         await asyncio.gather(*self._tasks, return_exceptions=True)
         self.finisher.close()

@@ -39,6 +39,7 @@ class Recorder:
     token: str
     tenant_id: int
     users: dict[str, int]
+    finished: asyncio.Queue[tuple[str, str | None]]
 
     @property
     def sip(self) -> tuple[str, int]:
@@ -49,7 +50,7 @@ class Recorder:
     ) -> list[tuple[str, str | None]]:
         done = []
         for _ in range(count):
-            done.append(await asyncio.wait_for(self.app.finisher.finished.get(), timeout))
+            done.append(await asyncio.wait_for(self.finished.get(), timeout))
         return done
 
     async def recording(self, recording_id: str) -> dict:  # type: ignore[type-arg]
@@ -148,7 +149,9 @@ async def running_recorder(
         timeout=30,
     )
     try:
-        yield Recorder(app, client, endpoint, http, token, tenant_id, users)
+        yield Recorder(
+            app, client, endpoint, http, token, tenant_id, users, app.finisher.subscribe()
+        )
     finally:
         await http.aclose()
         await endpoint.close()

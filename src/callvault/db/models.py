@@ -123,6 +123,13 @@ class Tenant(Base):
     short_code: Mapped[str] = mapped_column(String(2), default="*1", server_default="*1")
     pause_mode: Mapped[str] = mapped_column(String(8), default="cut", server_default="cut")
     channels: Mapped[str] = mapped_column(String(8), default="both", server_default="both")
+    # IANA name: reports, e-mails, manifests and export months use it; the API speaks UTC
+    timezone: Mapped[str] = mapped_column(
+        String(64), default="Europe/Amsterdam", server_default="Europe/Amsterdam"
+    )
+    # False (the German manual's "do not store in the portal"): a mailed recording's
+    # audio is deleted once the mail server accepted the message
+    store_in_portal: Mapped[bool] = mapped_column(Boolean, default=True, server_default=true())
     domains: Mapped[list[TenantDomain]] = relationship(
         cascade="all, delete-orphan", order_by="TenantDomain.id"
     )
@@ -331,7 +338,10 @@ class CallParty(Base):
 
 class Recording(Base):
     __tablename__ = "recordings"
-    __table_args__ = (Index("ix_recordings_tenant_created", "tenant_id", "created_at", "id"),)
+    __table_args__ = (
+        Index("ix_recordings_tenant_created", "tenant_id", "created_at", "id"),
+        Index("ix_recordings_expires_at", "expires_at"),
+    )
     id: Mapped[str] = mapped_column(String(32), primary_key=True, default=new_id)
     tenant_id: Mapped[int] = mapped_column(ForeignKey("tenants.id", ondelete="CASCADE"))
     call_id: Mapped[str] = mapped_column(ForeignKey("calls.id", ondelete="CASCADE"), index=True)
@@ -352,6 +362,12 @@ class Recording(Base):
     mode: Mapped[str | None] = mapped_column(String(32))
     saved: Mapped[bool] = mapped_column(Boolean, default=True, server_default="1")
     kept_reason: Mapped[str | None] = mapped_column(String(255))
+    # the audio is gone (the row stays): expired | quota | discarded | mailed | erased
+    audio_deleted_at: Mapped[datetime | None] = mapped_column()
+    audio_deleted_reason: Mapped[str | None] = mapped_column(String(32))
+    # recordings by e-mail (SPEC 5): when the mail server accepted it, or why it failed for good
+    mailed_at: Mapped[datetime | None] = mapped_column()
+    mail_error: Mapped[str | None] = mapped_column(String(500))
     segments: Mapped[list[Segment]] = relationship(
         cascade="all, delete-orphan", order_by="Segment.ordinal"
     )
@@ -485,3 +501,133 @@ class RecordingSourceTenant(Base):
     tenant_id: Mapped[int] = mapped_column(
         ForeignKey("tenants.id", ondelete="CASCADE"), primary_key=True, index=True
     )
+
+
+class Job(Base):
+    """A background job (``callvault.jobs``): survives restarts, retried with backoff.
+
+    ``key`` is unique when set: a scheduled job's slot (``purge:2026-12-01``) or
+    any job that must exist once. A worker owns a running job until
+    ``locked_until``; past it, another worker may take it again.
+    """
+
+    __tablename__ = "jobs"
+    __table_args__ = (Index("ix_jobs_state_run_after", "state", "run_after"),)
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    kind: Mapped[str] = mapped_column(String(64))
+    tenant_id: Mapped[int | None] = mapped_column(
+        ForeignKey("tenants.id", ondelete="CASCADE"), index=True
+    )
+    key: Mapped[str | None] = mapped_column(String(200), unique=True)
+    payload: Mapped[dict[str, Any]] = mapped_column(default=dict)
+    state: Mapped[str] = mapped_column(String(16), default="queued")  # queued|running|done|failed
+    attempts: Mapped[int] = mapped_column(Integer, default=0)
+    max_attempts: Mapped[int] = mapped_column(Integer, default=8)
+    run_after: Mapped[datetime] = mapped_column(default=utcnow)
+    locked_by: Mapped[str | None] = mapped_column(String(100))
+    locked_until: Mapped[datetime | None] = mapped_column()
+    progress_done: Mapped[int] = mapped_column(Integer, default=0)
+    progress_total: Mapped[int | None] = mapped_column(Integer)
+    message: Mapped[str | None] = mapped_column(Text)  # progress note, or why it failed
+    result: Mapped[dict[str, Any] | None] = mapped_column(JSON)
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
+    created_by: Mapped[str | None] = mapped_column(String(200))
+    started_at: Mapped[datetime | None] = mapped_column()
+    finished_at: Mapped[datetime | None] = mapped_column()
+
+
+class Plan(Base):
+    """What the operator sells (SPEC 4): the retention slider's range, or a minute quota."""
+
+    __tablename__ = "plans"
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    name: Mapped[str] = mapped_column(String(32), unique=True)
+    retention_min_days: Mapped[int] = mapped_column(Integer)
+    retention_max_days: Mapped[int] = mapped_column(Integer)
+    retention_default_days: Mapped[int] = mapped_column(Integer)
+    # minutes of audio kept at most (HIP: 100.000); over it the oldest go first
+    minute_quota: Mapped[int | None] = mapped_column(Integer)
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
+    created_by: Mapped[str] = mapped_column(String(200), default="migration")
+
+
+class LegalHold(Base):
+    """Stops expiry, quota purges, discards and termination until lifted.
+
+    ``scope`` is ``tenant`` (all of it), ``user`` (``user_id``'s recordings) or
+    ``recording`` (``recording_id``). Lifted holds stay, for the record.
+    """
+
+    __tablename__ = "legal_holds"
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    tenant_id: Mapped[int] = mapped_column(ForeignKey("tenants.id", ondelete="CASCADE"), index=True)
+    scope: Mapped[str] = mapped_column(String(16))  # tenant | user | recording
+    user_id: Mapped[int | None] = mapped_column(ForeignKey("users.id", ondelete="CASCADE"))
+    recording_id: Mapped[str | None] = mapped_column(
+        ForeignKey("recordings.id", ondelete="CASCADE"), index=True
+    )
+    reason: Mapped[str] = mapped_column(Text)
+    placed_by: Mapped[str] = mapped_column(String(200))
+    placed_at: Mapped[datetime] = mapped_column(default=utcnow)
+    lifted_by: Mapped[str | None] = mapped_column(String(200))
+    lifted_at: Mapped[datetime | None] = mapped_column()
+    lift_reason: Mapped[str | None] = mapped_column(Text)
+
+
+class DeletionReceipt(Base):
+    """What one purge run, discard or termination destroyed.
+
+    The per-file list (recording id, blob key, SHA-256, size) is a JSON-lines
+    blob at ``blob_key`` (it can hold a million lines); ``sha256`` is that blob's.
+    Kept after a tenant is terminated (``tenant_id`` then NULL, the name stays).
+    """
+
+    __tablename__ = "deletion_receipts"
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    kind: Mapped[str] = mapped_column(String(16))  # purge | termination | discard | mailed
+    tenant_id: Mapped[int | None] = mapped_column(
+        ForeignKey("tenants.id", ondelete="SET NULL"), index=True
+    )
+    tenant_name: Mapped[str | None] = mapped_column(String(200))
+    actor: Mapped[str] = mapped_column(String(200))
+    started_at: Mapped[datetime] = mapped_column(default=utcnow)
+    finished_at: Mapped[datetime | None] = mapped_column()
+    counts: Mapped[dict[str, Any]] = mapped_column(default=dict)
+    blob_key: Mapped[str | None] = mapped_column(String(255))
+    sha256: Mapped[str | None] = mapped_column(String(64))
+
+
+class Export(Base):
+    """A bulk download (SPEC 5): one month of a tenant's recordings as ZIP files."""
+
+    __tablename__ = "exports"
+    id: Mapped[str] = mapped_column(String(32), primary_key=True, default=new_id)
+    tenant_id: Mapped[int] = mapped_column(ForeignKey("tenants.id", ondelete="CASCADE"), index=True)
+    job_id: Mapped[int | None] = mapped_column(ForeignKey("jobs.id", ondelete="SET NULL"))
+    month: Mapped[str] = mapped_column(String(7))  # YYYY-MM in the tenant's time zone
+    user_ids: Mapped[list[int] | None] = mapped_column(JSON)  # None: the whole organisation
+    requested_by: Mapped[int | None] = mapped_column(ForeignKey("users.id", ondelete="SET NULL"))
+    requested_by_actor: Mapped[str] = mapped_column(String(200))
+    # queued | running | ready | failed | expired
+    state: Mapped[str] = mapped_column(String(16), default="queued")
+    error: Mapped[str | None] = mapped_column(Text)
+    recordings: Mapped[int] = mapped_column(Integer, default=0)
+    bytes_total: Mapped[int] = mapped_column(BigInteger, default=0)
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
+    ready_at: Mapped[datetime | None] = mapped_column()
+    expires_at: Mapped[datetime | None] = mapped_column()
+    files: Mapped[list[ExportFile]] = relationship(
+        cascade="all, delete-orphan", order_by="ExportFile.ordinal"
+    )
+
+
+class ExportFile(Base):
+    __tablename__ = "export_files"
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    export_id: Mapped[str] = mapped_column(ForeignKey("exports.id", ondelete="CASCADE"), index=True)
+    tenant_id: Mapped[int] = mapped_column(ForeignKey("tenants.id", ondelete="CASCADE"))
+    ordinal: Mapped[int] = mapped_column(Integer)
+    blob_key: Mapped[str] = mapped_column(String(255))
+    size_bytes: Mapped[int] = mapped_column(BigInteger)
+    sha256: Mapped[str] = mapped_column(String(64))
+    recordings: Mapped[int] = mapped_column(Integer)

@@ -278,10 +278,11 @@ async def _demo(settings: Settings, keep_running: bool) -> int:
         f"callvault demo: server on SIP 127.0.0.1:{app.sip_port}, HTTP http://127.0.0.1:{app.http_port}"
     )
     print(f"placing {len(plans)} SIPREC calls ...")
+    done = app.finisher.subscribe()
     results = await asyncio.gather(*(client.place(plan) for _title, plan in plans))
     for (title, _plan), result in zip(plans, results, strict=True):
         print(f"  {title}: SIP {result.status}, {result.packets_sent} RTP packets sent")
-    finished = [await asyncio.wait_for(app.finisher.finished.get(), 60) for _ in plans]
+    finished = [await asyncio.wait_for(done.get(), 60) for _ in plans]
     out_dir = settings.data_dir / "recordings"
     out_dir.mkdir(parents=True, exist_ok=True)
     print(f"\nrecordings (ready {time.monotonic() - started:.1f} s after start):")

@@ -18,3 +18,5 @@ class PortalContext:
     # Called after tenants/users change so SIP matching sees the change at once.
     on_directory_change: Callable[[], None] = field(default=lambda: None)
     metrics: Metrics = field(default_factory=Metrics)
+    # Called after a job was enqueued, so the runner looks at once rather than at its next poll.
+    on_job_enqueued: Callable[[], None] = field(default=lambda: None)

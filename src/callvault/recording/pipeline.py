@@ -16,6 +16,7 @@ import concurrent.futures
 import logging
 import multiprocessing
 import shutil
+from collections.abc import Callable
 from pathlib import Path
 
 from sqlalchemy.exc import IntegrityError
@@ -48,7 +49,9 @@ class Finisher:
         blobs: BlobStore,
         workers: int = 1,
         metrics: Metrics | None = None,
+        on_stored: Callable[[], None] = lambda: None,
     ) -> None:
+        self.on_stored = on_stored  # a stored recording may have queued jobs (mail)
         self.metrics = metrics or Metrics()
         self.spool_root = spool_root
         self.sessions = sessions
@@ -57,7 +60,9 @@ class Finisher:
             max_workers=workers, mp_context=multiprocessing.get_context("forkserver")
         )
         self.tasks: set[asyncio.Task[str | None]] = set()
-        self.finished: asyncio.Queue[tuple[str, str | None]] = asyncio.Queue()
+        # (call uuid, first recording id or None) for whoever listens (the demo, tests);
+        # nothing is kept when nobody does
+        self._subscribers: list[asyncio.Queue[tuple[str, str | None]]] = []
         # finished calls waiting for the database: written in batches, one transaction each
         self._writes: list[tuple[CallSummary, Finished | None, asyncio.Future[str | None]]] = []
         self._writer: asyncio.Task[None] | None = None
@@ -65,6 +70,19 @@ class Finisher:
     @property
     def pending(self) -> int:
         return len(self.tasks)
+
+    def subscribe(self) -> asyncio.Queue[tuple[str, str | None]]:
+        """A queue that gets every call finished from now on, until ``unsubscribe``."""
+        queue: asyncio.Queue[tuple[str, str | None]] = asyncio.Queue()
+        self._subscribers.append(queue)
+        return queue
+
+    def unsubscribe(self, queue: asyncio.Queue[tuple[str, str | None]]) -> None:
+        self._subscribers.remove(queue)
+
+    def _announce(self, call_uuid: str, recording_id: str | None) -> None:
+        for queue in self._subscribers:
+            queue.put_nowait((call_uuid, recording_id))
 
     def submit(self, call_uuid: str) -> asyncio.Task[str | None]:
         task = asyncio.ensure_future(self._finish(self.spool_root / call_uuid))
@@ -93,7 +111,7 @@ class Finisher:
             )
             shutil.rmtree(directory, ignore_errors=True)
             self.metrics.calls_not_recorded += 1
-            await self.finished.put((summary.call_uuid, None))
+            self._announce(summary.call_uuid, None)
             return None
         try:
             if reader.has_audio():
@@ -115,7 +133,8 @@ class Finisher:
                 log.info("call %s%s: nothing kept: %s", summary.call_uuid, whose, reason)
         log.info("call %s recorded as %s", summary.call_uuid, recording_id)
         self.metrics.recordings_stored += 1
-        await self.finished.put((summary.call_uuid, recording_id))
+        self.on_stored()
+        self._announce(summary.call_uuid, recording_id)
         return recording_id
 
     async def _store(self, summary: CallSummary, audios: Finished | None) -> str | None:

@@ -24,9 +24,20 @@ from typing import Any
 from sqlalchemy import delete, insert, select
 from sqlalchemy.orm import Session
 
-from callvault.db.models import Call, CallParty, DtmfEvent, Recording, Segment, User
+from callvault.db.models import (
+    Call,
+    CallParty,
+    DtmfEvent,
+    Recording,
+    Segment,
+    Tenant,
+    User,
+    utcnow,
+)
+from callvault.recording.after import after_recording_stored
 from callvault.recording.finisher import FinishedAudio
 from callvault.recording.journal import Event, Party, party_from_dict, recordings_from
+from callvault.retention.rule import retention_expiry
 from callvault.storage.blobs import BlobStore
 
 _IDS = uuid.UUID("5d8e9a52-3c1b-4f0e-9a57-6b2f0c1d7e43")  # namespace of derived row ids
@@ -386,6 +397,11 @@ def _write_recording(
         if audio.policy.expires_days is not None:
             # an unsaved playback recording goes whatever the retention slider says
             recording.expires_at = at + timedelta(days=audio.policy.expires_days)
+    tenant = session.get(Tenant, tenant_id)
+    if tenant is not None and recording.expires_at is None:
+        recording.expires_at = retention_expiry(
+            at, tenant.retention_days, tenant.retention_changed_at, tenant.timezone
+        )
     recording.segments = [
         Segment(
             ordinal=i,
@@ -397,6 +413,8 @@ def _write_recording(
         for i, s in enumerate(audio.segments)
     ]
     session.add(recording)
+    if tenant is not None:
+        after_recording_stored(session, recording, tenant, utcnow())
     return recording_id
 
 

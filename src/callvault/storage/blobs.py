@@ -1,7 +1,8 @@
 """Blob store: where finished audio lives.
 
 ``BlobStore`` is the interface; ``LocalBlobStore`` keeps blobs in a directory
-(the default), an S3 store will implement the same four calls.
+(the default), an S3 store will implement the same calls. ``put_file`` and
+``open`` move large blobs (exports) without holding them in memory.
 """
 
 from __future__ import annotations
@@ -9,8 +10,9 @@ from __future__ import annotations
 import contextlib
 import os
 import re
+import shutil
 from pathlib import Path
-from typing import Protocol
+from typing import BinaryIO, Protocol
 
 _KEY = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._/-]{0,255}$")
 
@@ -27,6 +29,13 @@ class BlobStore(Protocol):
         ...
 
     def delete(self, key: str) -> None: ...
+    def put_file(self, key: str, path: Path) -> None:
+        """Store the file at ``path`` under ``key``; the file is consumed (moved)."""
+        ...
+
+    def open(self, key: str) -> BinaryIO:
+        """The blob for reading in chunks (``BlobNotFound`` when absent)."""
+        ...
 
 
 class LocalBlobStore:
@@ -66,3 +75,22 @@ class LocalBlobStore:
     def delete(self, key: str) -> None:
         with contextlib.suppress(FileNotFoundError):
             self._path(key).unlink()
+
+    def put_file(self, key: str, path: Path) -> None:
+        target = self._path(key)
+        target.parent.mkdir(parents=True, exist_ok=True)
+        with open(path, "rb") as fh:
+            os.fsync(fh.fileno())
+        try:
+            os.replace(path, target)  # same file system: a rename
+        except OSError:
+            tmp = target.with_name(target.name + ".tmp")
+            shutil.copyfile(path, tmp)
+            os.replace(tmp, target)
+            path.unlink()
+
+    def open(self, key: str) -> BinaryIO:
+        try:
+            return open(self._path(key), "rb")
+        except FileNotFoundError as exc:
+            raise BlobNotFound(key) from exc
