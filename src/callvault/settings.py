@@ -47,6 +47,19 @@ class Settings(BaseSettings):
     # the mail server recordings and export links are sent through (None: no mail)
     smtp_host: str | None = None
     smtp_port: int = Field(default=25, ge=1, le=65535)
+    # "starttls": upgrade after EHLO (port 587); "tls": implicit TLS (port 465)
+    smtp_security: Literal["none", "starttls", "tls"] = "none"
+    smtp_username: str | None = Field(default=None, max_length=200)
+    smtp_password: str | None = Field(default=None, max_length=200)
+    smtp_from: str = Field(default="callvault@localhost", max_length=320)
+    smtp_timeout_s: float = Field(default=30.0, gt=0, le=300)
+    # bigger recordings are mailed as a link to the portal instead of an attachment
+    mail_attachment_max_bytes: int = Field(default=10_000_000, ge=0)
+    # the portal's address as users reach it, for links in e-mails
+    public_url: str = Field(default="http://127.0.0.1:8080", max_length=300)
+    # bulk download: ZIP parts are split at this size; the files stay this many days
+    export_part_max_bytes: int = Field(default=2_000_000_000, ge=1_000_000)
+    export_keep_days: int = Field(default=7, ge=1, le=90)
     # bearer token for GET /metrics (besides an operator's API token); None: operators only
     metrics_token: str | None = Field(default=None, min_length=24, max_length=200)
     # SIP over TLS listens on sip_tls_port once sip_tls_cert and sip_tls_key are set
