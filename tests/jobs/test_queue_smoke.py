@@ -50,7 +50,8 @@ def test_a_failing_job_is_retried_after_its_backoff_and_a_slot_runs_once(tmp_pat
         assert runs == [1, 2]
         with sessions() as session:
             [job] = session.query(Job).all()
-            assert (job.state, job.key, job.result) == ("done", "test.flaky:2026-12-01", {"ok": True})
+            assert (job.state, job.key) == ("done", "test.flaky:2026-12-01")
+            assert job.result == {"ok": True}
             assert (job.progress_done, job.progress_total, job.message) == (1, 1, "sent")
         clock.now += timedelta(hours=1)
         assert runner.run_due() == 0  # same day: the slot exists already

@@ -17,7 +17,7 @@ revokes all of its API tokens.
 from __future__ import annotations
 
 import secrets
-from datetime import datetime, timedelta
+from datetime import timedelta
 from typing import Literal
 
 from fastapi import APIRouter, Request, Response
@@ -25,7 +25,7 @@ from pydantic import BaseModel, Field
 from sqlalchemy import delete, select
 from sqlalchemy.orm import Session
 
-from callvault.db.models import LoginAttempt, Operator, Tenant, User, WebSession
+from callvault.db.models import Operator, Tenant, User, WebSession
 from callvault.errors import Forbidden, Unauthorized
 from callvault.portal.api.schemas import Strict
 from callvault.portal.audit import audit, record, remote_addr
@@ -46,7 +46,6 @@ from callvault.portal.passwords import (
     attempt_succeeded,
     begin_attempt,
     check_new_password,
-    forget_stale,
     hash_password,
     normalise_login,
     verify_password,
@@ -103,12 +102,6 @@ def _session_out(principal: Principal, csrf_token: str | None) -> SessionOut:
     )
 
 
-def _housekeeping(session: Session, request_at: datetime) -> None:
-    session.execute(delete(WebSession).where(WebSession.expires_at <= request_at))
-    session.execute(delete(LoginAttempt).where(LoginAttempt.at < request_at - timedelta(days=1)))
-    forget_stale(session, request_at)
-
-
 def _refusal(session: Session, user: User | None) -> str | None:
     """Why a right password of this user still may not log in (for the audit log only)."""
     if user is None:
@@ -152,7 +145,6 @@ def log_in(
         principal = user_principal(session, user)
         if verified.new_hash:
             user.password_hash = verified.new_hash
-    _housekeeping(session, at)
     attempt_succeeded(session, login, address)
     token, csrf = secrets.token_urlsafe(32), secrets.token_urlsafe(32)
     session.add(
