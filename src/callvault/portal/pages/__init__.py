@@ -11,10 +11,10 @@ from pathlib import Path
 
 from fastapi import APIRouter
 
-from callvault.portal.pages import account, admin, recordings, reports, settings, users
+from callvault.portal.pages import account, admin, exports, recordings, reports, settings, users
 
 STATIC = Path(__file__).resolve().parent.parent / "static"
 
 router = APIRouter(include_in_schema=False)
-for _module in (account, settings, reports, recordings, admin, users):
+for _module in (account, settings, reports, recordings, admin, users, exports):
     router.include_router(_module.router)
