@@ -45,11 +45,7 @@ from callvault.portal.api import (
     users_csv,
 )
 from callvault.portal.api import annotations as recording_annotations
-from callvault.portal.api import holds as legal_holds
-from callvault.portal.api import plans as retention_plans
-from callvault.portal.api import receipts as deletion_receipts
 from callvault.portal.api import sources as recording_sources
-from callvault.portal.api import termination as tenant_termination
 from callvault.portal.auth import SAFE_METHODS, optional_principal
 from callvault.portal.context import PortalContext
 from callvault.portal.pages.render import login_redirect
@@ -166,11 +162,7 @@ def create_app(context: PortalContext, *, metrics_token: str | None = None) -> F
     app.include_router(operator.router)
     app.include_router(recording_sources.router)
     app.include_router(users_csv.router)
-    app.include_router(retention_plans.router)
-    app.include_router(legal_holds.router)
     app.include_router(exports.router)
-    app.include_router(deletion_receipts.router)
-    app.include_router(tenant_termination.router)
     app.include_router(pages.router)
     app.mount("/static", StaticFiles(directory=pages.STATIC), name="static")
 
