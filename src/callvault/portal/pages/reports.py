@@ -88,6 +88,7 @@ def calls_page(request: Request, viewer: ViewerDep, session: SessionDep) -> HTML
         users=users,
         directions=DIRECTIONS,
         stream_only=tenant.stream_only,
+        bulk_download=principal.role == "admin" and tenant.bulk_download,  # _bulk_download.html
         next_href=(f"?{urlencode({**active, 'cursor': next_cursor})}" if next_cursor else None),
         first_href=(f"?{urlencode(active)}" if "cursor" in query else None),
     )
