@@ -7,6 +7,7 @@ import sys
 from pathlib import Path
 
 from callvault.logs import configure_logging
+from callvault.retention.plan_cli import add_commands as add_plan_commands
 from callvault.settings import Settings, SettingsError, load_settings
 from callvault.sources.cli import add_commands as add_source_commands
 
@@ -205,6 +206,7 @@ def build_parser() -> argparse.ArgumentParser:
     enable.add_argument("--data-dir", type=Path)
     enable.set_defaults(func=_tenant_action)
     add_source_commands(admin_sub, _settings)
+    add_plan_commands(admin_sub, _settings)
     return parser
 
 

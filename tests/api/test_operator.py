@@ -70,20 +70,21 @@ def test_stream_only_delivery_and_language(world: World) -> None:
     assert me["language"] == "de"
 
 
-def test_operator_changes_plan_and_retention_is_clamped(world: World) -> None:
+def test_operator_changes_plan_and_retention_moves_to_its_default(world: World) -> None:
     _accept(world)
     assert _settings(world, {"retention_days": 180, "bulk_download": True})[0] == 200
     url = f"/api/v1/tenants/{world.tenant_a}"
-    r = world.client.patch(
-        url,
-        json={"plan": "basic", "retention_min_days": 30, "retention_max_days": 120},
-        headers=world.auth("operator"),
-    )
+    r = world.client.patch(url, json={"plan": "30-120"}, headers=world.auth("operator"))
     assert r.status_code == 200, r.text
     body = r.json()
-    assert (body["plan"], body["retention_days"], body["bulk_download"]) == ("basic", 120, False)
+    # 180 lies outside 30-120: the plan's default, and bulk download (180 days) goes off
+    assert (body["plan"], body["retention_days"], body["bulk_download"]) == ("30-120", 30, False)
+    assert (body["retention_min_days"], body["retention_max_days"]) == (30, 120)
+    # the range comes from the plan only
     bad = world.client.patch(url, json={"retention_min_days": 200}, headers=world.auth("operator"))
-    assert bad.status_code == 422 and bad.json()["error"]["id"] == "retention-range-invalid"
+    assert bad.status_code == 422
+    unknown = world.client.patch(url, json={"plan": "gold"}, headers=world.auth("operator"))
+    assert unknown.status_code == 404 and unknown.json()["error"]["id"] == "plan-not-found"
     dup = world.client.patch(url, json={"name": "Beta"}, headers=world.auth("operator"))
     assert dup.status_code == 409
     assert (

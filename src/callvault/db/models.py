@@ -25,6 +25,7 @@ from sqlalchemy import (
     func,
     true,
 )
+from sqlalchemy import text as sql_text
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column, relationship
 
 
@@ -111,10 +112,8 @@ class Tenant(Base):
     created_at: Mapped[datetime] = mapped_column(default=utcnow)
     # recording settings (SPEC section 3); recording is off until the legal notice is accepted
     language: Mapped[str] = mapped_column(String(2), default="nl", server_default="nl")
-    # plan: the retention slider's range (SPEC 4), e.g. 7-180 default 7, or fixed 365
+    # the Plan's name: its range bounds the retention slider (SPEC 4; retention/plans.py)
     plan: Mapped[str] = mapped_column(String(32), default="standard", server_default="standard")
-    retention_min_days: Mapped[int] = mapped_column(Integer, default=7, server_default="7")
-    retention_max_days: Mapped[int] = mapped_column(Integer, default=180, server_default="180")
     retention_days: Mapped[int] = mapped_column(Integer, default=7, server_default="7")
     retention_changed_at: Mapped[datetime | None] = mapped_column()
     stream_only: Mapped[bool] = mapped_column(Boolean, default=False, server_default="0")
@@ -341,6 +340,14 @@ class Recording(Base):
     __table_args__ = (
         Index("ix_recordings_tenant_created", "tenant_id", "created_at", "id"),
         Index("ix_recordings_expires_at", "expires_at"),
+        # the purge walks audio not yet deleted by expiry; the quota purge the oldest first
+        Index(
+            "ix_recordings_audio_expires",
+            "expires_at",
+            sqlite_where=sql_text("audio_deleted_at IS NULL"),
+            postgresql_where=sql_text("audio_deleted_at IS NULL"),
+        ),
+        Index("ix_recordings_tenant_started", "tenant_id", "started_at", "id"),
     )
     id: Mapped[str] = mapped_column(String(32), primary_key=True, default=new_id)
     tenant_id: Mapped[int] = mapped_column(ForeignKey("tenants.id", ondelete="CASCADE"))
@@ -631,3 +638,16 @@ class ExportFile(Base):
     size_bytes: Mapped[int] = mapped_column(BigInteger)
     sha256: Mapped[str] = mapped_column(String(64))
     recordings: Mapped[int] = mapped_column(Integer)
+
+
+class TerminationRequest(Base):
+    """The operator's first step of terminating a tenant (``tenants/termination.py``):
+    a one-time confirmation token (its hash), valid for minutes; it goes with the tenant."""
+
+    __tablename__ = "termination_requests"
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    tenant_id: Mapped[int] = mapped_column(ForeignKey("tenants.id", ondelete="CASCADE"), index=True)
+    token_hash: Mapped[str] = mapped_column(String(64), unique=True)
+    requested_by: Mapped[str] = mapped_column(String(200))
+    requested_at: Mapped[datetime] = mapped_column()
+    expires_at: Mapped[datetime] = mapped_column()

@@ -25,10 +25,12 @@ from fastapi.exceptions import RequestValidationError
 from fastapi.openapi.docs import get_redoc_html, get_swagger_ui_html
 from fastapi.responses import HTMLResponse, JSONResponse, PlainTextResponse, Response
 from fastapi.staticfiles import StaticFiles
+from sqlalchemy.exc import SQLAlchemyError
 from starlette.datastructures import Headers, MutableHeaders
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from callvault.errors import ApiError, Forbidden, Unauthorized
+from callvault.jobs.queue import state_counts
 from callvault.portal import pages
 from callvault.portal.api import (
     account,
@@ -45,9 +47,15 @@ from callvault.portal.api import (
     users_csv,
 )
 from callvault.portal.api import annotations as recording_annotations
+from callvault.portal.api import holds as legal_holds
+from callvault.portal.api import jobs as background_jobs
+from callvault.portal.api import plans as retention_plans
+from callvault.portal.api import receipts as deletion_receipts
 from callvault.portal.api import sources as recording_sources
+from callvault.portal.api import termination as tenant_termination
 from callvault.portal.auth import SAFE_METHODS, optional_principal
 from callvault.portal.context import PortalContext
+from callvault.portal.pages import jobs as jobs_page
 from callvault.portal.pages.render import login_redirect
 
 CSP = (
@@ -162,7 +170,13 @@ def create_app(context: PortalContext, *, metrics_token: str | None = None) -> F
     app.include_router(operator.router)
     app.include_router(recording_sources.router)
     app.include_router(users_csv.router)
+    app.include_router(retention_plans.router)
+    app.include_router(legal_holds.router)
     app.include_router(exports.router)
+    app.include_router(deletion_receipts.router)
+    app.include_router(tenant_termination.router)
+    app.include_router(background_jobs.router)
+    app.include_router(jobs_page.router)
     app.include_router(pages.router)
     app.mount("/static", StaticFiles(directory=pages.STATIC), name="static")
 
@@ -196,7 +210,7 @@ def create_app(context: PortalContext, *, metrics_token: str | None = None) -> F
     def _metrics(request: Request) -> PlainTextResponse:
         _authorise_metrics(request, metrics_token)
         return PlainTextResponse(
-            context.metrics.render(),
+            context.metrics.render(jobs=_job_counts(context)),
             media_type="text/plain; version=0.0.4",
             headers={"Cache-Control": "no-store"},
         )
@@ -206,6 +220,15 @@ def create_app(context: PortalContext, *, metrics_token: str | None = None) -> F
         return {"status": "ok"}
 
     return app
+
+
+def _job_counts(context: PortalContext) -> dict[str, int] | None:
+    """Jobs per state for ``/metrics`` (one GROUP BY); None while the database is away."""
+    try:
+        with context.sessions() as session:
+            return state_counts(session)
+    except SQLAlchemyError:
+        return None
 
 
 def _no_store(page: HTMLResponse) -> HTMLResponse:

@@ -204,6 +204,22 @@ _WORDS: Final[dict[str, tuple[str, str, str]]] = {
         "Aufnahmen per E-Mail senden an",
         "E-mail recordings to",
     ),
+    # the German manual's checkbox; its wording (SPEC 5, recordings by e-mail)
+    "settings.not_in_portal": (
+        "Opnames niet in het portaal bewaren",
+        "Aufnahmen nicht im Kundenzugang speichern",
+        "Do not store recordings in the portal",
+    ),
+    "settings.not_in_portal_hint": (
+        "Elke opname wordt automatisch in het portaal bewaard. Wilt u dat niet, vink dit "
+        "dan aan: een gemailde opname wordt verwijderd zodra de mailserver het bericht "
+        "heeft aangenomen.",
+        "Jede Datei wird automatisch in Ihrem Kundenzugang gespeichert. Wenn Sie dies nicht "
+        "möchten, aktivieren Sie bitte die Checkbox: eine versendete Aufnahme wird gelöscht, "
+        "sobald der Mailserver die E-Mail angenommen hat.",
+        "Every recording is stored in the portal. If you do not want this, tick the box: a "
+        "mailed recording is deleted once the mail server has accepted the message.",
+    ),
     "settings.language": ("Taal van de klant", "Sprache des Kunden", "Tenant language"),
     "settings.general": ("Algemeen", "Allgemein", "General"),
     # reports › calls
@@ -261,6 +277,14 @@ _WORDS: Final[dict[str, tuple[str, str, str]]] = {
     "rec.none": ("nog geen", "noch keine", "none yet"),
     "rec.codecs": ("Codecs", "Codecs", "Codecs"),
     "rec.sha256": ("SHA-256", "SHA-256", "SHA-256"),
+    "rec.mail": ("E-mail", "E-Mail", "E-mail"),
+    "rec.mailed": ("gemaild op", "versendet am", "mailed on"),
+    "rec.mail_failed": ("niet verstuurd", "nicht versendet", "not sent"),
+    "rec.not_stored": (
+        "niet in het portaal bewaard",
+        "nicht im Kundenzugang gespeichert",
+        "not stored in the portal",
+    ),
     # share page
     "share.title": ("Gedeelde opname", "Geteilte Aufnahme", "Shared recording"),
     "share.intro": (
@@ -282,6 +306,23 @@ _WORDS: Final[dict[str, tuple[str, str, str]]] = {
     "audit.details": ("Details", "Details", "Details"),
     "audit.address": ("Adres", "Adresse", "Address"),
     "audit.empty": ("Nog geen gebeurtenissen.", "Noch keine Ereignisse.", "No events yet."),
+    # jobs (background work: exports, mail, purges)
+    "nav.jobs": ("Taken", "Aufträge", "Jobs"),
+    "jobs.title": ("Achtergrondtaken", "Hintergrundaufträge", "Background jobs"),
+    "jobs.created": ("Aangemaakt", "Erstellt", "Created"),
+    "jobs.tenant": ("Klant", "Kunde", "Tenant"),
+    "jobs.kind": ("Soort", "Art", "Kind"),
+    "jobs.state": ("Status", "Status", "State"),
+    "jobs.state.queued": ("In de wachtrij", "Wartend", "Queued"),
+    "jobs.state.running": ("Bezig", "Läuft", "Running"),
+    "jobs.state.done": ("Klaar", "Fertig", "Done"),
+    "jobs.state.failed": ("Mislukt", "Fehlgeschlagen", "Failed"),
+    "jobs.progress": ("Voortgang", "Fortschritt", "Progress"),
+    "jobs.attempts": ("Pogingen", "Versuche", "Attempts"),
+    "jobs.message": ("Melding", "Meldung", "Message"),
+    "jobs.finished": ("Klaar om", "Beendet", "Finished"),
+    "jobs.result": ("Resultaat", "Ergebnis", "Result"),
+    "jobs.empty": ("Nog geen taken.", "Noch keine Aufträge.", "No jobs yet."),
     # operator
     "op.title": ("Klanten", "Kunden", "Tenants"),
     "op.create": ("Nieuwe klant", "Neuer Kunde", "New tenant"),
@@ -334,6 +375,30 @@ _WORDS: Final[dict[str, tuple[str, str, str]]] = {
     "op.enable": ("Inschakelen", "Freischalten", "Enable"),
     "op.disable": ("Uitschakelen", "Deaktivieren", "Disable"),
     "op.by": ("door", "von", "by"),
+    # retention (issue 8): expired audio, legal holds, plan quota
+    "rec.audio_expired": (
+        "De audio is verlopen op",
+        "Die Aufnahme ist abgelaufen am",
+        "The audio expired on",
+    ),
+    "rec.on_hold": ("Juridisch vastgehouden (legal hold)", "Unter Legal Hold", "On legal hold"),
+    "hold.title": ("Juridische bewaring (legal hold)", "Legal Hold", "Legal holds"),
+    "hold.hint": (
+        "Een legal hold houdt opnamen vast: niets verloopt of wordt verwijderd "
+        "tot hij is opgeheven.",
+        "Ein Legal Hold hält Aufnahmen fest: nichts läuft ab oder wird gelöscht, "
+        "bis er aufgehoben ist.",
+        "A legal hold keeps recordings: nothing expires or is deleted until it is lifted.",
+    ),
+    "hold.scope.tenant": ("hele organisatie", "ganze Organisation", "whole organisation"),
+    "hold.scope.user": ("gebruiker", "Benutzer", "user"),
+    "hold.scope.recording": ("opname", "Aufnahme", "recording"),
+    "hold.scope": ("Geldt voor", "Gilt für", "Covers"),
+    "hold.reason": ("Reden", "Grund", "Reason"),
+    "hold.place": ("Legal hold plaatsen", "Legal Hold setzen", "Place legal hold"),
+    "hold.lift": ("Opheffen", "Aufheben", "Lift"),
+    "hold.none": ("Geen actieve legal holds", "Keine aktiven Legal Holds", "No active legal holds"),
+    "settings.quota_used": ("Minuten gebruikt", "Minuten verbraucht", "Minutes used"),
     "legal.not_enabled": (
         "Opnemen is nog niet ingeschakeld door uw provider. Dat gebeurt zodra uw "
         "ondertekende verklaring binnen is; daarna kunt u de kennisgeving accepteren.",
@@ -485,6 +550,60 @@ _WORDS: Final[dict[str, tuple[str, str, str]]] = {
     "exports.mail.reason.not-ready": ("de export was niet klaar.", "der Export war nicht bereit.",
                                       "the export was not ready."),
     "exports.mail.reason.unknown": ("onbekende reden.", "unbekannter Grund.", "unknown reason."),
+    # tenant termination and deletion receipts (operator; portal/pages/termination.py)
+    "term.title": ("Klant opheffen", "Kunden kündigen", "Terminate tenant"),
+    "term.warning": (
+        "Opheffen vernietigt alle opnames, gesprekken, gebruikers en persoonsgegevens "
+        "van deze klant. Dit kan niet ongedaan worden gemaakt; een ontvangstbewijs blijft.",
+        "Die Kündigung vernichtet alle Aufzeichnungen, Gespräche, Benutzer und "
+        "personenbezogenen Daten dieses Kunden. Unwiderruflich; ein Löschnachweis bleibt.",
+        "Terminating destroys all recordings, calls, users and personal data of this "
+        "tenant. This cannot be undone; a receipt is kept.",
+    ),
+    "term.ask": ("Opheffen…", "Kündigen…", "Terminate…"),
+    "term.type_name": (
+        "Typ ter bevestiging de naam",
+        "Zur Bestätigung den Namen eingeben",
+        "To confirm, type the name",
+    ),
+    "term.valid_until": ("Bevestigen kan tot", "Bestätigung möglich bis", "Confirm before"),
+    "term.confirm": ("Definitief opheffen", "Endgültig kündigen", "Terminate for good"),
+    "term.done": ("Opgeheven", "Gekündigt", "Terminated"),
+    "term.receipt": ("Ontvangstbewijs", "Löschnachweis", "Receipt"),
+    "term.receipts": ("Verwijderbewijzen", "Löschnachweise", "Deletion receipts"),
+    "term.download": ("Bewijs downloaden", "Nachweis herunterladen", "Download receipt"),
+    "term.when": ("Wanneer", "Wann", "When"),
+    "term.by": ("Door", "Von", "By"),
+    "term.kind": ("Soort", "Art", "Kind"),
+    "term.terminated": ("opgeheven", "gekündigt", "terminated"),
+    "term.count.users": ("Gebruikers", "Benutzer", "Users"),
+    "term.count.calls": ("Gesprekken", "Gespräche", "Calls"),
+    "term.count.recordings": ("Opnames", "Aufzeichnungen", "Recordings"),
+    "term.count.audio_files": ("Audiobestanden", "Audiodateien", "Audio files"),
+    "term.count.audio_bytes": ("Bytes audio", "Bytes Audio", "Audio bytes"),
+    "term.count.export_files": ("Exportbestanden", "Exportdateien", "Export files"),
+    "term.count.export_bytes": ("Bytes export", "Bytes Export", "Export bytes"),
+    "term.count.files": ("Vernietigde bestanden", "Vernichtete Dateien", "Files destroyed"),
+    "term.error.legal-hold-active": (
+        "Er loopt een juridische bewaarplicht voor deze klant: hef die eerst op.",
+        "Für diesen Kunden besteht eine Aufbewahrungspflicht (Legal Hold): zuerst aufheben.",
+        "A legal hold of this tenant is active: lift it first.",
+    ),
+    "term.error.termination-name-mismatch": (
+        "Die naam is niet precies de naam van de klant.",
+        "Der Name stimmt nicht genau mit dem des Kunden überein.",
+        "That is not exactly the tenant's name.",
+    ),
+    "term.error.termination-token-invalid": (
+        "Deze bevestiging is niet (meer) geldig: begin opnieuw.",
+        "Diese Bestätigung ist nicht (mehr) gültig: bitte neu beginnen.",
+        "This confirmation is not valid (any more): start again.",
+    ),
+    "term.error.termination-token-expired": (
+        "De bevestiging is verlopen (10 minuten): begin opnieuw.",
+        "Die Bestätigung ist abgelaufen (10 Minuten): bitte neu beginnen.",
+        "The confirmation expired (10 minutes): start again.",
+    ),
 }
 
 _INDEX: Final[dict[Language, int]] = {"nl": 0, "de": 1, "en": 2}

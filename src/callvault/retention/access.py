@@ -7,12 +7,13 @@ expiry, so held audio stays reachable past ``expires_at``.
 
 from __future__ import annotations
 
-from datetime import datetime
+from datetime import UTC, datetime
 
 from sqlalchemy import ColumnElement, and_, exists, or_, select
 from sqlalchemy.orm import Session
 
 from callvault.db.models import LegalHold, Recording
+from callvault.errors import ApiError
 
 
 def held() -> ColumnElement[bool]:
@@ -46,3 +47,34 @@ def is_audio_available(session: Session, recording: Recording, at: datetime) -> 
 
 def is_held(session: Session, recording: Recording) -> bool:
     return bool(session.scalar(select(Recording.id).where(Recording.id == recording.id, held())))
+
+
+def _utc(value: datetime) -> datetime:
+    return value if value.tzinfo else value.replace(tzinfo=UTC)
+
+
+def audio_gone_at(session: Session, recording: Recording, at: datetime) -> datetime | None:
+    """When the recording's audio stopped being reachable (expired or deleted); None
+    while it may still be played."""
+    if is_audio_available(session, recording, at):
+        return None
+    moments = [_utc(m) for m in (recording.audio_deleted_at, recording.expires_at) if m]
+    return min(moments) if moments else _utc(at)
+
+
+class AudioExpired(ApiError):
+    """410 ``audio-expired``: the call is still listed, its audio is not to be had."""
+
+    status = 410
+    error_id = "audio-expired"
+
+    def __init__(self, gone_at: datetime) -> None:
+        super().__init__(f"the audio of this recording expired on {gone_at:%Y-%m-%d}")
+        self.gone_at = gone_at
+
+
+def require_audio(session: Session, recording: Recording, at: datetime) -> None:
+    """Every route that hands out audio, a play link or a player asks this first."""
+    gone_at = audio_gone_at(session, recording, at)
+    if gone_at is not None:
+        raise AudioExpired(gone_at)

@@ -16,6 +16,10 @@ a determined user, whose browser necessarily receives the audio
 (docs/security.md). Other tenants' audio may also be fetched directly (API
 clients, the download button); every such request is audited
 (``recording.download``).
+
+Expired audio is unreachable at once (SPEC 4): a play link is not issued and
+the audio is not served (410 ``audio-expired``) once ``expires_at`` passed,
+unless a legal hold keeps it (``retention/access.py`` decides).
 """
 
 from __future__ import annotations
@@ -38,6 +42,7 @@ from callvault.errors import ApiError, Forbidden
 from callvault.portal.api.calls import recording_for
 from callvault.portal.audit import audit
 from callvault.portal.auth import CurrentPrincipal, Now, Principal, SessionDep, as_utc
+from callvault.retention.access import require_audio
 from callvault.storage.blobs import BlobNotFound, BlobStore
 
 router = APIRouter(prefix="/api/v1", tags=["audio"])
@@ -177,6 +182,7 @@ def issue_play_link(
         raise Forbidden(
             "audio plays in the portal's player; log in to the portal", error_id="player-only"
         )
+    require_audio(session, recording, at)
     tenant = session.get(Tenant, recording.tenant_id)
     expires_at = (at + PLAY_LINK_LIFETIME).astimezone(UTC).replace(microsecond=0)
     token = play_token(request.app.state.play_key, principal.session_id, recording.id, expires_at)
@@ -226,6 +232,7 @@ def get_audio(
     play: PlayToken = None,
 ) -> Response:
     recording = recording_for(session, principal, recording_id)
+    require_audio(session, recording, at)  # expired: 410, on the 200 and 206 paths alike
     tenant = session.get(Tenant, recording.tenant_id)
     assert tenant is not None
     range_header = request.headers.get("range")

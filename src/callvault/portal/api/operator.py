@@ -7,10 +7,11 @@ Recording, LiveCenter listening and coaching are enabled per tenant once the
 customer signed the provider's declaration (``tenants/enablement.py``); the
 tenant admin may read the switches, only the operator sets them.
 
-A plan sets the range of the tenant's retention slider (SPEC section 4). When
-the range moves, a retention outside it is clamped into it (and counts from
-today, as any retention change does); bulk download, which needs 180 days,
-is switched off when the clamped retention falls short.
+A plan (``/api/v1/plans``) sets the range of the tenant's retention slider
+(SPEC section 4); the operator assigns one by name. A retention outside the
+new plan's range moves to the plan's default (and counts from today, as any
+retention change does); bulk download, which needs 180 days, is switched
+off when the new retention falls short (``retention/plans.py``).
 """
 
 from __future__ import annotations
@@ -25,7 +26,6 @@ from sqlalchemy.exc import IntegrityError
 
 from callvault.db.models import Recording, User
 from callvault.errors import Conflict, InvalidInput
-from callvault.portal.api.recording_settings import BULK_MIN_RETENTION_DAYS
 from callvault.portal.api.schemas import Strict, TenantIn, TenantOut
 from callvault.portal.api.tenants import tenant_out
 from callvault.portal.audit import audit, changes, remote_addr
@@ -36,6 +36,8 @@ from callvault.portal.auth import (
     OperatorTenant,
     SessionDep,
 )
+from callvault.portal.timefmt import TimezoneName
+from callvault.retention.plans import assign_plan, get_plan, plan_of
 from callvault.tenants.claims import set_tenant_claims
 from callvault.tenants.enablement import (
     FEATURES,
@@ -69,10 +71,9 @@ class TenantPatchIn(Strict):
     def _blocks(cls, value: list[str] | None) -> list[str] | None:
         return None if value is None else TenantIn.check_blocks(value)
 
-    plan: str | None = Field(default=None, min_length=1, max_length=32)
-    retention_min_days: int | None = Field(default=None, ge=1, le=3650)
-    retention_max_days: int | None = Field(default=None, ge=1, le=3650)
+    plan: str | None = Field(default=None, min_length=1, max_length=32, description="a plan's name")
     suspended: bool | None = None
+    timezone: TimezoneName | None = Field(default=None, max_length=64)  # IANA
 
 
 class TenantPlanOut(TenantOut):
@@ -124,23 +125,15 @@ def change_tenant(
         raise Conflict(
             "another tenant has one of these domains or numbers", error_id="tenant-exists"
         ) from exc
-    low = wanted.get("retention_min_days", tenant.retention_min_days)
-    high = wanted.get("retention_max_days", tenant.retention_max_days)
-    if low > high:
-        raise InvalidInput(
-            f"retention_min_days ({low}) is above retention_max_days ({high})",
-            error_id="retention-range-invalid",
-        )
-    wanted["retention_days"] = min(max(tenant.retention_days, low), high)
-    if wanted["retention_days"] < BULK_MIN_RETENTION_DAYS:
-        wanted["bulk_download"] = False
+    plan_name = wanted.pop("plan", None)
     before = {key: getattr(tenant, key) for key in wanted}
     changed = changes(before, wanted)
     for key in changed:
         setattr(tenant, key, wanted[key])
     changed.update(addresses)  # already applied to the tenant
-    if "retention_days" in changed:
-        tenant.retention_changed_at = at
+    if plan_name is not None:
+        # the slider is fitted into the new range; expiry re-computed in the same transaction
+        changed.update(assign_plan(session, tenant, get_plan(session, plan_name), at))
     try:
         session.flush()
     except IntegrityError as exc:
@@ -162,11 +155,12 @@ def change_tenant(
     session.commit()
     if {"suspended", "domains", "numbers", "blocks"} & set(changed):
         request.app.state.context.on_directory_change()
+    plan = plan_of(session, tenant)
     return TenantPlanOut(
         **tenant_out(tenant).model_dump(),
         plan=tenant.plan,
-        retention_min_days=tenant.retention_min_days,
-        retention_max_days=tenant.retention_max_days,
+        retention_min_days=plan.retention_min_days,
+        retention_max_days=plan.retention_max_days,
         retention_days=tenant.retention_days,
         bulk_download=tenant.bulk_download,
     )
@@ -186,6 +180,7 @@ def tenant_usage(tenant: OperatorTenant, session: SessionDep) -> UsageOut:
             func.coalesce(func.sum(Recording.size_bytes), 0),
         ).where(Recording.tenant_id == tenant.id)
     ).one()
+    plan = plan_of(session, tenant)
     return UsageOut(
         tenant_id=tenant.id,
         recorded_users=recorded_users or 0,
@@ -195,8 +190,8 @@ def tenant_usage(tenant: OperatorTenant, session: SessionDep) -> UsageOut:
         retention=RetentionTier(
             plan=tenant.plan,
             retention_days=tenant.retention_days,
-            retention_min_days=tenant.retention_min_days,
-            retention_max_days=tenant.retention_max_days,
+            retention_min_days=plan.retention_min_days,
+            retention_max_days=plan.retention_max_days,
         ),
     )
 

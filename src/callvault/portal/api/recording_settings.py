@@ -37,6 +37,13 @@ from callvault.portal.auth import (
     as_utc,
     require_role,
 )
+from callvault.portal.timefmt import TimezoneName
+from callvault.retention.plans import (
+    BULK_MIN_RETENTION_DAYS,
+    check_retention,
+    plan_of,
+    set_retention,
+)
 from callvault.tenants.enablement import is_enabled
 from callvault.tenants.legal import NOTICE, NOTICE_VERSION, accept_notice
 from callvault.tenants.numbers import normalise_aor, normalise_number
@@ -66,7 +73,6 @@ class AcceptIn(Strict):
     purpose: str = Field(min_length=10, max_length=2000, description="why calls are recorded")
 
 
-BULK_MIN_RETENTION_DAYS = 180
 _EMAIL = re.compile(r"^[^@\s<>\"(),;:]{1,64}@[A-Za-z0-9]([A-Za-z0-9-]{0,62}\.)+[A-Za-z]{2,63}$")
 
 
@@ -86,7 +92,12 @@ class SettingsOut(BaseModel):
     stream_only: bool
     bulk_download: bool
     delivery_email: str | None
+    store_in_portal: bool = Field(
+        description="false: a mailed recording's audio is deleted once the mail server "
+        'accepted the message (the German manual\'s "do not store in the portal")'
+    )
     language: Literal["nl", "de", "en"]
+    timezone: str = Field(description="IANA time zone of reports, e-mails and export months")
 
 
 class SettingsIn(Strict):
@@ -102,7 +113,9 @@ class SettingsIn(Strict):
     delivery_email: str | None = Field(
         default=None, max_length=320, description='where finished recordings are mailed; "" clears'
     )
+    store_in_portal: bool | None = None
     language: Literal["nl", "de", "en"] | None = None
+    timezone: TimezoneName | None = Field(default=None, max_length=64)
 
     @field_validator("delivery_email")
     @classmethod
@@ -230,6 +243,7 @@ def get_settings(
     require_role(principal, "operator", "admin")
     enabled = is_enabled(session, tenant.id, "recording")
     accepted = _latest_acceptance(session, tenant.id) is not None
+    plan = plan_of(session, tenant)
     return SettingsOut(
         active=enabled and accepted and not tenant.suspended,
         recording_enabled=enabled,
@@ -238,15 +252,17 @@ def get_settings(
         channels=tenant.channels,
         plan=tenant.plan,
         retention_days=tenant.retention_days,
-        retention_min_days=tenant.retention_min_days,
-        retention_max_days=tenant.retention_max_days,
+        retention_min_days=plan.retention_min_days,
+        retention_max_days=plan.retention_max_days,
         retention_changed_at=as_utc(tenant.retention_changed_at)
         if tenant.retention_changed_at
         else None,
         stream_only=tenant.stream_only,
         bulk_download=tenant.bulk_download,
         delivery_email=tenant.delivery_email,
+        store_in_portal=tenant.store_in_portal,
         language=tenant.language,
+        timezone=tenant.timezone,
     )
 
 
@@ -270,14 +286,8 @@ def change_settings(
     before = {key: getattr(tenant, key) for key in wanted}
     after = before | wanted
     retention = wanted.get("retention_days", tenant.retention_days)
-    if "retention_days" in wanted and not (
-        tenant.retention_min_days <= retention <= tenant.retention_max_days
-    ):
-        raise InvalidInput(
-            f"retention_days: the plan {tenant.plan!r} allows "
-            f"{tenant.retention_min_days} to {tenant.retention_max_days} days",
-            error_id="retention-out-of-plan",
-        )
+    if "retention_days" in wanted:
+        check_retention(plan_of(session, tenant), retention)
     if after.get("bulk_download", tenant.bulk_download) and retention < BULK_MIN_RETENTION_DAYS:
         raise InvalidInput(
             f"bulk download needs a retention of at least {BULK_MIN_RETENTION_DAYS} days",
@@ -285,9 +295,11 @@ def change_settings(
         )
     changed = changes(before, after)
     for key in changed:
-        setattr(tenant, key, after[key])
+        if key != "retention_days":
+            setattr(tenant, key, after[key])
     if "retention_days" in changed:
-        tenant.retention_changed_at = at  # the new period counts from today (SPEC 4)
+        # every recording's expiry moves, in one UPDATE, counted from today (SPEC 4)
+        set_retention(session, tenant, retention, at)
     if changed:
         # new values at the top level, the old ones under "old"
         new_values = {key: diff["new"] for key, diff in changed.items()}

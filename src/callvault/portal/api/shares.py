@@ -5,7 +5,8 @@ A link expires (1 hour to 30 days), can be revoked, is always stream-only
 every use is written to the tenant's audit log with the remote address. Only
 the SHA-256 of the link's token is stored; the token is shown once. An
 unknown, expired or revoked link, or one of a suspended tenant, all get the
-same 404 ``share-not-found``.
+same 404 ``share-not-found``. A live link to a recording whose audio expired
+(or was deleted) answers 410 ``audio-expired`` (``retention/access.py``).
 """
 
 from __future__ import annotations
@@ -35,6 +36,7 @@ from callvault.portal.auth import (
     as_utc,
     hash_token,
 )
+from callvault.retention.access import require_audio
 
 router = APIRouter(prefix="/api/v1", tags=["shares"])
 
@@ -95,6 +97,7 @@ def create_share(
     at: Now,
 ) -> ShareCreatedOut:
     recording = recording_for(session, principal, recording_id)
+    require_audio(session, recording, at)  # a link to audio that is gone gives nothing
     token = secrets.token_urlsafe(32)
     share = ShareLink(
         tenant_id=recording.tenant_id,
@@ -187,12 +190,23 @@ def _live_share(session: Session, token: str, at: datetime) -> tuple[ShareLink, 
     return share, recording
 
 
+def live_share_recording(
+    session: Session, token: str, at: datetime
+) -> tuple[ShareLink, Recording] | None:
+    """The link's share and recording while the link works, else None (for its page)."""
+    try:
+        return _live_share(session, token, at)
+    except NotFound:
+        return None
+
+
 @router.get("/shared/{token}", response_model=SharedRecordingOut)
 def shared_recording(
     token: ShareToken, session: SessionDep, request: Request, at: Now
 ) -> SharedRecordingOut:
     """Public: what the link's page shows. Counts as a use."""
     share, recording = _live_share(session, token, at)
+    require_audio(session, recording, at)
     call = session.scalar(
         select(Call).where(Call.tenant_id == share.tenant_id, Call.id == recording.call_id)
     )
@@ -225,6 +239,7 @@ def shared_recording(
 def shared_audio(token: ShareToken, session: SessionDep, request: Request, at: Now) -> Response:
     """Public, stream-only: the player's Range requests; each one is audited."""
     share, recording = _live_share(session, token, at)
+    require_audio(session, recording, at)
     range_header = request.headers.get("range")
     if not range_header:
         raise stream_only_refusal()

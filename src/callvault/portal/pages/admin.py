@@ -23,6 +23,7 @@ from callvault.portal.auth import Now, OperatorOnly, OperatorTenant, SessionDep
 from callvault.portal.pages.endpoint_call import call_with_query
 from callvault.portal.pages.render import PageRoute, render
 from callvault.portal.pages.viewer import ViewerDep, signed_in
+from callvault.retention.plans import list_plans, plan_of
 from callvault.tenants.claims import block_text
 from callvault.tenants.enablement import FEATURES, Feature, feature_states
 
@@ -77,7 +78,15 @@ def tenants_page(request: Request, viewer: ViewerDep, session: SessionDep) -> HT
         )
         .order_by(Tenant.name)
     )
-    return render(request, viewer, "operator_tenants.html", page="operator", tenants=list(tenants))
+    plans = {p.name: p for p in list_plans(session)}  # the range lives on the plan
+    return render(
+        request,
+        viewer,
+        "operator_tenants.html",
+        page="operator",
+        tenants=list(tenants),
+        plans=plans,
+    )
 
 
 @router.get("/operator/tenants/{tenant_id}", response_class=HTMLResponse)
@@ -107,6 +116,8 @@ def tenant_page(
         users=list(users),
         blocks=[block_text(b.prefix) for b in tenant.blocks],
         features=[states[f] for f in FEATURES],
+        plans=list_plans(session),
+        plan=plan_of(session, tenant),
         enablement_error=request.query_params.get("error"),
     )
 

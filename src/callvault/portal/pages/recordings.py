@@ -7,12 +7,18 @@ API, which decides whether the link still works.
 
 Opening the page is audited (``recording.view``), and so is the play link
 the page hands its player (``recording.play``, see ``api.audio``).
+
+Once the audio expired (or was deleted) the page still shows the call, with
+the date the audio went instead of the player and the download button; a
+share link's page says the same. Active legal holds on the recording show.
 """
 
 from __future__ import annotations
 
 import re
+from datetime import datetime
 from typing import Any
+from zoneinfo import ZoneInfo
 
 from fastapi import APIRouter, Request
 from fastapi.responses import HTMLResponse
@@ -22,10 +28,14 @@ from callvault.db.models import RecordingComment, RecordingLabel, ShareLink, Ten
 from callvault.errors import NotFound
 from callvault.portal.api.audio import issue_play_link
 from callvault.portal.api.calls import recording_for, recording_out
+from callvault.portal.api.shares import live_share_recording
 from callvault.portal.audit import audit
-from callvault.portal.auth import Now, SessionDep
+from callvault.portal.auth import Now, SessionDep, as_utc
 from callvault.portal.pages.render import PageRoute, render
 from callvault.portal.pages.viewer import ViewerDep, signed_in
+from callvault.portal.timefmt import local_times
+from callvault.retention.access import audio_gone_at
+from callvault.retention.holds import holds_on
 
 router = APIRouter(route_class=PageRoute, include_in_schema=False)
 
@@ -52,15 +62,19 @@ def recording_page(
         recording.tenant_id,
         target=f"recording:{recording.id}",
     )
+    gone_at = audio_gone_at(session, recording, at)
     # the player needs the portal session a play link is bound to (not a bearer token)
     play = (
         issue_play_link(session, request, principal, recording, at, source="page")
-        if principal.session_id is not None
+        if principal.session_id is not None and gone_at is None
         else None
     )
     session.commit()
     meta = recording_out(session, recording).model_dump(mode="json")
     tenant = session.get(Tenant, recording.tenant_id)
+    timezone = tenant.timezone if tenant else "UTC"
+    if tenant is not None:  # the page shows the tenant's clock; the API stays UTC
+        local_times(meta, tenant.timezone)
     stream_only = bool(tenant.stream_only) if tenant else True
     names: dict[int, str] = {
         row.id: row.name
@@ -106,7 +120,15 @@ def recording_page(
         comments=list(comments),
         shares=list(shares),
         stream_only=stream_only,
+        # recordings by e-mail (mail.recordings): sent, failed for good, or sent and not kept
+        mail={
+            "mailed_at": recording.mailed_at,
+            "error": recording.mail_error,
+            "not_stored": recording.audio_deleted_reason == "mailed",
+        },
         play_url=play.url if play else "",
+        audio_gone_on=local_date(gone_at, timezone) if gone_at else None,
+        holds=holds_on(session, recording),
         timeline={
             "duration_ms": meta["duration_ms"],
             "segments": meta["segments"],
@@ -117,7 +139,28 @@ def recording_page(
 
 
 @router.get("/s/{token}", response_class=HTMLResponse)
-def shared_page(token: str, request: Request, viewer: ViewerDep) -> HTMLResponse:
+def shared_page(
+    token: str, request: Request, viewer: ViewerDep, session: SessionDep, at: Now
+) -> HTMLResponse:
     if not re.fullmatch(r"[A-Za-z0-9_\-]{8,200}", token):
         raise NotFound("no such link", error_id="share-not-found")
-    return render(request, viewer, "shared.html", page="shared", token=token)
+    # a dead link is the script's to say (it asks the API); expired audio is said here
+    live = live_share_recording(session, token, at)
+    gone_at = audio_gone_at(session, live[1], at) if live else None
+    timezone = "UTC"
+    if live and gone_at:
+        tenant = session.get(Tenant, live[0].tenant_id)
+        timezone = tenant.timezone if tenant else timezone
+    return render(
+        request,
+        viewer,
+        "shared.html",
+        page="shared",
+        token=token,
+        audio_gone_on=local_date(gone_at, timezone) if gone_at else None,
+    )
+
+
+def local_date(at: datetime, timezone: str) -> str:
+    """The day ``at`` falls on in the tenant's time zone (YYYY-MM-DD)."""
+    return as_utc(at).astimezone(ZoneInfo(timezone)).date().isoformat()

@@ -2,7 +2,9 @@
 
 The legal notice comes first: until it is accepted, nothing else is shown.
 Every change goes through the JSON API from the page's script, so the page
-shows the API's own validation message.
+shows the API's own validation message. The slider's range is the plan's
+(``retention/plans.py``); a quota plan shows the minutes used; the tenant's
+active legal holds are listed, placed and lifted here (``api/holds.py``).
 """
 
 from __future__ import annotations
@@ -14,9 +16,11 @@ from sqlalchemy import select
 from callvault.db.models import Tenant, User
 from callvault.errors import NotFound
 from callvault.portal.api.recording_settings import get_legal_notice
-from callvault.portal.auth import SessionDep
+from callvault.portal.auth import Now, SessionDep
 from callvault.portal.pages.render import PageRoute, render
 from callvault.portal.pages.viewer import ViewerDep, signed_in
+from callvault.retention.holds import active_holds
+from callvault.retention.plans import minutes_used, plan_of
 
 router = APIRouter(route_class=PageRoute, include_in_schema=False)
 
@@ -28,7 +32,7 @@ BULK_MIN_RETENTION_DAYS = 180
 
 @router.get("/settings/recording", response_class=HTMLResponse)
 def recording_settings_page(
-    request: Request, viewer: ViewerDep, session: SessionDep
+    request: Request, viewer: ViewerDep, session: SessionDep, at: Now
 ) -> HTMLResponse:
     principal = signed_in(viewer, "admin")
     tenant = session.get(Tenant, principal.tenant_id)
@@ -52,5 +56,8 @@ def recording_settings_page(
         channels=CHANNELS,
         pause_modes=PAUSE_MODES,
         bulk_min=BULK_MIN_RETENTION_DAYS,
-        retention_fixed=tenant.retention_min_days == tenant.retention_max_days,
+        plan=(plan := plan_of(session, tenant)),
+        retention_fixed=plan.retention_min_days == plan.retention_max_days,
+        minutes_used=minutes_used(session, tenant.id, at) if plan.minute_quota else None,
+        holds=active_holds(session, tenant.id),
     )

@@ -269,7 +269,8 @@ document.querySelectorAll("[data-autosubmit]").forEach(function (el) {
       if (control.getAttribute("role") === "radiogroup") {
         value = ev.target.value;
       } else if (control.type === "checkbox") {
-        value = control.checked;
+        /* data-inverted: a box that turns a setting off ("do not store in the portal") */
+        value = control.hasAttribute("data-inverted") ? !control.checked : control.checked;
       } else if (control.type === "range" || control.type === "number") {
         value = parseInt(control.value, 10);
       } else if (field === "delivery_email") {
@@ -476,9 +477,7 @@ document.querySelectorAll("[data-autosubmit]").forEach(function (el) {
       domains: list(edit.elements.domains.value),
       numbers: list(edit.elements.numbers.value),
       blocks: list(edit.elements.blocks.value),
-      plan: edit.elements.plan.value.trim(),
-      retention_min_days: parseInt(edit.elements.retention_min_days.value, 10),
-      retention_max_days: parseInt(edit.elements.retention_max_days.value, 10)
+      plan: edit.elements.plan.value.trim()
     }).then(function () { CV.ok(edit); }).catch(function (err) { CV.fail(edit, err); });
   });
   var userForm = document.getElementById("user-form");
