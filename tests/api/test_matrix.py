@@ -27,6 +27,8 @@ from sqlalchemy import select, update
 from callvault.admin import accept_legal_notice
 from callvault.db.models import (
     ApiToken,
+    LegalHold,
+    Plan,
     RecordingLabel,
     RecordingSourceRow,
     ShareLink,
@@ -272,6 +274,27 @@ def recording_source(body: Any = None) -> Prepare:
     return prepare
 
 
+def plan_row(body: Any = None) -> Prepare:
+    """A fresh plan of nobody's (to change or delete)."""
+
+    def prepare(world: World, who: str | None, foreign: bool) -> Call:
+        name = f"p{secrets.token_hex(4)}"
+        _add(
+            world,
+            Plan(name=name, retention_min_days=7, retention_max_days=30, retention_default_days=7),
+        )
+        return Call({"name": name}, body)
+
+    return prepare
+
+
+def legal_hold(world: World, who: str | None, foreign: bool) -> Call:
+    row = LegalHold(
+        tenant_id=_tenant(world, foreign), scope="tenant", reason="inquiry", placed_by="test"
+    )
+    return Call(_base(world, foreign) | {"hold_id": _add(world, row)}, {"reason": "closed"})
+
+
 @dataclass
 class Entry:
     own: str
@@ -287,7 +310,29 @@ MATRIX: dict[tuple[str, str], Entry] = {
     ),
     ("GET", "/api/v1/tenants"): Entry("200 200 200 200 401", foreign="same"),
     ("GET", "/api/v1/tenants/{tenant_id}"): Entry("200 200 200 200 401"),
-    ("PATCH", "/api/v1/tenants/{tenant_id}"): Entry("200 403 403 403 401", plain({"plan": "p"})),
+    ("PATCH", "/api/v1/tenants/{tenant_id}"): Entry(
+        "200 403 403 403 401", plain({"plan": "30-120"})
+    ),
+    # plans and legal holds (retention)
+    ("GET", "/api/v1/plans"): Entry("200 403 403 403 401", foreign="same"),
+    ("POST", "/api/v1/plans"): Entry(
+        "201 403 403 403 401",
+        unique(lambda n: {"name": f"p{n}", "retention_min_days": 7, "retention_max_days": 30}),
+        "same",
+    ),
+    ("GET", "/api/v1/plans/{name}"): Entry("200 403 403 403 401", plan_row(), "same"),
+    ("PATCH", "/api/v1/plans/{name}"): Entry(
+        "200 403 403 403 401", plan_row({"retention_max_days": 40}), "same"
+    ),
+    ("DELETE", "/api/v1/plans/{name}"): Entry("204 403 403 403 401", plan_row(), "same"),
+    ("GET", "/api/v1/tenants/{tenant_id}/legal-holds"): Entry("200 200 403 403 401"),
+    ("POST", "/api/v1/tenants/{tenant_id}/legal-holds"): Entry(
+        "201 201 403 403 401",
+        plain({"scope": "tenant", "reason": "litigation hold"}),
+    ),
+    ("POST", "/api/v1/tenants/{tenant_id}/legal-holds/{hold_id}/lift"): Entry(
+        "200 200 403 403 401", legal_hold
+    ),
     ("GET", "/api/v1/tenants/{tenant_id}/usage"): Entry("200 403 403 403 401"),
     ("POST", "/api/v1/tenants/{tenant_id}/users"): Entry(
         "201 201 403 403 401", unique(lambda n: {"name": n})
