@@ -18,6 +18,7 @@ import io
 import os
 import zipfile
 from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any, BinaryIO
@@ -112,6 +113,7 @@ class ExportZipWriter:
         self.on_part = on_part
         self.parts = 0
         self._part: _Part | None = None
+        self._hasher = ThreadPoolExecutor(1, thread_name_prefix="export-sha256")
         tmp_dir.mkdir(parents=True, exist_ok=True)
 
     def add(self, entry: ManifestEntry, source: BinaryIO) -> tuple[str, int]:
@@ -136,8 +138,11 @@ class ExportZipWriter:
         written = 0
         with part.zip.open(entry.file, "w", force_zip64=True) as member:
             while chunk := source.read(CHUNK):
-                digest.update(chunk)
+                # the recording's SHA-256 on a second core, while the ZIP's own SHA-256, CRC-32
+                # and the write run here (hashlib and zlib release the GIL for large buffers)
+                hashed = self._hasher.submit(digest.update, chunk)
                 member.write(chunk)
+                hashed.result()
                 written += len(chunk)
         sha = digest.hexdigest()
         final = replace(entry, sha256=sha, size_bytes=written)
@@ -151,11 +156,13 @@ class ExportZipWriter:
             self._open()
         if self._part is not None:
             self._finish()
+        self._hasher.shutdown()
 
     def abort(self) -> None:
         if self._part is not None:
             self._part.discard()
             self._part = None
+        self._hasher.shutdown()
 
     def _open(self) -> _Part:
         self.parts += 1
