@@ -12,9 +12,10 @@ from pathlib import Path
 from fastapi import APIRouter
 
 from callvault.portal.pages import account, admin, exports, recordings, reports, settings, users
+from callvault.portal.pages import termination as tenant_termination
 
 STATIC = Path(__file__).resolve().parent.parent / "static"
 
 router = APIRouter(include_in_schema=False)
-for _module in (account, settings, reports, recordings, admin, users, exports):
+for _module in (account, settings, reports, recordings, admin, users, exports, tenant_termination):
     router.include_router(_module.router)
