@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 
 
@@ -26,7 +26,8 @@ class Metrics:
     sip_requests_refused_limit: int = 0
     live: Callable[[], dict[str, int]] = field(default=lambda: {})
 
-    def render(self) -> str:
+    def render(self, jobs: Mapping[str, int] | None = None) -> str:
+        """The exposition; ``jobs``: background jobs per state (``jobs.queue.state_counts``)."""
         live = self.live()
         rows = [
             ("callvault_active_calls", "gauge", "calls being recorded now", live.get("calls", 0)),
@@ -119,4 +120,10 @@ class Metrics:
         out = []
         for name, kind, text, value in rows:
             out += [f"# HELP {name} {text}", f"# TYPE {name} {kind}", f"{name} {value}"]
+        if jobs is not None:  # one gauge, labelled: alert on failed > 0 or queued growing
+            out += [
+                "# HELP callvault_jobs background jobs by state (finished ones are not counted)",
+                "# TYPE callvault_jobs gauge",
+                *(f'callvault_jobs{{state="{state}"}} {count}' for state, count in jobs.items()),
+            ]
         return "\n".join(out) + "\n"

@@ -27,6 +27,7 @@ from sqlalchemy import select, update
 from callvault.admin import accept_legal_notice
 from callvault.db.models import (
     ApiToken,
+    Job,
     LegalHold,
     Plan,
     RecordingLabel,
@@ -295,6 +296,11 @@ def legal_hold(world: World, who: str | None, foreign: bool) -> Call:
     return Call(_base(world, foreign) | {"hold_id": _add(world, row)}, {"reason": "closed"})
 
 
+def job_row(world: World, who: str | None, foreign: bool) -> Call:
+    row = Job(kind="exports.build", tenant_id=_tenant(world, foreign), payload={})
+    return Call(_base(world, foreign) | {"job_id": _add(world, row)})
+
+
 @dataclass
 class Entry:
     own: str
@@ -438,6 +444,11 @@ MATRIX: dict[tuple[str, str], Entry] = {
     # audit
     ("GET", "/api/v1/tenants/{tenant_id}/audit"): Entry("200 200 403 403 401"),
     ("GET", "/api/v1/audit"): Entry("200 403 403 403 401", foreign="same"),
+    # background jobs' progress
+    ("GET", "/api/v1/tenants/{tenant_id}/jobs"): Entry("200 200 403 403 401"),
+    ("GET", "/api/v1/tenants/{tenant_id}/jobs/{job_id}"): Entry("200 200 403 403 401", job_row),
+    ("GET", "/api/v1/jobs"): Entry("200 403 403 403 401", foreign="same"),
+    ("GET", "/api/v1/jobs/{job_id}"): Entry("200 403 403 403 401", job_row, "same"),
     # recording sources: the operator's alone, whichever tenants they record for
     ("GET", "/api/v1/sources"): Entry("200 403 403 403 401", foreign="same"),
     ("POST", "/api/v1/sources"): Entry(
@@ -472,6 +483,7 @@ PAGES = {
     ("GET", "/recordings/{recording_id}"),
     ("GET", "/s/{token}"),
     ("GET", "/audit"),
+    ("GET", "/jobs"),
     ("GET", "/users"),
     ("GET", "/users/{user_id}"),
     ("GET", "/operator/tenants/{tenant_id}/users"),
