@@ -339,7 +339,9 @@ MATRIX: dict[tuple[str, str], Entry] = {
     ("POST", "/api/v1/tenants/{tenant_id}/legal-holds/{hold_id}/lift"): Entry(
         "200 200 403 403 401", legal_hold
     ),
-    ("GET", "/api/v1/tenants/{tenant_id}/usage"): Entry("200 403 403 403 401"),
+    ("GET", "/api/v1/tenants/{tenant_id}/usage"): Entry("200 200 403 403 401"),
+    ("GET", "/api/v1/operator/usage"): Entry("200 403 403 403 401", foreign="same"),
+    ("GET", "/api/v1/operator/usage.csv"): Entry("200 403 403 403 401", foreign="same"),
     ("POST", "/api/v1/tenants/{tenant_id}/users"): Entry(
         "201 201 403 403 401", unique(lambda n: {"name": n})
     ),
@@ -480,6 +482,7 @@ PAGES = {
     ("POST", "/language"),
     ("GET", "/settings/recording"),
     ("GET", "/reports/calls"),
+    ("GET", "/operator/usage"),
     ("GET", "/recordings/{recording_id}"),
     ("GET", "/s/{token}"),
     ("GET", "/audit"),

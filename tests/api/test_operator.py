@@ -103,7 +103,10 @@ def test_operator_changes_plan_and_retention_moves_to_its_default(world: World) 
 
 
 def test_usage_for_billing(world: World) -> None:
-    r = world.client.get(f"/api/v1/tenants/{world.tenant_a}/usage", headers=world.auth("operator"))
+    # a month in the tenant's time zone (tests/reports/test_usage.py has the rest)
+    r = world.client.get(
+        f"/api/v1/tenants/{world.tenant_a}/usage?month=2026-11", headers=world.auth("operator")
+    )
     assert r.status_code == 200
     usage = r.json()
     assert usage["recorded_users"] == 2 and usage["recordings"] == 2
@@ -115,7 +118,10 @@ def test_usage_for_billing(world: World) -> None:
         "retention_min_days": 7,
         "retention_max_days": 180,
     }
+    # the tenant's admin reads its own usage; a user does not
     r = world.client.get(f"/api/v1/tenants/{world.tenant_a}/usage", headers=world.auth("a_admin"))
+    assert r.status_code == 200
+    r = world.client.get(f"/api/v1/tenants/{world.tenant_a}/usage", headers=world.auth("a_user"))
     assert r.status_code == 403
 
 

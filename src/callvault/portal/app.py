@@ -44,6 +44,7 @@ from callvault.portal.api import (
     teams,
     tenants,
     tokens,
+    usage,
     users_csv,
 )
 from callvault.portal.api import annotations as recording_annotations
@@ -168,6 +169,7 @@ def create_app(context: PortalContext, *, metrics_token: str | None = None) -> F
     app.include_router(shares.router)
     app.include_router(audit_log.router)
     app.include_router(operator.router)
+    app.include_router(usage.router)
     app.include_router(recording_sources.router)
     app.include_router(users_csv.router)
     app.include_router(retention_plans.router)

@@ -4,6 +4,8 @@
 process pool, the database and blob writes in a thread. ``recover`` finds
 spools left by a crash (no ``end`` event, or ended but never stored) and
 finishes them the same way. A spool is deleted only after its rows committed.
+A call nobody was recorded in is listed for its parties' tenants (rows only)
+and its spool deleted unread: no audio of it is ever decoded or stored.
 A call with several recordings (one per recorded user, SPEC section 2) is
 decoded once in the pool and stored in one savepoint: every tenant's call and
 every kept recording, or none.
@@ -104,14 +106,7 @@ class Finisher:
             shutil.rmtree(directory, ignore_errors=True)
             return None
         if not summary.recorded:
-            reason = summary.not_recorded_reason or "no party is a user on the recording list"
-
-            log.info(
-                "call %s (%s) not recorded: %s", summary.call_uuid, summary.sip_call_id, reason
-            )
-            shutil.rmtree(directory, ignore_errors=True)
-            self.metrics.calls_not_recorded += 1
-            self._announce(summary.call_uuid, None)
+            await self._list_unrecorded(directory, summary)
             return None
         try:
             if reader.has_audio():
@@ -136,6 +131,22 @@ class Finisher:
         self.on_stored()
         self._announce(summary.call_uuid, recording_id)
         return recording_id
+
+    async def _list_unrecorded(self, directory: Path, summary: CallSummary) -> None:
+        """A call nobody was recorded in: its tenants' Reports list it (rows and
+        parties only); its spool is never decoded and no audio of it is written."""
+        reason = summary.not_recorded_reason or "no party is a user on the recording list"
+        log.info("call %s (%s) not recorded: %s", summary.call_uuid, summary.sip_call_id, reason)
+        if summary.listed:
+            try:
+                await self._store(summary, None)
+            except Exception:
+                log.exception("listing call %s failed; spool kept for a retry", summary.call_uuid)
+                self.metrics.finish_failures += 1
+                return
+        shutil.rmtree(directory, ignore_errors=True)
+        self.metrics.calls_not_recorded += 1
+        self._announce(summary.call_uuid, None)
 
     async def _store(self, summary: CallSummary, audios: Finished | None) -> str | None:
         """Queue the call for the writer; the first stored recording's id (None: none)."""

@@ -6,7 +6,12 @@ call id (the spool's uuid) makes the second attempt replace, not duplicate.
 
 A call with several recordings (journal ``recordings``, SPEC section 2) gives
 each tenant its own ``Call`` row and each kept recording its ``Recording``
-row. Ids stay deterministic so a re-finish replaces them: the first tenant's
+row. Every tenant a party belongs to (journal ``tenants``) gets its ``Call``
+row and parties even when nobody of it was recorded, and a call nobody was
+recorded in is stored the same way, without audio: Reports › Calls lists
+every call callvault saw for the tenant (SPEC section 5).
+
+Ids stay deterministic so a re-finish replaces them: the first tenant's
 call (the journal's ``tenant_id``) keeps the spool's uuid, another tenant's is
 ``uuid5(call uuid, tenant)``; a tenant's first recording has its call's id,
 a further one ``uuid5(call uuid, key)``. A tenant's rows name only its own
@@ -40,6 +45,7 @@ from callvault.recording.journal import Event, Party, party_from_dict, recording
 from callvault.retention.rule import retention_expiry
 from callvault.storage.blobs import BlobStore
 
+MAX_TENANTS = 16  # tenants of one call read from a journal event
 _IDS = uuid.UUID("5d8e9a52-3c1b-4f0e-9a57-6b2f0c1d7e43")  # namespace of derived row ids
 
 
@@ -73,6 +79,8 @@ class CallSummary:
     not_recorded_reason: str | None = None
     multi: bool = False  # the journal lists ``recordings`` (then they decide)
     recordings: list[RecordingSummary] = field(default_factory=list)
+    # every tenant a party belongs to (journal ``tenants`` and ``tenant_id``), recorded or not
+    party_tenants: list[int] = field(default_factory=list)
 
     @property
     def recorded(self) -> bool:
@@ -81,12 +89,18 @@ class CallSummary:
         return self.tenant_id is not None and self.recorded_user_id is not None
 
     def tenants(self) -> list[int]:
-        """The tenants with a recording in this call, the first one first."""
+        """The tenants with a recording in this call, the first one first, then every
+        other tenant a party belongs to (its call is listed, without audio)."""
         tenants = list(dict.fromkeys(r.tenant_id for r in self.recordings))
         if self.tenant_id in tenants:
             tenants.remove(self.tenant_id)
             tenants.insert(0, self.tenant_id)
-        return tenants
+        return tenants + [t for t in dict.fromkeys(self.party_tenants) if t not in tenants]
+
+    @property
+    def listed(self) -> bool:
+        """Whether some tenant's Reports › Calls lists this call (a party is its)."""
+        return bool(self.tenants()) if self.multi else self.tenant_id is not None
 
     def call_id(self, tenant_id: int) -> str:
         """The tenant's ``Call`` row id: the spool's uuid for the first tenant."""
@@ -121,7 +135,10 @@ def summarise(events: list[Event], fallback_end_ms: int) -> CallSummary:
     dtmf: list[dict[str, Any]] = []
     multi = False
     recordings: dict[str, RecordingSummary] = {}
+    party_tenants: list[int] = []
     for event in events:
+        if event.type in ("start", "parties"):
+            party_tenants += _tenants_from(event.data)
         refs = recordings_from(event.data) if event.type in ("start", "parties") else None
         if refs is not None:
             multi = True
@@ -161,7 +178,17 @@ def summarise(events: list[Event], fallback_end_ms: int) -> CallSummary:
         not_recorded_reason=unrecorded_because,
         multi=multi,
         recordings=list(recordings.values()),
+        party_tenants=party_tenants,
     )
+
+
+def _tenants_from(data: dict[str, Any]) -> list[int]:
+    """The tenants an event's parties belong to: ``tenants`` and ``tenant_id``
+    (a journal of an older version has only the latter). Malformed entries are skipped."""
+    raw = data.get("tenants")
+    found = [t for t in raw[:MAX_TENANTS] if type(t) is int] if isinstance(raw, list) else []
+    tenant = data.get("tenant_id")
+    return [tenant, *found] if type(tenant) is int else found
 
 
 def _direction(parties: list[Party]) -> str:

@@ -278,6 +278,8 @@ class RecordedCall:
             "recorded_user_id": self.recorded_user_id,
             "policy": self.policy,
             "not_recorded_reason": None if self.recorded_user_id else self.not_recorded_reason,
+            # every tenant a party belongs to: each lists the call, recorded or not
+            "tenants": sorted(self._tenants),
             "recordings": [
                 {
                     "key": slot.key,

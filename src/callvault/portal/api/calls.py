@@ -11,6 +11,11 @@ that position, the list it belongs to and the filters it was made with. A
 cursor that was altered, or is replayed with other filters, is refused with
 422 ``bad-cursor``. (A forged cursor can only move the caller within rows they
 may see anyway: every scope is re-applied from the request.)
+
+Reports › Calls lists every call, recorded or not (issue 8 section 5); a row
+has play and download only while its recording's audio is available
+(``retention.access.audio_available``), else it says why there is none
+(``audio``: ``expired`` or ``deleted``). Times are UTC with ``+00:00``.
 """
 
 from __future__ import annotations
@@ -50,7 +55,9 @@ from callvault.portal.api.schemas import (
     SegmentOut,
 )
 from callvault.portal.audit import audit
-from callvault.portal.auth import CurrentPrincipal, Principal, SessionDep, TenantScope
+from callvault.portal.auth import CurrentPrincipal, Now, Principal, SessionDep, TenantScope
+from callvault.portal.timefmt import UtcDateTime
+from callvault.retention.access import audio_available
 from callvault.tenants.numbers import to_e164
 
 router = APIRouter(prefix="/api/v1", tags=["calls"])
@@ -83,12 +90,20 @@ _NUMBER_CHARS = re.compile(r"[\s\-().]")
 _DIGITS = re.compile(r"\+?[0-9]{1,20}")
 
 
+AudioState = Literal["available", "expired", "deleted"]
+
+
 class CallReportOut(CallOut):
     """A row of Reports › Calls: the call, its recordings' ids and labels, and for a
-    recorded call the URLs of the play and download buttons (download is None
-    where the tenant allows streaming only)."""
+    recorded call whose audio is available the URLs of the play and download
+    buttons (download is None where the tenant allows streaming only). ``audio``
+    is None for a call without a recording."""
 
+    started_at: UtcDateTime
+    answered_at: UtcDateTime | None
+    ended_at: UtcDateTime | None
     labels: list[str]
+    audio: AudioState | None
     audio_url: str | None
     download_url: str | None
 
@@ -371,20 +386,37 @@ def plan_call_page(
     return CallPagePlan(driver, query)
 
 
+@dataclass(frozen=True)
+class PageRecordings:
+    """A page's recordings: ids per call, labels per recording, and per recording
+    whether its audio may be reached now (else why not)."""
+
+    by_call: dict[str, list[str]]
+    labels: dict[str, list[str]]
+    audio: dict[str, AudioState]
+
+
 def _recordings_of(
-    session: Session, tenant_id: int, call_ids: list[str]
-) -> tuple[dict[str, list[str]], dict[str, list[str]]]:
-    """Recording ids per call and labels per recording, for a whole page at once."""
+    session: Session, tenant_id: int, call_ids: list[str], at: datetime
+) -> PageRecordings:
+    """Recording ids per call, labels and audio per recording, for a whole page at once."""
     by_call: dict[str, list[str]] = {}
     labels: dict[str, list[str]] = {}
+    audio: dict[str, AudioState] = {}
     if not call_ids:
-        return by_call, labels
-    for rec_id, call_id in session.execute(
-        select(Recording.id, Recording.call_id)
+        return PageRecordings(by_call, labels, audio)
+    for rec_id, call_id, available, deleted_reason in session.execute(
+        select(
+            Recording.id,
+            Recording.call_id,
+            audio_available(at).label("available"),
+            Recording.audio_deleted_reason,
+        )
         .where(_by_id_in(Recording.tenant_id, tenant_id), Recording.call_id.in_(call_ids))
         .order_by(Recording.created_at, Recording.id)
     ):
         by_call.setdefault(call_id, []).append(rec_id)
+        audio[rec_id] = _audio_state(bool(available), deleted_reason)
     rec_ids = [r for ids in by_call.values() for r in ids]
     if rec_ids:
         for rec_id, text in session.execute(
@@ -396,7 +428,16 @@ def _recordings_of(
             .order_by(RecordingLabel.text)
         ):
             labels.setdefault(rec_id, []).append(text)
-    return by_call, labels
+    return PageRecordings(by_call, labels, audio)
+
+
+def _audio_state(available: bool, deleted_reason: str | None) -> AudioState:
+    if available:
+        return "available"
+    # expired, or purged after expiry or over the quota: the report says "audio expired"
+    if deleted_reason in (None, "expired", "quota"):
+        return "expired"
+    return "deleted"
 
 
 @router.get("/tenants/{tenant_id}/calls", response_model=Page[CallReportOut])
@@ -404,6 +445,7 @@ def list_calls(
     tenant: TenantScope,
     principal: CurrentPrincipal,
     session: SessionDep,
+    at: Now,
     limit: Limit = 50,
     cursor: Cursor = None,
     since: Since = None,
@@ -445,18 +487,24 @@ def list_calls(
         else {}
     )
     calls = [found[i] for i in ids]
-    rec_ids, labels = _recordings_of(session, tenant.id, ids)
-    items = [_call_out(c, rec_ids.get(c.id, []), labels, tenant.stream_only) for c in calls]
+    recordings = _recordings_of(session, tenant.id, ids, at)
+    items = [_call_out(c, recordings, tenant.stream_only) for c in calls]
     next_cursor = _encode_cursor(calls[-1].started_at, calls[-1].id, fingerprint) if more else None
     return Page[CallReportOut](items=items, next_cursor=next_cursor)
 
 
-def _call_out(
-    call: Call, recording_ids: list[str], labels: dict[str, list[str]], stream_only: bool
-) -> CallReportOut:
+def _call_out(call: Call, recordings: PageRecordings, stream_only: bool) -> CallReportOut:
     started = _utc(call.started_at)
     assert started is not None
-    first = recording_ids[0] if recording_ids else None
+    recording_ids = recordings.by_call.get(call.id, [])
+    labels = recordings.labels
+    # play and download: the first recording whose audio is still there
+    playable = [r for r in recording_ids if recordings.audio[r] == "available"]
+    first = playable[0] if playable else None
+    states = [recordings.audio[r] for r in recording_ids]
+    audio: AudioState | None = None
+    if states:
+        audio = "available" if first else ("expired" if "expired" in states else "deleted")
     return CallReportOut(
         id=call.id,
         tenant_id=call.tenant_id,
@@ -473,6 +521,7 @@ def _call_out(
         duration_ms=call.duration_ms,
         recording_ids=recording_ids,
         labels=sorted({t for r in recording_ids for t in labels.get(r, [])}),
+        audio=audio,
         audio_url=f"/api/v1/recordings/{first}/audio" if first else None,
         download_url=(
             f"/api/v1/recordings/{first}/audio?download=true" if first and not stream_only else None

@@ -1,5 +1,6 @@
-"""The operator's tenant controls: addresses, plan, retention range, suspension, usage for
-billing, and the enablement of recording, listening and coaching (SPEC 1, 2, 4, 8).
+"""The operator's tenant controls: addresses, plan, retention range, suspension, and the
+enablement of recording, listening and coaching (SPEC 1, 2, 4, 8); usage for billing
+is ``api/usage.py``.
 
 A tenant's domains, numbers and number blocks never overlap another tenant's
 (``tenants/claims.py``); the answer names the tenant, the operator sees all.
@@ -21,10 +22,8 @@ from typing import Any
 
 from fastapi import APIRouter, Request
 from pydantic import BaseModel, Field, field_validator
-from sqlalchemy import func, select
 from sqlalchemy.exc import IntegrityError
 
-from callvault.db.models import Recording, User
 from callvault.errors import Conflict, InvalidInput
 from callvault.portal.api.schemas import Strict, TenantIn, TenantOut
 from callvault.portal.api.tenants import tenant_out
@@ -82,22 +81,6 @@ class TenantPlanOut(TenantOut):
     retention_max_days: int
     retention_days: int
     bulk_download: bool
-
-
-class RetentionTier(BaseModel):
-    plan: str
-    retention_days: int
-    retention_min_days: int
-    retention_max_days: int
-
-
-class UsageOut(BaseModel):
-    tenant_id: int
-    recorded_users: int = Field(description="users on the recording list")
-    recordings: int
-    recorded_minutes: float
-    bytes_stored: int
-    retention: RetentionTier
 
 
 @router.patch("", response_model=TenantPlanOut)
@@ -163,36 +146,6 @@ def change_tenant(
         retention_max_days=plan.retention_max_days,
         retention_days=tenant.retention_days,
         bulk_download=tenant.bulk_download,
-    )
-
-
-@router.get("/usage", response_model=UsageOut)
-def tenant_usage(tenant: OperatorTenant, session: SessionDep) -> UsageOut:
-    recorded_users = session.scalar(
-        select(func.count())
-        .select_from(User)
-        .where(User.tenant_id == tenant.id, User.recorded.is_(True))
-    )
-    count, duration_ms, size = session.execute(
-        select(
-            func.count(Recording.id),
-            func.coalesce(func.sum(Recording.duration_ms), 0),
-            func.coalesce(func.sum(Recording.size_bytes), 0),
-        ).where(Recording.tenant_id == tenant.id)
-    ).one()
-    plan = plan_of(session, tenant)
-    return UsageOut(
-        tenant_id=tenant.id,
-        recorded_users=recorded_users or 0,
-        recordings=count,
-        recorded_minutes=round(duration_ms / 60000, 2),
-        bytes_stored=size,
-        retention=RetentionTier(
-            plan=tenant.plan,
-            retention_days=tenant.retention_days,
-            retention_min_days=plan.retention_min_days,
-            retention_max_days=plan.retention_max_days,
-        ),
     )
 
 

@@ -8,6 +8,7 @@ from typing import Generic, Literal, TypeVar
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
+from callvault.portal.timefmt import DEFAULT_TIMEZONE, TimezoneName
 from callvault.tenants.claims import normalise_block
 from callvault.tenants.numbers import normalise_aor, normalise_number
 
@@ -28,6 +29,7 @@ class TenantIn(Strict):
         description="number blocks: the common digits and a star, e.g. +31201234*",
     )
     country_code: str = Field(default="31", pattern=r"^[1-9][0-9]{0,3}$")
+    timezone: TimezoneName = Field(default=DEFAULT_TIMEZONE, max_length=64)
 
     @field_validator("domains")
     @classmethod
@@ -67,6 +69,7 @@ class TenantOut(BaseModel):
     country_code: str
     suspended: bool
     created_at: datetime
+    timezone: str = DEFAULT_TIMEZONE
 
 
 class UserIn(Strict):

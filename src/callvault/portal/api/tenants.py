@@ -60,6 +60,7 @@ def tenant_out(tenant: Tenant) -> TenantOut:
         country_code=tenant.country_code,
         suspended=tenant.suspended,
         created_at=tenant.created_at,
+        timezone=tenant.timezone,
     )
 
 
@@ -84,7 +85,7 @@ def create_tenant(
     body: TenantIn, principal: CurrentPrincipal, session: SessionDep, request: Request
 ) -> TenantOut:
     require_role(principal, "operator")
-    tenant = Tenant(name=body.name, country_code=body.country_code)
+    tenant = Tenant(name=body.name, country_code=body.country_code, timezone=body.timezone)
     set_tenant_claims(
         session, tenant, domains=body.domains, numbers=body.numbers, blocks=body.blocks
     )
@@ -105,6 +106,7 @@ def create_tenant(
         domains=body.domains,
         numbers=body.numbers,
         blocks=body.blocks,
+        timezone=body.timezone,
     )
     session.commit()
     request.app.state.context.on_directory_change()

@@ -11,11 +11,22 @@ from pathlib import Path
 
 from fastapi import APIRouter
 
-from callvault.portal.pages import account, admin, exports, recordings, reports, settings, users
+from callvault.portal.pages import (
+    account,
+    admin,
+    exports,
+    recordings,
+    reports,
+    settings,
+    usage,
+    users,
+)
 from callvault.portal.pages import termination as tenant_termination
 
 STATIC = Path(__file__).resolve().parent.parent / "static"
 
 router = APIRouter(include_in_schema=False)
-for _module in (account, settings, reports, recordings, admin, users, exports, tenant_termination):
+for _module in (
+    account, settings, reports, recordings, admin, users, exports, tenant_termination, usage
+):
     router.include_router(_module.router)

@@ -2,7 +2,8 @@
 
 The rows are what ``GET /api/v1/tenants/{t}/calls`` answers for this viewer
 with this query string (see ``endpoint_call``), so the page and the API can
-never disagree about visibility or filters.
+never disagree about visibility or filters. The period's dates are whole days
+of the tenant's time zone, and times are shown on its clock (``timefmt``).
 """
 
 from __future__ import annotations
@@ -19,10 +20,11 @@ from sqlalchemy import select
 from callvault.db.models import Tenant, User
 from callvault.errors import InvalidInput, NotFound
 from callvault.portal.api import calls
-from callvault.portal.auth import SessionDep
+from callvault.portal.auth import Now, SessionDep
 from callvault.portal.pages.endpoint_call import call_with_query
 from callvault.portal.pages.render import PageRoute, render
 from callvault.portal.pages.viewer import ViewerDep, signed_in
+from callvault.portal.timefmt import day_start, local_text
 
 router = APIRouter(route_class=PageRoute, include_in_schema=False)
 
@@ -32,41 +34,54 @@ PAGE_SIZE = "50"
 _DATE = re.compile(r"\d{4}-\d{2}-\d{2}")
 
 
-def _item(call: Any, stream_only: bool) -> dict[str, Any]:
+def _item(call: Any, stream_only: bool, timezone: str) -> dict[str, Any]:
     data: dict[str, Any] = call.model_dump() if hasattr(call, "model_dump") else dict(call)
     recording_ids: list[str] = list(data.get("recording_ids") or [])
-    first = recording_ids[0] if recording_ids else None
-    if first and not data.get("audio_url"):
-        data["audio_url"] = f"/api/v1/recordings/{first}/audio"
-    if first and not data.get("download_url"):
-        data["download_url"] = f"/api/v1/recordings/{first}/audio?download=true"
+    data["recording_id"] = recording_ids[0] if recording_ids else None
+    if data.get("audio") != "available":  # expired or deleted audio: no buttons
+        data["audio_url"] = data["download_url"] = None
     if stream_only:
         data["download_url"] = None
-    data["recording_id"] = first
+    for key in ("started_at", "answered_at", "ended_at"):
+        data[key.replace("_at", "_local")] = local_text(data.get(key), timezone)
     return data
 
 
+def _local_days(query: dict[str, str], timezone: str) -> dict[str, str]:
+    """The period's dates as the API's bounds: from the start of the first local day
+    to the start of the day after the last (the API's "to" is exclusive)."""
+    bounds = dict(query)
+    if _DATE.fullmatch(query.get("from", "")):
+        bounds["from"] = day_start(date.fromisoformat(query["from"]), timezone).isoformat()
+    if _DATE.fullmatch(query.get("to", "")):
+        last = date.fromisoformat(query["to"])
+        bounds["to"] = day_start(last + timedelta(days=1), timezone).isoformat()
+    return bounds
+
+
 @router.get("/reports/calls", response_class=HTMLResponse)
-def calls_page(request: Request, viewer: ViewerDep, session: SessionDep) -> HTMLResponse:
+def calls_page(
+    request: Request, viewer: ViewerDep, session: SessionDep, at: Now
+) -> HTMLResponse:
     principal = signed_in(viewer, "admin", "listener", "user")
     tenant = session.get(Tenant, principal.tenant_id)
     if tenant is None:
         raise NotFound("no such tenant", error_id="tenant-not-found")
     query = {k: v for k, v in request.query_params.items() if k in (*FILTERS, "cursor")}
-    api_query = dict(query)
-    if _DATE.fullmatch(query.get("to", "")):
-        # a period's last day counts whole: the API's "to" is exclusive
-        api_query["to"] = (date.fromisoformat(query["to"]) + timedelta(days=1)).isoformat()
+    try:
+        api_query = _local_days(query, tenant.timezone)
+    except ValueError:  # a date like 2026-02-30: the API names the bad value
+        api_query = dict(query)
     error: str | None = None
     items: list[dict[str, Any]] = []
     next_cursor: str | None = None
     try:
         page = call_with_query(
             calls.list_calls,
-            {"tenant": tenant, "principal": principal, "session": session},
+            {"tenant": tenant, "principal": principal, "session": session, "at": at},
             {"limit": PAGE_SIZE, **api_query},
         )
-        items = [_item(c, tenant.stream_only) for c in page.items]
+        items = [_item(c, tenant.stream_only, tenant.timezone) for c in page.items]
         next_cursor = page.next_cursor
     except InvalidInput as exc:
         error = str(exc)
