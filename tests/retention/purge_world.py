@@ -117,8 +117,9 @@ class PurgeWorld:
         return [json.loads(line) for line in body.splitlines()]
 
 
-def make_world(tmp_path: Path) -> PurgeWorld:
-    url = f"sqlite:///{tmp_path / 'db.sqlite'}"
+def make_world(tmp_path: Path, url: str | None = None) -> PurgeWorld:
+    """On SQLite in ``tmp_path``, or on the database at ``url`` (PostgreSQL)."""
+    url = url or f"sqlite:///{tmp_path / 'db.sqlite'}"
     migrate(url)
     sessions = make_sessionmaker(make_engine(url))
     world = PurgeWorld(sessions, LocalBlobStore(tmp_path / "blobs"), Clock())
