@@ -19,14 +19,19 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from typing import Any
+from urllib.parse import urlencode
 
 import pytest
 from fastapi.routing import APIRoute
+from fastapi.testclient import TestClient
 from sqlalchemy import select, update
 
-from callvault.admin import accept_legal_notice
+from callvault.admin import accept_legal_notice, create_tenant
 from callvault.db.models import (
     ApiToken,
+    DeletionReceipt,
+    Export,
+    ExportFile,
     Job,
     LegalHold,
     Plan,
@@ -41,7 +46,8 @@ from callvault.db.models import (
 )
 from callvault.portal.auth import issue_api_token
 from callvault.tenants.legal import NOTICE_VERSION
-from tests.api.conftest import PASSWORD, World, give_login
+from callvault.tenants.termination import request_termination
+from tests.api.conftest import PASSWORD, World, give_login, portal_session
 
 ROLES = ("operator", "a_admin", "a_listener", "a_user", None)
 ROLE_NAMES = ("operator", "admin", "listener", "user", "anonymous")
@@ -301,6 +307,107 @@ def job_row(world: World, who: str | None, foreign: bool) -> Call:
     return Call(_base(world, foreign) | {"job_id": _add(world, row)})
 
 
+def _past_month() -> str:
+    """A month that is over in every time zone (an export of a future month is refused)."""
+    return f"{datetime.now(UTC).year - 1}-06"
+
+
+def bulk_download_on(body: Any) -> Prepare:
+    """The tenant's bulk download switched on (Settings › Recording), as the admin would."""
+
+    def prepare(world: World, who: str | None, foreign: bool) -> Call:
+        with world.sessions() as session:
+            tenant = session.get(Tenant, _tenant(world, foreign))
+            assert tenant is not None
+            tenant.bulk_download = True
+            session.commit()
+        return Call(_base(world, foreign), body)
+
+    return prepare
+
+
+def ready_export(world: World, foreign: bool) -> str:
+    """A ready export of one ZIP part (an empty archive), valid for a week."""
+    tenant = _tenant(world, foreign)
+    data = b"PK\x05\x06" + bytes(18)
+    key = f"exports/matrix-{secrets.token_hex(8)}.zip"
+    world.blobs.put(key, data)
+    at = datetime.now(UTC)
+    with world.sessions() as session:
+        export = Export(
+            tenant_id=tenant,
+            month=_past_month(),
+            requested_by_actor="test",
+            state="ready",
+            recordings=1,
+            bytes_total=len(data),
+            created_at=at,
+            ready_at=at,
+            expires_at=at + timedelta(days=7),
+        )
+        export.files = [
+            ExportFile(
+                tenant_id=tenant,
+                ordinal=1,
+                blob_key=key,
+                size_bytes=len(data),
+                sha256=hashlib.sha256(data).hexdigest(),
+                recordings=1,
+            )
+        ]
+        session.add(export)
+        session.commit()
+        return export.id
+
+
+def export_part(world: World, who: str | None, foreign: bool) -> Call:
+    return Call(_base(world, foreign) | {"export_id": ready_export(world, foreign), "ordinal": 1})
+
+
+def deletion_receipt(world: World, foreign: bool) -> int:
+    """A purge's receipt with its one-line file list (its SHA-256 on the row)."""
+    tenant = _tenant(world, foreign)
+    lines = b'{"recording_id": "gone", "sha256": "00"}\n'
+    key = f"receipts/matrix-{secrets.token_hex(8)}.jsonl"
+    world.blobs.put(key, lines)
+    at = datetime.now(UTC)
+    row = DeletionReceipt(
+        kind="purge",
+        tenant_id=tenant,
+        tenant_name="Beta" if foreign else "Alpha",
+        actor="system:purge",
+        started_at=at,
+        finished_at=at,
+        counts={"recordings": 1},
+        blob_key=key,
+        sha256=hashlib.sha256(lines).hexdigest(),
+    )
+    return _add(world, row)
+
+
+def receipt(world: World, who: str | None, foreign: bool) -> Call:
+    return Call(_base(world, foreign) | {"receipt_id": deletion_receipt(world, foreign)})
+
+
+def termination_token(world: World, who: str | None, foreign: bool) -> Call:
+    """A valid confirmation token and the exact name: of the path's tenant for everyone
+    but the operator (who must be refused with it), of a throwaway tenant for the
+    operator (whose confirm destroys it, and the other calls need tenant A and B)."""
+    with world.sessions() as session:
+        if who == "operator":
+            name = f"Gone {secrets.token_hex(4)}"
+            tenant = create_tenant(session, name, [f"{secrets.token_hex(4)}.example"], [])
+            session.commit()
+        else:
+            found = session.get(Tenant, _tenant(world, foreign))
+            assert found is not None
+            tenant = found
+        token, _expires, _summary = request_termination(
+            session, tenant, actor="operator", at=datetime.now(UTC)
+        )
+        return Call({"tenant_id": tenant.id}, {"token": token, "name": tenant.name})
+
+
 @dataclass
 class Entry:
     own: str
@@ -451,6 +558,43 @@ MATRIX: dict[tuple[str, str], Entry] = {
     ("GET", "/api/v1/tenants/{tenant_id}/jobs/{job_id}"): Entry("200 200 403 403 401", job_row),
     ("GET", "/api/v1/jobs"): Entry("200 403 403 403 401", foreign="same"),
     ("GET", "/api/v1/jobs/{job_id}"): Entry("200 403 403 403 401", job_row, "same"),
+    # bulk download (exports): the tenant's own admins only, not even the operator
+    ("POST", "/api/v1/tenants/{tenant_id}/exports"): Entry(
+        "403 202 403 403 401", bulk_download_on({"month": _past_month()})
+    ),
+    ("GET", "/api/v1/tenants/{tenant_id}/exports"): Entry(
+        "403 200 403 403 401", foreign="403 404 404 404 401"
+    ),
+    ("GET", "/api/v1/tenants/{tenant_id}/exports/{export_id}"): Entry(
+        "403 200 403 403 401", export_part, "403 404 404 404 401"
+    ),
+    ("GET", "/api/v1/tenants/{tenant_id}/exports/{export_id}/files/{ordinal}"): Entry(
+        "403 200 403 403 401", export_part, "403 404 404 404 401"
+    ),
+    # deletion receipts: the tenant's admin and the operator; every receipt the operator's
+    ("GET", "/api/v1/tenants/{tenant_id}/deletion-receipts"): Entry("200 200 403 403 401"),
+    ("GET", "/api/v1/tenants/{tenant_id}/deletion-receipts/{receipt_id}"): Entry(
+        "200 200 403 403 401", receipt
+    ),
+    ("GET", "/api/v1/tenants/{tenant_id}/deletion-receipts/{receipt_id}/download"): Entry(
+        "200 200 403 403 401", receipt
+    ),
+    ("GET", "/api/v1/operator/deletion-receipts"): Entry("200 403 403 403 401", foreign="same"),
+    ("GET", "/api/v1/operator/deletion-receipts/{receipt_id}"): Entry(
+        "200 403 403 403 401", receipt, "same"
+    ),
+    ("GET", "/api/v1/operator/deletion-receipts/{receipt_id}/download"): Entry(
+        "200 403 403 403 401", receipt, "same"
+    ),
+    ("POST", "/api/v1/operator/purge"): Entry("202 403 403 403 401", foreign="same"),
+    # termination: the operator's alone; a tenant's admin with a valid token and the
+    # exact name of its own tenant is still 403
+    ("POST", "/api/v1/operator/tenants/{tenant_id}/termination"): Entry(
+        "201 403 403 403 401", foreign="same"
+    ),
+    ("POST", "/api/v1/operator/tenants/{tenant_id}/termination/confirm"): Entry(
+        "200 403 403 403 401", termination_token, "same"
+    ),
     # recording sources: the operator's alone, whichever tenants they record for
     ("GET", "/api/v1/sources"): Entry("200 403 403 403 401", foreign="same"),
     ("POST", "/api/v1/sources"): Entry(
@@ -495,6 +639,27 @@ PAGES = {
     ("POST", "/operator/tenants/{tenant_id}/enablement/{feature}"),
 }
 
+# The pages of issue 8, each role logged in to the portal (cookie session and
+# CSRF header, as a browser); nobody is sent to the login page (303).
+PAGE_MATRIX: dict[tuple[str, str], Entry] = {
+    # bulk download: the export's page is the link in its e-mail
+    ("GET", "/exports"): Entry("403 200 403 403 303", foreign="same"),
+    ("GET", "/exports/{export_id}"): Entry(
+        "403 200 403 403 303", export_part, "403 404 403 403 303"
+    ),
+    # the operator's termination steps and every deletion receipt
+    ("GET", "/operator/deletion-receipts"): Entry("200 403 403 403 303", foreign="same"),
+    ("GET", "/operator/tenants/{tenant_id}/termination"): Entry(
+        "200 403 403 403 303", foreign="same"
+    ),
+    ("POST", "/operator/tenants/{tenant_id}/termination"): Entry(
+        "200 403 403 403 303", foreign="same"
+    ),
+    ("POST", "/operator/tenants/{tenant_id}/termination/confirm"): Entry(
+        "200 403 403 403 303", termination_token, "same"
+    ),
+}
+
 
 def app_routes(world: World) -> set[tuple[str, str]]:
     try:
@@ -515,9 +680,9 @@ def app_routes(world: World) -> set[tuple[str, str]]:
 
 def test_every_route_has_a_matrix_entry(world: World) -> None:
     routes = app_routes(world)
-    missing = routes - MATRIX.keys() - PAGES
+    missing = routes - MATRIX.keys() - PAGES - PAGE_MATRIX.keys()
     assert not missing, f"add these to MATRIX (or PAGES): {sorted(missing)}"
-    stale = MATRIX.keys() - routes
+    stale = (MATRIX.keys() | PAGE_MATRIX.keys()) - routes
     assert not stale, f"no longer routes: {sorted(stale)}"
     # The walk above must see at least every API route the app declares;
     # an empty or partial walk would make the two checks above vacuous.
@@ -525,7 +690,7 @@ def test_every_route_has_a_matrix_entry(world: World) -> None:
         (method, route.path)
         for route in world.app.routes
         if isinstance(route, APIRoute)
-        for method in route.methods - {"HEAD"}
+        for method in (route.methods or set()) - {"HEAD"}
     }
     assert api_routes, "the app declares no API routes"
     assert api_routes <= routes, f"routes the walk missed: {sorted(api_routes - routes)}"
@@ -562,6 +727,46 @@ def test_matrix(world: World, method: str, path: str) -> None:
                 headers=headers,
             )
             assert r.status_code < 500, r.text
+            got[scope].append(r.status_code)
+    assert got == want, dict(
+        zip(ROLE_NAMES, zip(got["own"], got["foreign"], strict=True), strict=True)
+    )
+
+
+def _browsers(world: World) -> list[TestClient]:
+    """One browser per role (``ROLES`` order), none following redirects."""
+    browsers = [portal_session(world, who) for who in ROLES if who is not None]
+    browsers.append(TestClient(world.app, base_url="https://testserver"))
+    for browser in browsers:
+        browser.follow_redirects = False
+    return browsers
+
+
+@pytest.mark.parametrize(
+    "method,path", sorted(PAGE_MATRIX), ids=[f"{m} {p}" for m, p in sorted(PAGE_MATRIX)]
+)
+def test_page_matrix(world: World, method: str, path: str) -> None:
+    entry = PAGE_MATRIX[(method, path)]
+    browsers = _browsers(world)
+    got: dict[str, list[int]] = {}
+    want: dict[str, list[int]] = {}
+    for foreign in (False, True):
+        scope = "foreign" if foreign else "own"
+        want[scope] = _expected(entry, foreign)
+        got[scope] = []
+        for who, browser in zip(ROLES, browsers, strict=True):
+            call = entry.prepare(world, who, foreign)
+            r = browser.request(
+                method,
+                path.format(**call.params),
+                content=urlencode(call.body or {}).encode() if method == "POST" else None,
+                headers={"Content-Type": "application/x-www-form-urlencoded"}
+                if method == "POST"
+                else {},
+            )
+            assert r.status_code < 500, r.text
+            if r.status_code == 303:
+                assert r.headers["location"].startswith("/login?next="), r.headers["location"]
             got[scope].append(r.status_code)
     assert got == want, dict(
         zip(ROLE_NAMES, zip(got["own"], got["foreign"], strict=True), strict=True)
