@@ -18,7 +18,10 @@ its own seconds. Peak RSS is the export child's own (``os.wait4``;
 ``getrusage(RUSAGE_CHILDREN)`` would report the largest of all children so
 far). The goal: the export at 80 % or more of dd, with the same peak RSS at
 every size. The disk of a shared machine is noisy: ``--rounds`` repeats each
-size (fresh data each round) so that one slow second does not decide.
+size (fresh data each round) so that one slow second does not decide, and
+each measurement starts ``--settle`` seconds after a ``sync`` so that it does
+not pay for the one before (a virtual disk's host may still be writing when
+fsync has returned).
 
 The source blobs were just written, so they are probably read from the page
 cache, by the export and by cat alike: this measures the writing side, which
@@ -188,6 +191,13 @@ def dd_speed(directory: Path, total_bytes: int) -> float:
     return count * MIB / MB / seconds
 
 
+def settle(seconds: float) -> None:
+    """Let the disk finish what came before: a virtual disk's host may still be writing
+    when fsync has returned, and the next measurement would pay for it."""
+    subprocess.run(["sync"], check=False)
+    time.sleep(seconds)
+
+
 def cat_speed(directory: Path, sources: list[Path]) -> float:
     """MB/s of cat copying ``sources`` into one file, fdatasync included."""
     target = directory / "cat.bin"
@@ -209,6 +219,7 @@ def main() -> None:
     parser.add_argument("--recording-mb", type=float, default=5.0, help="size of one recording")
     parser.add_argument("--part-mb", type=int, default=2000, help="export_part_max_bytes in MB")
     parser.add_argument("--dir", type=Path, default=Path("."), help="where the data dirs go")
+    parser.add_argument("--settle", type=float, default=5.0, help="seconds between runs")
     parser.add_argument("--rounds", type=int, default=1, help="runs of each size")
     parser.add_argument("--keep", action="store_true", help="keep the data dirs")
     parser.add_argument("--child", type=Path, help=argparse.SUPPRESS)
@@ -223,11 +234,14 @@ def main() -> None:
             data_dir = Path(tempfile.mkdtemp(prefix="export-bench-", dir=args.dir))
             try:
                 sources = seed(data_dir, total_mb, args.recording_mb)
+                settle(args.settle)
                 result, rss_kib = run_child(data_dir)
                 if result["state"] != "ready":
                     raise SystemExit(f"export {result['state']}: {result['error']}")
                 export_mbs = float(result["bytes"]) / MB / float(result["seconds"])  # type: ignore[arg-type]
+                settle(args.settle)
                 disk_mbs = dd_speed(data_dir, int(result["bytes"]))  # type: ignore[call-overload]
+                settle(args.settle)
                 copy_mbs = cat_speed(data_dir, sources)
                 rows.append((total_mb, result, export_mbs, disk_mbs, copy_mbs, rss_kib))
             finally:
