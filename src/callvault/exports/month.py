@@ -10,7 +10,7 @@ import re
 from datetime import UTC, datetime
 from zoneinfo import ZoneInfo
 
-from callvault.errors import InvalidInput
+from callvault.errors import ErrorId, InvalidInput
 
 _MONTH = re.compile(r"(\d{4})-(0[1-9]|1[0-2])")
 
@@ -20,7 +20,7 @@ def parse_month(month: str) -> tuple[int, int]:
     match = _MONTH.fullmatch(month)
     if match is None or int(match.group(1)) < 2000:
         raise InvalidInput(
-            "month must be YYYY-MM (for example 2026-11)", error_id="export-month-invalid"
+            "month must be YYYY-MM (for example 2026-11)", error_id=ErrorId.EXPORT_MONTH_INVALID
         )
     return int(match.group(1)), int(match.group(2))
 
@@ -39,5 +39,5 @@ def check_not_future(month: str, timezone: str, at: datetime) -> None:
     start, _end = month_bounds(month, timezone)
     if start > at:
         raise InvalidInput(
-            f"{month} has not begun yet in {timezone}", error_id="export-month-future"
+            f"{month} has not begun yet in {timezone}", error_id=ErrorId.EXPORT_MONTH_FUTURE
         )

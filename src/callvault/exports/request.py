@@ -16,7 +16,7 @@ from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
 from callvault.db.models import Export, Tenant, User
-from callvault.errors import Conflict, InvalidInput
+from callvault.errors import Conflict, ErrorId, Forbidden, InvalidInput
 from callvault.exports.month import check_not_future, parse_month
 from callvault.jobs import queue
 
@@ -40,12 +40,13 @@ def request_export(
     if not tenant.bulk_download:
         raise InvalidInput(
             "bulk download is off for this organisation (Settings › Recording)",
-            error_id="export-bulk-off",
+            error_id=ErrorId.EXPORT_BULK_OFF,
         )
     if tenant.stream_only:
-        raise InvalidInput(
+        # the id's 403, as on every audio route (it was a 422 here before the ids were one list)
+        raise Forbidden(
             "recordings of this organisation can only be played in the browser, not downloaded",
-            error_id="stream-only",
+            error_id=ErrorId.STREAM_ONLY,
         )
     parse_month(month)
     check_not_future(month, tenant.timezone, at)
@@ -55,7 +56,7 @@ def request_export(
         if not wanted or len(wanted) > MAX_USERS:
             raise InvalidInput(
                 f"user_ids: between 1 and {MAX_USERS} users, or leave it out for everyone",
-                error_id="export-users-invalid",
+                error_id=ErrorId.EXPORT_USERS_INVALID,
             )
         known = session.scalar(
             select(func.count(User.id)).where(User.tenant_id == tenant.id, User.id.in_(wanted))
@@ -63,7 +64,7 @@ def request_export(
         if known != len(wanted):
             raise InvalidInput(
                 "user_ids: not every user is a user of this organisation",
-                error_id="export-users-unknown",
+                error_id=ErrorId.EXPORT_USERS_UNKNOWN,
             )
     open_now = session.scalar(
         select(func.count(Export.id)).where(
@@ -73,7 +74,7 @@ def request_export(
     if (open_now or 0) >= MAX_OPEN_PER_TENANT:
         raise Conflict(
             f"{open_now} exports are being made; wait until one is ready",
-            error_id="export-too-many",
+            error_id=ErrorId.EXPORT_TOO_MANY,
         )
     export = Export(
         tenant_id=tenant.id,

@@ -11,8 +11,8 @@ counts until it is revoked or its ``expires_at`` passes; neither a token nor a
 session of a deactivated user (``User.active`` false) is accepted.
 
 The tenant is resolved here, once per request, and every repository call takes
-it explicitly. Role checks are dependencies (``AdminTenant``, ``OperatorOnly``)
-so that no route copies an owner check.
+it explicitly. Role checks are dependencies in ``roles`` (``AdminTenant``,
+``OperatorOnly``, ...) so that no route copies an owner check.
 
 For the pages (server-rendered portal):
 
@@ -52,7 +52,7 @@ from sqlalchemy import CursorResult, delete, select, update
 from sqlalchemy.orm import Session
 
 from callvault.db.models import ApiToken, Operator, Tenant, User, WebSession
-from callvault.errors import Forbidden, NotFound, Unauthorized
+from callvault.errors import ErrorId, Forbidden, NotFound, Unauthorized
 
 Role = Literal["operator", "admin", "listener", "user"]
 MAX_ID = 2**31 - 1  # integer keys are 32-bit in PostgreSQL; larger ids cannot exist
@@ -208,10 +208,10 @@ def user_principal(session: Session, user: User, session_id: int | None = None) 
     401 ``auth-invalid`` for a deactivated user.
     """
     if not user.active:
-        raise Unauthorized("the account is deactivated", error_id="auth-invalid")
+        raise Unauthorized("the account is deactivated", error_id=ErrorId.AUTH_INVALID)
     tenant = session.get(Tenant, user.tenant_id)
     if tenant is None or tenant.suspended:
-        raise Forbidden("this tenant is suspended", error_id="tenant-suspended")
+        raise Forbidden("this tenant is suspended", error_id=ErrorId.TENANT_SUSPENDED)
     role = cast(Role, user.role if user.role in ("admin", "listener", "user") else "user")
     return Principal(
         role,
@@ -226,18 +226,18 @@ def user_principal(session: Session, user: User, session_id: int | None = None) 
 def _bearer_principal(session: Session, header: str, at: datetime) -> Principal:
     scheme, _, token = header.partition(" ")
     if scheme.lower() != "bearer" or not token or len(token) > 200:
-        raise Unauthorized("a bearer token is required", error_id="auth-required")
+        raise Unauthorized("a bearer token is required", error_id=ErrorId.AUTH_REQUIRED)
     row = session.scalar(select(ApiToken).where(ApiToken.token_hash == hash_token(token.strip())))
     if row is None or not token_active(row, at):
-        raise Unauthorized("the token is not valid", error_id="auth-invalid")
+        raise Unauthorized("the token is not valid", error_id=ErrorId.AUTH_INVALID)
     if row.operator_id is not None:
         operator = session.get(Operator, row.operator_id)
         if operator is None:
-            raise Unauthorized("the token is not valid", error_id="auth-invalid")
+            raise Unauthorized("the token is not valid", error_id=ErrorId.AUTH_INVALID)
         return operator_principal(operator)
     user = session.get(User, row.user_id) if row.user_id is not None else None
     if user is None:
-        raise Unauthorized("the token is not valid", error_id="auth-invalid")
+        raise Unauthorized("the token is not valid", error_id=ErrorId.AUTH_INVALID)
     return user_principal(session, user)
 
 
@@ -298,15 +298,15 @@ def current_principal(
     if header is not None:
         return _bearer_principal(session, header, at)
     if SESSION_COOKIE not in request.cookies:
-        raise Unauthorized("log in or send a bearer token", error_id="auth-required")
+        raise Unauthorized("log in or send a bearer token", error_id=ErrorId.AUTH_REQUIRED)
     row = web_session_for(request, session, at)
     principal = _cookie_principal(session, row) if row is not None else None
     if row is None or principal is None:
-        raise Unauthorized("the session has ended; log in again", error_id="session-expired")
+        raise Unauthorized("the session has ended; log in again", error_id=ErrorId.SESSION_EXPIRED)
     if request.method not in SAFE_METHODS and not csrf_ok(row.csrf_token, csrf):
         raise Forbidden(
             f"this request needs the session's CSRF token in the {CSRF_HEADER} header",
-            error_id="csrf-failed",
+            error_id=ErrorId.CSRF_FAILED,
         )
     return principal
 
@@ -356,50 +356,11 @@ OptionalPrincipal = Annotated[Principal | None, Depends(_optional_principal_dep)
 def tenant_scope(tenant_id: DbId, principal: CurrentPrincipal, session: SessionDep) -> Tenant:
     """The tenant named in the path, if this principal may see it; else 404."""
     if not principal.is_operator and principal.tenant_id != tenant_id:
-        raise NotFound("no such tenant", error_id="tenant-not-found")
+        raise NotFound("no such tenant", error_id=ErrorId.TENANT_NOT_FOUND)
     tenant = session.get(Tenant, tenant_id)
     if tenant is None:
-        raise NotFound("no such tenant", error_id="tenant-not-found")
+        raise NotFound("no such tenant", error_id=ErrorId.TENANT_NOT_FOUND)
     return tenant
 
 
 TenantScope = Annotated[Tenant, Depends(tenant_scope)]
-
-
-def require_role(principal: Principal, *roles: Role) -> None:
-    if principal.role not in roles:
-        raise Forbidden(f"this needs the role {' or '.join(roles)}", error_id="role-required")
-
-
-def admin_tenant(tenant: TenantScope, principal: CurrentPrincipal) -> Tenant:
-    """The path's tenant, for its admin or the operator: 404 when foreign, then 403."""
-    require_role(principal, "operator", "admin")
-    return tenant
-
-
-AdminTenant = Annotated[Tenant, Depends(admin_tenant)]
-
-
-def operator_only(principal: CurrentPrincipal) -> Principal:
-    require_role(principal, "operator")
-    return principal
-
-
-OperatorOnly = Annotated[Principal, Depends(operator_only)]
-
-
-def operator_tenant(tenant: TenantScope, principal: OperatorOnly) -> Tenant:
-    """The path's tenant, for the operator only (others: 404 when foreign, else 403)."""
-    return tenant
-
-
-OperatorTenant = Annotated[Tenant, Depends(operator_tenant)]
-
-
-def tenant_member(principal: CurrentPrincipal) -> Principal:
-    """A tenant's own account (admin, listener, user); the operator gets 403."""
-    require_role(principal, "admin", "listener", "user")
-    return principal
-
-
-TenantMember = Annotated[Principal, Depends(tenant_member)]

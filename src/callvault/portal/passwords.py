@@ -38,7 +38,7 @@ from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.orm import Session
 
 from callvault.db.models import LoginThrottle
-from callvault.errors import ApiError, InvalidInput
+from callvault.errors import ApiError, ErrorId, InvalidInput
 
 MIN_LENGTH = 10
 MAX_LENGTH = 1024  # argon2 takes anything, but a megabyte "password" is a DoS
@@ -58,8 +58,7 @@ _slots = threading.BoundedSemaphore(HASHING_SLOTS)
 class LoginThrottled(ApiError):
     """Too many failed logins; ``headers`` carries Retry-After for the HTTP answer."""
 
-    status = 429
-    error_id = "login-throttled"
+    error_id = ErrorId.LOGIN_THROTTLED
 
     def __init__(self, retry_after: int) -> None:
         super().__init__(f"too many failed logins; try again in {retry_after} seconds")
@@ -69,8 +68,7 @@ class LoginThrottled(ApiError):
 class LoginBusy(ApiError):
     """Every hashing slot stayed taken for ``HASHING_WAIT`` seconds."""
 
-    status = 503
-    error_id = "login-busy"
+    error_id = ErrorId.LOGIN_BUSY
 
     def __init__(self) -> None:
         super().__init__("too many logins at once; try again in a moment")
@@ -92,11 +90,12 @@ def check_new_password(password: str) -> None:
     if len(password) < MIN_LENGTH:
         raise InvalidInput(
             f"the password must have at least {MIN_LENGTH} characters",
-            error_id="password-too-short",
+            error_id=ErrorId.PASSWORD_TOO_SHORT,
         )
     if len(password) > MAX_LENGTH:
         raise InvalidInput(
-            f"the password may have at most {MAX_LENGTH} characters", error_id="password-too-long"
+            f"the password may have at most {MAX_LENGTH} characters",
+            error_id=ErrorId.PASSWORD_TOO_LONG,
         )
 
 

@@ -15,7 +15,7 @@ from zoneinfo import ZoneInfo, ZoneInfoNotFoundError, available_timezones
 
 from pydantic import AfterValidator, PlainSerializer
 
-from callvault.errors import InvalidInput
+from callvault.errors import ErrorId, InvalidInput
 
 DEFAULT_TIMEZONE = "Europe/Amsterdam"
 MAX_TIMEZONE_LENGTH = 64  # Tenant.timezone's column
@@ -39,7 +39,7 @@ def check_timezone(name: str) -> str:
     """An IANA zone name zoneinfo knows; else 422 ``invalid-timezone``."""
     bad = InvalidInput(
         f"timezone: {name!r} is not an IANA time zone (e.g. Europe/Amsterdam)",
-        error_id="invalid-timezone",
+        error_id=ErrorId.INVALID_TIMEZONE,
     )
     # only names from the tz database: no file paths, no "localtime", no POSIX TZ strings
     if not name or len(name) > MAX_TIMEZONE_LENGTH or name in _NOT_ZONES or name not in _known():

@@ -13,7 +13,7 @@ from sqlalchemy import ColumnElement, and_, exists, or_, select
 from sqlalchemy.orm import Session
 
 from callvault.db.models import LegalHold, Recording
-from callvault.errors import ApiError
+from callvault.errors import ApiError, ErrorId
 
 
 def held() -> ColumnElement[bool]:
@@ -65,8 +65,7 @@ def audio_gone_at(session: Session, recording: Recording, at: datetime) -> datet
 class AudioExpired(ApiError):
     """410 ``audio-expired``: the call is still listed, its audio is not to be had."""
 
-    status = 410
-    error_id = "audio-expired"
+    error_id = ErrorId.AUDIO_EXPIRED
 
     def __init__(self, gone_at: datetime) -> None:
         super().__init__(f"the audio of this recording expired on {gone_at:%Y-%m-%d}")

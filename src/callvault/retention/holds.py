@@ -17,7 +17,7 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from callvault.db.models import LegalHold, Recording, User
-from callvault.errors import Conflict, InvalidInput, NotFound
+from callvault.errors import Conflict, ErrorId, InvalidInput, NotFound
 from callvault.retention.access import is_held
 
 HoldScope = Literal["tenant", "user", "recording"]
@@ -86,19 +86,21 @@ def place_hold(
     """A new hold; a user or recording of another tenant is 404, as if it did not exist."""
     reason = reason.strip()
     if not reason:
-        raise InvalidInput("a legal hold needs a reason", error_id="reason-required")
+        raise InvalidInput("a legal hold needs a reason", error_id=ErrorId.REASON_REQUIRED)
     if scope == "user":
         if user_id is None or recording_id is not None:
-            raise InvalidInput("a user hold names user_id only", error_id="hold-scope-invalid")
+            raise InvalidInput(
+                "a user hold names user_id only", error_id=ErrorId.HOLD_SCOPE_INVALID
+            )
         if (
             session.scalar(select(User.id).where(User.tenant_id == tenant_id, User.id == user_id))
             is None
         ):
-            raise NotFound("no such user", error_id="user-not-found")
+            raise NotFound("no such user", error_id=ErrorId.USER_NOT_FOUND)
     elif scope == "recording":
         if recording_id is None or user_id is not None:
             raise InvalidInput(
-                "a recording hold names recording_id only", error_id="hold-scope-invalid"
+                "a recording hold names recording_id only", error_id=ErrorId.HOLD_SCOPE_INVALID
             )
         found = session.scalar(
             select(Recording.id).where(
@@ -106,10 +108,11 @@ def place_hold(
             )
         )
         if found is None:
-            raise NotFound("no such recording", error_id="recording-not-found")
+            raise NotFound("no such recording", error_id=ErrorId.RECORDING_NOT_FOUND)
     elif user_id is not None or recording_id is not None:
         raise InvalidInput(
-            "a tenant hold names neither user_id nor recording_id", error_id="hold-scope-invalid"
+            "a tenant hold names neither user_id nor recording_id",
+            error_id=ErrorId.HOLD_SCOPE_INVALID,
         )
     hold = LegalHold(
         tenant_id=tenant_id,
@@ -130,7 +133,7 @@ def get_hold(session: Session, tenant_id: int, hold_id: int) -> LegalHold:
         select(LegalHold).where(LegalHold.tenant_id == tenant_id, LegalHold.id == hold_id)
     )
     if hold is None:
-        raise NotFound("no such legal hold", error_id="legal-hold-not-found")
+        raise NotFound("no such legal hold", error_id=ErrorId.LEGAL_HOLD_NOT_FOUND)
     return hold
 
 
@@ -140,10 +143,10 @@ def lift_hold(
     """Lifts a hold (kept, for the record); 409 ``legal-hold-lifted`` when it was already."""
     reason = reason.strip()
     if not reason:
-        raise InvalidInput("lifting a legal hold needs a reason", error_id="reason-required")
+        raise InvalidInput("lifting a legal hold needs a reason", error_id=ErrorId.REASON_REQUIRED)
     hold = get_hold(session, tenant_id, hold_id)
     if hold.lifted_at is not None:
-        raise Conflict("this legal hold was lifted already", error_id="legal-hold-lifted")
+        raise Conflict("this legal hold was lifted already", error_id=ErrorId.LEGAL_HOLD_LIFTED)
     hold.lifted_at, hold.lifted_by, hold.lift_reason = at, actor[:200], reason
     session.flush()
     return hold

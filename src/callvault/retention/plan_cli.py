@@ -117,13 +117,13 @@ def _assign(session: Session, args: argparse.Namespace) -> int:
     from sqlalchemy import select
 
     from callvault.db.models import Tenant
-    from callvault.errors import NotFound
+    from callvault.errors import ErrorId, NotFound
     from callvault.portal.audit import record
     from callvault.retention.plans import assign_plan, get_plan
 
     tenant = session.scalar(select(Tenant).where(Tenant.name == args.tenant))
     if tenant is None:
-        raise NotFound(f"no tenant named {args.tenant!r}", error_id="tenant-not-found")
+        raise NotFound(f"no tenant named {args.tenant!r}", error_id=ErrorId.TENANT_NOT_FOUND)
     changed = assign_plan(session, tenant, get_plan(session, args.plan), datetime.now(UTC))
     if changed:
         record(

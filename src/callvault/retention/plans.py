@@ -20,7 +20,7 @@ from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
 from callvault.db.models import Plan, Recording, Tenant
-from callvault.errors import Conflict, InvalidInput, NotFound
+from callvault.errors import Conflict, ErrorId, InvalidInput, NotFound
 from callvault.retention.access import audio_available
 from callvault.retention.rule import recompute_expiry
 
@@ -50,15 +50,15 @@ class PlanTerms:
             raise InvalidInput(
                 f"retention_min_days ({low}) must lie from 1 to retention_max_days ({high}), "
                 f"at most {MAX_RETENTION_DAYS}",
-                error_id="retention-range-invalid",
+                error_id=ErrorId.RETENTION_RANGE_INVALID,
             )
         if not low <= default <= high:
             raise InvalidInput(
                 f"retention_default_days ({default}) must lie in {low}-{high}",
-                error_id="retention-range-invalid",
+                error_id=ErrorId.RETENTION_RANGE_INVALID,
             )
         if self.minute_quota is not None and self.minute_quota < 1:
-            raise InvalidInput("minute_quota must be at least 1", error_id="invalid-input")
+            raise InvalidInput("minute_quota must be at least 1", error_id=ErrorId.INVALID_INPUT)
         return self
 
 
@@ -69,7 +69,7 @@ def list_plans(session: Session) -> list[Plan]:
 def get_plan(session: Session, name: str) -> Plan:
     plan = session.scalar(select(Plan).where(Plan.name == name))
     if plan is None:
-        raise NotFound(f"no plan named {name!r}", error_id="plan-not-found")
+        raise NotFound(f"no plan named {name!r}", error_id=ErrorId.PLAN_NOT_FOUND)
     return plan
 
 
@@ -86,7 +86,7 @@ def create_plan(session: Session, name: str, terms: PlanTerms, *, actor: str) ->
     """A new plan; 409 ``plan-exists`` when the name is taken. The caller audits and commits."""
     terms.check()
     if session.scalar(select(Plan.id).where(Plan.name == name)) is not None:
-        raise Conflict(f"a plan named {name!r} exists already", error_id="plan-exists")
+        raise Conflict(f"a plan named {name!r} exists already", error_id=ErrorId.PLAN_EXISTS)
     plan = Plan(
         name=name,
         retention_min_days=terms.retention_min_days,
@@ -132,7 +132,7 @@ def delete_plan(session: Session, plan: Plan) -> None:
     if session.scalar(select(Tenant.id).where(Tenant.plan == plan.name).limit(1)) is not None:
         raise Conflict(
             f"tenants are on the plan {plan.name!r}; assign them another plan first",
-            error_id="plan-in-use",
+            error_id=ErrorId.PLAN_IN_USE,
         )
     session.delete(plan)
     session.flush()
@@ -148,7 +148,7 @@ def check_retention(plan: Plan, retention_days: int) -> None:
         raise InvalidInput(
             f"retention_days: the plan {plan.name!r} allows "
             f"{plan.retention_min_days} to {plan.retention_max_days} days",
-            error_id="retention-out-of-plan",
+            error_id=ErrorId.RETENTION_OUT_OF_PLAN,
         )
 
 

@@ -94,7 +94,7 @@ def _tenant_ids(session: Session, refs: list[str]) -> list[int]:
     from sqlalchemy import select
 
     from callvault.db.models import Tenant
-    from callvault.errors import InvalidInput
+    from callvault.errors import ErrorId, InvalidInput
 
     ids = []
     for ref in refs:
@@ -103,7 +103,7 @@ def _tenant_ids(session: Session, refs: list[str]) -> list[int]:
         )
         found = session.scalar(query)
         if found is None:
-            raise InvalidInput(f"no such tenant: {ref}", error_id="source-tenant-unknown")
+            raise InvalidInput(f"no such tenant: {ref}", error_id=ErrorId.SOURCE_TENANT_UNKNOWN)
         ids.append(found)
     return ids
 

@@ -13,7 +13,7 @@ import ipaddress
 import re
 from collections.abc import Iterable
 
-from callvault.errors import InvalidInput
+from callvault.errors import ErrorId, InvalidInput
 
 IpNetwork = ipaddress.IPv4Network | ipaddress.IPv6Network
 IpAddress = ipaddress.IPv4Address | ipaddress.IPv6Address
@@ -28,7 +28,8 @@ def parse_network(text: str) -> IpNetwork:
     value = text.strip()
     if not value or len(value) > _MAX_TEXT:
         raise InvalidInput(
-            f"{text[:_MAX_TEXT]!r} is not an address or CIDR", error_id="source-network-invalid"
+            f"{text[:_MAX_TEXT]!r} is not an address or CIDR",
+            error_id=ErrorId.SOURCE_NETWORK_INVALID,
         )
     try:
         network = ipaddress.ip_network(value, strict=True)
@@ -37,24 +38,24 @@ def parse_network(text: str) -> IpNetwork:
             loose = ipaddress.ip_network(value, strict=False)
         except ValueError:
             raise InvalidInput(
-                f"{value!r} is not an address or CIDR", error_id="source-network-invalid"
+                f"{value!r} is not an address or CIDR", error_id=ErrorId.SOURCE_NETWORK_INVALID
             ) from None
         raise InvalidInput(
             f"{value!r} has host bits set; the network is {loose}",
-            error_id="source-network-invalid",
+            error_id=ErrorId.SOURCE_NETWORK_INVALID,
         ) from None
     if network.prefixlen == 0:
         # a source that is everybody is no registration at all
         raise InvalidInput(
             f"{value!r} matches every address; name the source's own addresses,"
             " or register its certificate alone",
-            error_id="source-network-invalid",
+            error_id=ErrorId.SOURCE_NETWORK_INVALID,
         )
     if isinstance(network, ipaddress.IPv6Network) and network.network_address.ipv4_mapped:
         # addresses are compared in IPv4 form (see normalise_address)
         raise InvalidInput(
             f"{value!r} is IPv4-mapped; write it as an IPv4 network",
-            error_id="source-network-invalid",
+            error_id=ErrorId.SOURCE_NETWORK_INVALID,
         )
     return network
 
@@ -65,7 +66,9 @@ def normalise_networks(values: Iterable[str]) -> list[str]:
     for value in values:
         network = str(parse_network(value))
         if network in out:
-            raise InvalidInput(f"the network {network} repeats", error_id="source-network-invalid")
+            raise InvalidInput(
+                f"the network {network} repeats", error_id=ErrorId.SOURCE_NETWORK_INVALID
+            )
         out.append(network)
     return out
 
@@ -80,7 +83,7 @@ def parse_fingerprint(text: str) -> str:
     raise InvalidInput(
         f"{text[:_MAX_TEXT]!r} is not a SHA-256 certificate fingerprint"
         " (64 hex digits, with or without colons)",
-        error_id="source-fingerprint-invalid",
+        error_id=ErrorId.SOURCE_FINGERPRINT_INVALID,
     )
 
 
@@ -90,7 +93,8 @@ def normalise_fingerprints(values: Iterable[str]) -> list[str]:
         fingerprint = parse_fingerprint(value)
         if fingerprint in out:
             raise InvalidInput(
-                f"the fingerprint {fingerprint} repeats", error_id="source-fingerprint-invalid"
+                f"the fingerprint {fingerprint} repeats",
+                error_id=ErrorId.SOURCE_FINGERPRINT_INVALID,
             )
         out.append(fingerprint)
     return out

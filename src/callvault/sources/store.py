@@ -19,7 +19,7 @@ from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session, selectinload
 
 from callvault.db.models import RecordingSourceRow, RecordingSourceTenant, Tenant
-from callvault.errors import Conflict, InvalidInput
+from callvault.errors import Conflict, ErrorId, InvalidInput
 from callvault.sources.identity import normalise_fingerprints, normalise_networks
 from callvault.sources.registry import LIMIT_BOUNDS, SourceLimits
 
@@ -45,7 +45,7 @@ def check_limits(limits: SourceLimits) -> SourceLimits:
         if not low <= value <= high:
             raise InvalidInput(
                 f"{name} must be between {low} and {high}, not {value}",
-                error_id="source-limit-invalid",
+                error_id=ErrorId.SOURCE_LIMIT_INVALID,
             )
     return limits
 
@@ -54,7 +54,7 @@ def _check_name(name: str) -> str:
     value = name.strip()
     if not 1 <= len(value) <= 200:
         raise InvalidInput(
-            "a source's name has 1 to 200 characters", error_id="source-name-invalid"
+            "a source's name has 1 to 200 characters", error_id=ErrorId.SOURCE_NAME_INVALID
         )
     return value
 
@@ -67,7 +67,8 @@ def _check_tenants(session: Session, tenant_ids: Iterable[int]) -> list[int]:
     missing = [t for t in wanted if t not in known]
     if missing:
         raise InvalidInput(
-            f"no such tenant: {', '.join(map(str, missing))}", error_id="source-tenant-unknown"
+            f"no such tenant: {', '.join(map(str, missing))}",
+            error_id=ErrorId.SOURCE_TENANT_UNKNOWN,
         )
     return wanted
 
@@ -76,7 +77,7 @@ def _check_identity(networks: list[str], fingerprints: list[str]) -> None:
     if not networks and not fingerprints:
         raise InvalidInput(
             "a source needs at least one network or certificate fingerprint",
-            error_id="source-identity-required",
+            error_id=ErrorId.SOURCE_IDENTITY_REQUIRED,
         )
 
 
@@ -84,7 +85,7 @@ def _flush(session: Session) -> None:
     try:
         session.flush()
     except IntegrityError as exc:
-        raise Conflict("a source with this name exists", error_id="source-exists") from exc
+        raise Conflict("a source with this name exists", error_id=ErrorId.SOURCE_EXISTS) from exc
 
 
 def add_source(session: Session, spec: SourceSpec, *, created_by: str) -> RecordingSourceRow:
@@ -132,7 +133,7 @@ def change_source(
     """
     unknown = set(wanted) - set(source_facts(row))
     if unknown:
-        raise InvalidInput(f"unknown field {sorted(unknown)[0]}", error_id="invalid-input")
+        raise InvalidInput(f"unknown field {sorted(unknown)[0]}", error_id=ErrorId.INVALID_INPUT)
     before = source_facts(row)
     after = dict(before)
     if "name" in wanted:

@@ -37,7 +37,7 @@ from callvault.db.models import (
     UserAor,
     UserNumber,
 )
-from callvault.errors import Conflict, InvalidInput
+from callvault.errors import Conflict, ErrorId, InvalidInput
 from callvault.tenants.numbers import split_aor
 
 ClaimRow = TypeVar("ClaimRow")
@@ -50,25 +50,25 @@ _SEPARATORS = re.compile(r"[\s\-().]")
 class ClaimOverlap(Conflict):
     """The operator gave a tenant a domain, number or block that another tenant holds."""
 
-    error_id = "tenant-exists"  # the id clients knew before blocks existed
+    error_id = ErrorId.TENANT_EXISTS  # the id clients knew before blocks existed
 
 
 class ClaimInUse(Conflict):
     """The operator took away a domain, number or block that users of the tenant still use."""
 
-    error_id = "tenant-claim-in-use"
+    error_id = ErrorId.TENANT_CLAIM_IN_USE
 
 
 class OutsideTenant(InvalidInput):
     """A user's AOR or number does not lie within the tenant's own claims."""
 
-    error_id = "outside-tenant"
+    error_id = ErrorId.OUTSIDE_TENANT
 
 
 class AddressTaken(Conflict):
     """Another user of the same tenant has this AOR, number or extension."""
 
-    error_id = "user-exists"
+    error_id = ErrorId.USER_EXISTS
 
 
 def normalise_block(raw: str) -> str:
@@ -312,7 +312,7 @@ def set_user_addresses(
     new_aors = list(aors) if aors is not None else [a.aor for a in user.aors]
     new_numbers = list(numbers) if numbers is not None else [n.number for n in user.numbers]
     if len(set(new_aors)) != len(new_aors) or len(set(new_numbers)) != len(new_numbers):
-        raise InvalidInput("an AOR or number is given twice", error_id="invalid-input")
+        raise InvalidInput("an AOR or number is given twice", error_id=ErrorId.INVALID_INPUT)
     check_user_addresses(tenant, new_aors, new_numbers)
     others = select(User.id).where(User.tenant_id == tenant.id)
     if user.id is not None:

@@ -19,7 +19,7 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from callvault.db.models import AuditEvent, TenantEnablement
-from callvault.errors import InvalidInput
+from callvault.errors import ErrorId, InvalidInput
 
 Feature = Literal["recording", "listening", "coaching"]
 FEATURES: Final[tuple[Feature, ...]] = get_args(Feature)
@@ -92,12 +92,12 @@ def set_feature(
     again with another reference records the new declaration.
     """
     if feature not in FEATURES:
-        raise InvalidInput(f"unknown feature {feature!r}", error_id="invalid-input")
+        raise InvalidInput(f"unknown feature {feature!r}", error_id=ErrorId.INVALID_INPUT)
     reference = (reference or "").strip() or None
     if enabled and reference is None:
         raise InvalidInput(
             "enabling needs the reference of the customer's signed declaration",
-            error_id="declaration-required",
+            error_id=ErrorId.DECLARATION_REQUIRED,
         )
     at = at or datetime.now(UTC)
     row = session.scalar(
@@ -138,6 +138,7 @@ def set_feature(
 def as_feature(value: str) -> Feature:
     if value not in FEATURES:
         raise InvalidInput(
-            f"unknown feature {value!r}; one of {', '.join(FEATURES)}", error_id="invalid-input"
+            f"unknown feature {value!r}; one of {', '.join(FEATURES)}",
+            error_id=ErrorId.INVALID_INPUT,
         )
     return value

@@ -13,7 +13,7 @@ from datetime import UTC, datetime
 from sqlalchemy.orm import Session
 
 from callvault.db.models import LegalAcceptance, User
-from callvault.errors import Conflict
+from callvault.errors import Conflict, ErrorId
 from callvault.tenants.enablement import is_enabled
 
 NOTICE_VERSION = "2026-11"
@@ -44,7 +44,7 @@ NOTICE = {
 
 
 class RecordingNotEnabled(Conflict):
-    error_id = "recording-not-enabled"
+    error_id = ErrorId.RECORDING_NOT_ENABLED
 
 
 def accept_notice(
@@ -68,7 +68,7 @@ def accept_notice(
     if version != NOTICE_VERSION:
         raise Conflict(
             f"the current notice is version {NOTICE_VERSION}; read it again and accept that one",
-            error_id="legal-notice-version",
+            error_id=ErrorId.LEGAL_NOTICE_VERSION,
         )
     acceptance = LegalAcceptance(
         tenant_id=tenant_id,

@@ -39,7 +39,7 @@ from callvault.db.models import (
     TerminationRequest,
     User,
 )
-from callvault.errors import Conflict, InvalidInput, NotFound
+from callvault.errors import Conflict, ErrorId, InvalidInput, NotFound
 from callvault.retention.deletion import finish_listed, open_receipt, write_receipt
 from callvault.retention.holds import tenant_has_active_hold
 from callvault.storage.blobs import BlobStore
@@ -102,7 +102,7 @@ def _refuse_if_held(session: Session, tenant: Tenant) -> None:
     if tenant_has_active_hold(session, tenant.id):
         raise Conflict(
             "a legal hold of this tenant is active; lift it before terminating",
-            error_id="legal-hold-active",
+            error_id=ErrorId.LEGAL_HOLD_ACTIVE,
         )
 
 
@@ -158,16 +158,16 @@ def check_confirmation(
     if request is None or request.tenant_id != tenant.id:
         raise InvalidInput(
             "this confirmation token is not this tenant's; request the termination again",
-            error_id="termination-token-invalid",
+            error_id=ErrorId.TERMINATION_TOKEN_INVALID,
         )
     if _utc(request.expires_at) <= at:
         raise InvalidInput(
             "this confirmation token expired; request the termination again",
-            error_id="termination-token-expired",
+            error_id=ErrorId.TERMINATION_TOKEN_EXPIRED,
         )
     if not hmac.compare_digest(name.encode(), tenant.name.encode()):
         raise InvalidInput(
-            "the name typed is not the tenant's name", error_id="termination-name-mismatch"
+            "the name typed is not the tenant's name", error_id=ErrorId.TERMINATION_NAME_MISMATCH
         )
     _refuse_if_held(session, tenant)
 
@@ -227,7 +227,7 @@ def terminate(
     """
     tenant = session.get(Tenant, tenant_id)
     if tenant is None:
-        raise NotFound("no such tenant", error_id="tenant-not-found")
+        raise NotFound("no such tenant", error_id=ErrorId.TENANT_NOT_FOUND)
     check_confirmation(session, tenant, token=token, name=name, at=at)
     summary = summarise(session, tenant)
     receipt = open_receipt(session, kind=KIND, actor=actor, at=at, tenant=tenant)

@@ -24,17 +24,12 @@ from fastapi import APIRouter, Request
 from pydantic import BaseModel, Field, field_validator
 from sqlalchemy.exc import IntegrityError
 
-from callvault.errors import Conflict, InvalidInput
+from callvault.errors import Conflict, ErrorId, InvalidInput
 from callvault.portal.api.schemas import Strict, TenantIn, TenantOut
 from callvault.portal.api.tenants import tenant_out
 from callvault.portal.audit import audit, changes, remote_addr
-from callvault.portal.auth import (
-    AdminTenant,
-    Now,
-    OperatorOnly,
-    OperatorTenant,
-    SessionDep,
-)
+from callvault.portal.auth import Now, SessionDep
+from callvault.portal.roles import AdminTenant, OperatorOnly, OperatorTenant
 from callvault.portal.timefmt import TimezoneName
 from callvault.retention.plans import assign_plan, get_plan, plan_of
 from callvault.tenants.claims import set_tenant_claims
@@ -94,7 +89,7 @@ def change_tenant(
 ) -> TenantPlanOut:
     wanted: dict[str, Any] = body.model_dump(exclude_none=True)
     if not wanted:
-        raise InvalidInput("nothing to change", error_id="no-change")
+        raise InvalidInput("nothing to change", error_id=ErrorId.NO_CHANGE)
     addresses = set_tenant_claims(
         session,
         tenant,
@@ -106,7 +101,7 @@ def change_tenant(
         session.flush()
     except IntegrityError as exc:
         raise Conflict(
-            "another tenant has one of these domains or numbers", error_id="tenant-exists"
+            "another tenant has one of these domains or numbers", error_id=ErrorId.TENANT_EXISTS
         ) from exc
     plan_name = wanted.pop("plan", None)
     before = {key: getattr(tenant, key) for key in wanted}
@@ -122,7 +117,7 @@ def change_tenant(
     except IntegrityError as exc:
         raise Conflict(
             "another tenant has this name, one of these domains or numbers",
-            error_id="tenant-exists",
+            error_id=ErrorId.TENANT_EXISTS,
         ) from exc
     if changed:
         audit(

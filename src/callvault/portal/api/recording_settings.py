@@ -23,7 +23,7 @@ from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
 from callvault.db.models import LegalAcceptance, Tenant, User, UserContact
-from callvault.errors import Conflict, Forbidden, InvalidInput, NotFound
+from callvault.errors import Conflict, ErrorId, Forbidden, InvalidInput, NotFound
 from callvault.policy.modes import ShortCode
 from callvault.portal.api.schemas import Strict
 from callvault.portal.audit import audit, changes
@@ -35,8 +35,8 @@ from callvault.portal.auth import (
     SessionDep,
     TenantScope,
     as_utc,
-    require_role,
 )
+from callvault.portal.roles import AdminTenant, OwnAdminTenant
 from callvault.portal.timefmt import TimezoneName
 from callvault.retention.plans import (
     BULK_MIN_RETENTION_DAYS,
@@ -182,7 +182,7 @@ def _require_accepted(session: Session, tenant: Tenant) -> None:
     if _latest_acceptance(session, tenant.id) is None:
         raise Conflict(
             "accept the legal notice before changing recording settings",
-            error_id="legal-notice-required",
+            error_id=ErrorId.LEGAL_NOTICE_REQUIRED,
         )
 
 
@@ -192,9 +192,8 @@ def _changed(request: Request) -> None:
 
 @router.get("/legal-notice", response_model=LegalNoticeOut)
 def get_legal_notice(
-    tenant: TenantScope, principal: CurrentPrincipal, session: SessionDep
+    tenant: AdminTenant, principal: CurrentPrincipal, session: SessionDep
 ) -> LegalNoticeOut:
-    require_role(principal, "operator", "admin")
     latest = _latest_acceptance(session, tenant.id)
     return LegalNoticeOut(
         version=NOTICE_VERSION,
@@ -211,7 +210,7 @@ def get_legal_notice(
 @router.post("/legal-notice/accept", response_model=LegalNoticeOut, status_code=201)
 def accept_legal_notice(
     body: AcceptIn,
-    tenant: TenantScope,
+    tenant: OwnAdminTenant,
     principal: CurrentPrincipal,
     session: SessionDep,
     request: Request,
@@ -219,16 +218,15 @@ def accept_legal_notice(
 ) -> LegalNoticeOut:
     # the customer's own admin accepts, in person: the provider cannot accept on its
     # behalf, neither as operator nor with a token it minted for the admin
-    require_role(principal, "admin")
     if principal.session_id is None:
         raise Forbidden(
             "the legal notice is accepted by the admin in their own portal session, "
             "not with an API token",
-            error_id="interactive-session-required",
+            error_id=ErrorId.INTERACTIVE_SESSION_REQUIRED,
         )
     admin = session.get(User, principal.user_id)
     if admin is None or admin.tenant_id != tenant.id:
-        raise NotFound("no such tenant", error_id="tenant-not-found")
+        raise NotFound("no such tenant", error_id=ErrorId.TENANT_NOT_FOUND)
     accept_notice(session, tenant.id, admin, body.version, body.purpose, at)
     audit(session, request, principal, "legal.accept", tenant.id, version=body.version)
     session.commit()
@@ -238,9 +236,8 @@ def accept_legal_notice(
 
 @router.get("/recording-settings", response_model=SettingsOut)
 def get_settings(
-    tenant: TenantScope, principal: CurrentPrincipal, session: SessionDep
+    tenant: AdminTenant, principal: CurrentPrincipal, session: SessionDep
 ) -> SettingsOut:
-    require_role(principal, "operator", "admin")
     enabled = is_enabled(session, tenant.id, "recording")
     accepted = _latest_acceptance(session, tenant.id) is not None
     plan = plan_of(session, tenant)
@@ -269,18 +266,17 @@ def get_settings(
 @router.patch("/recording-settings", response_model=SettingsOut)
 def change_settings(
     body: SettingsIn,
-    tenant: TenantScope,
+    tenant: AdminTenant,
     principal: CurrentPrincipal,
     session: SessionDep,
     request: Request,
     at: Now,
 ) -> SettingsOut:
     """Changes what is given; each change is audited with its old and new value."""
-    require_role(principal, "operator", "admin")
     _require_accepted(session, tenant)
     wanted: dict[str, Any] = body.model_dump(exclude_none=True)
     if not wanted:
-        raise InvalidInput("nothing to change", error_id="no-change")
+        raise InvalidInput("nothing to change", error_id=ErrorId.NO_CHANGE)
     if wanted.get("delivery_email") == "":
         wanted["delivery_email"] = None
     before = {key: getattr(tenant, key) for key in wanted}
@@ -291,7 +287,7 @@ def change_settings(
     if after.get("bulk_download", tenant.bulk_download) and retention < BULK_MIN_RETENTION_DAYS:
         raise InvalidInput(
             f"bulk download needs a retention of at least {BULK_MIN_RETENTION_DAYS} days",
-            error_id="bulk-needs-180-days",
+            error_id=ErrorId.BULK_NEEDS_180_DAYS,
         )
     changed = changes(before, after)
     for key in changed:
@@ -321,7 +317,7 @@ def change_settings(
 def _tenant_user(session: Session, tenant: Tenant, user_id: int) -> User:
     user = session.scalar(select(User).where(User.tenant_id == tenant.id, User.id == user_id))
     if user is None:
-        raise NotFound("no such user", error_id="user-not-found")
+        raise NotFound("no such user", error_id=ErrorId.USER_NOT_FOUND)
     return user
 
 
@@ -336,9 +332,8 @@ def _listed(user: User) -> ListedUserOut:
 
 @router.get("/recording-list", response_model=list[ListedUserOut])
 def get_recording_list(
-    tenant: TenantScope, principal: CurrentPrincipal, session: SessionDep
+    tenant: AdminTenant, principal: CurrentPrincipal, session: SessionDep
 ) -> list[ListedUserOut]:
-    require_role(principal, "operator", "admin")
     users = session.scalars(
         select(User).where(User.tenant_id == tenant.id, User.recorded.is_(True)).order_by(User.name)
     )
@@ -348,16 +343,15 @@ def get_recording_list(
 @router.post("/recording-list", response_model=ListedUserOut, status_code=201)
 def add_to_recording_list(
     body: ListAddIn,
-    tenant: TenantScope,
+    tenant: AdminTenant,
     principal: CurrentPrincipal,
     session: SessionDep,
     request: Request,
 ) -> ListedUserOut:
-    require_role(principal, "operator", "admin")
     _require_accepted(session, tenant)
     user = _tenant_user(session, tenant, body.user_id)
     if user.recorded:
-        raise Conflict("the user is on the recording list already", error_id="already-listed")
+        raise Conflict("the user is on the recording list already", error_id=ErrorId.ALREADY_LISTED)
     user.recorded, user.recording_mode = True, body.mode
     audit(
         session,
@@ -377,16 +371,15 @@ def add_to_recording_list(
 def set_mode(
     user_id: UserId,
     body: ModeIn,
-    tenant: TenantScope,
+    tenant: AdminTenant,
     principal: CurrentPrincipal,
     session: SessionDep,
     request: Request,
 ) -> ListedUserOut:
-    require_role(principal, "operator", "admin")
     _require_accepted(session, tenant)
     user = _tenant_user(session, tenant, user_id)
     if not user.recorded:
-        raise NotFound("the user is not on the recording list", error_id="not-listed")
+        raise NotFound("the user is not on the recording list", error_id=ErrorId.NOT_LISTED)
     old, user.recording_mode = user.recording_mode, body.mode
     audit(
         session,
@@ -406,16 +399,15 @@ def set_mode(
 @router.delete("/recording-list/{user_id}", status_code=204)
 def remove_from_recording_list(
     user_id: UserId,
-    tenant: TenantScope,
+    tenant: AdminTenant,
     principal: CurrentPrincipal,
     session: SessionDep,
     request: Request,
 ) -> Response:
     """Stops future recording; the user's existing recordings stay."""
-    require_role(principal, "operator", "admin")
     user = _tenant_user(session, tenant, user_id)
     if not user.recorded:
-        raise NotFound("the user is not on the recording list", error_id="not-listed")
+        raise NotFound("the user is not on the recording list", error_id=ErrorId.NOT_LISTED)
     user.recorded = False
     audit(session, request, principal, "recording-list.remove", tenant.id, target=f"user:{user.id}")
     session.commit()
@@ -426,7 +418,9 @@ def remove_from_recording_list(
 def _contacts_owner(session: Session, tenant: Tenant, principal: Principal, user_id: int) -> User:
     user = _tenant_user(session, tenant, user_id)
     if principal.role not in ("operator", "admin") and principal.user_id != user.id:
-        raise Forbidden("only the user or an admin keeps these lists", error_id="role-required")
+        raise Forbidden(
+            "only the user or an admin keeps these lists", error_id=ErrorId.ROLE_REQUIRED
+        )
     return user
 
 
@@ -459,7 +453,7 @@ def add_contact(
         session.flush()
     except IntegrityError as exc:
         raise Conflict(
-            "this contact is on one of the lists already", error_id="contact-exists"
+            "this contact is on one of the lists already", error_id=ErrorId.CONTACT_EXISTS
         ) from exc
     audit(
         session,
@@ -493,7 +487,7 @@ def remove_contact(
         )
     )
     if contact is None:
-        raise NotFound("no such contact", error_id="contact-not-found")
+        raise NotFound("no such contact", error_id=ErrorId.CONTACT_NOT_FOUND)
     session.delete(contact)
     audit(session, request, principal, "contacts.remove", tenant.id, target=f"user:{user.id}")
     session.commit()

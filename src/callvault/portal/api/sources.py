@@ -16,10 +16,11 @@ from fastapi import APIRouter, Request, Response
 from pydantic import BaseModel, Field
 
 from callvault.db.models import RecordingSourceRow
-from callvault.errors import InvalidInput, NotFound
+from callvault.errors import ErrorId, InvalidInput, NotFound
 from callvault.portal.api.schemas import Strict
 from callvault.portal.audit import audit
-from callvault.portal.auth import MAX_ID, DbId, OperatorOnly, SessionDep, as_utc
+from callvault.portal.auth import MAX_ID, DbId, SessionDep, as_utc
+from callvault.portal.roles import OperatorOnly
 from callvault.sources.registry import LIMIT_BOUNDS, SourceLimits
 from callvault.sources.store import SourceSpec, add_source, change_source, list_sources
 from callvault.sources.store import source_facts as facts
@@ -95,14 +96,14 @@ def source_out(row: RecordingSourceRow) -> SourceOut:
 def _source(session: SessionDep, source_id: int) -> RecordingSourceRow:
     row = session.get(RecordingSourceRow, source_id)
     if row is None:
-        raise NotFound("no such recording source", error_id="source-not-found")
+        raise NotFound("no such recording source", error_id=ErrorId.SOURCE_NOT_FOUND)
     return row
 
 
 def _tenant_ids(values: list[int]) -> list[int]:
     bad = [t for t in values if not 1 <= t <= MAX_ID]
     if bad:
-        raise InvalidInput(f"no such tenant: {bad[0]}", error_id="source-tenant-unknown")
+        raise InvalidInput(f"no such tenant: {bad[0]}", error_id=ErrorId.SOURCE_TENANT_UNKNOWN)
     return values
 
 
@@ -153,7 +154,7 @@ def change_recording_source(
 ) -> SourceOut:
     wanted = body.model_dump(exclude_none=True)
     if not wanted:
-        raise InvalidInput("nothing to change", error_id="no-change")
+        raise InvalidInput("nothing to change", error_id=ErrorId.NO_CHANGE)
     if "tenant_ids" in wanted:
         _tenant_ids(wanted["tenant_ids"])
     row = _source(session, source_id)

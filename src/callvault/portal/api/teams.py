@@ -14,10 +14,11 @@ from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
 from callvault.db.models import Team, TeamMember, Tenant, User
-from callvault.errors import Conflict, InvalidInput, NotFound
+from callvault.errors import Conflict, ErrorId, InvalidInput, NotFound
 from callvault.portal.api.schemas import Strict
 from callvault.portal.audit import audit
-from callvault.portal.auth import AdminTenant, CurrentPrincipal, DbId, SessionDep
+from callvault.portal.auth import CurrentPrincipal, DbId, SessionDep
+from callvault.portal.roles import AdminTenant
 
 router = APIRouter(prefix="/api/v1/tenants/{tenant_id}/teams", tags=["teams"])
 
@@ -49,7 +50,7 @@ class TeamOut(BaseModel):
 def _team(session: Session, tenant: Tenant, team_id: int) -> Team:
     team = session.scalar(select(Team).where(Team.tenant_id == tenant.id, Team.id == team_id))
     if team is None:
-        raise NotFound("no such team", error_id="team-not-found")
+        raise NotFound("no such team", error_id=ErrorId.TEAM_NOT_FOUND)
     return team
 
 
@@ -85,13 +86,13 @@ def create_team(
 ) -> TeamOut:
     name = " ".join(body.name.split())
     if not name:
-        raise InvalidInput("name: the team needs a name", error_id="invalid-input")
+        raise InvalidInput("name: the team needs a name", error_id=ErrorId.INVALID_INPUT)
     team = Team(tenant_id=tenant.id, name=name)
     session.add(team)
     try:
         session.flush()
     except IntegrityError as exc:
-        raise Conflict("a team with this name exists", error_id="team-exists") from exc
+        raise Conflict("a team with this name exists", error_id=ErrorId.TEAM_EXISTS) from exc
     audit(
         session, request, principal, "team.create", tenant.id, target=f"team:{team.id}", name=name
     )
@@ -139,10 +140,10 @@ def put_member(
     team = _team(session, tenant, team_id)
     user = session.scalar(select(User).where(User.tenant_id == tenant.id, User.id == user_id))
     if user is None:
-        raise NotFound("no such user", error_id="user-not-found")
+        raise NotFound("no such user", error_id=ErrorId.USER_NOT_FOUND)
     if body.is_lead and user.role not in ("listener", "admin"):
         raise InvalidInput(
-            "a team lead must have the listener role", error_id="lead-must-be-listener"
+            "a team lead must have the listener role", error_id=ErrorId.LEAD_MUST_BE_LISTENER
         )
     member = session.scalar(
         select(TeamMember).where(TeamMember.team_id == team.id, TeamMember.user_id == user.id)
@@ -185,7 +186,7 @@ def remove_member(
         )
     )
     if member is None:
-        raise NotFound("the user is not in this team", error_id="member-not-found")
+        raise NotFound("the user is not in this team", error_id=ErrorId.MEMBER_NOT_FOUND)
     session.delete(member)
     audit(
         session,

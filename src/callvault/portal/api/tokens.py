@@ -25,22 +25,20 @@ from sqlalchemy import Select, select
 from sqlalchemy.orm import Session
 
 from callvault.db.models import ApiToken, User
-from callvault.errors import NotFound
+from callvault.errors import ErrorId, NotFound
 from callvault.portal.api.schemas import Strict
 from callvault.portal.audit import audit
 from callvault.portal.auth import (
-    AdminTenant,
     CurrentPrincipal,
     DbId,
     Now,
-    OperatorOnly,
     Principal,
     SessionDep,
     as_utc,
     issue_api_token,
-    require_role,
     token_active,
 )
+from callvault.portal.roles import AdminTenant, OperatorOnly, OperatorOrAdmin
 
 router = APIRouter(prefix="/api/v1", tags=["tokens"])
 
@@ -111,10 +109,9 @@ def list_own_tokens(
 
 @router.post("/tokens", response_model=TokenCreatedOut, status_code=201)
 def create_own_token(
-    body: TokenIn, principal: CurrentPrincipal, session: SessionDep, request: Request, at: Now
+    body: TokenIn, principal: OperatorOrAdmin, session: SessionDep, request: Request, at: Now
 ) -> TokenCreatedOut:
     """A token for the caller (operator or admin), optionally expiring."""
-    require_role(principal, "operator", "admin")
     expires_at = at + timedelta(days=body.expires_in_days) if body.expires_in_days else None
     user = session.get(User, principal.user_id) if principal.user_id is not None else None
     token, row = issue_api_token(
@@ -158,7 +155,7 @@ def _manageable(session: Session, principal: Principal, token_id: int) -> ApiTok
         query = _own(principal)
     row = session.scalar(query.where(ApiToken.id == token_id))
     if row is None:
-        raise NotFound("no such token", error_id="token-not-found")
+        raise NotFound("no such token", error_id=ErrorId.TOKEN_NOT_FOUND)
     return row
 
 

@@ -32,9 +32,10 @@ from sqlalchemy import and_, func, select
 from sqlalchemy.orm import Session
 
 from callvault.db.models import Plan, Recording, Tenant
-from callvault.errors import InvalidInput
+from callvault.errors import ErrorId, InvalidInput
 from callvault.portal.audit import audit
-from callvault.portal.auth import AdminTenant, Now, OperatorOnly, SessionDep
+from callvault.portal.auth import Now, SessionDep
+from callvault.portal.roles import AdminTenant, OperatorOnly
 from callvault.portal.timefmt import UtcDateTime, local, month_range
 from callvault.retention.access import audio_available
 
@@ -65,13 +66,17 @@ def parse_month(text: str, at: datetime) -> Month:
     place on earth has reached it at ``at``."""
     found = _MONTH.fullmatch(text.strip())
     if found is None:
-        raise InvalidInput(f"month: {text!r} is not a month (YYYY-MM)", error_id="invalid-month")
+        raise InvalidInput(
+            f"month: {text!r} is not a month (YYYY-MM)", error_id=ErrorId.INVALID_MONTH
+        )
     month = Month(int(found.group(1)), int(found.group(2)))
     earliest = at.astimezone(_EARLIEST_ZONE)
     if month > Month(earliest.year, earliest.month):
-        raise InvalidInput(f"month: {month} has not begun yet", error_id="month-in-future")
+        raise InvalidInput(f"month: {month} has not begun yet", error_id=ErrorId.MONTH_IN_FUTURE)
     if month.year < 2000:
-        raise InvalidInput(f"month: {month} is before any recording", error_id="invalid-month")
+        raise InvalidInput(
+            f"month: {month} is before any recording", error_id=ErrorId.INVALID_MONTH
+        )
     return month
 
 

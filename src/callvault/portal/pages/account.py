@@ -10,7 +10,7 @@ from fastapi.responses import HTMLResponse, RedirectResponse
 from sqlalchemy import delete
 
 from callvault.db.models import User, WebSession
-from callvault.errors import Forbidden, InvalidInput
+from callvault.errors import ErrorId, Forbidden, InvalidInput
 from callvault.portal.auth import SessionDep
 from callvault.portal.i18n import is_language
 from callvault.portal.pages.render import PageRoute, render
@@ -88,7 +88,9 @@ async def logout(request: Request, viewer: ViewerDep, session: SessionDep) -> Re
     form = await _form(request)
     if viewer.principal is not None:
         if not csrf_matches(viewer, form.get("csrf_token")):
-            raise Forbidden("the form is out of date; reload the page", error_id="csrf")
+            raise Forbidden(
+                "the form is out of date; reload the page", error_id=ErrorId.CSRF_FAILED
+            )
         token = request.cookies.get(SESSION_COOKIE, "")
         session.execute(
             delete(WebSession).where(
@@ -107,11 +109,13 @@ async def switch_language(request: Request, viewer: ViewerDep, session: SessionD
     form = await _form(request)
     language = form.get("language", "")
     if not is_language(language):
-        raise InvalidInput("unknown language", error_id="invalid-input")
+        raise InvalidInput("unknown language", error_id=ErrorId.INVALID_INPUT)
     principal = viewer.principal
     if principal is not None:
         if not csrf_matches(viewer, form.get("csrf_token")):
-            raise Forbidden("the form is out of date; reload the page", error_id="csrf")
+            raise Forbidden(
+                "the form is out of date; reload the page", error_id=ErrorId.CSRF_FAILED
+            )
         if principal.user_id is not None:
             user = session.get(User, principal.user_id)
             if user is not None and user.tenant_id == principal.tenant_id:

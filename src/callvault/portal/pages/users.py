@@ -20,7 +20,7 @@ from fastapi.responses import HTMLResponse
 from sqlalchemy import select
 
 from callvault.db.models import Tenant, User
-from callvault.errors import NotFound
+from callvault.errors import ErrorId, NotFound
 from callvault.portal.api.recording_settings import get_legal_notice
 from callvault.portal.api.teams import list_teams
 from callvault.portal.api.tenants import list_users, user_out
@@ -35,7 +35,7 @@ router = APIRouter(route_class=PageRoute, include_in_schema=False)
 def _tenant(session: SessionDep, principal: Principal) -> Tenant:
     tenant = session.get(Tenant, principal.tenant_id)
     if tenant is None:
-        raise NotFound("no such tenant", error_id="tenant-not-found")
+        raise NotFound("no such tenant", error_id=ErrorId.TENANT_NOT_FOUND)
     return tenant
 
 
@@ -79,7 +79,7 @@ def operator_users_page(
     principal = signed_in(viewer, "operator")
     tenant = session.get(Tenant, tenant_id)
     if tenant is None:
-        raise NotFound("no such tenant", error_id="tenant-not-found")
+        raise NotFound("no such tenant", error_id=ErrorId.TENANT_NOT_FOUND)
     return _users_page(request, viewer, session, principal, tenant)
 
 
@@ -91,7 +91,7 @@ def user_page(
     tenant = _tenant(session, principal)
     user = session.scalar(select(User).where(User.tenant_id == tenant.id, User.id == user_id))
     if user is None:  # another tenant's user looks like nobody's
-        raise NotFound("no such user", error_id="user-not-found")
+        raise NotFound("no such user", error_id=ErrorId.USER_NOT_FOUND)
     return render(
         request,
         viewer,

@@ -16,7 +16,7 @@ from fastapi import Depends, Request
 from sqlalchemy.orm import Session
 
 from callvault.db.models import Tenant, User
-from callvault.errors import Forbidden
+from callvault.errors import ErrorId, Forbidden
 from callvault.portal.auth import (
     Principal,
     Role,
@@ -102,5 +102,7 @@ def signed_in(viewer: Viewer, *roles: Role) -> Principal:
     if viewer.principal is None:
         raise LoginRequired()
     if roles and viewer.principal.role not in roles:
-        raise Forbidden(f"this page needs the role {' or '.join(roles)}", error_id="role-required")
+        raise Forbidden(
+            f"this page needs the role {' or '.join(roles)}", error_id=ErrorId.ROLE_REQUIRED
+        )
     return viewer.principal
