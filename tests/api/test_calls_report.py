@@ -11,8 +11,8 @@ import pytest
 from sqlalchemy import select
 
 from callvault.db.models import Call, CallParty, Recording, RecordingLabel, Team, TeamMember, Tenant
-from callvault.portal.api import calls as calls_api
-from callvault.portal.api.calls import ReportFilters, plan_call_page
+from callvault.portal.reports import query as calls_api
+from callvault.portal.reports.query import ReportFilters, plan_call_page
 from tests.api.conftest import World
 
 BASE = datetime(2026, 10, 1, 8, 0, tzinfo=UTC)

@@ -1,6 +1,6 @@
 """Labels and comments on a recording (SPEC section 5).
 
-Whoever can see a recording (``calls.recording_for``: 404 for foreign or
+Whoever can see a recording (``reports.service.recording_for``: 404 for foreign or
 invisible ids) may read its labels and comments; writing needs a tenant
 account (the operator reads but does not annotate customers' recordings).
 Every change is audited.
@@ -15,11 +15,12 @@ from pydantic import BaseModel, Field
 from sqlalchemy import func, select
 
 from callvault.db.models import RecordingComment, RecordingLabel, User
-from callvault.errors import Conflict, InvalidInput, NotFound
-from callvault.portal.api.calls import recording_for
+from callvault.errors import Conflict, ErrorId, InvalidInput, NotFound
 from callvault.portal.api.schemas import Strict
 from callvault.portal.audit import audit
-from callvault.portal.auth import CurrentPrincipal, DbId, Now, SessionDep, TenantMember, as_utc
+from callvault.portal.auth import CurrentPrincipal, DbId, Now, SessionDep, as_utc
+from callvault.portal.reports.service import recording_for
+from callvault.portal.roles import TenantMember
 
 router = APIRouter(prefix="/api/v1/recordings/{recording_id}", tags=["annotations"])
 
@@ -53,11 +54,11 @@ class CommentOut(BaseModel):
 def normalise_label(text: str) -> str:
     label = " ".join(text.split())
     if not label:
-        raise InvalidInput("text: a label cannot be blank", error_id="invalid-input")
+        raise InvalidInput("text: a label cannot be blank", error_id=ErrorId.INVALID_INPUT)
     if len(label) > MAX_LABEL_LENGTH:
         raise InvalidInput(
             f"text: a label may have at most {MAX_LABEL_LENGTH} characters",
-            error_id="label-too-long",
+            error_id=ErrorId.LABEL_TOO_LONG,
         )
     return label
 
@@ -93,11 +94,11 @@ def add_label(
         RecordingLabel.recording_id == recording.id,
     )
     if session.scalar(select(RecordingLabel.id).where(*scope, RecordingLabel.text == text)):
-        raise Conflict("the recording has this label already", error_id="label-exists")
+        raise Conflict("the recording has this label already", error_id=ErrorId.LABEL_EXISTS)
     count = session.scalar(select(func.count()).select_from(RecordingLabel).where(*scope)) or 0
     if count >= MAX_LABELS:
         raise InvalidInput(
-            f"a recording may have at most {MAX_LABELS} labels", error_id="too-many-labels"
+            f"a recording may have at most {MAX_LABELS} labels", error_id=ErrorId.TOO_MANY_LABELS
         )
     label = RecordingLabel(tenant_id=recording.tenant_id, recording_id=recording.id, text=text)
     session.add(label)
@@ -132,7 +133,7 @@ def remove_label(
         )
     )
     if label is None:
-        raise NotFound("no such label", error_id="label-not-found")
+        raise NotFound("no such label", error_id=ErrorId.LABEL_NOT_FOUND)
     session.delete(label)
     audit(
         session,
@@ -188,7 +189,7 @@ def add_comment(
     recording = recording_for(session, principal, recording_id)
     text = body.text.strip()
     if not text:
-        raise InvalidInput("text: a comment cannot be blank", error_id="invalid-input")
+        raise InvalidInput("text: a comment cannot be blank", error_id=ErrorId.INVALID_INPUT)
     comment = RecordingComment(
         tenant_id=recording.tenant_id,
         recording_id=recording.id,

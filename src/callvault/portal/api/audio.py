@@ -38,10 +38,10 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from callvault.db.models import Call, Recording, Tenant
-from callvault.errors import ApiError, Forbidden
-from callvault.portal.api.calls import recording_for
+from callvault.errors import ApiError, ErrorId, Forbidden
 from callvault.portal.audit import audit
 from callvault.portal.auth import CurrentPrincipal, Now, Principal, SessionDep, as_utc
+from callvault.portal.reports.service import recording_for
 from callvault.retention.access import require_audio
 from callvault.storage.blobs import BlobNotFound, BlobStore
 
@@ -64,10 +64,10 @@ def parse_range(header: str, size: int) -> tuple[int, int]:
     """One byte range ``[start, end)`` of ``size``; 416 when unsatisfiable."""
     match = _RANGE.match(header.strip().split(",", 1)[0].strip()) if len(header) <= 200 else None
     if match is None:
-        raise ApiError("the Range header is not understood", error_id="bad-range", status=416)
+        raise ApiError("the Range header is not understood", error_id=ErrorId.BAD_RANGE)
     first, last = match.groups()
     if first == "" and last == "":
-        raise ApiError("the Range header is empty", error_id="bad-range", status=416)
+        raise ApiError("the Range header is empty", error_id=ErrorId.BAD_RANGE)
     if first == "":
         length = int(last)
         start, end = max(0, size - length), size
@@ -75,16 +75,14 @@ def parse_range(header: str, size: int) -> tuple[int, int]:
         start = int(first)
         end = min(size, int(last) + 1) if last else size
     if start >= size or end <= start:
-        raise ApiError(
-            "the range lies outside the file", error_id="range-unsatisfiable", status=416
-        )
+        raise ApiError("the range lies outside the file", error_id=ErrorId.RANGE_UNSATISFIABLE)
     return start, end
 
 
 def stream_only_refusal() -> Forbidden:
     return Forbidden(
         "recordings of this organisation can only be played in the browser, not downloaded",
-        error_id="stream-only",
+        error_id=ErrorId.STREAM_ONLY,
     )
 
 
@@ -110,7 +108,7 @@ def read_audio(blobs: BlobStore, recording: Recording, range_header: str | None)
     try:
         size = blobs.size(recording.blob_key)
     except BlobNotFound as exc:
-        raise ApiError("the audio is no longer stored", error_id="audio-gone", status=410) from exc
+        raise ApiError("the audio is no longer stored", error_id=ErrorId.AUDIO_GONE) from exc
     headers = {"Accept-Ranges": "bytes", "ETag": f'"{recording.sha256}"'}
     if range_header:
         start, end = parse_range(range_header, size)
@@ -180,7 +178,7 @@ def issue_play_link(
     """
     if principal.session_id is None:
         raise Forbidden(
-            "audio plays in the portal's player; log in to the portal", error_id="player-only"
+            "audio plays in the portal's player; log in to the portal", error_id=ErrorId.PLAYER_ONLY
         )
     require_audio(session, recording, at)
     tenant = session.get(Tenant, recording.tenant_id)
@@ -241,7 +239,7 @@ def get_audio(
         key: bytes = request.app.state.play_key
         if not play_token_ok(key, play, principal.session_id, recording.id, at):
             raise Forbidden(
-                "this play link has expired; reload the page", error_id="play-link-expired"
+                "this play link has expired; reload the page", error_id=ErrorId.PLAY_LINK_EXPIRED
             )
         if tenant.stream_only and (download or not range_header):
             raise stream_only_refusal()

@@ -1,8 +1,10 @@
 """Reading the audit log: a tenant's (its admin) and everything (the operator).
 
 Newest first, keyset-paged on the row id (ids only grow, so a page never
-repeats or skips a row while new rows arrive). Filters: an action prefix
-(``recording.`` finds plays and downloads) and a period.
+repeats or skips a row while new rows arrive). Filters (``AuditParams``, also
+read by the audit page with ``query_string.parse_query``): an action prefix
+(``recording.`` finds plays and downloads) and a period. ``audit_page`` is
+the service both the routes and the page call.
 """
 
 from __future__ import annotations
@@ -11,22 +13,33 @@ from datetime import datetime
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Query
-from pydantic import BaseModel
+from pydantic import BaseModel, ConfigDict, Field
 from sqlalchemy import Select, select
 from sqlalchemy.orm import Session
 
 from callvault.db.models import AuditEvent, Operator, User
-from callvault.errors import InvalidInput
+from callvault.errors import ErrorId, InvalidInput
 from callvault.portal.api.schemas import Page
-from callvault.portal.auth import MAX_ID, AdminTenant, OperatorOnly, SessionDep, as_utc
+from callvault.portal.auth import MAX_ID, SessionDep, as_utc
+from callvault.portal.roles import AdminTenant, OperatorOnly
 
 router = APIRouter(prefix="/api/v1", tags=["audit"])
 
 Limit = Annotated[int, Query(ge=1, le=500)]
-Cursor = Annotated[str | None, Query(max_length=20, description="next_cursor of the last page")]
-ActionPrefix = Annotated[str | None, Query(max_length=64, description="e.g. recording.")]
-Since = Annotated[datetime | None, Query(description="from this moment (inclusive)")]
-Until = Annotated[datetime | None, Query(description="until this moment (exclusive)")]
+
+
+class AuditParams(BaseModel):
+    """The filters of both audit lists, by their names in the query string."""
+
+    model_config = ConfigDict(populate_by_name=True)
+
+    cursor: str | None = Field(None, max_length=20, description="next_cursor of the last page")
+    action: str | None = Field(None, max_length=64, description="e.g. recording.")
+    since: datetime | None = Field(None, description="from this moment (inclusive)")
+    until: datetime | None = Field(None, description="until this moment (exclusive)")
+
+
+AuditQuery = Annotated[AuditParams, Query()]
 
 
 class AuditOut(BaseModel):
@@ -41,13 +54,8 @@ class AuditOut(BaseModel):
     details: dict[str, Any]
 
 
-def _filtered(
-    query: Select[AuditEvent],
-    action: str | None,
-    since: datetime | None,
-    until: datetime | None,
-    cursor: str | None,
-) -> Select[AuditEvent]:
+def _filtered(query: Select[AuditEvent], params: AuditParams) -> Select[AuditEvent]:
+    action, since, until, cursor = params.action, params.since, params.until, params.cursor
     if action:
         query = query.where(AuditEvent.action.startswith(action, autoescape=True))
     if since is not None:
@@ -56,7 +64,7 @@ def _filtered(
         query = query.where(AuditEvent.at < as_utc(until))
     if cursor:
         if not cursor.isdigit() or int(cursor) > MAX_ID + 1:
-            raise InvalidInput("the cursor is not valid", error_id="bad-cursor")
+            raise InvalidInput("the cursor is not valid", error_id=ErrorId.BAD_CURSOR)
         query = query.where(AuditEvent.id < int(cursor))
     return query
 
@@ -84,7 +92,14 @@ def _actor_names(session: Session, refs: set[str]) -> dict[str, str]:
     return names
 
 
-def _page(session: Session, query: Select[AuditEvent], limit: int) -> Page[AuditOut]:
+def audit_page(
+    session: Session, params: AuditParams, *, limit: int, tenant_id: int | None = None
+) -> Page[AuditOut]:
+    """One page of audit rows, newest first: ``tenant_id``'s, or all of them (operator)."""
+    query = select(AuditEvent)
+    if tenant_id is not None:
+        query = query.where(AuditEvent.tenant_id == tenant_id)
+    query = _filtered(query, params)
     rows = list(session.scalars(query.order_by(AuditEvent.id.desc()).limit(limit + 1)))
     more = len(rows) > limit
     rows = rows[:limit]
@@ -110,16 +125,9 @@ def _page(session: Session, query: Select[AuditEvent], limit: int) -> Page[Audit
 
 @router.get("/tenants/{tenant_id}/audit", response_model=Page[AuditOut])
 def tenant_audit_log(
-    tenant: AdminTenant,
-    session: SessionDep,
-    limit: Limit = 50,
-    cursor: Cursor = None,
-    action: ActionPrefix = None,
-    since: Since = None,
-    until: Until = None,
+    tenant: AdminTenant, session: SessionDep, limit: Limit = 50, *, params: AuditQuery
 ) -> Page[AuditOut]:
-    query = select(AuditEvent).where(AuditEvent.tenant_id == tenant.id)
-    return _page(session, _filtered(query, action, since, until, cursor), limit)
+    return audit_page(session, params, limit=limit, tenant_id=tenant.id)
 
 
 @router.get("/audit", response_model=Page[AuditOut])
@@ -127,14 +135,9 @@ def audit_log(
     _operator: OperatorOnly,
     session: SessionDep,
     limit: Limit = 50,
-    cursor: Cursor = None,
-    action: ActionPrefix = None,
-    since: Since = None,
-    until: Until = None,
+    *,
+    params: AuditQuery,
     tenant_id: Annotated[int | None, Query(ge=1, le=MAX_ID, description="one tenant only")] = None,
 ) -> Page[AuditOut]:
     """Everything, tenant-less rows (failed logins of unknown names) included."""
-    query = select(AuditEvent)
-    if tenant_id is not None:
-        query = query.where(AuditEvent.tenant_id == tenant_id)
-    return _page(session, _filtered(query, action, since, until, cursor), limit)
+    return audit_page(session, params, limit=limit, tenant_id=tenant_id)

@@ -22,20 +22,13 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from callvault.db.models import Call, CallParty, Recording, ShareLink, Tenant
-from callvault.errors import NotFound
+from callvault.errors import ErrorId, NotFound
 from callvault.portal.api.audio import AUDIO_RESPONSES, read_audio, stream_only_refusal
-from callvault.portal.api.calls import recording_for
 from callvault.portal.api.schemas import Strict
 from callvault.portal.audit import audit, record
-from callvault.portal.auth import (
-    CurrentPrincipal,
-    DbId,
-    Now,
-    SessionDep,
-    TenantMember,
-    as_utc,
-    hash_token,
-)
+from callvault.portal.auth import CurrentPrincipal, DbId, Now, SessionDep, as_utc, hash_token
+from callvault.portal.reports.service import recording_for
+from callvault.portal.roles import TenantMember
 from callvault.retention.access import require_audio
 
 router = APIRouter(prefix="/api/v1", tags=["shares"])
@@ -156,7 +149,7 @@ def revoke_share(
         )
     )
     if share is None:
-        raise NotFound("no such share link", error_id="share-not-found")
+        raise NotFound("no such share link", error_id=ErrorId.SHARE_NOT_FOUND)
     if share.revoked_at is None:
         share.revoked_at = at
         audit(
@@ -173,7 +166,7 @@ def revoke_share(
 
 
 def _live_share(session: Session, token: str, at: datetime) -> tuple[ShareLink, Recording]:
-    gone = NotFound("this link does not exist or has expired", error_id="share-not-found")
+    gone = NotFound("this link does not exist or has expired", error_id=ErrorId.SHARE_NOT_FOUND)
     if not _TOKEN.match(token):
         raise gone
     share = session.scalar(select(ShareLink).where(ShareLink.token_hash == hash_token(token)))

@@ -16,13 +16,14 @@ from sqlalchemy import select
 from sqlalchemy.orm import selectinload
 
 from callvault.db.models import Tenant, User
-from callvault.errors import ApiError, InvalidInput, NotFound
+from callvault.errors import ApiError, ErrorId, InvalidInput, NotFound
 from callvault.portal.api import audit_log
 from callvault.portal.api.operator import FeatureIn, set_enablement
-from callvault.portal.auth import Now, OperatorOnly, OperatorTenant, SessionDep
-from callvault.portal.pages.endpoint_call import call_with_query
+from callvault.portal.auth import Now, SessionDep
 from callvault.portal.pages.render import PageRoute, render
 from callvault.portal.pages.viewer import ViewerDep, signed_in
+from callvault.portal.query_string import parse_query
+from callvault.portal.roles import OperatorOnly, OperatorTenant
 from callvault.retention.plans import list_plans, plan_of
 from callvault.tenants.claims import block_text
 from callvault.tenants.enablement import FEATURES, Feature, feature_states
@@ -37,17 +38,14 @@ def audit_page(request: Request, viewer: ViewerDep, session: SessionDep) -> HTML
     principal = signed_in(viewer, "admin")
     tenant = session.get(Tenant, principal.tenant_id)
     if tenant is None:
-        raise NotFound("no such tenant", error_id="tenant-not-found")
+        raise NotFound("no such tenant", error_id=ErrorId.TENANT_NOT_FOUND)
     query = {k: v for k, v in request.query_params.items() if k in ("cursor", "action")}
     error: str | None = None
     events: list[Any] = []
     next_cursor: str | None = None
     try:
-        page = call_with_query(
-            audit_log.tenant_audit_log,
-            {"tenant": tenant, "session": session},
-            {"limit": str(AUDIT_PAGE), **query},
-        )
+        params = parse_query(audit_log.AuditParams, query)
+        page = audit_log.audit_page(session, params, limit=AUDIT_PAGE, tenant_id=tenant.id)
         events, next_cursor = list(page.items), page.next_cursor
     except InvalidInput as exc:
         error = str(exc)
@@ -99,7 +97,7 @@ def tenant_page(
     signed_in(viewer, "operator")
     tenant = session.get(Tenant, tenant_id)
     if tenant is None:
-        raise NotFound("no such tenant", error_id="tenant-not-found")
+        raise NotFound("no such tenant", error_id=ErrorId.TENANT_NOT_FOUND)
     users = session.scalars(
         select(User)
         .where(User.tenant_id == tenant.id)
@@ -129,7 +127,7 @@ async def _form(request: Request) -> dict[str, str]:
     """A small url-encoded form's fields (no python-multipart needed)."""
     body = await request.body()
     if len(body) > _MAX_FORM_BYTES:
-        raise InvalidInput("the form is too large", error_id="invalid-input")
+        raise InvalidInput("the form is too large", error_id=ErrorId.INVALID_INPUT)
     fields = parse_qs(body.decode("utf-8", "replace"), max_num_fields=20)
     return {key: values[0] for key, values in fields.items()}
 

@@ -1,6 +1,6 @@
 """One recording: player, waveform, timeline, parties, labels, comments, shares.
 
-Visibility is the API's (``calls.recording_for``): a colleague's or another
+Visibility is the API's (``reports.service.recording_for``): a colleague's or another
 tenant's recording is a 404 page, exactly as the API answers. The public
 share page shows no metadata of its own; its script asks the public share
 API, which decides whether the link still works.
@@ -25,14 +25,14 @@ from fastapi.responses import HTMLResponse
 from sqlalchemy import select
 
 from callvault.db.models import RecordingComment, RecordingLabel, ShareLink, Tenant, User
-from callvault.errors import NotFound
+from callvault.errors import ErrorId, NotFound
 from callvault.portal.api.audio import issue_play_link
-from callvault.portal.api.calls import recording_for, recording_out
 from callvault.portal.api.shares import live_share_recording
 from callvault.portal.audit import audit
 from callvault.portal.auth import Now, SessionDep, as_utc
 from callvault.portal.pages.render import PageRoute, render
 from callvault.portal.pages.viewer import ViewerDep, signed_in
+from callvault.portal.reports.service import recording_for, recording_out
 from callvault.portal.timefmt import local_times
 from callvault.retention.access import audio_gone_at
 from callvault.retention.holds import holds_on
@@ -143,7 +143,7 @@ def shared_page(
     token: str, request: Request, viewer: ViewerDep, session: SessionDep, at: Now
 ) -> HTMLResponse:
     if not re.fullmatch(r"[A-Za-z0-9_\-]{8,200}", token):
-        raise NotFound("no such link", error_id="share-not-found")
+        raise NotFound("no such link", error_id=ErrorId.SHARE_NOT_FOUND)
     # a dead link is the script's to say (it asks the API); expired audio is said here
     live = live_share_recording(session, token, at)
     gone_at = audio_gone_at(session, live[1], at) if live else None

@@ -1,8 +1,10 @@
 """Reports › Calls: every visible call, filters, cursor paging, play and download.
 
 The rows are what ``GET /api/v1/tenants/{t}/calls`` answers for this viewer
-with this query string (see ``endpoint_call``), so the page and the API can
-never disagree about visibility or filters. The period's dates are whole days
+with this query string: the page reads it with the API's parser
+(``reports.query.parse_report_query``) and calls the same service
+(``reports.service.calls_page``), so the page and the API can never disagree
+about visibility or filters. The period's dates are whole days
 of the tenant's time zone, and times are shown on its clock (``timefmt``).
 """
 
@@ -18,19 +20,19 @@ from fastapi.responses import HTMLResponse
 from sqlalchemy import select
 
 from callvault.db.models import Tenant, User
-from callvault.errors import InvalidInput, NotFound
-from callvault.portal.api import calls
+from callvault.errors import ErrorId, InvalidInput, NotFound
 from callvault.portal.auth import Now, SessionDep
-from callvault.portal.pages.endpoint_call import call_with_query
 from callvault.portal.pages.render import PageRoute, render
 from callvault.portal.pages.viewer import ViewerDep, signed_in
+from callvault.portal.reports.query import parse_report_query
+from callvault.portal.reports.service import calls_page as visible_calls_page
 from callvault.portal.timefmt import day_start, local_text
 
 router = APIRouter(route_class=PageRoute, include_in_schema=False)
 
 FILTERS = ("from", "to", "user_id", "number", "direction", "label", "recorded")
 DIRECTIONS = ("inbound", "outbound", "internal")
-PAGE_SIZE = "50"
+PAGE_SIZE = 50
 _DATE = re.compile(r"\d{4}-\d{2}-\d{2}")
 
 
@@ -60,13 +62,11 @@ def _local_days(query: dict[str, str], timezone: str) -> dict[str, str]:
 
 
 @router.get("/reports/calls", response_class=HTMLResponse)
-def calls_page(
-    request: Request, viewer: ViewerDep, session: SessionDep, at: Now
-) -> HTMLResponse:
+def calls_page(request: Request, viewer: ViewerDep, session: SessionDep, at: Now) -> HTMLResponse:
     principal = signed_in(viewer, "admin", "listener", "user")
     tenant = session.get(Tenant, principal.tenant_id)
     if tenant is None:
-        raise NotFound("no such tenant", error_id="tenant-not-found")
+        raise NotFound("no such tenant", error_id=ErrorId.TENANT_NOT_FOUND)
     query = {k: v for k, v in request.query_params.items() if k in (*FILTERS, "cursor")}
     try:
         api_query = _local_days(query, tenant.timezone)
@@ -76,11 +76,8 @@ def calls_page(
     items: list[dict[str, Any]] = []
     next_cursor: str | None = None
     try:
-        page = call_with_query(
-            calls.list_calls,
-            {"tenant": tenant, "principal": principal, "session": session, "at": at},
-            {"limit": PAGE_SIZE, **api_query},
-        )
+        report_query = parse_report_query(tenant, api_query)
+        page = visible_calls_page(session, principal, tenant, report_query, limit=PAGE_SIZE, at=at)
         items = [_item(c, tenant.stream_only, tenant.timezone) for c in page.items]
         next_cursor = page.next_cursor
     except InvalidInput as exc:

@@ -1,0 +1,357 @@
+"""The report query: filters, the opaque cursor and the plan of a page of calls.
+
+``ReportParams`` is the query string of Reports › Calls and the recordings
+list, read by one parser whether it comes to the API (a FastAPI dependency,
+``http.ReportQueryDep``) or to the page (``parse_report_query``); both give a
+``ReportQuery``: the validated ``ReportFilters`` and the cursor.
+
+Both lists page by keyset on (time desc, id desc), never OFFSET, so a deep
+page costs what the first one does. The cursor is opaque: base64url of the
+last row's position and a checksum over that position, the list it belongs to
+and the filters it was made with. A cursor that was altered, or is replayed
+with other filters, is refused with 422 ``bad-cursor``. (A forged cursor can
+only move the caller within rows they may see anyway: every scope is
+re-applied from the request.)
+"""
+
+from __future__ import annotations
+
+import base64
+import hashlib
+import re
+from collections.abc import Mapping
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from typing import Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field
+from sqlalchemy import (
+    ColumnElement,
+    CompoundSelect,
+    Select,
+    SQLColumnExpression,
+    exists,
+    false,
+    func,
+    or_,
+    select,
+    tuple_,
+    union_all,
+)
+from sqlalchemy.orm import Session
+
+from callvault.db.models import Call, Recording, RecordingLabel, Tenant
+from callvault.errors import ErrorId, InvalidInput
+from callvault.portal import visibility
+from callvault.portal.query_string import parse_query
+from callvault.tenants.numbers import to_e164
+
+_NUMBER_CHARS = re.compile(r"[\s\-().]")
+_DIGITS = re.compile(r"\+?[0-9]{1,20}")
+
+Direction = Literal["inbound", "outbound", "internal"]
+
+
+class ReportParams(BaseModel):
+    """The query string of both lists, by its names on the wire (``from``, ``to``)."""
+
+    model_config = ConfigDict(populate_by_name=True)
+
+    cursor: str | None = Field(None, max_length=200, description="next_cursor of the previous page")
+    since: datetime | None = Field(
+        None, alias="from", description="calls started at or after (ISO 8601; no zone: UTC)"
+    )
+    until: datetime | None = Field(
+        None, alias="to", description="calls started before (ISO 8601; no zone: UTC)"
+    )
+    user_id: int | None = Field(None, ge=1, description="a user who is a party of the call")
+    number: str | None = Field(
+        None, min_length=1, max_length=40, description="E.164 or digits; the caller or the callee"
+    )
+    direction: Direction | None = None
+    label: str | None = Field(
+        None, min_length=1, max_length=100, description="a label, case-insensitive"
+    )
+    recorded: bool | None = Field(None, description="only calls with (true) or without a recording")
+
+
+def by_id_in(column: SQLColumnExpression[int], tenant_id: int) -> ColumnElement[bool]:
+    """``column == tenant_id`` for look-ups by a list of ids: the same scope, but no
+    index can serve it, so that the planner uses the ids' index rather than walk
+    every row of the tenant (SQLite has no statistics to tell which is smaller)."""
+    return (column + 0) == tenant_id
+
+
+def normalise_label(text: str) -> str:
+    """A label as annotations store it: trimmed, single spaces (case is kept)."""
+    return " ".join(text.split())
+
+
+def label_is(label: str) -> ColumnElement[bool]:
+    """The label ``label``, in any case.
+
+    Labels are stored with their case, so this compares ``lower()`` of both
+    sides (the same function, so SQLite's ASCII-only folding agrees with
+    itself); ``ix_recording_labels_tenant_lower_text`` makes it one look-up.
+    """
+    return func.lower(RecordingLabel.text) == func.lower(label)
+
+
+def as_stored(value: datetime) -> datetime:
+    """A bound for comparisons with stored times, which are UTC."""
+    return value.astimezone(UTC) if value.tzinfo is not None else value.replace(tzinfo=UTC)
+
+
+@dataclass(frozen=True)
+class ReportFilters:
+    """The validated filters of one list request."""
+
+    since: datetime | None = None
+    until: datetime | None = None
+    user_id: int | None = None
+    number: str | None = None
+    direction: str | None = None
+    label: str | None = None
+    recorded: bool | None = None
+
+    @classmethod
+    def parse(
+        cls,
+        tenant: Tenant,
+        *,
+        since: datetime | None = None,
+        until: datetime | None = None,
+        user_id: int | None = None,
+        number: str | None = None,
+        direction: str | None = None,
+        label: str | None = None,
+        recorded: bool | None = None,
+    ) -> ReportFilters:
+        since = as_stored(since) if since is not None else None
+        until = as_stored(until) if until is not None else None
+        if since is not None and until is not None and since >= until:
+            raise InvalidInput("from: must be before to")
+        if number is not None:
+            number = _normalise_number(number, tenant.country_code)
+        if label is not None:
+            label = normalise_label(label)
+            if not label:
+                raise InvalidInput("label: must not be blank")
+        return cls(since, until, user_id, number, direction, label, recorded)
+
+    def fingerprint(self, kind: str) -> str:
+        return repr((kind, *(getattr(self, f) for f in self.__dataclass_fields__)))
+
+
+@dataclass(frozen=True)
+class ReportQuery:
+    """What one list request asks for: its filters and where the page starts."""
+
+    filters: ReportFilters
+    cursor: str | None = None
+
+
+def report_query(tenant: Tenant, params: ReportParams) -> ReportQuery:
+    """The validated query of ``tenant``'s lists (numbers read in its country)."""
+    filters = ReportFilters.parse(
+        tenant,
+        since=params.since,
+        until=params.until,
+        user_id=params.user_id,
+        number=params.number,
+        direction=params.direction,
+        label=params.label,
+        recorded=params.recorded,
+    )
+    return ReportQuery(filters, params.cursor)
+
+
+def parse_report_query(tenant: Tenant, query: Mapping[str, str]) -> ReportQuery:
+    """A page's query string read as the API reads it; 422 naming the bad parameter."""
+    return report_query(tenant, parse_query(ReportParams, query))
+
+
+def _normalise_number(raw: str, country_code: str) -> str:
+    """E.164 where the input is a full number; otherwise the digits (an extension)."""
+    text = _NUMBER_CHARS.sub("", raw)
+    if not _DIGITS.fullmatch(text):
+        raise InvalidInput(f"number: {raw!r} is not a phone number (E.164 or digits)")
+    return to_e164(text, country_code) or text
+
+
+def _checksum(payload: str, fingerprint: str) -> str:
+    return hashlib.blake2b(
+        f"{payload}\n{fingerprint}".encode(), digest_size=9, person=b"cv-cursor-v1"
+    ).hexdigest()
+
+
+def encode_cursor(at: datetime, row_id: str, fingerprint: str = "") -> str:
+    payload = f"{as_stored(at).isoformat()}|{row_id}"
+    raw = f"{payload}|{_checksum(payload, fingerprint)}"
+    return base64.urlsafe_b64encode(raw.encode()).decode().rstrip("=")
+
+
+def decode_cursor(cursor: str, fingerprint: str = "") -> tuple[datetime, str]:
+    bad = InvalidInput("cursor: not a cursor of this list and filters", error_id=ErrorId.BAD_CURSOR)
+    try:
+        raw = base64.urlsafe_b64decode(cursor + "=" * (-len(cursor) % 4)).decode()
+        at_text, row_id, check = raw.split("|")
+        at = datetime.fromisoformat(at_text)
+    except (ValueError, UnicodeDecodeError) as exc:
+        raise bad from exc
+    if check != _checksum(f"{at_text}|{row_id}", fingerprint) or at.tzinfo is None:
+        raise bad
+    return at.astimezone(UTC), row_id
+
+
+# --- the plan of a page of calls -------------------------------------------------------
+
+
+# A filter that selects few calls (a user's, a number's, a label's) is answered
+# from its own index: its call ids are looked up and sorted ("driving set").
+# Otherwise the calls are walked newest first on ix_calls_tenant_started (or
+# _direction_started) and each one is checked, which stops after one page. The
+# limits are where both cost about the same at 1 M calls (bench/calls_report.py):
+# a lookup by id costs about ten steps of the ordered walk, and checking a party
+# or a label costs a few more steps than comparing a number.
+DRIVE_LIMITS = {"users": 3000, "label": 5000, "number": 2000}
+
+
+@dataclass(frozen=True)
+class CallPagePlan:
+    """How one page is fetched: ``driver`` names the driving set, None the walk."""
+
+    driver: str | None
+    query: Select[str, datetime]
+
+
+def _driving_sets(
+    tenant_id: int, users: visibility.UserIds, filters: ReportFilters
+) -> dict[str, Select[str] | CompoundSelect[str]]:
+    sets: dict[str, Select[str] | CompoundSelect[str]] = {}
+    if users is not None:
+        sets["users"] = visibility.calls_of_users(tenant_id, users)
+    if filters.label is not None:
+        sets["label"] = (
+            select(Recording.call_id)
+            .join(RecordingLabel, RecordingLabel.recording_id == Recording.id)
+            .where(RecordingLabel.tenant_id == tenant_id, label_is(filters.label))
+        )
+    if filters.number is not None:
+        sets["number"] = union_all(
+            select(Call.id).where(Call.tenant_id == tenant_id, Call.from_number == filters.number),
+            select(Call.id).where(Call.tenant_id == tenant_id, Call.to_number == filters.number),
+        )
+    return sets
+
+
+def _call_conditions(
+    tenant_id: int, users: visibility.UserIds, filters: ReportFilters, driver: str | None
+) -> list[ColumnElement[bool]]:
+    """The filters as checks on one call, but for the driving set's own."""
+    conditions: list[ColumnElement[bool]] = []
+    if users is not None and driver != "users":
+        conditions.append(visibility.has_party(tenant_id, users, Call.id))
+    if filters.since is not None:
+        conditions.append(Call.started_at >= filters.since)
+    if filters.until is not None:
+        conditions.append(Call.started_at < filters.until)
+    if filters.direction is not None:
+        conditions.append(Call.direction == filters.direction)
+    if filters.number is not None and driver != "number":
+        conditions.append(or_(Call.from_number == filters.number, Call.to_number == filters.number))
+    if filters.label is not None and driver != "label":
+        # correlated on the call only (indexes on call_id and recording_id);
+        # recordings and labels belong to their call's tenant
+        conditions.append(
+            exists(
+                select(RecordingLabel.id).where(
+                    Recording.call_id == Call.id,
+                    RecordingLabel.recording_id == Recording.id,
+                    label_is(filters.label),
+                )
+            )
+        )
+    if filters.recorded is not None:
+        has_recording = exists(select(Recording.call_id).where(Recording.call_id == Call.id))
+        conditions.append(has_recording if filters.recorded else ~has_recording)
+    return conditions
+
+
+def plan_call_page(
+    session: Session,
+    tenant_id: int,
+    users: visibility.UserIds,
+    filters: ReportFilters,
+    after: tuple[datetime, str] | None,
+    limit: int,
+) -> CallPagePlan:
+    """(id, started_at) of one page of calls after ``after``, newest first."""
+    sets = _driving_sets(tenant_id, users, filters)
+    driver: str | None = None
+    smallest = 0
+    for name, ids in sets.items():
+        cap = DRIVE_LIMITS[name]
+        counted: Select[Any] | CompoundSelect[Any] = ids
+        if name == "label" and filters.label is not None:
+            # as many as the labels (one per recording): count them in the index
+            counted = select(RecordingLabel.id).where(
+                RecordingLabel.tenant_id == tenant_id, label_is(filters.label)
+            )
+        count = session.scalar(select(func.count()).select_from(counted.limit(cap + 1).subquery()))
+        assert count is not None
+        if count <= cap and (driver is None or count < smallest):
+            driver, smallest = name, count
+    conditions = _call_conditions(tenant_id, users, filters, driver)
+    if driver is None:
+        conditions.insert(0, Call.tenant_id == tenant_id)
+    else:
+        # the same scope, written so that no index of calls can serve it: the
+        # planner must start from the driving set's ids
+        conditions[:0] = [(Call.tenant_id + 0) == tenant_id, Call.id.in_(sets[driver])]
+    if after is not None:
+        conditions.append(tuple_(Call.started_at, Call.id) < tuple_(*after))
+    query = (
+        select(Call.id, Call.started_at)
+        .where(*conditions)
+        .order_by(Call.started_at.desc(), Call.id.desc())
+        .limit(limit)
+    )
+    return CallPagePlan(driver, query)
+
+
+def recording_conditions(
+    tenant_id: int, users: visibility.UserIds, filters: ReportFilters
+) -> list[ColumnElement[bool]]:
+    """The filters as conditions on recordings (the recordings list)."""
+    conditions = [visibility.recording_filter(tenant_id, users)]
+    if filters.since is not None:
+        # created_at >= started_at always, so this bound is safe and lets the
+        # scan of ix_recordings_tenant_created stop at the period's start
+        conditions += [Recording.started_at >= filters.since, Recording.created_at >= filters.since]
+    if filters.until is not None:
+        conditions.append(Recording.started_at < filters.until)
+    call_conditions: list[ColumnElement[bool]] = []
+    if filters.direction is not None:
+        call_conditions.append(Call.direction == filters.direction)
+    if filters.number is not None:
+        call_conditions.append(
+            (Call.from_number == filters.number) | (Call.to_number == filters.number)
+        )
+    if call_conditions:
+        conditions.append(
+            Recording.call_id.in_(
+                select(Call.id).where(Call.tenant_id == tenant_id, *call_conditions)
+            )
+        )
+    if filters.label is not None:
+        conditions.append(
+            Recording.id.in_(
+                select(RecordingLabel.recording_id).where(
+                    RecordingLabel.tenant_id == tenant_id, label_is(filters.label)
+                )
+            )
+        )
+    if filters.recorded is False:
+        conditions.append(false())
+    return conditions
