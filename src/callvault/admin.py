@@ -1,4 +1,9 @@
-"""Administrative actions shared by the CLI and the demo."""
+"""Administrative actions shared by the CLI and the demo.
+
+Tenants and users are created by ``tenants.service`` (the API's path too);
+``create_tenant`` and ``create_user`` are named here as well because tests
+and benches seed with them from this module.
+"""
 
 from __future__ import annotations
 
@@ -8,15 +13,18 @@ from sqlalchemy.orm import Session
 from callvault.db.models import Operator, Tenant, User
 from callvault.portal.auth import issue_token
 from callvault.portal.passwords import hash_password, normalise_login
-from callvault.tenants.claims import (
-    check_extension_free,
-    normalise_block,
-    set_tenant_claims,
-    set_user_addresses,
-)
 from callvault.tenants.enablement import Feature, set_feature
 from callvault.tenants.legal import NOTICE_VERSION, accept_notice
-from callvault.tenants.numbers import normalise_aor, normalise_number
+from callvault.tenants.service import create_tenant, create_user
+
+__all__ = [
+    "LoginTaken",
+    "accept_legal_notice",
+    "bootstrap_operator",
+    "create_tenant",
+    "create_user",
+    "enable_feature",
+]
 
 
 class LoginTaken(ValueError):
@@ -50,64 +58,6 @@ def bootstrap_operator(
         operator.login, operator.password_hash = normalised, hash_password(password)
     session.commit()
     return operator, token
-
-
-def create_tenant(
-    session: Session,
-    name: str,
-    domains: list[str],
-    numbers: list[str],
-    country_code: str = "31",
-    *,
-    blocks: list[str] = (),  # type: ignore[assignment]
-) -> Tenant:
-    """A tenant with its domains, numbers and blocks; ``ClaimOverlap`` when another has one."""
-    tenant = Tenant(name=name, country_code=country_code)
-    set_tenant_claims(
-        session,
-        tenant,
-        domains=[d.lower() for d in domains],
-        numbers=[normalise_number(n) for n in numbers],
-        blocks=[normalise_block(b) for b in blocks],
-    )
-    session.add(tenant)
-    session.flush()
-    return tenant
-
-
-def create_user(
-    session: Session,
-    tenant: Tenant,
-    name: str,
-    *,
-    extension: str | None = None,
-    numbers: list[str] = (),  # type: ignore[assignment]
-    aors: list[str] = (),  # type: ignore[assignment]
-    role: str = "user",
-    recorded: bool = False,
-    mode: str = "on_demand_user",
-) -> User:
-    """A user of ``tenant``; its AORs and numbers must lie in the tenant's (``OutsideTenant``)."""
-    user = User(
-        tenant_id=tenant.id,
-        name=name,
-        extension=extension,
-        role=role,
-        recorded=recorded,
-        recording_mode=mode,
-    )
-    if extension:
-        check_extension_free(session, tenant, user, extension)
-    set_user_addresses(
-        session,
-        tenant,
-        user,
-        aors=[normalise_aor(a) for a in aors],
-        numbers=[normalise_number(n) for n in numbers],
-    )
-    session.add(user)
-    session.flush()
-    return user
 
 
 def enable_feature(

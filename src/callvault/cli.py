@@ -101,11 +101,11 @@ def _tenant_action(args: argparse.Namespace) -> int:
     """``admin add-user`` / ``admin enable``: the same checks and audit rows as the API."""
     from sqlalchemy import select
 
-    from callvault.admin import create_user
     from callvault.db.engine import make_engine, make_sessionmaker, migrate
     from callvault.db.models import Tenant
     from callvault.errors import ApiError
     from callvault.tenants.enablement import as_feature, set_feature
+    from callvault.tenants.service import create_user
 
     settings = _settings(args)
     migrate(settings.db_url)

@@ -34,13 +34,7 @@ import numpy as np
 from sqlalchemy.orm import Session, sessionmaker
 from starlette.requests import Request
 
-from callvault.admin import (
-    accept_legal_notice,
-    bootstrap_operator,
-    create_tenant,
-    create_user,
-    enable_feature,
-)
+from callvault.admin import accept_legal_notice, bootstrap_operator, enable_feature
 from callvault.app import Application
 from callvault.db.engine import make_engine, make_sessionmaker, migrate
 from callvault.db.models import Operator, Recording, Tenant, User
@@ -55,6 +49,7 @@ from callvault.portal.auth import operator_principal, user_principal
 from callvault.settings import Settings, load_settings
 from callvault.sip.endpoint import IncomingRequest, SipEndpoint
 from callvault.sources.store import register_loopback_source
+from callvault.tenants.service import create_tenant, create_user
 
 DOMAIN = "demo.callvault.test"
 

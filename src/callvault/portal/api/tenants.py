@@ -17,8 +17,8 @@ from sqlalchemy import select
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import selectinload
 
-from callvault.db.models import Operator, Tenant, User
-from callvault.errors import Conflict, InvalidInput, NotFound
+from callvault.db.models import Tenant, User
+from callvault.errors import Conflict, ErrorId, InvalidInput, NotFound
 from callvault.portal.api.schemas import (
     Strict,
     TenantIn,
@@ -30,21 +30,17 @@ from callvault.portal.api.schemas import (
 )
 from callvault.portal.audit import audit, changes
 from callvault.portal.auth import (
-    AdminTenant,
     CurrentPrincipal,
     DbId,
     SessionDep,
     TenantScope,
     issue_token,
-    require_role,
     revoke_credentials,
 )
-from callvault.portal.passwords import hash_password, normalise_login
+from callvault.portal.roles import AdminTenant, OperatorOnly
+from callvault.tenants import service as tenant_service
 from callvault.tenants.claims import (
     block_text,
-    check_extension_free,
-    set_tenant_claims,
-    set_user_addresses,
 )
 
 router = APIRouter(prefix="/api/v1", tags=["tenants"])
@@ -82,20 +78,17 @@ def user_out(user: User) -> UserOut:
 
 @router.post("/tenants", status_code=201, response_model=TenantOut)
 def create_tenant(
-    body: TenantIn, principal: CurrentPrincipal, session: SessionDep, request: Request
+    body: TenantIn, principal: OperatorOnly, session: SessionDep, request: Request
 ) -> TenantOut:
-    require_role(principal, "operator")
-    tenant = Tenant(name=body.name, country_code=body.country_code, timezone=body.timezone)
-    set_tenant_claims(
-        session, tenant, domains=body.domains, numbers=body.numbers, blocks=body.blocks
+    tenant = tenant_service.create_tenant(
+        session,
+        body.name,
+        body.domains,
+        body.numbers,
+        body.country_code,
+        blocks=body.blocks,
+        timezone=body.timezone,
     )
-    session.add(tenant)
-    try:
-        session.flush()
-    except IntegrityError as exc:
-        raise Conflict(
-            "a tenant with this name, domain or number exists", error_id="tenant-exists"
-        ) from exc
     audit(
         session,
         request,
@@ -131,31 +124,23 @@ def get_tenant(tenant: TenantScope) -> TenantOut:
 @router.post("/tenants/{tenant_id}/users", status_code=201, response_model=UserOut)
 def create_user(
     body: UserIn,
-    tenant: TenantScope,
+    tenant: AdminTenant,
     principal: CurrentPrincipal,
     session: SessionDep,
     request: Request,
 ) -> UserOut:
-    require_role(principal, "operator", "admin")
-    user = User(
-        tenant_id=tenant.id,
-        name=body.name,
+    user = tenant_service.create_user(
+        session,
+        tenant,
+        body.name,
         extension=body.extension,
+        numbers=body.numbers,
+        aors=body.aors,
         role=body.role,
         email=body.email,
         recorded=body.recorded,
+        mode=None,
     )
-    if body.extension:
-        check_extension_free(session, tenant, user, body.extension)
-    set_user_addresses(session, tenant, user, aors=body.aors, numbers=body.numbers)
-    session.add(user)
-    try:
-        session.flush()
-    except IntegrityError as exc:  # a concurrent request of the same tenant took a value
-        raise Conflict(
-            "the extension, a number or an AOR was taken meanwhile; try again",
-            error_id="user-exists",
-        ) from exc
     audit(session, request, principal, "user.create", tenant.id, target=f"user:{user.id}")
     session.commit()
     request.app.state.context.on_directory_change()
@@ -164,9 +149,8 @@ def create_user(
 
 @router.get("/tenants/{tenant_id}/users", response_model=list[UserOut])
 def list_users(
-    tenant: TenantScope, principal: CurrentPrincipal, session: SessionDep
+    tenant: AdminTenant, principal: CurrentPrincipal, session: SessionDep
 ) -> list[UserOut]:
-    require_role(principal, "operator", "admin")
     users = session.scalars(
         select(User)
         .where(User.tenant_id == tenant.id)
@@ -181,15 +165,14 @@ def list_users(
 )
 def create_user_token(
     user_id: DbId,
-    tenant: TenantScope,
+    tenant: AdminTenant,
     principal: CurrentPrincipal,
     session: SessionDep,
     request: Request,
 ) -> TokenOut:
-    require_role(principal, "operator", "admin")
     user = session.scalar(select(User).where(User.tenant_id == tenant.id, User.id == user_id))
     if user is None:
-        raise NotFound("no such user", error_id="user-not-found")
+        raise NotFound("no such user", error_id=ErrorId.USER_NOT_FOUND)
     token = issue_token(session, f"api token of {user.name}", user=user)
     audit(session, request, principal, "token.create", tenant.id, target=f"user:{user.id}")
     session.commit()
@@ -218,15 +201,9 @@ def set_user_credentials(
     """Sets a user's portal login and password; the user's open sessions end."""
     user = session.scalar(select(User).where(User.tenant_id == tenant.id, User.id == user_id))
     if user is None:
-        raise NotFound("no such user", error_id="user-not-found")
-    login = normalise_login(body.login)
-    password_hash = hash_password(body.password)
-    taken = session.scalar(select(Operator.id).where(Operator.login == login)) is not None or (
-        session.scalar(select(User.id).where(User.login == login, User.id != user.id)) is not None
-    )
-    if taken:
-        raise _login_unavailable()
-    old_login, user.login, user.password_hash = user.login, login, password_hash
+        raise NotFound("no such user", error_id=ErrorId.USER_NOT_FOUND)
+    old_login = tenant_service.set_credentials(session, user, body.login, body.password)
+    login = user.login
     # a new password ends every way in the old one gave: sessions and API tokens
     ended, revoked = revoke_credentials(session, datetime.now(UTC), user_id=user.id)
     audit(
@@ -244,13 +221,8 @@ def set_user_credentials(
     try:
         session.commit()
     except IntegrityError as exc:  # a concurrent request took the login
-        raise _login_unavailable() from exc
+        raise tenant_service.login_unavailable() from exc
     return Response(status_code=204)
-
-
-def _login_unavailable() -> Conflict:
-    # logins are unique across tenants: the answer must not tell whose it is
-    return Conflict("this login cannot be used; choose another", error_id="login-unavailable")
 
 
 @router.patch("/tenants/{tenant_id}/users/{user_id}", response_model=UserOut)
@@ -273,16 +245,16 @@ def change_user(
         .options(selectinload(User.numbers), selectinload(User.aors))
     )
     if user is None:
-        raise NotFound("no such user", error_id="user-not-found")
+        raise NotFound("no such user", error_id=ErrorId.USER_NOT_FOUND)
     wanted = body.model_dump(exclude_none=True)
     if not wanted:
-        raise InvalidInput("nothing to change", error_id="no-change")
+        raise InvalidInput("nothing to change", error_id=ErrorId.NO_CHANGE)
     if user.id == principal.user_id and (
         wanted.get("active") is False or wanted.get("role", "admin") != "admin"
     ):
         raise Conflict(
             "you cannot take away your own admin access; ask another admin",
-            error_id="own-account",
+            error_id=ErrorId.OWN_ACCOUNT,
         )
     changed = changes({key: getattr(user, key) for key in wanted}, wanted)
     for key, diff in changed.items():

@@ -37,7 +37,7 @@ from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session, selectinload
 
 from callvault.db.models import Team, TeamMember, Tenant, User
-from callvault.errors import ApiError, Conflict, InvalidInput
+from callvault.errors import ApiError, Conflict, ErrorId, InvalidInput
 from callvault.portal.api.recording_settings import get_legal_notice
 from callvault.portal.api.users_csv_format import (
     MAX_BYTES,
@@ -49,8 +49,10 @@ from callvault.portal.api.users_csv_format import (
     write_users_csv,
 )
 from callvault.portal.audit import audit
-from callvault.portal.auth import AdminTenant, CurrentPrincipal, Principal, SessionDep
+from callvault.portal.auth import CurrentPrincipal, Principal, SessionDep
+from callvault.portal.roles import AdminTenant
 from callvault.tenants.claims import OutsideTenant, check_user_addresses, set_user_addresses
+from callvault.tenants.service import new_user
 
 router = APIRouter(prefix="/api/v1/tenants/{tenant_id}", tags=["users"])
 
@@ -59,13 +61,11 @@ MAX_REPORTED_LINES = 1000  # a hopeless file still gets a bounded answer
 
 
 class TooLarge(ApiError):
-    status = 413
-    error_id = "csv-too-large"
+    error_id = ErrorId.CSV_TOO_LARGE
 
 
 class UnsupportedType(ApiError):
-    status = 415
-    error_id = "unsupported-media-type"
+    error_id = ErrorId.UNSUPPORTED_MEDIA_TYPE
 
 
 class ImportOut(BaseModel):
@@ -254,21 +254,31 @@ def _apply(session: Session, tenant: Tenant, plan: _Plan) -> None:
     session.flush()
     with session.no_autoflush:
         for line, existing in changed:
-            user = existing or User(tenant_id=tenant.id, extension=line.extension)
+            if existing is None:  # a new user: the one creation path (checked once more)
+                new_user(
+                    session,
+                    tenant,
+                    line.name,
+                    extension=line.extension,
+                    numbers=line.numbers or (),
+                    aors=line.aors or (),
+                    role=line.role or "user",
+                    email=line.email or None,
+                    recorded=bool(line.mode),
+                    mode=line.mode or None,
+                )
+                continue
+            user = existing
             user.name = line.name
             if line.email is not None:
                 user.email = line.email or None
-            if line.role is not None or existing is None:
+            if line.role is not None:
                 user.role = line.role or "user"
             if line.mode is not None:
                 user.recorded = bool(line.mode)
                 if line.mode:
                     user.recording_mode = line.mode
-            elif existing is None:
-                user.recorded = False
             set_user_addresses(session, tenant, user, aors=line.aors, numbers=line.numbers)
-            if existing is None:
-                session.add(user)
     session.flush()
     _apply_teams(session, tenant, plan, changed)
 
@@ -306,12 +316,12 @@ def _rejected(errors: list[LineError]) -> JSONResponse:
     return JSONResponse(
         {
             "error": {
-                "id": "users-csv-invalid",
+                "id": ErrorId.USERS_CSV_INVALID,
                 "message": f"nothing was imported: {first}{more}",
                 "lines": [{"line": e.line, "reason": e.reason} for e in shown],
             }
         },
-        status_code=422,
+        status_code=ErrorId.USERS_CSV_INVALID.status,
     )
 
 
@@ -337,7 +347,7 @@ def import_users(
     except CsvTooLarge as exc:
         raise TooLarge(str(exc)) from exc
     if not lines and not errors:
-        raise InvalidInput("the file has a header but no users", error_id="users-csv-invalid")
+        raise InvalidInput("the file has a header but no users", error_id=ErrorId.USERS_CSV_INVALID)
     plan = _check(session, tenant, principal, lines, errors)
     if errors:
         session.rollback()
@@ -359,7 +369,7 @@ def import_users(
         raise Conflict(
             "an extension, number or AOR of the file was taken meanwhile; nothing was "
             "imported, try again",
-            error_id="user-exists",
+            error_id=ErrorId.USER_EXISTS,
         ) from exc
     audit(
         session,
