@@ -2,7 +2,7 @@
 (the operator), newest first, keyset-paged on the id (issue 8 section 1,
 "progress is visible in the API and the portal").
 
-The API (``portal/api/jobs.py``) and the jobs page both read through here.
+The API (``portal/jobs/http.py``) and the jobs page both read through here.
 A job's payload is not shown (it may name addresses or users); its result is
 shown as a summary of its plain top-level values.
 """

@@ -29,15 +29,13 @@ from sqlalchemy.exc import SQLAlchemyError
 from starlette.datastructures import Headers, MutableHeaders
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-from callvault.errors import ApiError, Forbidden, Unauthorized
+from callvault.errors import ApiError, ErrorId, Forbidden, Unauthorized
 from callvault.jobs.queue import state_counts
 from callvault.portal import pages
 from callvault.portal.api import (
     account,
     audio,
     audit_log,
-    calls,
-    exports,
     operator,
     recording_settings,
     shares,
@@ -48,16 +46,20 @@ from callvault.portal.api import (
     users_csv,
 )
 from callvault.portal.api import annotations as recording_annotations
-from callvault.portal.api import holds as legal_holds
-from callvault.portal.api import jobs as background_jobs
-from callvault.portal.api import plans as retention_plans
-from callvault.portal.api import receipts as deletion_receipts
 from callvault.portal.api import sources as recording_sources
-from callvault.portal.api import termination as tenant_termination
 from callvault.portal.auth import SAFE_METHODS, optional_principal
 from callvault.portal.context import PortalContext
-from callvault.portal.pages import jobs as jobs_page
+from callvault.portal.exports import http as exports
+from callvault.portal.exports import pages as exports_page
+from callvault.portal.jobs import http as background_jobs
+from callvault.portal.jobs import pages as jobs_page
 from callvault.portal.pages.render import login_redirect
+from callvault.portal.reports import http as calls_report
+from callvault.portal.retention import holds as legal_holds
+from callvault.portal.retention import plans as retention_plans
+from callvault.portal.retention import receipts as deletion_receipts
+from callvault.portal.retention import termination as tenant_termination
+from callvault.portal.retention import termination_pages
 
 CSP = (
     "default-src 'self'; script-src 'self'; style-src 'self'; img-src 'self' data:; "
@@ -79,10 +81,16 @@ HSTS = "max-age=31536000; includeSubDomains"
 
 
 def _error(
-    status: int, error_id: str, message: str, headers: dict[str, str] | None = None
+    error_id: ErrorId,
+    message: str,
+    *,
+    status: int | None = None,
+    headers: dict[str, str] | None = None,
 ) -> JSONResponse:
     return JSONResponse(
-        {"error": {"id": error_id, "message": message}}, status_code=status, headers=headers
+        {"error": {"id": error_id, "message": message}},
+        status_code=error_id.status if status is None else status,
+        headers=headers,
     )
 
 
@@ -103,7 +111,7 @@ class SecurityHeaders:
             "multipart/"
         ):
             refusal = _error(
-                415, "unsupported-media-type", "multipart bodies are not accepted; send JSON"
+                ErrorId.UNSUPPORTED_MEDIA_TYPE, "multipart bodies are not accepted; send JSON"
             )
             await self._send_with_headers(refusal, scope, receive, send, path, https)
             return
@@ -141,9 +149,9 @@ def _authorise_metrics(request: Request, metrics_token: str | None) -> None:
         return
     principal = optional_principal(request)
     if principal is None:
-        raise Unauthorized("metrics need a bearer token", error_id="auth-required")
+        raise Unauthorized("metrics need a bearer token", error_id=ErrorId.AUTH_REQUIRED)
     if not principal.is_operator:
-        raise Forbidden("metrics are for the operator", error_id="role-required")
+        raise Forbidden("metrics are for the operator", error_id=ErrorId.ROLE_REQUIRED)
 
 
 def create_app(context: PortalContext, *, metrics_token: str | None = None) -> FastAPI:
@@ -159,7 +167,7 @@ def create_app(context: PortalContext, *, metrics_token: str | None = None) -> F
     app.state.play_key = secrets.token_bytes(32)
     app.add_middleware(SecurityHeaders)
     app.include_router(tenants.router)
-    app.include_router(calls.router)
+    app.include_router(calls_report.router)
     app.include_router(audio.router)
     app.include_router(recording_settings.router)
     app.include_router(account.router)
@@ -179,6 +187,8 @@ def create_app(context: PortalContext, *, metrics_token: str | None = None) -> F
     app.include_router(tenant_termination.router)
     app.include_router(background_jobs.router)
     app.include_router(jobs_page.router)
+    app.include_router(exports_page.router)
+    app.include_router(termination_pages.router)
     app.include_router(pages.router)
     app.mount("/static", StaticFiles(directory=pages.STATIC), name="static")
 
@@ -186,14 +196,15 @@ def create_app(context: PortalContext, *, metrics_token: str | None = None) -> F
     async def _api_error(_request: Request, exc: ApiError) -> JSONResponse:
         # e.g. Retry-After on 429 login-throttled
         headers: dict[str, str] | None = getattr(exc, "headers", None)
-        return _error(exc.status, exc.error_id, str(exc), headers)
+        return _error(exc.error_id, str(exc), status=exc.status, headers=headers)
 
     @app.exception_handler(RequestValidationError)
     async def _invalid(_request: Request, exc: RequestValidationError) -> JSONResponse:
         first = exc.errors()[0] if exc.errors() else {"loc": (), "msg": "invalid request"}
         where = ".".join(str(p) for p in first.get("loc", ()) if p != "body")
         return _error(
-            422, "invalid-input", f"{where}: {first.get('msg')}" if where else str(first.get("msg"))
+            ErrorId.INVALID_INPUT,
+            f"{where}: {first.get('msg')}" if where else str(first.get("msg")),
         )
 
     @app.get("/docs", include_in_schema=False)

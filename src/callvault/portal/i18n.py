@@ -571,7 +571,7 @@ _WORDS: Final[dict[str, tuple[str, str, str]]] = {
     "exports.mail.reason.not-ready": ("de export was niet klaar.", "der Export war nicht bereit.",
                                       "the export was not ready."),
     "exports.mail.reason.unknown": ("onbekende reden.", "unbekannter Grund.", "unknown reason."),
-    # tenant termination and deletion receipts (operator; portal/pages/termination.py)
+    # tenant termination and deletion receipts (operator; portal/retention/termination_pages.py)
     "term.title": ("Klant opheffen", "Kunden kündigen", "Terminate tenant"),
     "term.warning": (
         "Opheffen vernietigt alle opnames, gesprekken, gebruikers en persoonsgegevens "

@@ -14,19 +14,15 @@ from fastapi import APIRouter
 from callvault.portal.pages import (
     account,
     admin,
-    exports,
     recordings,
     reports,
     settings,
     usage,
     users,
 )
-from callvault.portal.pages import termination as tenant_termination
 
 STATIC = Path(__file__).resolve().parent.parent / "static"
 
 router = APIRouter(include_in_schema=False)
-for _module in (
-    account, settings, reports, recordings, admin, users, exports, tenant_termination, usage
-):
+for _module in (account, settings, reports, recordings, admin, users, usage):
     router.include_router(_module.router)

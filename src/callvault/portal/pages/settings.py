@@ -4,7 +4,7 @@ The legal notice comes first: until it is accepted, nothing else is shown.
 Every change goes through the JSON API from the page's script, so the page
 shows the API's own validation message. The slider's range is the plan's
 (``retention/plans.py``); a quota plan shows the minutes used; the tenant's
-active legal holds are listed, placed and lifted here (``api/holds.py``).
+active legal holds are listed, placed and lifted here (``portal/retention/holds.py``).
 """
 
 from __future__ import annotations
@@ -14,7 +14,7 @@ from fastapi.responses import HTMLResponse
 from sqlalchemy import select
 
 from callvault.db.models import Tenant, User
-from callvault.errors import NotFound
+from callvault.errors import ErrorId, NotFound
 from callvault.portal.api.recording_settings import get_legal_notice
 from callvault.portal.auth import Now, SessionDep
 from callvault.portal.pages.render import PageRoute, render
@@ -37,7 +37,7 @@ def recording_settings_page(
     principal = signed_in(viewer, "admin")
     tenant = session.get(Tenant, principal.tenant_id)
     if tenant is None:
-        raise NotFound("no such tenant", error_id="tenant-not-found")
+        raise NotFound("no such tenant", error_id=ErrorId.TENANT_NOT_FOUND)
     notice = get_legal_notice(tenant, principal, session)
     users = list(
         session.scalars(select(User).where(User.tenant_id == tenant.id).order_by(User.name))

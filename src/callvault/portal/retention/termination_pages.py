@@ -17,13 +17,14 @@ from fastapi import APIRouter, Request
 from fastapi.responses import HTMLResponse
 
 from callvault.db.models import Tenant
-from callvault.errors import ApiError, NotFound
-from callvault.portal.api.receipts import OPERATOR_BASE, list_receipts, receipt_out
+from callvault.errors import ApiError, ErrorId, NotFound
 from callvault.portal.audit import remote_addr
-from callvault.portal.auth import DbId, Now, OperatorOnly, SessionDep
+from callvault.portal.auth import DbId, Now, SessionDep
 from callvault.portal.pages.admin import FormFields
 from callvault.portal.pages.render import PageRoute, render
 from callvault.portal.pages.viewer import ViewerDep, signed_in
+from callvault.portal.retention.receipts import OPERATOR_BASE, list_receipts, receipt_out
+from callvault.portal.roles import OperatorOnly
 from callvault.retention.holds import tenant_has_active_hold
 from callvault.tenants.termination import request_termination, summarise, terminate
 
@@ -35,7 +36,7 @@ RECEIPTS_PAGE = 100
 def _tenant(session: SessionDep, tenant_id: int) -> Tenant:
     tenant = session.get(Tenant, tenant_id)
     if tenant is None:
-        raise NotFound("no such tenant", error_id="tenant-not-found")
+        raise NotFound("no such tenant", error_id=ErrorId.TENANT_NOT_FOUND)
     return tenant
 
 
@@ -132,7 +133,7 @@ def termination_confirm(
         session.rollback()
         tenant = _tenant(session, tenant_id)
         # a wrong name keeps the token: type it again; a bad or expired token starts over
-        keep = exc.error_id in ("termination-name-mismatch", "legal-hold-active")
+        keep = exc.error_id in (ErrorId.TERMINATION_NAME_MISMATCH, ErrorId.LEGAL_HOLD_ACTIVE)
         return _page(
             request,
             viewer,

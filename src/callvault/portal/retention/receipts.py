@@ -25,19 +25,12 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from callvault.db.models import DeletionReceipt
-from callvault.errors import ApiError, InvalidInput, NotFound
+from callvault.errors import ApiError, ErrorId, InvalidInput, NotFound
 from callvault.jobs import queue
 from callvault.portal.api.schemas import Page
 from callvault.portal.audit import audit
-from callvault.portal.auth import (
-    MAX_ID,
-    AdminTenant,
-    CurrentPrincipal,
-    DbId,
-    Now,
-    OperatorOnly,
-    SessionDep,
-)
+from callvault.portal.auth import MAX_ID, CurrentPrincipal, DbId, Now, SessionDep
+from callvault.portal.roles import AdminTenant, OperatorOnly
 from callvault.retention.purge import KIND as PURGE_JOB
 from callvault.storage.blobs import BlobNotFound, BlobStore
 
@@ -54,8 +47,7 @@ CHUNK = 1 << 16
 class ReceiptIntegrityError(ApiError):
     """The stored list does not match its SHA-256: never hand out an altered receipt."""
 
-    status = 500
-    error_id = "receipt-integrity"
+    error_id = ErrorId.RECEIPT_INTEGRITY
 
 
 class ReceiptOut(BaseModel):
@@ -108,7 +100,7 @@ def list_receipts(
         query = query.where(DeletionReceipt.kind == kind)
     if cursor:
         if not cursor.isdigit() or int(cursor) > MAX_ID + 1:
-            raise InvalidInput("the cursor is not valid", error_id="bad-cursor")
+            raise InvalidInput("the cursor is not valid", error_id=ErrorId.BAD_CURSOR)
         query = query.where(DeletionReceipt.id < int(cursor))
     rows = list(session.scalars(query.order_by(DeletionReceipt.id.desc()).limit(limit + 1)))
     more = len(rows) > limit
@@ -118,14 +110,14 @@ def list_receipts(
 def find_receipt(session: Session, receipt_id: int, tenant_id: int | None) -> DeletionReceipt:
     receipt = session.get(DeletionReceipt, receipt_id)
     if receipt is None or (tenant_id is not None and receipt.tenant_id != tenant_id):
-        raise NotFound("no such deletion receipt", error_id="receipt-not-found")
+        raise NotFound("no such deletion receipt", error_id=ErrorId.RECEIPT_NOT_FOUND)
     return receipt
 
 
 def _checked_stream(blobs: BlobStore, receipt: DeletionReceipt) -> Iterator[bytes]:
     """The list, after a first pass proved its SHA-256 (a list may hold a million lines)."""
     if receipt.blob_key is None:
-        raise NotFound("this receipt has no file list", error_id="receipt-not-found")
+        raise NotFound("this receipt has no file list", error_id=ErrorId.RECEIPT_NOT_FOUND)
     digest = hashlib.sha256()
     try:
         with blobs.open(receipt.blob_key) as stream:

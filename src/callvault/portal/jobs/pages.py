@@ -11,8 +11,8 @@ from fastapi.responses import HTMLResponse
 
 from callvault.jobs.listing import JobFilter, list_jobs
 from callvault.jobs.queue import STATES
-from callvault.portal.api.jobs import job_out
 from callvault.portal.auth import MAX_ID, SessionDep
+from callvault.portal.jobs.http import job_out
 from callvault.portal.pages.render import PageRoute, render
 from callvault.portal.pages.viewer import ViewerDep, signed_in
 

@@ -15,10 +15,11 @@ from fastapi import APIRouter, Query
 from pydantic import BaseModel
 
 from callvault.db.models import Job
-from callvault.errors import InvalidInput, NotFound
+from callvault.errors import ErrorId, InvalidInput, NotFound
 from callvault.jobs.listing import JobFilter, Scalar, find_job, list_jobs, result_summary
 from callvault.portal.api.schemas import Page
-from callvault.portal.auth import MAX_ID, AdminTenant, DbId, OperatorOnly, SessionDep, as_utc
+from callvault.portal.auth import MAX_ID, DbId, SessionDep, as_utc
+from callvault.portal.roles import AdminTenant, OperatorOnly
 
 router = APIRouter(prefix="/api/v1", tags=["jobs"])
 
@@ -77,7 +78,7 @@ def _before(cursor: str | None) -> int | None:
     if not cursor:
         return None
     if not cursor.isdigit() or int(cursor) > MAX_ID + 1:
-        raise InvalidInput("the cursor is not valid", error_id="bad-cursor")
+        raise InvalidInput("the cursor is not valid", error_id=ErrorId.BAD_CURSOR)
     return int(cursor)
 
 
@@ -106,7 +107,7 @@ def tenant_jobs(
 def tenant_job(tenant: AdminTenant, job_id: DbId, session: SessionDep) -> JobOut:
     job = find_job(session, job_id, tenant.id, any_tenant=False)
     if job is None:
-        raise NotFound("no such job", error_id="job-not-found")
+        raise NotFound("no such job", error_id=ErrorId.JOB_NOT_FOUND)
     return job_out(job)
 
 
@@ -131,5 +132,5 @@ def all_jobs(
 def any_job(_operator: OperatorOnly, job_id: DbId, session: SessionDep) -> JobOut:
     job = find_job(session, job_id, None, any_tenant=True)
     if job is None:
-        raise NotFound("no such job", error_id="job-not-found")
+        raise NotFound("no such job", error_id=ErrorId.JOB_NOT_FOUND)
     return job_out(job)

@@ -18,11 +18,12 @@ from fastapi import APIRouter, Request
 from pydantic import BaseModel, Field
 
 from callvault.db.models import Tenant
-from callvault.errors import NotFound
-from callvault.portal.api.receipts import OPERATOR_BASE, ReceiptOut, receipt_out
+from callvault.errors import ErrorId, NotFound
 from callvault.portal.api.schemas import Strict
 from callvault.portal.audit import remote_addr
-from callvault.portal.auth import DbId, Now, OperatorOnly, SessionDep
+from callvault.portal.auth import DbId, Now, SessionDep
+from callvault.portal.retention.receipts import OPERATOR_BASE, ReceiptOut, receipt_out
+from callvault.portal.roles import OperatorOnly
 from callvault.tenants.termination import TerminationSummary, request_termination, terminate
 
 router = APIRouter(prefix="/api/v1/operator/tenants/{tenant_id}/termination", tags=["operator"])
@@ -68,7 +69,7 @@ def ask_termination(
 ) -> TerminationRequestOut:
     tenant = session.get(Tenant, tenant_id)
     if tenant is None:
-        raise NotFound("no such tenant", error_id="tenant-not-found")
+        raise NotFound("no such tenant", error_id=ErrorId.TENANT_NOT_FOUND)
     token, expires_at, summary = request_termination(
         session, tenant, actor=principal.actor(), at=at, remote_addr=remote_addr(request)
     )

@@ -19,7 +19,8 @@ from pydantic import BaseModel, Field
 from callvault.db.models import LegalHold
 from callvault.portal.api.schemas import Strict
 from callvault.portal.audit import audit
-from callvault.portal.auth import MAX_ID, AdminTenant, CurrentPrincipal, Now, SessionDep, as_utc
+from callvault.portal.auth import MAX_ID, CurrentPrincipal, Now, SessionDep, as_utc
+from callvault.portal.roles import AdminTenant
 from callvault.retention.holds import HoldScope, active_holds, all_holds, lift_hold, place_hold
 
 router = APIRouter(prefix="/api/v1/tenants/{tenant_id}/legal-holds", tags=["legal holds"])

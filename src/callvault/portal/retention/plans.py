@@ -19,7 +19,8 @@ from pydantic import BaseModel, Field
 from callvault.db.models import Plan
 from callvault.portal.api.schemas import Strict
 from callvault.portal.audit import audit
-from callvault.portal.auth import Now, OperatorOnly, SessionDep, as_utc
+from callvault.portal.auth import Now, SessionDep, as_utc
+from callvault.portal.roles import OperatorOnly
 from callvault.retention.plans import (
     MAX_RETENTION_DAYS,
     PLAN_NAME_PATTERN,

@@ -5,7 +5,7 @@ login of an admin of that tenant (anyone else: login first, then 404/403),
 shows progress while the job runs (``static/exports.js`` reloads it), why a
 failed export failed, whether the mail went out, and the files with their
 SHA-256; an expired export answers 410. The data is what the JSON API
-answers (``api/exports.export_out``).
+answers (``services.export_out``).
 """
 
 from __future__ import annotations
@@ -15,9 +15,10 @@ from fastapi.responses import HTMLResponse
 from sqlalchemy import select
 
 from callvault.db.models import Export, Tenant, User
-from callvault.errors import NotFound
-from callvault.portal.api.exports import ExportId, export_of, export_out
+from callvault.errors import ErrorId, NotFound
 from callvault.portal.auth import Now, SessionDep
+from callvault.portal.exports.http import ExportId
+from callvault.portal.exports.services import export_of, export_out
 from callvault.portal.pages.render import PageRoute, render
 from callvault.portal.pages.viewer import ViewerDep, signed_in
 
@@ -27,7 +28,7 @@ router = APIRouter(route_class=PageRoute, include_in_schema=False)
 def _tenant(session: SessionDep, tenant_id: int | None) -> Tenant:
     tenant = session.get(Tenant, tenant_id) if tenant_id is not None else None
     if tenant is None:
-        raise NotFound("no such tenant", error_id="tenant-not-found")
+        raise NotFound("no such tenant", error_id=ErrorId.TENANT_NOT_FOUND)
     return tenant
 
 
