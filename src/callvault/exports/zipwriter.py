@@ -25,7 +25,6 @@ from __future__ import annotations
 import contextlib
 import hashlib
 import io
-import itertools
 import os
 import zipfile
 from collections.abc import Callable
@@ -49,6 +48,9 @@ CHUNK = 4 << 20
 BUFFERS = 3
 # how much is written between two writeback hints
 WRITEBACK_EVERY = 32 << 20
+# writes below this (ZIP headers, the central directory) are gathered, not handed over one
+# by one: a part of 2,000 recordings would otherwise hold 4,000 futures at its close
+SMALL_WRITE = 1 << 16
 # local header + data descriptor + central directory record, with their ZIP64 extras
 _MEMBER_OVERHEAD = 30 + 24 + 46 + 2 * 32
 _FADVISE = getattr(os, "posix_fadvise", None)  # Linux; elsewhere the fsync does it all
@@ -104,6 +106,7 @@ class _HashingSink(io.RawIOBase):
         self._hasher = hasher
         self._hash = hashlib.sha256()
         self._pending: list[Future[Any]] = []
+        self._small = bytearray()
         self._hinted = 0  # handed to writeback up to here
         self.position = 0
 
@@ -112,13 +115,27 @@ class _HashingSink(io.RawIOBase):
 
     def write(self, data: Any) -> int:
         view = memoryview(data).cast("B")
-        self._pending.append(self._writer.submit(self._target.write, view))
-        self._pending.append(self._hasher.submit(self._hash.update, view))
+        if len(view) < SMALL_WRITE:
+            self._small += view  # a copy: the caller may reuse what it wrote
+            if len(self._small) >= SMALL_WRITE:
+                self._hand_over_small()
+        else:
+            self._hand_over_small()
+            self._hand_over(view)
         self.position += len(view)
         if _FADVISE is not None and self.position - self._hinted >= WRITEBACK_EVERY:
             start, self._hinted = self._hinted, self.position
             self._pending.append(self._writer.submit(self._writeback, start))
         return len(view)
+
+    def _hand_over(self, view: memoryview) -> None:
+        self._pending.append(self._writer.submit(self._target.write, view))
+        self._pending.append(self._hasher.submit(self._hash.update, view))
+
+    def _hand_over_small(self) -> None:
+        if self._small:
+            gathered, self._small = self._small, bytearray()
+            self._hand_over(memoryview(gathered))
 
     def _writeback(self, start: int) -> None:
         """Start writing back what was written since ``start`` without waiting for it, and
@@ -135,6 +152,7 @@ class _HashingSink(io.RawIOBase):
 
     def drain(self) -> None:
         """Wait until everything written is in the file and in the hash."""
+        self._hand_over_small()
         _wait(self._pending)
         self._writer.submit(self._target.flush).result()
         self._hasher.submit(lambda: None).result()
@@ -197,7 +215,12 @@ class ExportZipWriter:
             ThreadPoolExecutor(1, thread_name_prefix=f"export-{name}")
             for name in ("write", "part-sha256", "recording-sha256")
         ]
-        self._buffers = [memoryview(bytearray(CHUNK)) for _ in range(BUFFERS)]
+        # each buffer with the writes and hashes that still read it; a recording's last
+        # chunks are still being written while the next recording is read
+        self._slots: list[tuple[memoryview, list[Future[Any]]]] = [
+            (memoryview(bytearray(CHUNK)), []) for _ in range(BUFFERS)
+        ]
+        self._turn = 0
         tmp_dir.mkdir(parents=True, exist_ok=True)
 
     def add(self, entry: ManifestEntry, source: BinaryIO) -> tuple[str, int]:
@@ -219,27 +242,26 @@ class ExportZipWriter:
         if part is None:
             part = self._open()
         digest = hashlib.sha256()
+        hashed: Future[Any] | None = None
         written = 0
-        # each buffer with the writes and hashes that still read it
-        slots: list[tuple[memoryview, list[Future[Any]]]] = [(b, []) for b in self._buffers]
-        try:
-            with part.zip.open(entry.file, "w", force_zip64=True) as member:
-                for turn in itertools.count():
-                    buffer, pending = slots[turn % len(slots)]
-                    _wait(pending)  # free again once its write and both hashes are done
-                    got = _fill(source, buffer)
-                    if not got:
-                        break
-                    chunk = buffer[:got]
-                    pending.append(self._pools[2].submit(digest.update, chunk))
-                    member.write(chunk)  # the CRC-32 here, then on to the write and part hash
-                    pending.extend(part.sink.take())
-                    written += got
-                    if got < len(buffer):
-                        break  # _fill stops short only at the end
-        finally:
-            for _buffer, pending in slots:
-                _wait(pending)
+        with part.zip.open(entry.file, "w", force_zip64=True) as member:
+            while True:
+                buffer, pending = self._slots[self._turn % len(self._slots)]
+                _wait(pending)  # free again once its write and both hashes are done
+                got = _fill(source, buffer)
+                if not got:
+                    break
+                self._turn += 1
+                chunk = buffer[:got]
+                hashed = self._pools[2].submit(digest.update, chunk)
+                pending.append(hashed)
+                member.write(chunk)  # the CRC-32 here, then on to the write and part hash
+                pending.extend(part.sink.take())
+                written += got
+                if got < len(buffer):
+                    break  # _fill stops short only at the end
+        if hashed is not None:
+            hashed.result()  # one thread, in order: the recording's SHA-256 is complete
         sha = digest.hexdigest()
         final = replace(entry, sha256=sha, size_bytes=written)
         part.entries.append(final)
@@ -255,10 +277,17 @@ class ExportZipWriter:
         self._shutdown()
 
     def abort(self) -> None:
+        with contextlib.suppress(Exception):  # the first error is the caller's already
+            self._settle()
         if self._part is not None:
             self._part.discard()
             self._part = None
         self._shutdown()
+
+    def _settle(self) -> None:
+        """Wait for every chunk's write and hashes (raising the first failure)."""
+        for _buffer, pending in self._slots:
+            _wait(pending)
 
     def _shutdown(self) -> None:
         for pool in self._pools:
@@ -278,6 +307,7 @@ class ExportZipWriter:
         part.zip.writestr(CSV_NAME, manifest_csv(part.entries))
         part.zip.writestr(JSON_NAME, manifest_json(part.entries, header))
         part.zip.close()
+        self._settle()
         part.sink.drain()
         os.fsync(part.file.fileno())  # durable before the row says the part exists
         part.file.close()
