@@ -200,6 +200,8 @@ class User(Base):
     created_at: Mapped[datetime] = mapped_column(default=utcnow)
     # False: no portal session or API token of this user is accepted (kept for the audit log)
     active: Mapped[bool] = mapped_column(Boolean, default=True, server_default=true())
+    # Playback: also ask by e-mail after each call (besides push and the inbox)
+    playback_email: Mapped[bool] = mapped_column(Boolean, default=False, server_default="0")
     numbers: Mapped[list[UserNumber]] = relationship(
         cascade="all, delete-orphan", order_by="UserNumber.id"
     )
@@ -375,6 +377,9 @@ class Recording(Base):
     # recordings by e-mail (SPEC 5): when the mail server accepted it, or why it failed for good
     mailed_at: Mapped[datetime | None] = mapped_column()
     mail_error: Mapped[str | None] = mapped_column(String(500))
+    # Playback's question (SPEC 6): when and how the user answered (keep | discard)
+    answered_at: Mapped[datetime | None] = mapped_column()
+    answer: Mapped[str | None] = mapped_column(String(8))
     segments: Mapped[list[Segment]] = relationship(
         cascade="all, delete-orphan", order_by="Segment.ordinal"
     )
@@ -651,3 +656,25 @@ class TerminationRequest(Base):
     requested_by: Mapped[str] = mapped_column(String(200))
     requested_at: Mapped[datetime] = mapped_column()
     expires_at: Mapped[datetime] = mapped_column()
+
+
+class PushSubscription(Base):
+    """A browser or phone where a user turned on notifications (Web Push, RFC 8030/8291).
+
+    ``endpoint`` is the push service's URL for this device; ``p256dh`` and
+    ``auth`` (base64url) are the keys messages are encrypted to. Removed when
+    the push service answers 404/410, or by the user.
+    """
+
+    __tablename__ = "push_subscriptions"
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    tenant_id: Mapped[int] = mapped_column(ForeignKey("tenants.id", ondelete="CASCADE"), index=True)
+    user_id: Mapped[int] = mapped_column(ForeignKey("users.id", ondelete="CASCADE"), index=True)
+    endpoint: Mapped[str] = mapped_column(String(1000), unique=True)
+    p256dh: Mapped[str] = mapped_column(String(200))
+    auth: Mapped[str] = mapped_column(String(100))
+    device_name: Mapped[str] = mapped_column(String(100))
+    user_agent: Mapped[str | None] = mapped_column(String(300))
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
+    last_sent_at: Mapped[datetime | None] = mapped_column()
+    failures: Mapped[int] = mapped_column(Integer, default=0)
