@@ -174,6 +174,11 @@ class ErrorId(StrEnum):
     )
     RETENTION_OUT_OF_PLAN = "retention-out-of-plan", 422, "the retention lies outside the plan"
     BULK_NEEDS_180_DAYS = "bulk-needs-180-days", 422, "bulk download needs a long retention"
+    STREAM_ONLY_NEEDS_PORTAL = (
+        "stream-only-needs-portal",
+        422,
+        "stream-only mails a link to the portal: the portal must keep the recordings",
+    )
     LEGAL_HOLD_NOT_FOUND = "legal-hold-not-found", 404, "no such legal hold"
     LEGAL_HOLD_LIFTED = "legal-hold-lifted", 409, "the legal hold was lifted already"
     LEGAL_HOLD_ACTIVE = "legal-hold-active", 409, "a legal hold of the tenant is active"
@@ -201,6 +206,22 @@ class ErrorId(StrEnum):
     EXPORT_USERS_UNKNOWN = "export-users-unknown", 422, "a user named is not of this tenant"
     EXPORT_TOO_MANY = "export-too-many", 409, "too many exports of the tenant are being made"
     JOB_NOT_FOUND = "job-not-found", 404, "no such job"
+
+    # Playback's question (SPEC 6): keep or discard
+    PLAYBACK_ANSWERED = "playback-answered", 409, "the recording was kept or discarded already"
+    PLAYBACK_NOT_ASKED = "playback-not-asked", 409, "not an unsaved Playback recording"
+    ACTION_TOKEN_INVALID = "action-token-invalid", 403, "the answer's token is not valid"
+    ACTION_TOKEN_EXPIRED = "action-token-expired", 410, "the question expired with the recording"
+
+    # Web Push devices (SPEC 6)
+    PUSH_ENDPOINT_INVALID = (
+        "push-endpoint-invalid",
+        422,
+        "a push endpoint must be an https URL of a public push service",
+    )
+    PUSH_KEYS_INVALID = "push-keys-invalid", 422, "push keys must be a P-256 key and a 16-byte auth"
+    PUSH_DEVICES_LIMIT = "push-devices-limit", 409, "the user has the most push devices allowed"
+    PUSH_SUBSCRIPTION_NOT_FOUND = "push-subscription-not-found", 404, "no such push device"
 
 
 class ApiError(Exception):

@@ -678,3 +678,17 @@ class PushSubscription(Base):
     created_at: Mapped[datetime] = mapped_column(default=utcnow)
     last_sent_at: Mapped[datetime | None] = mapped_column()
     failures: Mapped[int] = mapped_column(Integer, default=0)
+
+
+class ServerSecret(Base):
+    """A server-wide secret, created once and shared by every process of the database.
+
+    ``playback.action``: the HMAC key of Playback's answer tokens
+    (``playback/answers.py``). Kept here rather than in a file under the
+    data directory so that every portal and job process, on any host, agrees.
+    """
+
+    __tablename__ = "server_secrets"
+    name: Mapped[str] = mapped_column(String(64), primary_key=True)
+    value: Mapped[str] = mapped_column(String(200))  # base64url, no padding
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
