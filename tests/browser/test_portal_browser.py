@@ -311,7 +311,7 @@ async def test_admin_sets_up_recording_and_plays_a_siprec_call(tmp_path: Path) -
                 await alice.fill("#login", "alice")
                 await alice.fill("#password", PASSWORD)
                 await alice.click("#login-form button[type=submit]")
-                await expect(alice).to_have_url(f"{base}/reports/calls")
+                await expect(alice).to_have_url(f"{base}/home")  # a user's start page
                 response = await alice.goto(f"/recordings/{bobs_recording}")
                 assert response is not None and response.status == 404
                 await expect(alice.locator("[data-error='404']")).to_be_visible()

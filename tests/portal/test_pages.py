@@ -39,7 +39,10 @@ def test_login_page_in_each_language(portal: Portal, accept: str, word: str) -> 
 
 def test_home_sends_each_role_to_its_start_page(portal: Portal) -> None:
     assert portal.client().get("/").headers["location"] == "/login"
-    assert portal.client("a_user").get("/").headers["location"] == "/reports/calls"
+    # a user's start is the app's home screen (the recordings, SPEC 6); others' Reports
+    assert portal.client("a_user").get("/").headers["location"] == "/home"
+    assert portal.client("a_listener").get("/").headers["location"] == "/reports/calls"
+    assert portal.client("a_admin").get("/").headers["location"] == "/reports/calls"
     assert portal.client("operator").get("/").headers["location"] == "/operator/tenants"
 
 

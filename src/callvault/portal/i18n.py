@@ -625,6 +625,109 @@ _WORDS: Final[dict[str, tuple[str, str, str]]] = {
         "Die Bestätigung ist abgelaufen (10 Minuten): bitte neu beginnen.",
         "The confirmation expired (10 minutes): start again.",
     ),
+    # Playback as an app (issue 9): home screen, lists, notifications (portal/playback/pages.py)
+    "nav.home": ("Opnames", "Aufnahmen", "Recordings"),
+    "nav.lists": ("Mijn lijsten", "Meine Listen", "My lists"),
+    "nav.notifications": ("Meldingen", "Benachrichtigungen", "Notifications"),
+    "home.title": ("Opnames", "Aufnahmen", "Recordings"),
+    "home.filter": ("Soort opname", "Art der Aufnahme", "Kind of recording"),
+    "home.mark.unsaved": ("Niet bewaard", "Nicht behalten", "Not kept"),
+    "home.mark.saved": ("Bewaarde Playback", "Behaltenes Playback", "Kept Playback"),
+    "home.mark.standard": ("Standaard opname", "Standardaufnahme", "Standard recording"),
+    "home.swipe_hint": (
+        "Veeg een niet bewaarde opname naar rechts om hem te bewaren.",
+        "Wischen Sie eine nicht behaltene Aufnahme nach rechts, um sie zu behalten.",
+        "Swipe a recording that is not kept to the right to keep it.",
+    ),
+    "home.empty": ("Geen opnames.", "Keine Aufnahmen.", "No recordings."),
+    "home.keep": ("Bewaren", "Behalten", "Keep"),
+    "home.discard": ("Verwijderen", "Verwerfen", "Discard"),
+    "home.discard_title": ("Opname verwijderen?", "Aufnahme verwerfen?", "Discard the recording?"),
+    "home.discard_text": (
+        "De opname wordt meteen en definitief verwijderd.",
+        "Die Aufnahme wird sofort und endgültig gelöscht.",
+        "The recording is deleted at once and for good.",
+    ),
+    "home.inbox": (
+        "Opnames die op uw antwoord wachten",
+        "Aufnahmen, die auf Ihre Antwort warten",
+        "Recordings waiting for your answer",
+    ),
+    "home.time_left": ("nog", "noch", "time left:"),
+    "home.d": ("d", "T", "d"),
+    "home.h": ("u", "Std", "h"),
+    "home.min": ("min", "Min", "min"),
+    "home.unknown": ("Onbekend nummer", "Unbekannte Nummer", "Unknown number"),
+    "home.kept": ("Bewaard", "Behalten", "Kept"),
+    "home.discarded": ("Verwijderd", "Verworfen", "Discarded"),
+    "lists.title": ("Mijn lijsten", "Meine Listen", "My lists"),
+    "lists.intro": (
+        "Na ieder gesprek vragen we of u de opname wilt bewaren. Met deze lijsten "
+        "beperkt u die vragen.",
+        "Nach jedem Gespräch fragen wir, ob Sie die Aufnahme behalten möchten. Mit "
+        "diesen Listen schränken Sie diese Fragen ein.",
+        "After every call we ask whether to keep the recording. These lists spare "
+        "you those questions.",
+    ),
+    "lists.blacklist": ("Blacklist", "Blacklist", "Blacklist"),
+    "lists.whitelist": ("Whitelist", "Whitelist", "Whitelist"),
+    "lists.blacklist_explained": (
+        "Contacten waarvan de Playback nooit wordt bewaard: nooit bewaard, nooit gevraagd.",
+        "Kontakte, deren Playback nie behalten wird: nie behalten, nie gefragt.",
+        "Contacts whose Playback is never kept: never kept, never asked.",
+    ),
+    "lists.whitelist_explained": (
+        "Contacten waarvan de Playback altijd wordt bewaard: altijd bewaard, nooit gevraagd.",
+        "Kontakte, deren Playback immer behalten wird: immer behalten, nie gefragt.",
+        "Contacts whose Playback is always kept: always kept, never asked.",
+    ),
+    "lists.empty": ("Nog geen contacten.", "Noch keine Kontakte.", "No contacts yet."),
+    "lists.value": (
+        "Nummer of SIP-adres",
+        "Nummer oder SIP-Adresse",
+        "Number or SIP address",
+    ),
+    "push.title": ("Meldingen", "Benachrichtigungen", "Notifications"),
+    "push.this_device": ("Dit apparaat", "Dieses Gerät", "This device"),
+    "push.toggle": (
+        "Meldingen op dit apparaat",
+        "Benachrichtigungen auf diesem Gerät",
+        "Notifications on this device",
+    ),
+    "push.unsupported": (
+        "Deze browser ondersteunt geen pushmeldingen (op een iPhone: zet de app eerst op "
+        "het beginscherm).",
+        "Dieser Browser unterstützt keine Push-Benachrichtigungen (auf einem iPhone: die "
+        "App zuerst zum Home-Bildschirm hinzufügen).",
+        "This browser does not support push notifications (on an iPhone: add the app to "
+        "the home screen first).",
+    ),
+    "push.denied": (
+        "Meldingen zijn voor deze site geblokkeerd; sta ze toe in de instellingen van de browser.",
+        "Benachrichtigungen sind für diese Seite blockiert; erlauben Sie sie in den "
+        "Browser-Einstellungen.",
+        "Notifications are blocked for this site; allow them in the browser's settings.",
+    ),
+    "push.devices": (
+        "Apparaten met meldingen",
+        "Geräte mit Benachrichtigungen",
+        "Devices with notifications",
+    ),
+    "push.no_devices": ("Nog geen apparaten.", "Noch keine Geräte.", "No devices yet."),
+    "push.device": ("Apparaat", "Gerät", "Device"),
+    "push.since": ("sinds", "seit", "since"),
+    "push.on": ("op", "auf", "on"),
+    "push.email": ("E-mail", "E-Mail", "E-mail"),
+    "push.email_toggle": (
+        "Vraag het me na ieder gesprek ook per e-mail",
+        "Fragen Sie mich nach jedem Gespräch auch per E-Mail",
+        "Ask me by e-mail too after every call",
+    ),
+    "push.no_email": (
+        "Voor uw account is geen e-mailadres bekend; vraag het uw beheerder.",
+        "Für Ihr Konto ist keine E-Mail-Adresse hinterlegt; fragen Sie Ihren Administrator.",
+        "Your account has no e-mail address; ask your administrator.",
+    ),
 }
 
 _INDEX: Final[dict[Language, int]] = {"nl": 0, "de": 1, "en": 2}

@@ -85,10 +85,20 @@ class MeOut(BaseModel):
     user_id: int | None
     language: str = Field(description="the language the portal uses for this account")
     own_language: str | None = Field(description="the user's own choice; null: the tenant's")
+    playback_email: bool = Field(
+        default=False, description="Playback: also asked by e-mail after each call"
+    )
 
 
 class MeIn(Strict):
-    language: Language | None = Field(description="null: follow the tenant's language")
+    """Only the fields sent change (``language: null`` follows the tenant's again)."""
+
+    language: Language | None = Field(
+        default=None, description="null: follow the tenant's language; absent: unchanged"
+    )
+    playback_email: bool | None = Field(
+        default=None, description="Playback: also ask by e-mail after each call; absent: unchanged"
+    )
 
 
 def _session_out(principal: Principal, csrf_token: str | None) -> SessionOut:
@@ -255,6 +265,7 @@ def _me(session: Session, principal: Principal) -> MeOut:
         user_id=principal.user_id,
         language=principal.language,
         own_language=account.language if isinstance(account, User) else None,
+        playback_email=account.playback_email if isinstance(account, User) else False,
     )
 
 
@@ -265,19 +276,33 @@ def get_me(principal: CurrentPrincipal, session: SessionDep) -> MeOut:
 
 @router.patch("/me", response_model=MeOut)
 def change_me(body: MeIn, principal: TenantMember, session: SessionDep, request: Request) -> MeOut:
-    """A user's own portal language; the operator's portal is English."""
+    """A user's own portal language and Playback's e-mail choice; the operator's is English."""
     user = _account(session, principal)
     assert isinstance(user, User)
-    old, user.language = user.language, body.language
-    audit(
-        session,
-        request,
-        principal,
-        "user.language",
-        principal.tenant_id,
-        target=f"user:{user.id}",
-        old=old,
-        new=body.language,
-    )
+    sent = body.model_fields_set
+    if "language" in sent:
+        old, user.language = user.language, body.language
+        audit(
+            session,
+            request,
+            principal,
+            "user.language",
+            principal.tenant_id,
+            target=f"user:{user.id}",
+            old=old,
+            new=body.language,
+        )
+    if "playback_email" in sent and body.playback_email is not None:
+        was, user.playback_email = user.playback_email, body.playback_email
+        audit(
+            session,
+            request,
+            principal,
+            "user.playback_email",
+            principal.tenant_id,
+            target=f"user:{user.id}",
+            old=was,
+            new=body.playback_email,
+        )
     session.commit()
     return _me(session, user_principal(session, user, principal.session_id))

@@ -72,6 +72,8 @@ def home(viewer: ViewerDep) -> Response:
         return RedirectResponse("/login", status_code=303)
     if viewer.principal.is_operator:
         return RedirectResponse("/operator/tenants", status_code=303)
+    if viewer.principal.role == "user":  # the installed app's start: the recordings (SPEC 6)
+        return RedirectResponse("/home", status_code=303)
     return RedirectResponse("/reports/calls", status_code=303)
 
 

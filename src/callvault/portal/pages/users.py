@@ -28,6 +28,7 @@ from callvault.portal.api.users_csv_format import COLUMNS, MODES, SEPARATOR
 from callvault.portal.auth import DbId, Principal, SessionDep
 from callvault.portal.pages.render import PageRoute, render
 from callvault.portal.pages.viewer import Viewer, ViewerDep, signed_in
+from callvault.portal.playback.pages import contact_lists
 
 router = APIRouter(route_class=PageRoute, include_in_schema=False)
 
@@ -102,4 +103,6 @@ def user_page(
         teams=_team_names(tenant, session).get(user.id, []),
         modes=MODES,
         notice_accepted=get_legal_notice(tenant, principal, session).accepted,
+        owner=user,  # the user's blacklist and whitelist (_contact_lists.html)
+        contacts=contact_lists(session, tenant.id, user.id),
     )
