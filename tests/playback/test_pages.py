@@ -8,12 +8,15 @@ gets them, per role, and the small ``PATCH /api/v1/me`` field they use.
 from __future__ import annotations
 
 import json
+import re
 import struct
 from datetime import UTC, datetime
 
 from sqlalchemy import select
 
 from callvault.db.models import AuditEvent, Tenant, User, UserContact
+from callvault.portal import i18n
+from callvault.portal.playback.pages import STATIC
 from tests.api.conftest import World, portal_session
 from tests.playback.helpers import recording
 
@@ -177,3 +180,13 @@ def test_a_playback_user_of_a_stream_only_tenant_gets_no_download_but_annotates(
     assert anna.post(f"{base}/shares", json={"expires_in_hours": 24}).status_code == 201
     page = anna.get(f"/recordings/{rid}").text
     assert "offer" in page and "calls back" in page
+
+
+def test_the_app_scripts_words_exist_in_every_language() -> None:
+    """``CV.t("…")`` in app.js falls back to the key itself: a missing word would show."""
+    script = (STATIC / "app.js").read_text()
+    used = set(re.findall(r'CV\.t\("([a-z0-9_.]+)"\)', script))
+    # "home.mark." + mark: the three marks
+    used |= {f"home.mark.{m}" for m in ("unsaved", "saved", "standard")}
+    assert len(used) > 10
+    assert used <= i18n.known_keys(), used - i18n.known_keys()

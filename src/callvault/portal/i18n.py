@@ -687,6 +687,7 @@ _WORDS: Final[dict[str, tuple[str, str, str]]] = {
         "Nummer oder SIP-Adresse",
         "Number or SIP address",
     ),
+    "rec.share_native": ("Delen via…", "Teilen über…", "Share via…"),
     "push.title": ("Meldingen", "Benachrichtigungen", "Notifications"),
     "push.this_device": ("Dit apparaat", "Dieses Gerät", "This device"),
     "push.toggle": (

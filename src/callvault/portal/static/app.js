@@ -472,3 +472,20 @@ var CVApp = (function () {
 
   listDevices();
 })();
+
+/* ---------- the player: share a link through the phone's own apps (WhatsApp, mail, SMS) ---------- */
+(function () {
+  var copy = document.getElementById("share-copy");
+  var url = document.getElementById("share-url-text");
+  if (!copy || !url || !navigator.share) { return; }
+  var share = document.createElement("button");
+  share.type = "button";
+  share.id = "share-native";
+  share.textContent = CV.t("rec.share_native");
+  copy.insertAdjacentElement("afterend", share);
+  share.addEventListener("click", function () {
+    navigator.share({ title: document.title, url: url.value }).catch(function (err) {
+      if (err && err.name !== "AbortError") { CV.toast(err.message || CV.t("common.error")); }
+    });
+  });
+})();
