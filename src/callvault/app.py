@@ -136,6 +136,7 @@ class Application:
             on_directory_change=self.reload_directory,
             metrics=self.metrics,
             on_job_enqueued=self.jobs.wake,
+            push_allow_http_loopback=settings.push_allow_http_loopback,
         )
         config = uvicorn.Config(
             create_app(portal, metrics_token=settings.metrics_token),

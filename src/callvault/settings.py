@@ -57,6 +57,10 @@ class Settings(BaseSettings):
     mail_attachment_max_bytes: int = Field(default=10_000_000, ge=0)
     # the portal's address as users reach it, for links in e-mails
     public_url: str = Field(default="http://127.0.0.1:8080", max_length=300)
+    # Web Push (Playback's question): how long one push service may take to answer; and,
+    # for tests only, endpoints on a loopback address (plain http included) are accepted
+    push_timeout_s: float = Field(default=10.0, gt=0, le=60)
+    push_allow_http_loopback: bool = False
     # bulk download: ZIP parts are split at this size; the files stay this many days
     export_part_max_bytes: int = Field(default=2_000_000_000, ge=1_000_000)
     export_keep_days: int = Field(default=7, ge=1, le=90)

@@ -14,6 +14,7 @@ HANDLER_MODULES = (
     "callvault.retention.purge",  # expired audio, minute quotas
     "callvault.mail.recordings",  # each finished recording to the tenant's address
     "callvault.exports.job",  # bulk download: a month as ZIP files
+    "callvault.playback.ask",  # after a Playback call: keep it? (Web Push, e-mail)
 )
 
 SCHEDULES: tuple[Schedule, ...] = (

@@ -20,3 +20,5 @@ class PortalContext:
     metrics: Metrics = field(default_factory=Metrics)
     # Called after a job was enqueued, so the runner looks at once rather than at its next poll.
     on_job_enqueued: Callable[[], None] = field(default=lambda: None)
+    # tests only: push endpoints on loopback (settings.push_allow_http_loopback)
+    push_allow_http_loopback: bool = False
