@@ -36,6 +36,8 @@ from callvault.db.models import (
     LegalHold,
     Operator,
     Plan,
+    PushSubscription,
+    Recording,
     RecordingLabel,
     RecordingSourceRow,
     ShareLink,
@@ -46,10 +48,13 @@ from callvault.db.models import (
     UserContact,
     WebSession,
 )
+from callvault.playback.answers import recording_action_token
 from callvault.portal.auth import SESSION_COOKIE, hash_token, issue_api_token
 from callvault.tenants.legal import NOTICE_VERSION
 from callvault.tenants.termination import request_termination
 from tests.api.conftest import PASSWORD, World, give_login
+from tests.playback.helpers import recording as playback_recording
+from tests.push.push_service import browser_subscription
 
 ROLES = ("operator", "a_admin", "a_listener", "a_user", None)
 ROLE_NAMES = ("operator", "admin", "listener", "user", "anonymous")
@@ -410,6 +415,70 @@ def termination_token(world: World, who: str | None, foreign: bool) -> Call:
         return Call({"tenant_id": tenant.id}, {"token": token, "name": tenant.name})
 
 
+def _unsaved_playback(world: World, foreign: bool) -> str:
+    """A fresh unsaved Playback recording of ``a_user`` (of ``b_user`` when foreign)."""
+    with world.sessions() as session:
+        rid = playback_recording(
+            session, world.blobs, _tenant(world, foreign), _user(world, foreign), datetime.now(UTC)
+        )
+        session.commit()
+    return rid
+
+
+def playback_question(world: World, who: str | None, foreign: bool) -> Call:
+    return Call(_base(world, foreign) | {"recording_id": _unsaved_playback(world, foreign)})
+
+
+def playback_token(world: World, who: str | None, foreign: bool) -> Call:
+    """A notification's token: whoever sends it (the token is the authority)."""
+    rid = _unsaved_playback(world, foreign)
+    with world.sessions() as session:
+        row = session.get(Recording, rid)
+        assert row is not None
+        token = recording_action_token(session, row)
+        session.commit()
+    return Call(_base(world, foreign), {"token": token, "answer": "keep"})
+
+
+def my_contact(world: World, who: str | None, foreign: bool) -> Call:
+    """A contact of the caller's own lists (foreign: of tenant B's user)."""
+    owner = _user(world, foreign) if foreign or who in (None, "operator") else world.users[who]
+    contact_id = _add(
+        world,
+        UserContact(
+            tenant_id=_tenant(world, foreign),
+            user_id=owner,
+            list="blacklist",
+            value="+3120" + str(secrets.randbelow(10**7)).zfill(7),
+        ),
+    )
+    return Call(_base(world, foreign) | {"contact_id": contact_id})
+
+
+def push_device(world: World, who: str | None, foreign: bool) -> Call:
+    """A browser's push subscription, new each time."""
+    endpoint = f"https://push.example.net/{secrets.token_hex(8)}"
+    return Call(body=browser_subscription(endpoint) | {"device_name": "phone"})
+
+
+def my_push_device(world: World, who: str | None, foreign: bool) -> Call:
+    """A push device of the caller (foreign: of tenant B's user)."""
+    owner = _user(world, foreign) if foreign or who in (None, "operator") else world.users[who]
+    info = browser_subscription(f"https://push.example.net/{secrets.token_hex(8)}")
+    device_id = _add(
+        world,
+        PushSubscription(
+            tenant_id=_tenant(world, foreign),
+            user_id=owner,
+            endpoint=info["endpoint"],
+            p256dh=info["keys"]["p256dh"],
+            auth=info["keys"]["auth"],
+            device_name="phone",
+        ),
+    )
+    return Call(_base(world, foreign) | {"subscription_id": device_id})
+
+
 @dataclass
 class Entry:
     own: str
@@ -475,6 +544,31 @@ MATRIX: dict[tuple[str, str], Entry] = {
     ("GET", "/api/v1/recordings/{recording_id}/audio"): Entry("200 200 404 200 401"),
     # play links are for the portal's cookie sessions; bearer tokens get 403 player-only
     ("POST", "/api/v1/recordings/{recording_id}/play"): Entry("403 403 404 403 401"),
+    # Playback's question (issue 9): the recording's own user answers; an admin who sees it 403
+    ("POST", "/api/v1/recordings/{recording_id}/keep"): Entry(
+        "403 403 404 200 401", playback_question
+    ),
+    ("POST", "/api/v1/recordings/{recording_id}/discard"): Entry(
+        "403 403 404 200 401", playback_question
+    ),
+    # the notification's button: the token answers, with or without a login
+    ("POST", "/api/v1/playback/answer"): Entry("200 200 200 200 200", playback_token, "same"),
+    ("GET", "/api/v1/me/inbox"): Entry("403 200 200 200 401", foreign="same"),
+    ("GET", "/api/v1/me/recordings"): Entry("403 200 200 200 401", foreign="same"),
+    ("GET", "/api/v1/me/contacts"): Entry("403 200 200 200 401", foreign="same"),
+    ("POST", "/api/v1/me/contacts"): Entry(
+        "403 201 201 201 401",
+        unique(lambda n: {"list": "whitelist", "value": f"+3140{int(n, 16) % 10**7:07d}"}),
+        "same",
+    ),
+    ("DELETE", "/api/v1/me/contacts/{contact_id}"): Entry("403 204 204 204 401", my_contact),
+    # Web Push: the server's key for anyone logged in; devices are a tenant user's own
+    ("GET", "/api/v1/push/vapid-public-key"): Entry("200 200 200 200 401", foreign="same"),
+    ("GET", "/api/v1/me/push-subscriptions"): Entry("403 200 200 200 401", foreign="same"),
+    ("POST", "/api/v1/me/push-subscriptions"): Entry("403 201 201 201 401", push_device, "same"),
+    ("DELETE", "/api/v1/me/push-subscriptions/{subscription_id}"): Entry(
+        "403 204 204 204 401", my_push_device
+    ),
     ("GET", "/api/v1/tokens"): Entry("200 200 200 200 401", foreign="same"),
     ("POST", "/api/v1/tokens"): Entry("201 201 403 403 401", plain({"name": "ci"}), "same"),
     ("GET", "/api/v1/tenants/{tenant_id}/tokens"): Entry("200 200 403 403 401"),
@@ -628,6 +722,9 @@ PAGES = {
     ("POST", "/language"),
     ("GET", "/s/{token}"),
     ("POST", "/operator/tenants/{tenant_id}/enablement/{feature}"),
+    # the installable app's manifest and service worker: public, like the static files
+    ("GET", "/manifest.webmanifest"),
+    ("GET", "/sw.js"),
 }
 
 # The pages behind a role, each role logged in to the portal (cookie session and
@@ -635,6 +732,10 @@ PAGES = {
 # takes the tenant from the login, so "foreign" is another tenant's object.
 PAGE_MATRIX: dict[tuple[str, str], Entry] = {
     ("GET", "/reports/calls"): Entry("403 200 200 200 303", foreign="same"),
+    # Playback's app (issue 9): every tenant member's own recordings, lists and devices
+    ("GET", "/home"): Entry("403 200 200 200 303", foreign="same"),
+    ("GET", "/lists"): Entry("403 200 200 200 303", foreign="same"),
+    ("GET", "/notifications"): Entry("403 200 200 200 303", foreign="same"),
     ("GET", "/recordings/{recording_id}"): Entry(
         "403 200 404 200 303", foreign="403 404 404 404 303"
     ),

@@ -54,6 +54,9 @@ from callvault.portal.exports import pages as exports_page
 from callvault.portal.jobs import http as background_jobs
 from callvault.portal.jobs import pages as jobs_page
 from callvault.portal.pages.render import login_redirect
+from callvault.portal.playback import http as playback_answers
+from callvault.portal.playback import pages as playback_pages
+from callvault.portal.push import http as push_devices
 from callvault.portal.reports import http as calls_report
 from callvault.portal.retention import holds as legal_holds
 from callvault.portal.retention import plans as retention_plans
@@ -189,6 +192,9 @@ def create_app(context: PortalContext, *, metrics_token: str | None = None) -> F
     app.include_router(jobs_page.router)
     app.include_router(exports_page.router)
     app.include_router(termination_pages.router)
+    app.include_router(playback_pages.router)
+    app.include_router(push_devices.router)
+    app.include_router(playback_answers.router)
     app.include_router(pages.router)
     app.mount("/static", StaticFiles(directory=pages.STATIC), name="static")
 
