@@ -59,9 +59,9 @@ def test_a_tenant_admin_sees_the_tenants_jobs_newest_first_paged(world: World) -
         "max_attempts": 8,
         "progress": {"done": 0, "total": None},
         "message": None,
-        "created_at": "2026-12-01T09:00:00Z",
+        "created_at": "2026-12-01T09:00:00+00:00",
         "created_by": None,
-        "run_after": "2026-12-01T09:00:00Z",
+        "run_after": "2026-12-01T09:00:00+00:00",
         "started_at": None,
         "finished_at": None,
         "result": {},
@@ -138,7 +138,7 @@ def test_progress_failures_and_results_show_as_the_runner_goes(world: World) -> 
         1,
     )
     assert done["result"] == {"files": 5, "bytes": 1234, "ids": 2, "note": "x" * 200}
-    assert done["started_at"] == done["finished_at"] == "2026-12-01T09:01:00Z"
+    assert done["started_at"] == done["finished_at"] == "2026-12-01T09:01:00+00:00"
     failed = _get(world, "a_admin", f"{path}/{bad}").json()
     assert (failed["state"], failed["message"], failed["result"]) == (
         "failed",

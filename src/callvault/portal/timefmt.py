@@ -13,7 +13,7 @@ from datetime import UTC, date, datetime, timedelta
 from typing import Annotated
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError, available_timezones
 
-from pydantic import AfterValidator, PlainSerializer
+from pydantic import AfterValidator, PlainSerializer, WithJsonSchema
 
 from callvault.errors import ErrorId, InvalidInput
 
@@ -31,8 +31,18 @@ def utc_text(value: datetime) -> str:
     return as_utc(value).isoformat()
 
 
-# a datetime field of an API answer: always UTC, always "+00:00"
-UtcDateTime = Annotated[datetime, PlainSerializer(utc_text, return_type=str, when_used="json")]
+# what /openapi.json says of such a field: still a date-time, and the offset is part of the
+# contract (a client, and schemathesis' response check, may rely on it)
+UTC_OFFSET_PATTERN = r"\+00:00$"
+_UTC_SCHEMA = {"type": "string", "format": "date-time", "pattern": UTC_OFFSET_PATTERN}
+
+# a datetime field of an API answer: always UTC, always "+00:00" (pydantic alone writes "Z",
+# and a naive time from SQLite with no offset at all); every response model uses it
+UtcDateTime = Annotated[
+    datetime,
+    PlainSerializer(utc_text, return_type=str, when_used="json"),
+    WithJsonSchema(_UTC_SCHEMA, mode="serialization"),
+]
 
 
 def check_timezone(name: str) -> str:

@@ -8,8 +8,6 @@ Every change is audited.
 
 from __future__ import annotations
 
-from datetime import datetime
-
 from fastapi import APIRouter, Request, Response
 from pydantic import BaseModel, Field
 from sqlalchemy import func, select
@@ -21,6 +19,7 @@ from callvault.portal.audit import audit
 from callvault.portal.auth import CurrentPrincipal, DbId, Now, SessionDep, as_utc
 from callvault.portal.reports.service import recording_for
 from callvault.portal.roles import TenantMember
+from callvault.portal.timefmt import UtcDateTime
 
 router = APIRouter(prefix="/api/v1/recordings/{recording_id}", tags=["annotations"])
 
@@ -48,7 +47,7 @@ class CommentOut(BaseModel):
     user_id: int | None
     author: str | None
     text: str
-    created_at: datetime
+    created_at: UtcDateTime
 
 
 def normalise_label(text: str) -> str:

@@ -42,6 +42,7 @@ from callvault.errors import ApiError, ErrorId, Forbidden
 from callvault.portal.audit import audit
 from callvault.portal.auth import CurrentPrincipal, Now, Principal, SessionDep, as_utc
 from callvault.portal.reports.service import recording_for
+from callvault.portal.timefmt import UtcDateTime
 from callvault.retention.access import require_audio
 from callvault.storage.blobs import BlobNotFound, BlobStore
 
@@ -160,7 +161,7 @@ def play_token_ok(
 
 class PlayOut(BaseModel):
     url: str
-    expires_at: datetime
+    expires_at: UtcDateTime
 
 
 def issue_play_link(

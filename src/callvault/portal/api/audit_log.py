@@ -22,6 +22,7 @@ from callvault.errors import ErrorId, InvalidInput
 from callvault.portal.api.schemas import Page
 from callvault.portal.auth import MAX_ID, SessionDep, as_utc
 from callvault.portal.roles import AdminTenant, OperatorOnly
+from callvault.portal.timefmt import UtcDateTime
 
 router = APIRouter(prefix="/api/v1", tags=["audit"])
 
@@ -44,7 +45,7 @@ AuditQuery = Annotated[AuditParams, Query()]
 
 class AuditOut(BaseModel):
     id: int
-    at: datetime
+    at: UtcDateTime
     tenant_id: int | None
     actor: str
     actor_ref: str

@@ -17,7 +17,6 @@ off when the new retention falls short (``retention/plans.py``).
 
 from __future__ import annotations
 
-from datetime import datetime
 from typing import Any
 
 from fastapi import APIRouter, Request
@@ -30,7 +29,7 @@ from callvault.portal.api.tenants import tenant_out
 from callvault.portal.audit import audit, changes, remote_addr
 from callvault.portal.auth import Now, SessionDep
 from callvault.portal.roles import AdminTenant, OperatorOnly, OperatorTenant
-from callvault.portal.timefmt import TimezoneName
+from callvault.portal.timefmt import TimezoneName, UtcDateTime
 from callvault.retention.plans import assign_plan, get_plan, plan_of
 from callvault.tenants.claims import set_tenant_claims
 from callvault.tenants.enablement import (
@@ -149,9 +148,9 @@ class FeatureOut(BaseModel):
     enabled: bool
     reference: str | None = Field(description="the customer's signed declaration")
     enabled_by: str | None
-    enabled_at: datetime | None
+    enabled_at: UtcDateTime | None
     disabled_by: str | None
-    disabled_at: datetime | None
+    disabled_at: UtcDateTime | None
 
 
 class FeatureIn(Strict):

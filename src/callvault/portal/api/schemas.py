@@ -3,12 +3,11 @@
 from __future__ import annotations
 
 import re
-from datetime import datetime
 from typing import Generic, Literal, TypeVar
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
-from callvault.portal.timefmt import DEFAULT_TIMEZONE, TimezoneName
+from callvault.portal.timefmt import DEFAULT_TIMEZONE, TimezoneName, UtcDateTime
 from callvault.tenants.claims import normalise_block
 from callvault.tenants.numbers import normalise_aor, normalise_number
 
@@ -68,7 +67,7 @@ class TenantOut(BaseModel):
     blocks: list[str] = Field(description="number blocks, e.g. +31201234*")
     country_code: str
     suspended: bool
-    created_at: datetime
+    created_at: UtcDateTime
     timezone: str = DEFAULT_TIMEZONE
 
 
@@ -136,9 +135,9 @@ class CallOut(BaseModel):
     to_name: str | None
     to_number: str | None
     to_aor: str | None
-    started_at: datetime
-    answered_at: datetime | None
-    ended_at: datetime | None
+    started_at: UtcDateTime
+    answered_at: UtcDateTime | None
+    ended_at: UtcDateTime | None
     duration_ms: int
     recording_ids: list[str]
 
@@ -170,10 +169,10 @@ class RecordingOut(BaseModel):
     channels: int
     sample_rate: int
     codecs: list[str]
-    started_at: datetime
-    answered_at: datetime | None
-    ended_at: datetime | None
-    created_at: datetime
+    started_at: UtcDateTime
+    answered_at: UtcDateTime | None
+    ended_at: UtcDateTime | None
+    created_at: UtcDateTime
     parties: list[PartyOut]
     segments: list[SegmentOut]
     dtmf: list[DtmfOut]
@@ -181,7 +180,7 @@ class RecordingOut(BaseModel):
     mode: str | None
     saved: bool
     kept_reason: str | None
-    expires_at: datetime | None
+    expires_at: UtcDateTime | None
 
 
 T = TypeVar("T")

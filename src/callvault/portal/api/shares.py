@@ -29,6 +29,7 @@ from callvault.portal.audit import audit, record
 from callvault.portal.auth import CurrentPrincipal, DbId, Now, SessionDep, as_utc, hash_token
 from callvault.portal.reports.service import recording_for
 from callvault.portal.roles import TenantMember
+from callvault.portal.timefmt import UtcDateTime, utc_text
 from callvault.retention.access import require_audio
 
 router = APIRouter(prefix="/api/v1", tags=["shares"])
@@ -46,24 +47,24 @@ class ShareCreatedOut(BaseModel):
     id: int
     url: str = Field(description="the portal page that plays the recording")
     token: str = Field(description="shown once; only its hash is stored")
-    expires_at: datetime
+    expires_at: UtcDateTime
 
 
 class ShareOut(BaseModel):
     id: int
     created_by: int | None
-    created_at: datetime
-    expires_at: datetime
-    revoked_at: datetime | None
+    created_at: UtcDateTime
+    expires_at: UtcDateTime
+    revoked_at: UtcDateTime | None
     uses: int
     active: bool
 
 
 class SharedRecordingOut(BaseModel):
-    started_at: datetime
+    started_at: UtcDateTime
     duration_ms: int
     parties: list[str] = Field(description="the parties' names; no numbers or addresses")
-    expires_at: datetime
+    expires_at: UtcDateTime
     audio_url: str
 
 
@@ -112,7 +113,7 @@ def create_share(
         recording.tenant_id,
         target=f"recording:{recording.id}",
         share_id=share.id,
-        expires_at=share.expires_at.isoformat(),
+        expires_at=utc_text(share.expires_at),
     )
     session.commit()
     return ShareCreatedOut(id=share.id, url=f"/s/{token}", token=token, expires_at=share.expires_at)

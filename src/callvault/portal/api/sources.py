@@ -9,7 +9,6 @@ reload its ``SourceRegistry``. Validation lives in ``callvault.sources.store``.
 
 from __future__ import annotations
 
-from datetime import datetime
 from typing import Any
 
 from fastapi import APIRouter, Request, Response
@@ -21,6 +20,7 @@ from callvault.portal.api.schemas import Strict
 from callvault.portal.audit import audit
 from callvault.portal.auth import MAX_ID, DbId, SessionDep, as_utc
 from callvault.portal.roles import OperatorOnly
+from callvault.portal.timefmt import UtcDateTime
 from callvault.sources.registry import LIMIT_BOUNDS, SourceLimits
 from callvault.sources.store import SourceSpec, add_source, change_source, list_sources
 from callvault.sources.store import source_facts as facts
@@ -83,7 +83,7 @@ class SourceOut(BaseModel):
     max_streams: int
     max_media_lines: int
     max_session_expires_s: int
-    created_at: datetime
+    created_at: UtcDateTime
     created_by: str
 
 

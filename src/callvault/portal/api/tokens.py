@@ -39,6 +39,7 @@ from callvault.portal.auth import (
     token_active,
 )
 from callvault.portal.roles import AdminTenant, OperatorOnly, OperatorOrAdmin
+from callvault.portal.timefmt import UtcDateTime, utc_text
 
 router = APIRouter(prefix="/api/v1", tags=["tokens"])
 
@@ -56,7 +57,7 @@ class TokenCreatedOut(BaseModel):
     id: int
     name: str
     token: str = Field(description="shown once; only its hash is stored")
-    expires_at: datetime | None
+    expires_at: UtcDateTime | None
 
 
 class TokenInfoOut(BaseModel):
@@ -65,10 +66,10 @@ class TokenInfoOut(BaseModel):
     tenant_id: int | None
     user_id: int | None
     operator_id: int | None
-    created_at: datetime
+    created_at: UtcDateTime
     created_by: str | None
-    expires_at: datetime | None
-    revoked_at: datetime | None
+    expires_at: UtcDateTime | None
+    revoked_at: UtcDateTime | None
     active: bool
 
 
@@ -129,7 +130,7 @@ def create_own_token(
         "token.create",
         principal.tenant_id,
         target=f"token:{row.id}",
-        expires_at=expires_at.isoformat() if expires_at else None,
+        expires_at=utc_text(expires_at) if expires_at else None,
     )
     session.commit()
     return TokenCreatedOut(id=row.id, name=row.name, token=token, expires_at=expires_at)

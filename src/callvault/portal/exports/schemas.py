@@ -2,13 +2,13 @@
 
 from __future__ import annotations
 
-from datetime import datetime
 from typing import Annotated, Literal
 
 from pydantic import BaseModel, Field
 
 from callvault.portal.api.schemas import Strict
 from callvault.portal.auth import MAX_ID
+from callvault.portal.timefmt import UtcDateTime
 
 MailState = Literal["pending", "sent", "retrying", "failed", "not-sent"]
 
@@ -44,9 +44,9 @@ class ExportOut(BaseModel):
     bytes_total: int
     progress_done: int
     progress_total: int | None
-    created_at: datetime
-    ready_at: datetime | None
-    expires_at: datetime | None
+    created_at: UtcDateTime
+    ready_at: UtcDateTime | None
+    expires_at: UtcDateTime | None
     files: list[ExportFileOut]
     mail: MailOut | None = Field(description="the link's e-mail, once the export is ready")
     page_url: str

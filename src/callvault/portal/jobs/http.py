@@ -20,6 +20,7 @@ from callvault.jobs.listing import JobFilter, Scalar, find_job, list_jobs, resul
 from callvault.portal.api.schemas import Page
 from callvault.portal.auth import MAX_ID, DbId, SessionDep, as_utc
 from callvault.portal.roles import AdminTenant, OperatorOnly
+from callvault.portal.timefmt import UtcDateTime
 
 router = APIRouter(prefix="/api/v1", tags=["jobs"])
 
@@ -43,11 +44,11 @@ class JobOut(BaseModel):
     max_attempts: int
     progress: ProgressOut
     message: str | None  # the last progress note, or why it failed
-    created_at: datetime
+    created_at: UtcDateTime
     created_by: str | None
-    run_after: datetime
-    started_at: datetime | None
-    finished_at: datetime | None
+    run_after: UtcDateTime
+    started_at: UtcDateTime | None
+    finished_at: UtcDateTime | None
     result: dict[str, Scalar]  # a summary: plain values; lists and objects as their size
 
 

@@ -10,7 +10,6 @@ deletes it (``retention/holds.py``).
 
 from __future__ import annotations
 
-from datetime import datetime
 from typing import Annotated
 
 from fastapi import APIRouter, Path, Query, Request
@@ -21,6 +20,7 @@ from callvault.portal.api.schemas import Strict
 from callvault.portal.audit import audit
 from callvault.portal.auth import MAX_ID, CurrentPrincipal, Now, SessionDep, as_utc
 from callvault.portal.roles import AdminTenant
+from callvault.portal.timefmt import UtcDateTime
 from callvault.retention.holds import HoldScope, active_holds, all_holds, lift_hold, place_hold
 
 router = APIRouter(prefix="/api/v1/tenants/{tenant_id}/legal-holds", tags=["legal holds"])
@@ -48,10 +48,10 @@ class HoldOut(BaseModel):
     recording_id: str | None
     reason: str
     placed_by: str
-    placed_at: datetime
+    placed_at: UtcDateTime
     active: bool
     lifted_by: str | None
-    lifted_at: datetime | None
+    lifted_at: UtcDateTime | None
     lift_reason: str | None
 
 

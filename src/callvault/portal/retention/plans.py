@@ -10,7 +10,6 @@ audited (``plan.create``, ``plan.change``, ``plan.delete``).
 from __future__ import annotations
 
 from dataclasses import asdict
-from datetime import datetime
 from typing import Annotated
 
 from fastapi import APIRouter, Path, Request, Response
@@ -21,6 +20,7 @@ from callvault.portal.api.schemas import Strict
 from callvault.portal.audit import audit
 from callvault.portal.auth import Now, SessionDep, as_utc
 from callvault.portal.roles import OperatorOnly
+from callvault.portal.timefmt import UtcDateTime
 from callvault.retention.plans import (
     MAX_RETENTION_DAYS,
     PLAN_NAME_PATTERN,
@@ -48,7 +48,7 @@ class PlanOut(BaseModel):
     minute_quota: int | None = Field(description="minutes of audio kept at most; null: none")
     fixed: bool = Field(description="the slider cannot move (min = max)")
     tenants: int = Field(description="tenants on this plan")
-    created_at: datetime
+    created_at: UtcDateTime
     created_by: str
 
 

@@ -15,7 +15,6 @@ from __future__ import annotations
 
 import hashlib
 from collections.abc import Iterator
-from datetime import datetime
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Query, Request
@@ -31,6 +30,7 @@ from callvault.portal.api.schemas import Page
 from callvault.portal.audit import audit
 from callvault.portal.auth import MAX_ID, CurrentPrincipal, DbId, Now, SessionDep
 from callvault.portal.roles import AdminTenant, OperatorOnly
+from callvault.portal.timefmt import UtcDateTime
 from callvault.retention.purge import KIND as PURGE_JOB
 from callvault.storage.blobs import BlobNotFound, BlobStore
 
@@ -56,8 +56,8 @@ class ReceiptOut(BaseModel):
     tenant_id: int | None
     tenant_name: str | None
     actor: str
-    started_at: datetime
-    finished_at: datetime | None
+    started_at: UtcDateTime
+    finished_at: UtcDateTime | None
     counts: dict[str, Any]
     sha256: str | None
     download: str | None

@@ -12,8 +12,6 @@ forgets the tenant at once.
 
 from __future__ import annotations
 
-from datetime import datetime
-
 from fastapi import APIRouter, Request
 from pydantic import BaseModel, Field
 
@@ -24,6 +22,7 @@ from callvault.portal.audit import remote_addr
 from callvault.portal.auth import DbId, Now, SessionDep
 from callvault.portal.retention.receipts import OPERATOR_BASE, ReceiptOut, receipt_out
 from callvault.portal.roles import OperatorOnly
+from callvault.portal.timefmt import UtcDateTime
 from callvault.tenants.termination import TerminationSummary, request_termination, terminate
 
 router = APIRouter(prefix="/api/v1/operator/tenants/{tenant_id}/termination", tags=["operator"])
@@ -44,7 +43,7 @@ class TerminationRequestOut(BaseModel):
     tenant_name: str
     will_destroy: WillDestroy
     confirmation_token: str = Field(description="shown once; send it back with the name")
-    expires_at: datetime
+    expires_at: UtcDateTime
     confirm: str
 
 
