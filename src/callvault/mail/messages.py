@@ -3,9 +3,10 @@
 One ``multipart/mixed`` message (RFC 2045/2046, built with ``email.message``):
 a plain-text body naming the call's parties, its time in the tenant's time
 zone, duration and direction, and either the MP3 as an ``audio/mpeg``
-attachment or, when it is too large to attach, a link to the recording in the
-portal. A recording that will not be kept in the portal gets no link: it
-would lead nowhere once the mail server accepted the message.
+attachment or, when it is too large to attach or the tenant is stream-only,
+a link to the recording in the portal. A recording that will not be kept in
+the portal gets no link: it would lead nowhere once the mail server accepted
+the message.
 """
 
 from __future__ import annotations
@@ -54,6 +55,11 @@ _WORDS: Final[dict[str, tuple[str, str, str]]] = {
         "Die Aufzeichnung ist zu groß für einen Anhang ({size}). Sie können sie im "
         "Kundenportal anhören:",
         "The recording is too large to attach ({size}). Listen to it in the portal:",
+    ),
+    "stream_only": (
+        "Opnames van uw organisatie zijn alleen in het portaal te beluisteren:",
+        "Aufzeichnungen Ihrer Organisation können nur im Kundenportal angehört werden:",
+        "Your organisation's recordings can only be listened to in the portal:",
     ),
     "link": (
         "In het portaal:",
@@ -111,6 +117,8 @@ class RecordingMail:
     size_bytes: int
     link: str | None  # the recording in the portal; None when it is not kept there
     stored_in_portal: bool
+    # the tenant allows listening in the portal only: the link, never the file
+    stream_only: bool = False
 
 
 def local_time(at: datetime, timezone: str) -> datetime:
@@ -176,7 +184,10 @@ def body(mail: RecordingMail, attached: bool) -> str:
         if mail.link:
             lines += [f"{word(language, 'link')} {mail.link}"]
     else:
-        lines += [word(language, "too_large").format(size=format_size(mail.size_bytes))]
+        if mail.stream_only:
+            lines.append(word(language, "stream_only"))
+        else:
+            lines.append(word(language, "too_large").format(size=format_size(mail.size_bytes)))
         if mail.link:
             lines.append(mail.link)
     if not mail.stored_in_portal:

@@ -3,6 +3,9 @@
 Enqueued by ``recording.after.after_recording_stored`` with the recording's
 rows. The MP3 goes as an attachment, or, over
 ``settings.mail_attachment_max_bytes``, a link to the portal stands in for it.
+A stream-only tenant (``Tenant.stream_only``: its audio plays in the portal's
+player only) gets the link, never the file: an attachment would hand out
+every recording the tenant forbade to download.
 A 4xx or an unreachable server is retried with the queue's backoff; a 5xx
 (or the last attempt) fails the job for good and sets ``Recording.mail_error``,
 which the recording page and the jobs list show. Audio that may no longer be
@@ -12,7 +15,8 @@ reached (expired, deleted: ``retention.access``) is not sent.
 ``Tenant.store_in_portal`` false): once the server accepted the message
 (250) the audio is deleted with a receipt (``reason="mailed"``). It stays
 when a legal hold covers it, and when only a link was mailed, since the
-portal then holds the only copy.
+portal then holds the only copy (the settings refuse "do not store" for a
+stream-only tenant: ``stream-only-needs-portal``).
 """
 
 from __future__ import annotations
@@ -82,7 +86,8 @@ def mail_recording(ctx: JobContext) -> dict[str, Any]:
         if not is_audio_available(session, recording, now):
             return _note(ctx, "the audio is no longer available: not mailed")
         call = session.get(Call, recording.call_id)
-        attach = recording.size_bytes <= settings.mail_attachment_max_bytes
+        stream_only = bool(tenant.stream_only)
+        attach = not stream_only and recording.size_bytes <= settings.mail_attachment_max_bytes
         # delete after sending only when the message carries the audio itself
         delete_after = not tenant.store_in_portal and attach
         try:
@@ -105,6 +110,7 @@ def mail_recording(ctx: JobContext) -> dict[str, Any]:
             if delete_after
             else f"{settings.public_url.rstrip('/')}/recordings/{recording.id}",
             stored_in_portal=not delete_after,
+            stream_only=stream_only,
         )
         to = tenant.delivery_email
         message = build_recording_message(
@@ -120,11 +126,24 @@ def mail_recording(ctx: JobContext) -> dict[str, Any]:
     except MailPermanentError as exc:
         _record_failure(ctx, recording_id, str(exc))
         raise JobFailed(str(exc)) from exc
-    return _accepted(ctx, recording_id, to=to, attached=attach, delete_after=delete_after)
+    return _accepted(
+        ctx,
+        recording_id,
+        to=to,
+        attached=attach,
+        delete_after=delete_after,
+        stream_only=stream_only,
+    )
 
 
 def _accepted(
-    ctx: JobContext, recording_id: str, *, to: str, attached: bool, delete_after: bool
+    ctx: JobContext,
+    recording_id: str,
+    *,
+    to: str,
+    attached: bool,
+    delete_after: bool,
+    stream_only: bool,
 ) -> dict[str, Any]:
     """The server said 250: note it, and drop the portal's copy when the tenant wants that."""
     now = ctx.now()
@@ -135,7 +154,12 @@ def _accepted(
         recording.mailed_at, recording.mail_error = now, None
         session.commit()
         deleted = False
-        note = "mailed as attachment" if attached else "mailed as link (too large to attach)"
+        if attached:
+            note = "mailed as attachment"
+        elif stream_only:
+            note = "mailed as link (stream-only: no attachment)"
+        else:
+            note = "mailed as link (too large to attach)"
         if delete_after:
             if is_held(session, recording):
                 note += "; kept in the portal: a legal hold covers it"

@@ -13,7 +13,6 @@ is reloaded).
 from __future__ import annotations
 
 import re
-from datetime import datetime
 from typing import Annotated, Any, Literal
 
 from fastapi import APIRouter, Path, Request, Response
@@ -37,7 +36,7 @@ from callvault.portal.auth import (
     as_utc,
 )
 from callvault.portal.roles import AdminTenant, OwnAdminTenant
-from callvault.portal.timefmt import TimezoneName
+from callvault.portal.timefmt import TimezoneName, UtcDateTime, utc_text
 from callvault.retention.plans import (
     BULK_MIN_RETENTION_DAYS,
     check_retention,
@@ -64,7 +63,7 @@ class LegalNoticeOut(BaseModel):
     accepted: bool
     accepted_version: str | None
     accepted_by: str | None
-    accepted_at: str | None
+    accepted_at: str | None = Field(description="UTC, ISO 8601 with +00:00")
     purpose: str | None
 
 
@@ -88,8 +87,11 @@ class SettingsOut(BaseModel):
     retention_days: int
     retention_min_days: int = Field(description="the plan's range for the retention slider")
     retention_max_days: int
-    retention_changed_at: datetime | None
-    stream_only: bool
+    retention_changed_at: UtcDateTime | None
+    stream_only: bool = Field(
+        description="audio plays in the portal's player only: no download, no export, mailed "
+        "as a link (never attached); needs store_in_portal"
+    )
     bulk_download: bool
     delivery_email: str | None
     store_in_portal: bool = Field(
@@ -202,7 +204,7 @@ def get_legal_notice(
         accepted=latest is not None,
         accepted_version=latest.text_version if latest else None,
         accepted_by=latest.actor if latest else None,
-        accepted_at=latest.accepted_at.isoformat() if latest else None,
+        accepted_at=utc_text(latest.accepted_at) if latest else None,
         purpose=latest.purpose if latest else None,
     )
 
@@ -263,6 +265,25 @@ def get_settings(
     )
 
 
+def _check_stream_only(tenant: Tenant, wanted: dict[str, Any], after: dict[str, Any]) -> None:
+    """Stream-only and "do not store in the portal" exclude each other, set in either order.
+
+    A stream-only tenant's recordings are mailed as a link to the portal, never
+    attached (``mail.recordings``); without the portal's copy that link would
+    lead nowhere. Checked only when a request touches either switch, so a
+    tenant that has both from before can still change its other settings.
+    """
+    if "stream_only" not in wanted and "store_in_portal" not in wanted:
+        return
+    stream_only = after.get("stream_only", tenant.stream_only)
+    if stream_only and not after.get("store_in_portal", tenant.store_in_portal):
+        raise InvalidInput(
+            "stream-only recordings are mailed as a link to the portal: "
+            "they must be stored in the portal",
+            error_id=ErrorId.STREAM_ONLY_NEEDS_PORTAL,
+        )
+
+
 @router.patch("/recording-settings", response_model=SettingsOut)
 def change_settings(
     body: SettingsIn,
@@ -289,6 +310,7 @@ def change_settings(
             f"bulk download needs a retention of at least {BULK_MIN_RETENTION_DAYS} days",
             error_id=ErrorId.BULK_NEEDS_180_DAYS,
         )
+    _check_stream_only(tenant, wanted, after)
     changed = changes(before, after)
     for key in changed:
         if key != "retention_days":
