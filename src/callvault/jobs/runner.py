@@ -63,6 +63,7 @@ class JobRunner:
         self.schedules = schedules
         self.poll_s = poll_s
         self._wake = asyncio.Event()
+        self._loop: asyncio.AbstractEventLoop | None = None
 
     def tick(self) -> None:
         """Create this slot's job of every schedule (at most once, across processes),
@@ -165,18 +166,35 @@ class JobRunner:
         return ran
 
     def wake(self) -> None:
-        """A job was enqueued: look now rather than at the next poll."""
-        self._wake.set()
+        """A job was enqueued: look now rather than at the next poll.
+
+        Safe from any thread (the portal's routes run in worker threads).
+        """
+        loop = self._loop
+        if loop is None or loop.is_closed():
+            return
+        try:
+            here = asyncio.get_running_loop()
+        except RuntimeError:
+            here = None
+        if here is loop:
+            self._wake.set()
+        else:
+            loop.call_soon_threadsafe(self._wake.set)
 
     async def run_forever(self) -> None:
+        self._loop = asyncio.get_running_loop()
         while True:
             try:
                 await asyncio.to_thread(self.run_due)
             except Exception:  # the database may be away for a moment: try again
                 log.exception("job runner")
             self._wake.clear()
+            # asyncio.timeout, not wait_for: on Python 3.11 wait_for can swallow a
+            # cancellation that arrives as the event is set, and stop() then waits forever
             with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(self._wake.wait(), self.poll_s)
+                async with asyncio.timeout(self.poll_s):
+                    await self._wake.wait()
 
 
 def _json_result(result: Any) -> dict[str, Any] | None:
