@@ -174,12 +174,17 @@ async def test_playback_and_contacts(mode_results) -> None:  # type: ignore[no-u
     _users, out = mode_results
     saved, _pcm, _rate = out["playback"]
     assert saved["mode"] == "playback" and saved["saved"] is True  # code pressed: saved
-    assert saved["expires_at"] is None
+    from datetime import datetime, timedelta
+
+    # saved: kept for the tenant's retention (the slider's default, 7 days), not 3
+    started = datetime.fromisoformat(saved["started_at"])
+    assert abs(
+        datetime.fromisoformat(saved["expires_at"]) - started - timedelta(days=7)
+    ) < timedelta(seconds=5)
     quiet = out["quiet_playback"]
     assert quiet is not None  # kept, but unsaved for 3 days
     meta = quiet[0]
     assert meta["saved"] is False and "unsaved" in meta["kept_reason"]
-    from datetime import datetime, timedelta
 
     started = datetime.fromisoformat(meta["started_at"])
     assert abs(
