@@ -725,6 +725,8 @@ PAGES = {
     # the installable app's manifest and service worker: public, like the static files
     ("GET", "/manifest.webmanifest"),
     ("GET", "/sw.js"),
+    # the e-mailed question's link: a redirect to /recordings/{id}, which checks who asks
+    ("GET", "/playback/{recording_id}"),
 }
 
 # The pages behind a role, each role logged in to the portal (cookie session and

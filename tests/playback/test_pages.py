@@ -190,3 +190,24 @@ def test_the_app_scripts_words_exist_in_every_language() -> None:
     used |= {f"home.mark.{m}" for m in ("unsaved", "saved", "standard")}
     assert len(used) > 10
     assert used <= i18n.known_keys(), used - i18n.known_keys()
+
+
+def test_the_mailed_link_leads_to_the_recording_page_which_asks_its_own_user(
+    world: World,
+) -> None:
+    with world.sessions() as session:
+        rid = recording(
+            session, world.blobs, world.tenant_a, world.users["a_user"], datetime.now(UTC)
+        )
+        session.commit()
+    anna = portal_session(world, "a_user")
+    link = anna.get(f"/playback/{rid}", follow_redirects=False)
+    assert link.status_code == 303 and link.headers["location"] == f"/recordings/{rid}"
+    assert anna.get("/playback/not-an-id", follow_redirects=False).status_code == 404
+    page = anna.get(f"/recordings/{rid}").text
+    assert 'id="playback-question"' in page and 'data-answer="keep"' in page
+    # an admin sees the recording but the question is the user's alone
+    admin = portal_session(world, "a_admin")
+    assert 'id="playback-question"' not in admin.get(f"/recordings/{rid}").text
+    assert anna.post(f"/api/v1/recordings/{rid}/keep").status_code == 200
+    assert 'id="playback-question"' not in anna.get(f"/recordings/{rid}").text

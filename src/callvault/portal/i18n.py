@@ -280,6 +280,18 @@ _WORDS: Final[dict[str, tuple[str, str, str]]] = {
     "rec.mail": ("E-mail", "E-Mail", "E-mail"),
     "rec.mailed": ("gemaild op", "versendet am", "mailed on"),
     "rec.mail_failed": ("niet verstuurd", "nicht versendet", "not sent"),
+    "rec.ask": (
+        "Deze opname is nog niet opgeslagen. Opslaan of verwijderen?",
+        "Diese Aufnahme ist noch nicht gespeichert. Speichern oder löschen?",
+        "This recording is not saved yet. Keep or discard it?",
+    ),
+    "rec.keep": ("Opslaan", "Speichern", "Keep"),
+    "rec.discard": ("Verwijderen", "Löschen", "Discard"),
+    "rec.discard_confirm": (
+        "De opname wordt direct en definitief verwijderd. Doorgaan?",
+        "Die Aufnahme wird sofort und endgültig gelöscht. Fortfahren?",
+        "The recording is deleted at once and for good. Go on?",
+    ),
     "rec.not_stored": (
         "niet in het portaal bewaard",
         "nicht im Kundenzugang gespeichert",

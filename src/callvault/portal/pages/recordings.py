@@ -26,6 +26,7 @@ from sqlalchemy import select
 
 from callvault.db.models import RecordingComment, RecordingLabel, ShareLink, Tenant, User
 from callvault.errors import ErrorId, NotFound
+from callvault.playback.answers import is_asked
 from callvault.portal.api.audio import issue_play_link
 from callvault.portal.api.shares import live_share_recording
 from callvault.portal.audit import audit
@@ -129,6 +130,11 @@ def recording_page(
         play_url=play.url if play else "",
         audio_gone_on=local_date(gone_at, timezone) if gone_at else None,
         holds=holds_on(session, recording),
+        # Playback's question (SPEC 6), for the recording's own user while it is open
+        ask=is_asked(recording)
+        and recording.answered_at is None
+        and gone_at is None
+        and recording.user_id == principal.user_id,
         timeline={
             "duration_ms": meta["duration_ms"],
             "segments": meta["segments"],

@@ -18,11 +18,12 @@ installable; the worker shows the push question with Keep and Discard.
 
 from __future__ import annotations
 
+import re
 from pathlib import Path
 from typing import Final
 
 from fastapi import APIRouter, Request
-from fastapi.responses import FileResponse, HTMLResponse
+from fastapi.responses import FileResponse, HTMLResponse, RedirectResponse
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
@@ -61,6 +62,18 @@ def manifest() -> FileResponse:
         media_type="application/manifest+json",
         headers={"Cache-Control": "no-cache"},
     )
+
+
+_RECORDING_ID: Final = re.compile(r"[0-9a-f]{32}")
+
+
+@router.get("/playback/{recording_id}", response_class=RedirectResponse)
+def playback_question_page(recording_id: str) -> RedirectResponse:
+    """The e-mailed question's link (``playback/ask.py``): the recording's page, which
+    asks its own user to keep or discard it (and asks for a login first)."""
+    if not _RECORDING_ID.fullmatch(recording_id):
+        raise NotFound("no such recording", error_id=ErrorId.RECORDING_NOT_FOUND)
+    return RedirectResponse(f"/recordings/{recording_id}", status_code=303)
 
 
 @router.get("/home", response_class=HTMLResponse)

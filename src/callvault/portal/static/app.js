@@ -489,3 +489,21 @@ var CVApp = (function () {
     });
   });
 })();
+
+/* ---------- the recording page: Playback's question for the recording's own user ---------- */
+(function () {
+  var box = document.getElementById("playback-question");
+  var root = document.getElementById("recording");
+  if (!box || !root) { return; }
+  var msg = document.getElementById("answer-msg");
+  box.addEventListener("click", function (ev) {
+    var button = ev.target.closest("button[data-answer]");
+    if (!button) { return; }
+    var answer = button.getAttribute("data-answer");
+    if (answer === "discard" && !window.confirm(box.getAttribute("data-confirm"))) { return; }
+    button.disabled = true;
+    CV.api("POST", "/api/v1/recordings/" + encodeURIComponent(root.getAttribute("data-id")) + "/" + answer)
+      .then(function () { window.location.reload(); })
+      .catch(function (err) { button.disabled = false; CV.fail(msg, err); });
+  });
+})();
