@@ -18,12 +18,12 @@ from typing import Annotated, Any, Literal
 from fastapi import APIRouter, Path, Request, Response
 from pydantic import BaseModel, Field, field_validator
 from sqlalchemy import select
-from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
-from callvault.db.models import LegalAcceptance, Tenant, User, UserContact
+from callvault.db.models import LegalAcceptance, Tenant, User
 from callvault.errors import Conflict, ErrorId, Forbidden, InvalidInput, NotFound
 from callvault.policy.modes import ShortCode
+from callvault.portal import contacts
 from callvault.portal.api.schemas import Strict
 from callvault.portal.audit import audit, changes
 from callvault.portal.auth import (
@@ -35,6 +35,7 @@ from callvault.portal.auth import (
     TenantScope,
     as_utc,
 )
+from callvault.portal.contacts import ContactIn, ContactOut
 from callvault.portal.roles import AdminTenant, OwnAdminTenant
 from callvault.portal.timefmt import TimezoneName, UtcDateTime, utc_text
 from callvault.retention.plans import (
@@ -45,7 +46,6 @@ from callvault.retention.plans import (
 )
 from callvault.tenants.enablement import is_enabled
 from callvault.tenants.legal import NOTICE, NOTICE_VERSION, accept_notice
-from callvault.tenants.numbers import normalise_aor, normalise_number
 
 router = APIRouter(prefix="/api/v1/tenants/{tenant_id}", tags=["recording settings"])
 
@@ -151,24 +151,6 @@ class ListAddIn(Strict):
 
 class ModeIn(Strict):
     mode: ModeName
-
-
-class ContactIn(Strict):
-    list: Literal["blacklist", "whitelist"]
-    value: str = Field(min_length=3, max_length=255, description="E.164 number or SIP AOR")
-
-    @field_validator("value")
-    @classmethod
-    def _value(cls, value: str) -> str:
-        if "@" in value:
-            return normalise_aor(value)
-        return normalise_number(value)
-
-
-class ContactOut(BaseModel):
-    id: int
-    list: str
-    value: str
 
 
 def _latest_acceptance(session: Session, tenant_id: int) -> LegalAcceptance | None:
@@ -450,13 +432,7 @@ def _contacts_owner(session: Session, tenant: Tenant, principal: Principal, user
 def list_contacts(
     user_id: UserId, tenant: TenantScope, principal: CurrentPrincipal, session: SessionDep
 ) -> list[ContactOut]:
-    user = _contacts_owner(session, tenant, principal, user_id)
-    rows = session.scalars(
-        select(UserContact)
-        .where(UserContact.tenant_id == tenant.id, UserContact.user_id == user.id)
-        .order_by(UserContact.id)
-    )
-    return [ContactOut(id=c.id, list=c.list, value=c.value) for c in rows]
+    return contacts.contacts_of(session, _contacts_owner(session, tenant, principal, user_id))
 
 
 @router.post("/users/{user_id}/contacts", response_model=ContactOut, status_code=201)
@@ -469,26 +445,9 @@ def add_contact(
     request: Request,
 ) -> ContactOut:
     user = _contacts_owner(session, tenant, principal, user_id)
-    contact = UserContact(tenant_id=tenant.id, user_id=user.id, list=body.list, value=body.value)
-    session.add(contact)
-    try:
-        session.flush()
-    except IntegrityError as exc:
-        raise Conflict(
-            "this contact is on one of the lists already", error_id=ErrorId.CONTACT_EXISTS
-        ) from exc
-    audit(
-        session,
-        request,
-        principal,
-        "contacts.add",
-        tenant.id,
-        target=f"user:{user.id}",
-        list=body.list,
-    )
-    session.commit()
+    added = contacts.add_contact(session, request, principal, user, body)
     _changed(request)
-    return ContactOut(id=contact.id, list=contact.list, value=contact.value)
+    return added
 
 
 @router.delete("/users/{user_id}/contacts/{contact_id}", status_code=204)
@@ -501,17 +460,6 @@ def remove_contact(
     request: Request,
 ) -> Response:
     user = _contacts_owner(session, tenant, principal, user_id)
-    contact = session.scalar(
-        select(UserContact).where(
-            UserContact.tenant_id == tenant.id,
-            UserContact.user_id == user.id,
-            UserContact.id == contact_id,
-        )
-    )
-    if contact is None:
-        raise NotFound("no such contact", error_id=ErrorId.CONTACT_NOT_FOUND)
-    session.delete(contact)
-    audit(session, request, principal, "contacts.remove", tenant.id, target=f"user:{user.id}")
-    session.commit()
+    contacts.remove_contact(session, request, principal, user, contact_id)
     _changed(request)
     return Response(status_code=204)

@@ -32,8 +32,8 @@ from typing import Annotated
 from fastapi import APIRouter, Path, Query, Request, Response
 
 from callvault.playback.answers import Answer
-from callvault.portal.api.recording_settings import ContactIn, ContactOut
 from callvault.portal.auth import MAX_ID, Now, SessionDep
+from callvault.portal.contacts import ContactIn, ContactOut
 from callvault.portal.playback import services
 from callvault.portal.playback.schemas import AnswerOut, HomePage, InboxOut, TokenAnswerIn
 from callvault.portal.roles import TenantMember

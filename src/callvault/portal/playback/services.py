@@ -20,11 +20,10 @@ from datetime import UTC, datetime
 
 from fastapi import Request
 from sqlalchemy import ColumnElement, and_, func, or_, select, tuple_
-from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
-from callvault.db.models import Call, CallParty, Recording, User, UserContact
-from callvault.errors import Conflict, ErrorId, Forbidden, NotFound
+from callvault.db.models import Call, CallParty, Recording, User
+from callvault.errors import ErrorId, Forbidden, NotFound
 from callvault.playback.answers import (
     Answer,
     AnswerResult,
@@ -32,9 +31,9 @@ from callvault.playback.answers import (
     answer,
     verify_action_token,
 )
-from callvault.portal.api.recording_settings import ContactIn, ContactOut
-from callvault.portal.audit import audit
+from callvault.portal import contacts
 from callvault.portal.auth import Principal, user_principal
+from callvault.portal.contacts import ContactIn, ContactOut
 from callvault.portal.playback.schemas import (
     AnswerOut,
     HomePage,
@@ -299,57 +298,18 @@ def home_page(
 
 
 def my_contacts(session: Session, principal: Principal) -> list[ContactOut]:
-    user = _me(session, principal)
-    rows = session.scalars(
-        select(UserContact)
-        .where(UserContact.tenant_id == user.tenant_id, UserContact.user_id == user.id)
-        .order_by(UserContact.id)
-    )
-    return [ContactOut(id=c.id, list=c.list, value=c.value) for c in rows]
+    return contacts.contacts_of(session, _me(session, principal))
 
 
 def add_my_contact(
     session: Session, request: Request, principal: Principal, body: ContactIn
 ) -> ContactOut:
     """Adds to the user's own list, audited (``contacts.add``); commits."""
-    user = _me(session, principal)
-    contact = UserContact(
-        tenant_id=user.tenant_id, user_id=user.id, list=body.list, value=body.value
-    )
-    session.add(contact)
-    try:
-        session.flush()
-    except IntegrityError as exc:
-        raise Conflict(
-            "this contact is on one of the lists already", error_id=ErrorId.CONTACT_EXISTS
-        ) from exc
-    audit(
-        session,
-        request,
-        principal,
-        "contacts.add",
-        user.tenant_id,
-        target=f"user:{user.id}",
-        list=body.list,
-    )
-    session.commit()
-    return ContactOut(id=contact.id, list=contact.list, value=contact.value)
+    return contacts.add_contact(session, request, principal, _me(session, principal), body)
 
 
 def remove_my_contact(
     session: Session, request: Request, principal: Principal, contact_id: int
 ) -> None:
     """Removes from the user's own lists, audited (``contacts.remove``); commits."""
-    user = _me(session, principal)
-    contact = session.scalar(
-        select(UserContact).where(
-            UserContact.tenant_id == user.tenant_id,
-            UserContact.user_id == user.id,
-            UserContact.id == contact_id,
-        )
-    )
-    if contact is None:
-        raise NotFound("no such contact", error_id=ErrorId.CONTACT_NOT_FOUND)
-    session.delete(contact)
-    audit(session, request, principal, "contacts.remove", user.tenant_id, target=f"user:{user.id}")
-    session.commit()
+    contacts.remove_contact(session, request, principal, _me(session, principal), contact_id)
