@@ -9,19 +9,16 @@ from __future__ import annotations
 import argparse
 import json
 import re
-import sys
-from collections.abc import Callable
 from dataclasses import asdict
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from callvault.settings import Settings
+from callvault.cli_session import SettingsOf, run_in_session
 
 if TYPE_CHECKING:  # imported when a command runs: `callvault --help` stays quick
     from sqlalchemy.orm import Session
 
 ACTOR = "cli"
-SettingsOf = Callable[[argparse.Namespace], Settings]
 
 
 def add_commands(admin_sub: Any, settings_of: SettingsOf) -> None:
@@ -36,41 +33,19 @@ def add_commands(admin_sub: Any, settings_of: SettingsOf) -> None:
     add.add_argument("--default", type=int, dest="default", help="days; default: --min")
     add.add_argument("--minute-quota", type=int, help="minutes of audio kept at most")
     add.add_argument("--data-dir", type=Path)
-    add.set_defaults(func=lambda args: _run(args, settings_of, _add))
+    add.set_defaults(func=lambda args: run_in_session(args, settings_of, _add))
 
     listing = sub.add_parser("list", help="show the plans")
     listing.add_argument("--json", action="store_true", help="one JSON object per line")
     listing.add_argument("--data-dir", type=Path)
-    listing.set_defaults(func=lambda args: _run(args, settings_of, _list))
+    listing.set_defaults(func=lambda args: run_in_session(args, settings_of, _list))
 
     assign = sub.add_parser("assign", help="put a tenant on a plan")
     assign.add_argument("tenant", help="the tenant's name")
     assign.add_argument("plan", help="the plan's name")
     assign.add_argument("--data-dir", type=Path)
-    assign.set_defaults(func=lambda args: _run(args, settings_of, _assign))
+    assign.set_defaults(func=lambda args: run_in_session(args, settings_of, _assign))
 
-
-def _run(
-    args: argparse.Namespace,
-    settings_of: SettingsOf,
-    action: Callable[[Session, argparse.Namespace], int],
-) -> int:
-    from callvault.db.engine import make_engine, make_sessionmaker, migrate
-    from callvault.errors import ApiError
-
-    settings = settings_of(args)
-    settings.data_dir.mkdir(parents=True, exist_ok=True)
-    migrate(settings.db_url)
-    engine = make_engine(settings.db_url)
-    try:
-        with make_sessionmaker(engine)() as session:
-            try:
-                return action(session, args)
-            except ApiError as exc:
-                print(f"callvault: {exc}", file=sys.stderr)
-                return 2
-    finally:
-        engine.dispose()
 
 
 def _add(session: Session, args: argparse.Namespace) -> int:

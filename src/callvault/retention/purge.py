@@ -354,5 +354,9 @@ def run(ctx: JobContext) -> dict[str, Any]:
     result = Purge(
         ctx.sessions, ctx.blobs, at, actor=actor, progress=ctx.progress, clock=ctx.now
     ).run()
-    log.info("retention purge: %s", result)
+    # quiet when there was nothing to do (it runs at every start: one start-up line)
+    if result.get("expired") or result.get("quota") or result.get("swept"):
+        log.info("retention purge: %s", result)
+    else:
+        log.debug("retention purge: nothing expired")
     return result

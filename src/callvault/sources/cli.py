@@ -11,11 +11,10 @@ from __future__ import annotations
 import argparse
 import json
 import sys
-from collections.abc import Callable
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from callvault.settings import Settings
+from callvault.cli_session import SettingsOf, run_in_session
 from callvault.sources.limits import SourceLimits
 
 if TYPE_CHECKING:  # the rest is imported when a command runs: `callvault --help` stays quick
@@ -25,7 +24,6 @@ ACTOR = "cli"
 _RELOAD_NOTE = "a running server sees this after its next reload or restart"
 _DEFAULTS = SourceLimits()
 
-SettingsOf = Callable[[argparse.Namespace], Settings]
 
 
 def add_commands(admin_sub: Any, settings_of: SettingsOf) -> None:
@@ -54,40 +52,18 @@ def add_commands(admin_sub: Any, settings_of: SettingsOf) -> None:
         "--max-session-expires", type=int, default=_DEFAULTS.max_session_expires_s, metavar="S"
     )
     add.add_argument("--data-dir", type=Path)
-    add.set_defaults(func=lambda args: _run(args, settings_of, _add))
+    add.set_defaults(func=lambda args: run_in_session(args, settings_of, _add))
 
     listing = sub.add_parser("list", help="show the registered sources")
     listing.add_argument("--json", action="store_true", help="one JSON object per line")
     listing.add_argument("--data-dir", type=Path)
-    listing.set_defaults(func=lambda args: _run(args, settings_of, _list))
+    listing.set_defaults(func=lambda args: run_in_session(args, settings_of, _list))
 
     remove = sub.add_parser("remove", help="remove a source (by id or name)")
     remove.add_argument("source", help="id or name")
     remove.add_argument("--data-dir", type=Path)
-    remove.set_defaults(func=lambda args: _run(args, settings_of, _remove))
+    remove.set_defaults(func=lambda args: run_in_session(args, settings_of, _remove))
 
-
-def _run(
-    args: argparse.Namespace,
-    settings_of: SettingsOf,
-    action: Callable[[Session, argparse.Namespace], int],
-) -> int:
-    from callvault.db.engine import make_engine, make_sessionmaker, migrate
-    from callvault.errors import ApiError
-
-    settings = settings_of(args)
-    settings.data_dir.mkdir(parents=True, exist_ok=True)
-    migrate(settings.db_url)
-    engine = make_engine(settings.db_url)
-    try:
-        with make_sessionmaker(engine)() as session:
-            try:
-                return action(session, args)
-            except ApiError as exc:
-                print(f"callvault: {exc}", file=sys.stderr)
-                return 2
-    finally:
-        engine.dispose()
 
 
 def _tenant_ids(session: Session, refs: list[str]) -> list[int]:
