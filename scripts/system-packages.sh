@@ -13,6 +13,9 @@ command -v sox >/dev/null || need+=(sox)
 command -v espeak-ng >/dev/null || need+=(espeak-ng)
 ls /usr/lib/postgresql/*/bin/initdb >/dev/null 2>&1 || need+=(postgresql)
 command -v chromium >/dev/null || need+=(chromium)
+# baresip: the phones of the B2BUA tests; rtpengine: the relay the media bench compares to
+command -v baresip >/dev/null || need+=(baresip-core)
+command -v rtpengine >/dev/null || need+=(rtpengine-daemon)
 if [ ${#need[@]} -gt 0 ]; then
   if [ "$(id -u)" != 0 ]; then
     echo "missing system packages: ${need[*]} (run as root or install them)" >&2

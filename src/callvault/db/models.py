@@ -129,6 +129,16 @@ class Tenant(Base):
     # False (the German manual's "do not store in the portal"): a mailed recording's
     # audio is deleted once the mail server accepted the message
     store_in_portal: Mapped[bool] = mapped_column(Boolean, default=True, server_default=true())
+    # B2BUA announcements (SPEC 3): the other party hears a prompt when recording
+    # starts and stops, in the tenant's language unless the tenant uploaded its own
+    announce_start: Mapped[bool] = mapped_column(Boolean, default=True, server_default=true())
+    announce_stop: Mapped[bool] = mapped_column(Boolean, default=True, server_default=true())
+    # after a transfer, tell the new party again ("erneut über die Aufzeichnung informieren")
+    announce_after_transfer: Mapped[bool] = mapped_column(
+        Boolean, default=False, server_default="0"
+    )
+    # the short code's tones are also kept from the other party's ear (B2BUA)
+    hide_code_from_other: Mapped[bool] = mapped_column(Boolean, default=False, server_default="0")
     domains: Mapped[list[TenantDomain]] = relationship(
         cascade="all, delete-orphan", order_by="TenantDomain.id"
     )
@@ -496,6 +506,8 @@ class RecordingSourceRow(Base):
     max_streams: Mapped[int] = mapped_column(Integer, default=400)
     max_media_lines: Mapped[int] = mapped_column(Integer, default=4)
     max_session_expires_s: Mapped[int] = mapped_column(Integer, default=3600)
+    # siprec: an SBC/PBX forking media to us; pbx or trunk: a B2BUA leg (SPEC 2, mode 2)
+    kind: Mapped[str] = mapped_column(String(8), default="siprec", server_default="siprec")
     created_at: Mapped[datetime] = mapped_column(default=utcnow)
     created_by: Mapped[str] = mapped_column(String(200))
     tenants: Mapped[list[RecordingSourceTenant]] = relationship(
@@ -692,3 +704,44 @@ class ServerSecret(Base):
     name: Mapped[str] = mapped_column(String(64), primary_key=True)
     value: Mapped[str] = mapped_column(String(200))  # base64url, no padding
     created_at: Mapped[datetime] = mapped_column(default=utcnow)
+
+
+class CallRoute(Base):
+    """Where the B2BUA sends a call (SPEC 2, mode 2): set by the operator per tenant.
+
+    An INVITE from source ``source_id`` whose Request-URI number (E.164) or
+    user part starts with ``prefix`` goes to ``target`` (``sip:host:port;
+    transport=udp|tcp|tls``); the longest prefix wins, "" matches any.
+    """
+
+    __tablename__ = "call_routes"
+    __table_args__ = (UniqueConstraint("source_id", "prefix"),)
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    tenant_id: Mapped[int] = mapped_column(ForeignKey("tenants.id", ondelete="CASCADE"), index=True)
+    source_id: Mapped[int] = mapped_column(
+        ForeignKey("recording_sources.id", ondelete="CASCADE"), index=True
+    )
+    prefix: Mapped[str] = mapped_column(String(32), default="")
+    target: Mapped[str] = mapped_column(String(255))
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
+    created_by: Mapped[str] = mapped_column(String(200))
+
+
+class AnnouncementPrompt(Base):
+    """A tenant's own announcement (``kind`` start or stop), replacing the shipped one.
+
+    The upload is validated and converted to 8 kHz mono 16-bit WAV, stored as
+    blob ``blob_key``; ``duration_ms`` and ``sha256`` describe the converted file.
+    """
+
+    __tablename__ = "announcement_prompts"
+    __table_args__ = (UniqueConstraint("tenant_id", "kind"),)
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    tenant_id: Mapped[int] = mapped_column(ForeignKey("tenants.id", ondelete="CASCADE"), index=True)
+    kind: Mapped[str] = mapped_column(String(8))  # start | stop
+    blob_key: Mapped[str] = mapped_column(String(255))
+    duration_ms: Mapped[int] = mapped_column(Integer)
+    sha256: Mapped[str] = mapped_column(String(64))
+    original_name: Mapped[str | None] = mapped_column(String(200))
+    uploaded_at: Mapped[datetime] = mapped_column(default=utcnow)
+    uploaded_by: Mapped[str] = mapped_column(String(200))
