@@ -265,6 +265,20 @@ class RtpStreamSet:
         self.receivers[index] = receiver
         self.ports[index] = port
 
+    def attach(self, index: int, receiver: RtpReceiver) -> None:
+        """Take stream ``index`` from a socket someone else owns (the B2BUA's relay
+        feeds ``receiver.datagram_received`` with what it relays): no port, no socket."""
+        receiver.set_stream_index(index)
+        self.detach(index)
+        self.receivers[index] = receiver
+
+    def detach(self, index: int) -> None:
+        """Stop an attached stream; its last RFC 4733 digit is reported."""
+        if index not in self._transports:
+            receiver = self.receivers.pop(index, None)
+            if receiver is not None:
+                receiver.connection_lost(None)
+
     def set_telephone_events(self, pts: Iterable[int]) -> None:
         for receiver in self.receivers.values():
             receiver.set_telephone_events(pts)
@@ -276,6 +290,8 @@ class RtpStreamSet:
     def close(self) -> None:
         for index in list(self._transports):
             self._close_one(index)
+        for index in list(self.receivers):
+            self.detach(index)
 
     def remove(self, index: int) -> None:
         """Close stream ``index`` (an m-line removed by a re-INVITE)."""

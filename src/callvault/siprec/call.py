@@ -22,7 +22,7 @@ import uuid
 from collections.abc import Callable
 from dataclasses import dataclass, field, replace
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Protocol
 
 from callvault.media.dtmf import DtmfDigit
 from callvault.media.live_keys import InbandKeyListener
@@ -69,6 +69,16 @@ class CallContext:
     calls: dict[str, RecordedCall] = field(default_factory=dict)  # by SIP Call-ID
 
 
+class StreamBinder(Protocol):
+    """Where a call's streams come from when it opens no socket of its own: the
+    B2BUA's relay taps each leg's packets into the stream's receiver."""
+
+    def bind(self, index: int, receiver: RtpReceiver) -> int:
+        """Feed stream ``index`` to ``receiver``; return the port it arrives on."""
+
+    def unbind(self, index: int) -> None: ...
+
+
 @dataclass
 class ActiveStream:
     layout: StreamLayout
@@ -108,16 +118,20 @@ class RecordedCall:
         self.reserved_streams = 0  # media lines held against the source's limit
         self.on_release: Callable[[], None] | None = None  # gives the source's share back
         self.allowed_tenants: frozenset[int] | None = None  # None: any (no registry)
-        self.live = LivePolicy(
-            on_gate=lambda t, is_open: self.spool.record(
-                Event(type="capture", t=t, data={"open": is_open})
-            )
-        )
+        # B2BUA calls: the relay owns the sockets and feeds the receivers (see _open)
+        self.stream_binder: StreamBinder | None = None
+        self.on_capture: Callable[[int, bool], None] | None = None  # announcements
+        self.live = LivePolicy(on_gate=self._gate_changed)
         self.slots: list[tuple[RecordingSlot, dict[str, Any]]] = []
         self._tenants: set[int] = set()  # tenants the parties belong to
         self._keys: dict[str, str] = {}  # participant id -> its recording's key
         self.declined = False  # streams declined: nobody can be recorded
         self._listening = False  # some stream's in-band keys are listened to
+
+    def _gate_changed(self, t: int, is_open: bool) -> None:
+        self.spool.record(Event(type="capture", t=t, data={"open": is_open}))
+        if self.on_capture is not None:
+            self.on_capture(t, is_open)
 
     # -- clock -------------------------------------------------------------
     def now_ms(self) -> int:
@@ -340,6 +354,19 @@ class RecordedCall:
                 )
             )
 
+        if self.stream_binder is not None:
+            receiver = RtpReceiver(
+                self.spool.stream(index),
+                self.now_ms,
+                on_dtmf,
+                events,
+                stream_index=index,
+                expected_host=self._sender_host(index),
+                unprotect=self._decryptor(index),
+            )
+            self.media.attach(index, receiver)
+            port = self.stream_binder.bind(index, receiver)
+            return ActiveStream(layout, port, receiver, srtp_key=self._srtp_key(index))
         for _attempt in range(64):
             port = self.ctx.ports.acquire()  # raises PortsExhausted
             receiver = RtpReceiver(
@@ -500,8 +527,13 @@ class RecordedCall:
         self.live.key(digit.start_ms, digit.digit, sender)
 
     def _close_stream(self, index: int) -> None:
-        if self.streams.pop(index, None) is not None and index in self.media.ports:
+        if self.streams.pop(index, None) is None:
+            return
+        if index in self.media.ports:
             self.media.remove(index)
+        elif self.stream_binder is not None:
+            self.stream_binder.unbind(index)
+            self.media.detach(index)
 
     def info_digit(self, digit: str, duration_ms: int) -> None:
         t = self.now_ms()
