@@ -223,6 +223,15 @@ class ErrorId(StrEnum):
     PUSH_DEVICES_LIMIT = "push-devices-limit", 409, "the user has the most push devices allowed"
     PUSH_SUBSCRIPTION_NOT_FOUND = "push-subscription-not-found", 404, "no such push device"
 
+    # announcements (B2BUA, SPEC 3): a tenant's own prompts
+    PROMPT_TOO_LARGE = "prompt-too-large", 413, "the prompt's file is larger than allowed"
+    PROMPT_FORMAT = "prompt-format", 422, "a prompt must be a WAV or MP3 file"
+    PROMPT_UNREADABLE = "prompt-unreadable", 422, "the prompt's audio cannot be decoded"
+    PROMPT_TOO_LONG = "prompt-too-long", 422, "the prompt plays longer than allowed"
+    PROMPT_TOO_SHORT = "prompt-too-short", 422, "the prompt is too short to be heard"
+    PROMPT_SILENT = "prompt-silent", 422, "the prompt holds nothing but silence"
+    PROMPT_NOT_FOUND = "prompt-not-found", 404, "the tenant has no own prompt of this kind"
+
 
 class ApiError(Exception):
     """An error answered over HTTP with a stable machine id.

@@ -17,12 +17,20 @@ the tenant is not suspended (SPEC 8).
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 
 from sqlalchemy import select
 from sqlalchemy.orm import Session, selectinload
 
-from callvault.db.models import LegalAcceptance, Tenant, TenantEnablement, User, UserContact
+from callvault.db.models import (
+    AnnouncementPrompt,
+    LegalAcceptance,
+    Tenant,
+    TenantEnablement,
+    User,
+    UserContact,
+)
 from callvault.tenants.numbers import split_aor, to_e164
 
 
@@ -46,6 +54,15 @@ class TenantPolicy:
     recording_enabled: bool = False  # by the operator, after the signed declaration
     listening_enabled: bool = False  # LiveCenter listening
     coaching_enabled: bool = False
+    # B2BUA announcements (SPEC 3; callvault.announcements): the shipped prompts'
+    # language, which prompts play, and the tenant's own uploads (kind -> blob key)
+    language: str = "nl"
+    announce_start: bool = True
+    announce_stop: bool = True
+    announce_after_transfer: bool = False  # the new party of a transfer hears the prompt again
+    hide_code_from_other: bool = False  # the short code's tones never reach the other party
+    # hash=False: the policy stays hashable (a dict is not)
+    prompts: Mapping[str, str] = field(default_factory=dict, hash=False)
 
 
 @dataclass(frozen=True)
@@ -93,6 +110,13 @@ class Directory:
                 )
             )
         }
+        prompts: dict[int, dict[str, str]] = {}
+        for tenant_id, kind, blob_key in session.execute(
+            select(
+                AnnouncementPrompt.tenant_id, AnnouncementPrompt.kind, AnnouncementPrompt.blob_key
+            )
+        ):
+            prompts.setdefault(tenant_id, {})[kind] = blob_key
         for tenant in tenants:
             recording = (tenant.id, "recording") in enabled
             directory.policies[tenant.id] = TenantPolicy(
@@ -103,6 +127,12 @@ class Directory:
                 recording_enabled=recording,
                 listening_enabled=(tenant.id, "listening") in enabled,
                 coaching_enabled=(tenant.id, "coaching") in enabled,
+                language=tenant.language,
+                announce_start=tenant.announce_start,
+                announce_stop=tenant.announce_stop,
+                announce_after_transfer=tenant.announce_after_transfer,
+                hide_code_from_other=tenant.hide_code_from_other,
+                prompts=prompts.get(tenant.id, {}),
             )
             directory.country_codes[tenant.id] = tenant.country_code
             if tenant.suspended:
