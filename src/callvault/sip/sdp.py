@@ -15,6 +15,14 @@ with the offerer's key. A secure m-line without a usable suite is rejected,
 and an offer left with nothing usable gets a 488 naming what was offered.
 ``offer_is_secure`` tells whether every stream we would record is SRTP, for
 sources that require it.
+
+The model keeps what writing needs (``sip/sdp_writer.py``): session-level and
+per-m-line attributes in order and ``b=`` lines. The attributes are what is
+written; the typed fields (``rtpmap``, ``fmtp``, ``direction``, ``label``,
+``ptime``, ``crypto``) are readings of them, so an SDP built from objects goes
+through ``media_description``, which derives them the way the parser does.
+``t=`` is always ``0 0`` in SIP (RFC 3264 section 5) and is not kept; ``i=``,
+``u=``, ``e=``, ``p=``, ``k=``, ``r=`` and ``z=`` are dropped.
 """
 
 from __future__ import annotations
@@ -134,6 +142,7 @@ class MediaDescription:
     attributes: list[tuple[str, str | None]] = field(default_factory=list)
     raw_formats: list[str] = field(default_factory=list)  # as offered, for non-RTP lines
     crypto: list[CryptoAttribute] = field(default_factory=list)  # well-formed a=crypto lines
+    bandwidth: list[str] = field(default_factory=list)  # b= values, e.g. "AS:64"
 
     @property
     def secure(self) -> bool:
@@ -158,6 +167,8 @@ class SessionDescription:
     session_name: str
     connection: str | None
     media: list[MediaDescription]
+    attributes: list[tuple[str, str | None]] = field(default_factory=list)  # session-level a=
+    bandwidth: list[str] = field(default_factory=list)  # session-level b= values
 
 
 def _bad(message: str) -> RemoteProtocolError:
@@ -181,6 +192,7 @@ class _MediaBuilder:
     ptime: int | None = None
     attributes: list[tuple[str, str | None]] = field(default_factory=list)
     crypto: list[CryptoAttribute] = field(default_factory=list)
+    bandwidth: list[str] = field(default_factory=list)
 
     def build(
         self, session_direction: Direction, session_connection: str | None
@@ -203,6 +215,7 @@ class _MediaBuilder:
             attributes=self.attributes,
             raw_formats=self.raw_formats,
             crypto=self.crypto,
+            bandwidth=self.bandwidth,
         )
 
 
@@ -244,9 +257,10 @@ def _parse_rtpmap(value: str, lineno: int) -> tuple[int, Codec]:
 def _parse_connection(value: str, lineno: int) -> str:
     """``c=IN IP4 <address>[/<ttl>]`` (RFC 4566 section 5.7); returns the address."""
     fields = value.split()
-    if len(fields) < 3:
+    address = fields[2].split("/", 1)[0] if len(fields) >= 3 else ""
+    if not address:
         raise _bad(f"line {lineno}: malformed c={value}")
-    return fields[2].split("/", 1)[0]
+    return address
 
 
 def _apply_attribute(builder: _MediaBuilder, name: str, val: str | None, lineno: int) -> None:
@@ -285,6 +299,8 @@ def parse_sdp(data: bytes) -> SessionDescription:
     session_name = ""
     session_connection: str | None = None
     session_direction: Direction = "sendrecv"
+    session_attributes: list[tuple[str, str | None]] = []
+    session_bandwidth: list[str] = []
     media: list[_MediaBuilder] = []
     seen_version = False
     for lineno, line in enumerate(_lines(data), start=1):
@@ -315,13 +331,17 @@ def parse_sdp(data: bytes) -> SessionDescription:
             attr_value = val if sep else None
             if media:
                 _apply_attribute(media[-1], name.strip(), attr_value, lineno)
-            elif name.strip().lower() in DIRECTIONS:
-                session_direction = cast(Direction, name.strip().lower())
+            else:
+                session_attributes.append((name.strip(), attr_value))
+                if name.strip().lower() in DIRECTIONS:
+                    session_direction = cast(Direction, name.strip().lower())
+        elif kind == "b":
+            (media[-1].bandwidth if media else session_bandwidth).append(value.strip())
         elif kind == "o" and not media:
             origin = value.strip()
         elif kind == "s" and not media:
             session_name = value.strip()
-        # b=, t=, k=, i=, u=, e=, p=, z=, r= and unknown types are not needed
+        # t= (always 0 0 in SIP), k=, i=, u=, e=, p=, z=, r= and unknown types are not needed
     if not seen_version:
         raise _bad("empty body, missing v=")
     return SessionDescription(
@@ -329,7 +349,49 @@ def parse_sdp(data: bytes) -> SessionDescription:
         session_name=session_name,
         connection=session_connection,
         media=[m.build(session_direction, session_connection) for m in media],
+        attributes=session_attributes,
+        bandwidth=session_bandwidth,
     )
+
+
+def attribute_direction(attributes: Sequence[tuple[str, str | None]]) -> Direction:
+    """The direction a session-level attribute list sets (the last one), else sendrecv."""
+    found: Direction = "sendrecv"
+    for name, _ in attributes:
+        if name.lower() in DIRECTIONS:
+            found = cast(Direction, name.lower())
+    return found
+
+
+def media_description(
+    media: str,
+    port: int,
+    proto: str,
+    formats: Sequence[int],
+    attributes: Sequence[tuple[str, str | None]],
+    *,
+    connection: str | None,
+    raw_formats: Sequence[str] | None = None,
+    bandwidth: Sequence[str] = (),
+    session_attributes: Sequence[tuple[str, str | None]] = (),
+) -> MediaDescription:
+    """An m-line built from objects, its typed fields read from ``attributes`` as parsed.
+
+    ``connection`` is the line's effective address (its own ``c=`` or the
+    session's); ``session_attributes`` supply the direction when the line sets
+    none. A malformed ``rtpmap`` raises ``RemoteProtocolError`` as in parsing.
+    """
+    builder = _MediaBuilder(
+        media,
+        port,
+        proto,
+        list(formats),
+        list(raw_formats) if raw_formats is not None else [str(pt) for pt in formats],
+        bandwidth=list(bandwidth),
+    )
+    for lineno, (name, value) in enumerate(attributes, start=1):
+        _apply_attribute(builder, name, value, lineno)
+    return builder.build(attribute_direction(session_attributes), connection)
 
 
 def _is_recordable(codec: Codec) -> bool:
@@ -373,7 +435,8 @@ def _answer_direction(offered: Direction) -> Direction:
     return "recvonly" if offered in ("sendonly", "sendrecv") else "inactive"
 
 
-def _address_line(address: str) -> str:
+def address_line(address: str) -> str:
+    """``IN IP4 <address>`` or ``IN IP6 <address>``: the tail of ``o=`` and ``c=``."""
     return f"IN {'IP6' if ':' in address else 'IP4'} {address}"
 
 
@@ -437,37 +500,60 @@ def build_recording_answer(
     or an SRTP m-line without a usable ``a=crypto``. An accepted SRTP m-line
     answers the chosen crypto's tag and suite with a key from ``new_key``.
     """
+    # imported here: the writer reads this module's model, this module writes with it
+    from callvault.sip.sdp_writer import format_sdp
+
     if len(ports) != len(offer.media):
         raise LocalProtocolError(f"{len(ports)} ports for {len(offer.media)} m-lines")
-    lines = [
-        "v=0",
-        f"o=callvault {session_id} {version} {_address_line(local_address)}",
-        "s=callvault",
-        f"c={_address_line(local_address)}",
-        "t=0 0",
+    media = [
+        _answer_media(offered, port, local_address, new_key)
+        for offered, port in zip(offer.media, ports, strict=True)
     ]
-    for media, port in zip(offer.media, ports, strict=True):
-        chosen = choose_codecs(media)
-        crypto = choose_crypto(media)
-        if port is None or not chosen:
-            formats = " ".join(media.raw_formats) or "0"
-            lines.append(f"m={media.media} 0 {media.proto} {formats}")
-            continue
-        lines.append(f"m={media.media} {port} {media.proto} {' '.join(map(str, chosen))}")
-        for pt, codec in chosen.items():
-            channels = f"/{codec.channels}" if codec.channels != 1 else ""
-            lines.append(f"a=rtpmap:{pt} {codec.name}/{codec.clock_rate}{channels}")
-            if pt in media.fmtp:
-                lines.append(f"a=fmtp:{pt} {media.fmtp[pt]}")
-        if media.ptime is not None:
-            lines.append(f"a=ptime:{media.ptime}")
-        if media.label is not None:
-            lines.append(f"a=label:{media.label}")
-        if crypto is not None:
-            key = base64.b64encode(new_key(crypto.suite)).decode("ascii")
-            lines.append(f"a=crypto:{crypto.tag} {crypto.suite} inline:{key}")
-        lines.append(f"a={_answer_direction(media.direction)}")
-    return ("\r\n".join(lines) + "\r\n").encode("utf-8")
+    answer = SessionDescription(
+        origin=f"callvault {session_id} {version} {address_line(local_address)}",
+        session_name="callvault",
+        connection=local_address,
+        media=media,
+    )
+    return format_sdp(answer)
+
+
+def _answer_media(
+    media: MediaDescription,
+    port: int | None,
+    local_address: str,
+    new_key: Callable[[str], bytes],
+) -> MediaDescription:
+    """One answered m-line: what we record, received on ``port``, or rejected with port 0."""
+    chosen = choose_codecs(media)
+    if port is None or not chosen:
+        return media_description(
+            media.media,
+            0,
+            media.proto,
+            media.formats,
+            [],
+            connection=local_address,
+            raw_formats=media.raw_formats,
+        )
+    attributes: list[tuple[str, str | None]] = []
+    for pt, codec in chosen.items():
+        channels = f"/{codec.channels}" if codec.channels != 1 else ""
+        attributes.append(("rtpmap", f"{pt} {codec.name}/{codec.clock_rate}{channels}"))
+        if pt in media.fmtp:
+            attributes.append(("fmtp", f"{pt} {media.fmtp[pt]}"))
+    if media.ptime is not None:
+        attributes.append(("ptime", str(media.ptime)))
+    if media.label is not None:
+        attributes.append(("label", media.label))
+    crypto = choose_crypto(media)
+    if crypto is not None:
+        key = base64.b64encode(new_key(crypto.suite)).decode("ascii")
+        attributes.append(("crypto", f"{crypto.tag} {crypto.suite} inline:{key}"))
+    attributes.append((_answer_direction(media.direction), None))
+    return media_description(
+        media.media, port, media.proto, list(chosen), attributes, connection=local_address
+    )
 
 
 def _describe(media: MediaDescription) -> list[str]:
