@@ -1,0 +1,360 @@
+"""Headless baresip phones as real peers for the B2BUA tests (issue 10, "How it is checked").
+
+A ``Phone`` runs one Debian baresip 1.0 (see ../shared notes on test peers,
+repeated here so the module stands alone):
+
+- ``sip_listen <its own 127.0.0.x>:PORT`` binds SIP (UDP and TCP on PORT, TLS
+  on PORT+1) to the phone's own loopback address, so callvault's source
+  registry tells the phones apart by address (one /32 source each);
+- ``net_interface 127.0.0.1``: baresip binds its RTP sockets to the wildcard,
+  so its RTP leaves from 127.0.0.1 whatever address the phone has; the SDP's
+  ``c=`` must name the address the RTP really comes from (a relay latches to
+  it), hence 127.0.0.1 there, while SIP comes from 127.0.0.x;
+- ``audio_source aufile,<wav>`` is the microphone (an 8 kHz mono WAV: each
+  phone its own tone, or speech), and ``module sndfile.so`` leaves what the
+  phone heard in ``dump-*-dec.wav`` and what it sent in ``dump-*-enc.wav``;
+- the account answers by itself (``answermode=auto``) and needs no registrar;
+- ``ctrl_tcp`` takes the commands (netstring JSON): ``dial``, ``hangup``,
+  ``hold``, ``resume``, ``transfer`` (a blind REFER), ``sndcode`` (RFC 4733
+  when negotiated, else SIP INFO) and reports events (``CALL_ESTABLISHED``,
+  ``CALL_CLOSED``, ``CALL_DTMF_START``, ...). baresip 1.0 has no attended
+  transfer: the sipp scenarios cover that.
+
+The dumps hold decoded audio in arrival order (no player clocks them), so a
+sample index is the time since the first packet, give or take lost packets.
+baresip 1.0 drops sndfile from the receive chain at the first re-INVITE that
+changes the direction (hold): what a phone hears after a hold is not in its
+dump. ``rtp_received`` (its RTCP counters) shows media still flows; the
+recording shows what flowed.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import json
+import random
+import re
+import socket
+import wave
+from collections.abc import Iterable
+from dataclasses import dataclass, field
+from pathlib import Path
+from types import TracebackType
+from typing import Any
+
+import numpy as np
+import numpy.typing as npt
+
+from callvault.media.analysis import tone_spans
+from tests.peers import program
+
+RATE = 8000
+Pcm = npt.NDArray[np.int16]
+
+# what each phone says: a tone of its own, far from DTMF pairs, the user's
+# 1400 Hz start beep and the 1000 Hz stop beep
+TONE_A_HZ = 700.0
+TONE_B_HZ = 1100.0
+TONE_C_HZ = 500.0
+
+
+def tone(freq_hz: float, seconds: float, amplitude: float = 0.3) -> Pcm:
+    """A sine at ``amplitude`` of full scale, 8 kHz int16."""
+    t = np.arange(round(seconds * RATE)) / RATE
+    return (np.sin(2 * np.pi * freq_hz * t) * amplitude * 32767).round().astype(np.int16)
+
+
+def write_wav(path: Path, pcm: Pcm, rate: int = RATE) -> Path:
+    with wave.open(str(path), "wb") as out:
+        out.setnchannels(1)
+        out.setsampwidth(2)
+        out.setframerate(rate)
+        out.writeframes(np.asarray(pcm, dtype="<i2").tobytes())
+    return path
+
+
+def read_wav_data(path: Path) -> Pcm:
+    """The samples of a 16-bit mono WAV, even one whose header was never finalised.
+
+    baresip's sndfile writes the sizes at close; a phone killed mid-call leaves
+    zeros there, so the data chunk is taken to the end of the file.
+    """
+    raw = path.read_bytes()
+    at = raw.find(b"data", 12)
+    if at < 0:
+        return np.zeros(0, dtype=np.int16)
+    body = raw[at + 8 :]
+    return np.frombuffer(body[: len(body) // 2 * 2], dtype="<i2").astype(np.int16)
+
+
+def free_port(address: str, span: int = 2) -> int:
+    """A port free for UDP and TCP on ``address`` together with the ``span - 1`` above it."""
+    for _ in range(200):
+        port = random.randrange(30000, 60000, 4)
+        taken: list[socket.socket] = []
+        try:
+            for candidate in range(port, port + span):
+                for kind in (socket.SOCK_DGRAM, socket.SOCK_STREAM):
+                    sock = socket.socket(socket.AF_INET, kind)
+                    taken.append(sock)
+                    sock.bind((address, candidate))
+            return port
+        except OSError:
+            continue
+        finally:
+            for sock in taken:
+                sock.close()
+    raise RuntimeError(f"no free port on {address}")
+
+
+class PhoneError(AssertionError):
+    """A phone did not do what the test asked (the message carries its log)."""
+
+
+@dataclass
+class Phone:
+    """One baresip as an async context manager; ``await phone.dial(uri)`` and so on.
+
+    ``aor`` is the account (``sip:alice@acme.example``): it is the From of
+    the calls it makes, and the user part an INVITE's Request-URI must carry
+    for the phone to answer. ``mic`` is what it sends (looped by nothing:
+    make it longer than the call).
+    """
+
+    workdir: Path
+    aor: str
+    address: str
+    mic: Pcm
+    codecs: str = "PCMU"
+    outbound: str | None = None  # e.g. "sip:127.0.0.1:5060": every request through it
+    answermode: str = "auto"
+    sip_port: int = 0
+    ctrl_port: int = 0
+    events: list[dict[str, Any]] = field(default_factory=list)
+    _proc: asyncio.subprocess.Process | None = None
+    _reader: asyncio.StreamReader | None = None
+    _writer: asyncio.StreamWriter | None = None
+    _pump: asyncio.Task[None] | None = None
+    _responses: asyncio.Queue[dict[str, Any]] = field(default_factory=asyncio.Queue)
+    _changed: asyncio.Event = field(default_factory=asyncio.Event)
+
+    @property
+    def uri(self) -> str:
+        """Where to reach this phone directly: ``sip:<user>@<address>:<port>``."""
+        user = self.aor.removeprefix("sip:").split("@", 1)[0]
+        return f"sip:{user}@{self.address}:{self.sip_port}"
+
+    @property
+    def contact(self) -> str:
+        """The ``sip:host:port;transport=udp`` a call route points at."""
+        return f"sip:{self.address}:{self.sip_port};transport=udp"
+
+    def configure(self) -> None:
+        """Write the config, accounts and microphone (ports drawn now, so routes can name them)."""
+        self.workdir.mkdir(parents=True, exist_ok=True)
+        if not self.sip_port:
+            self.sip_port = free_port(self.address, span=2)  # TLS binds PORT+1
+        if not self.ctrl_port:
+            self.ctrl_port = free_port(self.address, span=1)
+        write_wav(self.workdir / "mic.wav", self.mic)
+        rtp = random.randrange(40000, 60000, 200)
+        (self.workdir / "config").write_text(
+            "\n".join(
+                [
+                    "poll_method epoll",
+                    f"sip_listen {self.address}:{self.sip_port}",
+                    "net_interface 127.0.0.1",  # see the module docstring: RTP's real source
+                    f"rtp_ports {rtp}-{rtp + 199}",
+                    "audio_player aufile,/dev/null",
+                    f"audio_source aufile,{self.workdir / 'mic.wav'}",
+                    "audio_alert aufile,/dev/null",
+                    "module_path /usr/lib/baresip/modules",
+                    "module g711.so",
+                    "module g722.so",
+                    "module aufile.so",
+                    "module sndfile.so",
+                    f"snd_path {self.workdir}",
+                    "module_app account.so",
+                    "module_app menu.so",
+                    "module_app ctrl_tcp.so",
+                    f"ctrl_tcp_listen {self.address}:{self.ctrl_port}",
+                    "",
+                ]
+            )
+        )
+        params = f";regint=0;answermode={self.answermode};audio_codecs={self.codecs}"
+        if self.outbound:
+            params += f';outbound="{self.outbound}"'
+        (self.workdir / "accounts").write_text(f"<{self.aor}>{params}\n")
+
+    # -- lifetime ---------------------------------------------------------------
+    async def __aenter__(self) -> Phone:
+        baresip = program("baresip", "Debian package baresip-core: the phones")
+        self.configure()
+        log = (self.workdir / "baresip.log").open("wb")
+        self._proc = await asyncio.create_subprocess_exec(
+            baresip, "-f", str(self.workdir), "-s",  # -s: the SIP trace, for reports
+            stdin=asyncio.subprocess.DEVNULL, stdout=log, stderr=asyncio.subprocess.STDOUT,
+        )  # fmt: skip
+        log.close()
+        for _ in range(100):
+            try:
+                self._reader, self._writer = await asyncio.open_connection(
+                    self.address, self.ctrl_port
+                )
+                break
+            except OSError:
+                if self._proc.returncode is not None:
+                    raise PhoneError(f"baresip exited at start\n{self.log()}") from None
+                await asyncio.sleep(0.05)
+        else:
+            raise PhoneError(f"baresip's ctrl_tcp never listened\n{self.log()}")
+        self._pump = asyncio.create_task(self._read())
+        return self
+
+    async def __aexit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        await self.stop()
+
+    async def stop(self) -> None:
+        """Quit baresip (closing its dumps), killing it if it lingers."""
+        proc = self._proc
+        if proc is None:
+            return
+        if proc.returncode is None and self._writer is not None:
+            with contextlib.suppress(OSError, RuntimeError):
+                self._send("quit", "")
+                await self._writer.drain()
+        try:
+            await asyncio.wait_for(proc.wait(), 3)
+        except TimeoutError:
+            proc.kill()
+            await proc.wait()
+        if self._pump is not None:
+            self._pump.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._pump
+        if self._writer is not None:
+            self._writer.close()
+        self._proc = None
+
+    # -- ctrl_tcp ---------------------------------------------------------------
+    def _send(self, command: str, params: str) -> None:
+        assert self._writer is not None
+        body = json.dumps({"command": command, "params": params, "token": command}).encode()
+        self._writer.write(b"%d:%s," % (len(body), body))
+
+    async def _read(self) -> None:
+        assert self._reader is not None
+        with contextlib.suppress(asyncio.IncompleteReadError, ConnectionError):
+            while True:
+                length = int((await self._reader.readuntil(b":"))[:-1])
+                body = await self._reader.readexactly(length + 1)
+                message = json.loads(body[:-1])
+                if message.get("response"):
+                    self._responses.put_nowait(message)
+                elif message.get("event"):
+                    self.events.append(message)
+                    self._changed.set()
+
+    async def command(self, command: str, params: str = "", timeout: float = 5) -> str:
+        """Run one baresip command (``/help`` lists them) and return its answer text."""
+        if self._proc is None or self._proc.returncode is not None:
+            raise PhoneError(f"{self.aor}: baresip is not running\n{self.log()}")
+        self._send(command, params)
+        answer = await asyncio.wait_for(self._responses.get(), timeout)
+        return str(answer.get("data", ""))
+
+    async def dial(self, uri: str) -> None:
+        await self.command("dial", uri)
+
+    async def hangup(self) -> None:
+        await self.command("hangup")
+
+    async def hold(self) -> None:
+        await self.command("hold")
+
+    async def resume(self) -> None:
+        await self.command("resume")
+
+    async def transfer(self, uri: str) -> None:
+        """A blind transfer: REFER with Refer-To ``uri``."""
+        await self.command("transfer", uri)
+
+    async def press(self, keys: str, gap: float = 0.3) -> None:
+        """Press ``keys`` one by one (each released before the next, ``gap`` apart)."""
+        for key in keys:
+            await self.command("sndcode", key)
+            await asyncio.sleep(gap)
+
+    # -- what happened ------------------------------------------------------------
+    def seen(self, kind: str) -> list[dict[str, Any]]:
+        return [e for e in self.events if e.get("type") == kind]
+
+    async def wait_event(self, kind: str, timeout: float = 10, after: int = 0) -> dict[str, Any]:
+        """The first event ``kind`` (``CALL_ESTABLISHED``, ...) from index ``after`` on."""
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + timeout
+        while True:
+            for event in self.events[after:]:
+                if event.get("type") == kind:
+                    return event
+            left = deadline - loop.time()
+            if left <= 0:
+                raise PhoneError(
+                    f"{self.aor}: no {kind} within {timeout} s; events "
+                    f"{[e.get('type') for e in self.events]}\n{self.log()}"
+                )
+            self._changed.clear()
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(self._changed.wait(), left)
+
+    async def rtp_received(self) -> int:
+        """RTP packets this phone's call has received so far (baresip's RTCP member count)."""
+        found = re.findall(r"rcvd=(\d+)", await self.command("audio_debug"))
+        return sum(int(n) for n in found)
+
+    def sip_trace(self) -> str:
+        """The SIP messages this phone sent and received (``baresip -s``)."""
+        path = self.workdir / "baresip.log"
+        return path.read_text(errors="replace") if path.exists() else ""
+
+    def digits_heard(self) -> list[str]:
+        """The keys whose RFC 4733 events (or INFO) reached this phone."""
+        return [str(e.get("param", "")) for e in self.seen("CALL_DTMF_START")]
+
+    def _dumps(self, kind: str) -> list[Path]:
+        return sorted(self.workdir.glob(f"dump-*-{kind}.wav"))
+
+    def heard(self) -> Pcm:
+        """What the phone heard (all its calls' decoded audio, in order), 8 kHz int16."""
+        return _joined(self._dumps("dec"))
+
+    def sent(self) -> Pcm:
+        """What the phone sent (before encoding), 8 kHz int16."""
+        return _joined(self._dumps("enc"))
+
+    def log(self, tail: int = 6000) -> str:
+        path = self.workdir / "baresip.log"
+        text = path.read_text(errors="replace") if path.exists() else ""
+        return f"--- baresip {self.aor} @ {self.address}:{self.sip_port}\n{text[-tail:]}"
+
+
+def _joined(paths: Iterable[Path]) -> Pcm:
+    parts = [read_wav_data(p) for p in paths]
+    return np.concatenate(parts) if parts else np.zeros(0, dtype=np.int16)
+
+
+def spans(pcm: Pcm, freq_hz: float) -> list[tuple[float, float]]:
+    """Where ``freq_hz`` dominates ``pcm`` (seconds), as the recorder's tests locate tones."""
+    return tone_spans(pcm, RATE, freq_hz)
+
+
+def covered(found: list[tuple[float, float]], start: float = 0.0, end: float = 1e9) -> float:
+    """Seconds of ``found`` inside ``[start, end]``."""
+    return sum(max(0.0, min(e, end) - max(s, start)) for s, e in found)
