@@ -162,6 +162,29 @@ class ErrorId(StrEnum):
     SOURCE_IDENTITY_REQUIRED = "source-identity-required", 422, "a network or fingerprint is needed"
     SOURCE_LIMIT_INVALID = "source-limit-invalid", 422, "a source limit is out of its range"
     SOURCE_TENANT_UNKNOWN = "source-tenant-unknown", 422, "a tenant named for the source is unknown"
+    SOURCE_KIND_INVALID = "source-kind-invalid", 422, "a source's kind is siprec, pbx or trunk"
+    ROUTE_NOT_FOUND = "route-not-found", 404, "no such call route"
+    ROUTE_EXISTS = "route-exists", 409, "the source already has a route with this prefix"
+    ROUTE_PREFIX_INVALID = (
+        "route-prefix-invalid",
+        422,
+        "a route's prefix is empty or +?[0-9*#]{1,31}",
+    )
+    ROUTE_TARGET_INVALID = (
+        "route-target-invalid",
+        422,
+        "a route's target is sip:HOST[:PORT][;transport=udp|tcp|tls]",
+    )
+    ROUTE_SOURCE_INVALID = (
+        "route-source-invalid",
+        422,
+        "a route's source is unknown or is not a pbx or trunk",
+    )
+    ROUTE_TENANT_INVALID = (
+        "route-tenant-invalid",
+        422,
+        "the route's source may not record for this tenant (or the tenant is unknown)",
+    )
 
     # plans, retention, legal holds, receipts, termination
     PLAN_NOT_FOUND = "plan-not-found", 404, "no plan of this name"

@@ -33,6 +33,12 @@ def add_commands(admin_sub: Any, settings_of: SettingsOf) -> None:
 
     add = sub.add_parser("add", help="register a recording source")
     add.add_argument("name")
+    add.add_argument(
+        "--kind",
+        choices=("siprec", "pbx", "trunk"),
+        default="siprec",
+        help="siprec: sends SIPREC (default); pbx or trunk: a leg of the in-path B2BUA",
+    )
     add.add_argument("--network", action="append", default=[], help="CIDR or address; repeat")
     add.add_argument(
         "--fingerprint",
@@ -95,6 +101,7 @@ def _add(session: Session, args: argparse.Namespace) -> int:
         tenant_ids=_tenant_ids(session, args.tenant),
         require_tls=args.require_tls,
         require_srtp=args.require_srtp,
+        kind=args.kind,
         limits=SourceLimits(
             max_calls=args.max_calls,
             max_streams=args.max_streams,
@@ -125,7 +132,7 @@ def _list(session: Session, args: argparse.Namespace) -> int:
             [" tls" if row.require_tls else "", " srtp" if row.require_srtp else ""]
         ).strip()
         print(
-            f"{row.id}\t{row.name}\t{identity}\ttenants {tenants}\t"
+            f"{row.id}\t{row.name}\t{row.kind}\t{identity}\ttenants {tenants}\t"
             f"calls {row.max_calls} streams {row.max_streams} m-lines {row.max_media_lines}"
             f" session-expires {row.max_session_expires_s}s"
             + (f"\trequires {flags}" if flags else "")

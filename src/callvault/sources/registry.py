@@ -15,6 +15,10 @@ A look-up masks the address once per distinct prefix length in use (a dict
 hit each) and its answer is cached by (address, fingerprint), bounded, so a
 flood from one address costs one dict look-up per request.
 
+A source's ``kind`` says which mode it speaks (SPEC section 2): ``siprec``
+forks media to the recording server; ``pbx`` and ``trunk`` are the two legs
+of the in-path B2BUA, routed to each other by ``b2bua/routes.py``.
+
 ``SourceUsage`` counts one source's live calls and open media lines against
 its ``SourceLimits``; ``SourceUsages`` keeps one per source across reloads.
 They are pure and synchronous: the caller opens and releases.
@@ -25,6 +29,7 @@ from __future__ import annotations
 import ipaddress
 from collections.abc import Iterable
 from dataclasses import dataclass, field
+from typing import Final
 
 from sqlalchemy import select
 from sqlalchemy.orm import Session, selectinload
@@ -36,6 +41,8 @@ from callvault.sources.limits import LIMIT_BOUNDS as LIMIT_BOUNDS
 from callvault.sources.limits import SourceLimits as SourceLimits
 
 _CACHE_SIZE = 4096
+SOURCE_KINDS: Final = ("siprec", "pbx", "trunk")
+B2BUA_KINDS: Final = frozenset({"pbx", "trunk"})  # the legs of SPEC section 2, mode 2
 
 
 @dataclass(frozen=True)
@@ -48,6 +55,12 @@ class RecordingSource:
     require_tls: bool = False
     require_srtp: bool = False
     limits: SourceLimits = field(default_factory=SourceLimits)
+    kind: str = "siprec"  # one of SOURCE_KINDS
+
+    @property
+    def is_b2bua_leg(self) -> bool:
+        """A PBX or trunk whose calls the B2BUA relays (not a SIPREC client)."""
+        return self.kind in B2BUA_KINDS
 
     def may_record_for(self, tenant_id: int) -> bool:
         return tenant_id in self.tenant_ids
@@ -68,6 +81,7 @@ def source_from_row(row: RecordingSourceRow) -> RecordingSource:
             max_media_lines=row.max_media_lines,
             max_session_expires_s=row.max_session_expires_s,
         ),
+        kind=row.kind,
     )
 
 

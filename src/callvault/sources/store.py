@@ -4,7 +4,8 @@ Shared by the operator's REST API (``portal/api/sources.py``), the CLI
 (``callvault admin source``) and the seeding of the demo and the tests, so
 all of them validate alike: at least one network or fingerprint, CIDRs and
 fingerprints normalised (``identity``), known tenants, limits within
-``LIMIT_BOUNDS``. Errors are ``InvalidInput`` / ``Conflict`` with stable ids.
+``LIMIT_BOUNDS``, a kind of ``SOURCE_KINDS`` (siprec, pbx, trunk). Errors are
+``InvalidInput`` / ``Conflict`` with stable ids.
 Auditing is the caller's (it knows the actor); nothing here commits.
 """
 
@@ -21,7 +22,7 @@ from sqlalchemy.orm import Session, selectinload
 from callvault.db.models import RecordingSourceRow, RecordingSourceTenant, Tenant
 from callvault.errors import Conflict, ErrorId, InvalidInput
 from callvault.sources.identity import normalise_fingerprints, normalise_networks
-from callvault.sources.registry import LIMIT_BOUNDS, SourceLimits
+from callvault.sources.registry import LIMIT_BOUNDS, SOURCE_KINDS, SourceLimits
 
 LOOPBACK_NETWORKS = ("127.0.0.1/32", "::1/128")
 
@@ -37,6 +38,16 @@ class SourceSpec:
     require_tls: bool = False
     require_srtp: bool = False
     limits: SourceLimits = field(default_factory=SourceLimits)
+    kind: str = "siprec"
+
+
+def check_kind(kind: str) -> str:
+    if kind not in SOURCE_KINDS:
+        raise InvalidInput(
+            f"a source's kind is one of {', '.join(SOURCE_KINDS)}, not {kind[:20]!r}",
+            error_id=ErrorId.SOURCE_KIND_INVALID,
+        )
+    return kind
 
 
 def check_limits(limits: SourceLimits) -> SourceLimits:
@@ -100,6 +111,7 @@ def add_source(session: Session, spec: SourceSpec, *, created_by: str) -> Record
         fingerprints=fingerprints,
         require_tls=spec.require_tls,
         require_srtp=spec.require_srtp,
+        kind=check_kind(spec.kind),
         created_by=created_by[:200],
         **asdict(limits),
     )
@@ -115,6 +127,7 @@ def source_facts(row: RecordingSourceRow) -> dict[str, Any]:
     """The changeable facts of a source, as the API shows them and audit rows record them."""
     return {
         "name": row.name,
+        "kind": row.kind,
         "networks": list(row.networks),
         "fingerprints": list(row.fingerprints),
         "tenant_ids": sorted(link.tenant_id for link in row.tenants),
@@ -145,6 +158,8 @@ def change_source(
     _check_identity(after["networks"], after["fingerprints"])
     if "tenant_ids" in wanted:
         after["tenant_ids"] = _check_tenants(session, wanted["tenant_ids"])
+    if "kind" in wanted:
+        after["kind"] = check_kind(wanted["kind"])
     for key in ("require_tls", "require_srtp", *LIMIT_BOUNDS):
         if key in wanted:
             after[key] = wanted[key]
@@ -191,6 +206,7 @@ def register_loopback_source(
     name: str = "loopback",
     created_by: str = "seed",
     limits: SourceLimits | None = None,
+    kind: str = "siprec",
 ) -> RecordingSourceRow:
     """The demo's, the tests' and the bench's SRC: 127.0.0.1 and ::1, for these tenants."""
     spec = SourceSpec(
@@ -198,5 +214,6 @@ def register_loopback_source(
         networks=list(LOOPBACK_NETWORKS),
         tenant_ids=list(tenant_ids),
         limits=limits or SourceLimits(),
+        kind=kind,
     )
     return add_source(session, spec, created_by=created_by)

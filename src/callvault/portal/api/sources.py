@@ -5,11 +5,13 @@ as on the other operator routes); an unknown id is 404. Every change is
 audited (``source.create`` / ``source.change`` / ``source.delete``, operator
 level: no tenant) and then ``on_directory_change()`` lets the running server
 reload its ``SourceRegistry``. Validation lives in ``callvault.sources.store``.
+A source's ``kind`` is ``siprec`` (mode 1) or ``pbx`` / ``trunk`` (a B2BUA leg,
+mode 2; its calls follow ``/api/v1/routes``).
 """
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, Literal
 
 from fastapi import APIRouter, Request, Response
 from pydantic import BaseModel, Field
@@ -35,8 +37,14 @@ def _limit(name: str, default: int | None) -> Any:
     return Field(default=default, ge=low, le=high)
 
 
+SourceKind = Literal["siprec", "pbx", "trunk"]  # sources.registry.SOURCE_KINDS
+
+
 class SourceIn(Strict):
     name: str = Field(min_length=1, max_length=200)
+    kind: SourceKind = Field(
+        default="siprec", description="siprec: sends SIPREC; pbx or trunk: a B2BUA leg"
+    )
     networks: list[str] = Field(
         default_factory=list, max_length=100, description="CIDRs or addresses, IPv4 or IPv6"
     )
@@ -60,6 +68,7 @@ class SourcePatchIn(Strict):
     """Absent (or null) means unchanged; a list replaces the source's list."""
 
     name: str | None = Field(default=None, min_length=1, max_length=200)
+    kind: SourceKind | None = None
     networks: list[str] | None = Field(default=None, max_length=100)
     fingerprints: list[str] | None = Field(default=None, max_length=20)
     tenant_ids: list[int] | None = Field(default=None, max_length=10_000)
@@ -74,6 +83,7 @@ class SourcePatchIn(Strict):
 class SourceOut(BaseModel):
     id: int
     name: str
+    kind: SourceKind
     networks: list[str]
     fingerprints: list[str]
     tenant_ids: list[int]
@@ -126,6 +136,7 @@ def create_recording_source(
             require_tls=body.require_tls,
             require_srtp=body.require_srtp,
             limits=SourceLimits(**{name: getattr(body, name) for name in LIMIT_BOUNDS}),
+            kind=body.kind,
         ),
         created_by=principal.actor(),
     )
