@@ -1,0 +1,438 @@
+"""The B2BUA's media relay: RTP between a call's two legs, tapped for recording.
+
+Issue 10 (SPEC section 2, mode 2; section 3, announcements). callvault
+anchors a bridged call's media: one UDP socket faces each leg ("a": the
+party whose INVITE came in, "b": the party we called) and every packet one
+party sends is forwarded to the other, codec-transparent, RFC 4733
+telephone events included. On the way:
+
+* source latching (RTP injection): a side's packets are accepted only from
+  the host its SDP names, from the first port seen (symmetric RTP, RFC 4961:
+  we then send to that address); anything else is dropped and counted;
+* the tap: every accepted packet goes, untouched, to the recording's
+  receiver before it is forwarded;
+* prompts (``play``): the party hears a prompt instead of the other side,
+  paced at 20 ms by the relay and numbered so that its phone sees one
+  continuous stream (``media/announce.py``);
+* short-code hiding (``hide_code``): the user's RFC 4733 digits of the
+  short code do not reach the other party (``media/code_filter.py``).
+
+The per-packet path of an untouched call (no prompt ever, no code hidden)
+is a latch check, the tap and one ``sendto``; everything else takes the slow
+path, which parses the header.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import socket
+import struct
+from collections.abc import Callable
+from typing import Any, Literal, cast
+
+import numpy as np
+
+from callvault.media.announce import PromptPacer, StreamRewriter
+from callvault.media.code_filter import CodeFilter
+from callvault.media.codecs import STATIC_PAYLOAD_TYPES, encode_pcma, encode_pcmu
+from callvault.media.ports import PortsExhausted, RtpPortPool
+from callvault.recording.journal import Codec
+
+log = logging.getLogger(__name__)
+
+Side = Literal["a", "b"]
+Address = tuple[Any, ...]
+Tap = Callable[[bytes, Address], None]
+
+RECEIVE_BUFFER = 1 << 20
+BIND_ATTEMPTS = 64
+_UNSPECIFIED = frozenset({"0.0.0.0", "::"})  # RFC 3264 section 8.4: hold
+_NUMBERS = struct.Struct("!HII")  # seq, timestamp, ssrc at offset 2
+_HEADER = struct.Struct("!BBHII")
+_G711: dict[str, Callable[[Any], bytes]] = {"pcmu": encode_pcmu, "pcma": encode_pcma}
+
+
+def other(side: Side) -> Side:
+    return "b" if side == "a" else "a"
+
+
+def _is_rtcp(data: bytes) -> bool:
+    return 200 <= data[1] <= 204  # SR/RR/SDES/BYE/APP multiplexed (RFC 5761)
+
+
+class _Leg(asyncio.DatagramProtocol):
+    """The socket facing one side: receives from that party, sends to it."""
+
+    def __init__(self, relay: MediaRelay, side: Side) -> None:
+        self.relay = relay
+        self.side = side
+        self.peer: _Leg = self  # set by MediaRelay
+        self.transport: asyncio.DatagramTransport | None = None
+        self.port = 0
+        self.host: str | None = None  # packets are accepted from this host only
+        self.latched: Address | None = None
+        self.dest: Address | None = None  # where packets to this side go (None: hold)
+        self.tap: Tap | None = None
+        self.last: bytes | None = None  # the last packet received from this side
+        # False while packets from this side need more than a sendto: a code is
+        # hidden on this side, or the peer hears (or heard) a prompt.
+        self.fast = True
+        self.codecs: dict[int, Codec] = {}
+        self.filter: CodeFilter | None = None  # on packets FROM this side
+        self.rewriter = StreamRewriter()  # on packets TO this side
+        self.pacer = PromptPacer()  # prompts TO this side
+        self.out_pt = 0  # the payload type of prompts to this side
+        self.play_timer: asyncio.TimerHandle | None = None
+        self.filter_timer: asyncio.TimerHandle | None = None
+        self.relayed = 0  # packets from this side forwarded
+        self.foreign = 0
+        self.on_hold = 0  # packets to this side not sent: it is on hold
+        self.muted = 0  # audio to this side not sent: a prompt plays
+        self.skipped_prompts = 0
+        self.send_errors = 0
+        self.hidden_before = 0  # digits hidden by filters replaced since
+        self.released_before = 0
+
+    # -- asyncio.DatagramProtocol --
+
+    def connection_made(self, transport: asyncio.BaseTransport) -> None:
+        self.transport = cast(asyncio.DatagramTransport, transport)
+
+    def datagram_received(self, data: bytes, addr: Address) -> None:
+        if addr != self.latched and not self._accept(addr):
+            return
+        tap = self.tap
+        if tap is not None:
+            tap(data, addr)
+        self.last = data
+        peer = self.peer
+        if not self.fast:
+            self.relay._forward_slow(self, peer, data)
+            return
+        dest = peer.dest
+        if dest is not None:
+            cast(asyncio.DatagramTransport, peer.transport).sendto(data, dest)
+            self.relayed += 1
+        else:
+            peer.on_hold += 1
+
+    def error_received(self, exc: Exception) -> None:
+        # ICMP port unreachable from a phone that went away: not ours to fix
+        self.send_errors += 1
+        log.debug("relay leg %s: socket error %s", self.side, exc)
+
+    def connection_lost(self, exc: Exception | None) -> None:
+        # the socket is closed only now: a port given back earlier could be
+        # drawn, fail to bind, and be lost to the pool
+        self.transport = None
+        self.relay._release(self)
+
+    # -- latching --
+
+    def _accept(self, addr: Address) -> bool:
+        if self.host is None or addr[0] != self.host or self.latched is not None:
+            if self.foreign & 0x3FF == 0:  # the first, then 1 in 1024
+                log.info(
+                    "relay leg %s: RTP from %s:%s dropped (expecting %s, latched %s)",
+                    self.side,
+                    addr[0],
+                    addr[1],
+                    self.host,
+                    self.latched,
+                )
+            self.foreign += 1
+            return False
+        self.latched = addr
+        if self.dest is not None:
+            self.dest = addr  # symmetric RTP: answer where it comes from
+        log.debug("relay leg %s: latched to %s:%s", self.side, addr[0], addr[1])
+        return True
+
+
+class MediaRelay:
+    """One bridged call's media: two sockets, relaying, prompts, code hiding."""
+
+    def __init__(self, loop: asyncio.AbstractEventLoop, host: str, ports: RtpPortPool) -> None:
+        self._loop = loop
+        self.host = host
+        self._ports = ports
+        a, b = _Leg(self, "a"), _Leg(self, "b")
+        a.peer, b.peer = b, a
+        self._legs: dict[Side, _Leg] = {"a": a, "b": b}
+        self._te_pts: frozenset[int] = frozenset()
+        self._closed = False
+
+    # -- set-up --
+
+    async def open(self) -> None:
+        """Bind one UDP socket per side on pool ports; ports that cannot be bound
+        (another process holds them) are skipped and kept out of the pool.
+
+        Raises ``PortsExhausted`` when no port can be had."""
+        try:
+            for leg in self._legs.values():
+                await self._bind(leg)
+        except BaseException:
+            self.close()
+            raise
+
+    async def _bind(self, leg: _Leg) -> None:
+        family = socket.AF_INET6 if ":" in self.host else socket.AF_INET
+        for _attempt in range(BIND_ATTEMPTS):
+            port = self._ports.acquire()  # raises PortsExhausted
+            sock = socket.socket(family, socket.SOCK_DGRAM)
+            try:
+                try:
+                    sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, RECEIVE_BUFFER)
+                except OSError as exc:
+                    log.debug("SO_RCVBUF not raised: %s", exc)
+                sock.bind((self.host, port))
+                sock.setblocking(False)
+            except OSError as exc:
+                sock.close()
+                # not given back: it stays out of the pool while someone else holds it
+                log.warning("RTP port %s cannot be bound (%s); skipped", port, exc)
+                continue
+            try:
+                await self._loop.create_datagram_endpoint(lambda: leg, sock=sock)
+            except BaseException:
+                sock.close()
+                self._ports.release(port)
+                raise
+            leg.port = port
+            return
+        raise PortsExhausted(f"no bindable RTP port after {BIND_ATTEMPTS} attempts")
+
+    def local_port(self, side: Side) -> int:
+        """The port facing ``side`` (what the SDP we send to ``side`` names)."""
+        return self._legs[side].port
+
+    def set_remote(self, side: Side, host: str | None, port: int | None) -> None:
+        """Where ``side`` receives, from the SDP it sent.
+
+        An unspecified host (None, 0.0.0.0) or port 0 is hold: nothing is sent
+        to it. A changed host drops the latch; on hold the host packets are
+        accepted from stays the one before (a party on hold may resume)."""
+        leg = self._legs[side]
+        unspecified = host is None or host in _UNSPECIFIED
+        if not unspecified and host != leg.host:
+            if leg.latched is not None:
+                log.info("relay leg %s: moves to %s", side, host)
+            leg.latched = None
+            leg.host = host
+        if unspecified or not port:
+            leg.dest = None
+        else:
+            leg.dest = leg.latched if leg.latched is not None else (host, port)
+
+    def set_tap(self, side: Side, tap: Tap | None) -> None:
+        """``tap(packet, source)`` sees every accepted packet from ``side``,
+        before it is forwarded or rewritten."""
+        self._legs[side].tap = tap
+
+    def set_codecs(self, side: Side, codecs: dict[int, Codec]) -> None:
+        """The payload types ``side`` receives (its SDP), for ``play``."""
+        self._legs[side].codecs = dict(codecs)
+        self._te_pts = frozenset(
+            pt
+            for leg in self._legs.values()
+            for pt, codec in leg.codecs.items()
+            if codec.name.lower() == "telephone-event"
+        )
+
+    def hide_code(self, side: Side, code: str | None) -> None:
+        """Keep the RFC 4733 digits of ``code`` sent by ``side`` from the other
+        party (None: forward everything; what is held is released)."""
+        leg = self._legs[side]
+        old = leg.filter
+        leg.filter = CodeFilter(code) if code else None
+        if old is not None:
+            leg.hidden_before += old.hidden_digits
+            leg.released_before += old.released_packets
+            self._send_events(leg, old.due(1 << 62))  # whatever it held goes on
+        self._refresh()
+
+    # -- prompts --
+
+    def play(self, to: Side, pcm: bytes, *, on_done: Callable[[], None] | None = None) -> None:
+        """``to`` hears ``pcm`` (8 kHz mono s16le) instead of the other side,
+        then the relayed audio again; prompts queue one after another."""
+        leg = self._legs[to]
+        pt = self._g711_pt(to)
+        if pt is None or self._closed:
+            leg.skipped_prompts += 1
+            log.info("prompt to leg %s skipped: the stream is not G.711", to)
+            if on_done is not None:
+                self._loop.call_soon(on_done)
+            return
+        now = self._now_ms()
+        if not leg.pacer.active:
+            leg.out_pt = pt
+            last = leg.peer.last
+            if not leg.rewriter.rewriting and last is not None and not _is_rtcp(last):
+                seq, ts, ssrc = _NUMBERS.unpack_from(last, 2)
+                if (last[1] & 0x7F) in self._te_pts and len(last) >= 16:
+                    ts += int.from_bytes(last[14:16], "big")  # event start + duration
+                leg.rewriter.seen(ssrc, seq, ts, now)
+            leg.rewriter.start_prompt()
+        leg.pacer.add(pcm, now, on_done)
+        self._refresh()
+        self._schedule_play(leg)
+
+    def _g711_pt(self, to: Side) -> int | None:
+        """The payload type prompts to ``to`` are sent in, if it is G.711."""
+        leg = self._legs[to]
+        last = leg.peer.last
+        if last is not None and len(last) >= 12 and not _is_rtcp(last):
+            pt = last[1] & 0x7F
+            if pt not in self._te_pts:
+                return pt if self._g711_name(leg, pt) else None
+        for pt in leg.codecs:
+            if self._g711_name(leg, pt):
+                return pt
+        return None
+
+    @staticmethod
+    def _g711_name(leg: _Leg, pt: int) -> str | None:
+        codec = leg.codecs.get(pt) or STATIC_PAYLOAD_TYPES.get(pt)
+        name = codec.name.lower() if codec is not None else ""
+        return name if name in _G711 else None
+
+    def _schedule_play(self, leg: _Leg) -> None:
+        due = leg.pacer.next_due_ms
+        if leg.play_timer is not None or due is None or self._closed:
+            return
+        leg.play_timer = self._loop.call_at(due / 1000.0, self._play_tick, leg)
+
+    def _play_tick(self, leg: _Leg) -> None:
+        leg.play_timer = None
+        now = self._now_ms()
+        frames, done = leg.pacer.due(now)
+        name = self._g711_name(leg, leg.out_pt)
+        for frame in frames:
+            ssrc, seq, ts = leg.rewriter.generate(now, frame.first)
+            if name is None or leg.dest is None or leg.transport is None:
+                continue  # on hold, or the codec changed under the prompt: paced, not heard
+            payload = _G711[name](np.frombuffer(frame.pcm, dtype="<i2"))
+            second = (0x80 if frame.first else 0) | leg.out_pt
+            leg.transport.sendto(_HEADER.pack(0x80, second, seq, ts, ssrc) + payload, leg.dest)
+        if not leg.pacer.active:
+            leg.rewriter.end_prompt()
+            self._refresh()
+        for callback in done:
+            try:
+                callback()
+            except Exception:
+                log.exception("prompt callback failed")
+        self._schedule_play(leg)
+
+    # -- the slow path --
+
+    def _refresh(self) -> None:
+        for leg in self._legs.values():
+            peer = leg.peer
+            leg.fast = leg.filter is None and not peer.rewriter.rewriting and not peer.pacer.active
+
+    def _forward_slow(self, src: _Leg, dst: _Leg, data: bytes) -> None:
+        if len(data) < 12 or _is_rtcp(data):
+            self._send(src, dst, data)  # not ours to number
+            return
+        now = self._now_ms()
+        if (data[1] & 0x7F) in self._te_pts:
+            if src.filter is not None:
+                self._send_events(src, src.filter.feed(data, now), now)
+                self._schedule_filter(src)
+            else:
+                self._send_numbered(src, dst, data, now, audio=False)
+            return
+        if dst.pacer.active:
+            dst.muted += 1  # the prompt is heard instead (the tap has it)
+            return
+        self._send_numbered(src, dst, data, now, audio=True)
+
+    def _send_events(self, src: _Leg, packets: list[bytes], now: int | None = None) -> None:
+        if packets:
+            now = self._now_ms() if now is None else now
+            for packet in packets:
+                self._send_numbered(src, src.peer, packet, now, audio=False)
+
+    def _send_numbered(self, src: _Leg, dst: _Leg, data: bytes, now: int, *, audio: bool) -> None:
+        rewriter = dst.rewriter
+        if not rewriter.rewriting:
+            self._send(src, dst, data)
+            return
+        seq, ts, ssrc = _NUMBERS.unpack_from(data, 2)
+        out_seq, out_ts = rewriter.relay(ssrc, seq, ts, now, audio=audio)
+        packet = bytearray(data)
+        _NUMBERS.pack_into(packet, 2, out_seq, out_ts, rewriter.ssrc)
+        self._send(src, dst, packet)
+
+    def _send(self, src: _Leg, dst: _Leg, data: bytes | bytearray) -> None:
+        if dst.dest is None or dst.transport is None:
+            dst.on_hold += 1
+            return
+        dst.transport.sendto(data, dst.dest)
+        src.relayed += 1
+
+    def _schedule_filter(self, leg: _Leg) -> None:
+        if leg.filter_timer is not None:
+            leg.filter_timer.cancel()
+            leg.filter_timer = None
+        deadline = leg.filter.deadline_ms if leg.filter is not None else None
+        if deadline is not None and not self._closed:
+            leg.filter_timer = self._loop.call_at(deadline / 1000.0, self._filter_due, leg)
+
+    def _filter_due(self, leg: _Leg) -> None:
+        leg.filter_timer = None
+        if leg.filter is not None:
+            self._send_events(leg, leg.filter.due(self._now_ms()))
+            self._schedule_filter(leg)
+
+    def _now_ms(self) -> int:
+        # ceil: a timer set for t ms may fire a fraction of a ms early
+        return -int(-self._loop.time() * 1000 // 1)
+
+    # -- reporting, tear-down --
+
+    def stats(self) -> dict[str, int]:
+        a, b = self._legs["a"], self._legs["b"]
+        legs = (a, b)
+        return {
+            "relayed_a_to_b": a.relayed,
+            "relayed_b_to_a": b.relayed,
+            "foreign": a.foreign + b.foreign,
+            "played_frames": a.pacer.frames + b.pacer.frames,
+            "muted": a.muted + b.muted,
+            "on_hold": a.on_hold + b.on_hold,
+            "skipped_prompts": a.skipped_prompts + b.skipped_prompts,
+            "hidden_digits": sum(
+                leg.hidden_before + (leg.filter.hidden_digits if leg.filter else 0) for leg in legs
+            ),
+            "released_digit_packets": sum(
+                leg.released_before + (leg.filter.released_packets if leg.filter else 0)
+                for leg in legs
+            ),
+            "send_errors": a.send_errors + b.send_errors,
+        }
+
+    def close(self) -> None:
+        """Close both sockets, cancel the timers (queued prompts are dropped and
+        their ``on_done`` not called). The ports go back to the pool once the
+        sockets are closed (the loop's next turn)."""
+        self._closed = True
+        for leg in self._legs.values():
+            for timer in (leg.play_timer, leg.filter_timer):
+                if timer is not None:
+                    timer.cancel()
+            leg.play_timer = leg.filter_timer = None
+            leg.pacer.clear()
+            if leg.transport is not None:
+                leg.transport.close()  # the port goes back in connection_lost
+            else:
+                self._release(leg)
+
+    def _release(self, leg: _Leg) -> None:
+        if leg.port:
+            self._ports.release(leg.port)
+            leg.port = 0
