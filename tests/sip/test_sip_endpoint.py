@@ -1,8 +1,11 @@
 """Two real SipEndpoints over loopback UDP/TCP/TLS, raw sockets as misbehaving peers, and sipp.
 
 Absence checks never rest on a short sleep: they wait on a barrier (a later
-request's answer on the same path), on longer than the timer in question, or
-read the endpoint's timer state (``awaiting_ack``).
+request's answer on the same path) or read the endpoint's timer state
+(``awaiting_ack``). The timers' schedules themselves (2xx resends, timers
+A/B/E/F/H/J/K, absorbed copies) are tested in memory with a fake clock in
+``test_core.py`` and ``test_core_pair.py``; here each feature has one run over
+real sockets, with timers short enough that a timeout costs well under a second.
 """
 
 from __future__ import annotations
@@ -27,6 +30,8 @@ from callvault.sip.timers import Timers
 from callvault.sip.transport import make_server_ssl_context
 
 FAST = Timers(t1=0.05, t2=0.4, t4=0.5, timer_d=0.5)
+# for the tests that wait for a timeout (64*T1 = 0.32 s)
+FASTER = Timers(t1=0.005, t2=0.04, t4=0.05, timer_d=0.05)
 HOST = "127.0.0.1"
 
 
@@ -170,6 +175,38 @@ async def test_options_answered_by_endpoint(
     assert app.seen == []
 
 
+async def test_method_router_and_the_options_answer_are_the_constructors(
+    uac: SipEndpoint,
+) -> None:
+    """A B2BUA-style endpoint: its own Allow/Accept, one handler per method, a default."""
+    default: list[str] = []
+    routed: list[str] = []
+
+    def on_refer(incoming: IncomingRequest) -> None:
+        routed.append(incoming.message.method)
+        incoming.respond(202)
+
+    def fallback(incoming: IncomingRequest) -> None:
+        default.append(incoming.message.method)
+        incoming.respond(200)
+
+    server = SipEndpoint(fallback, timers=FAST, allow="INVITE, ACK, BYE, REFER",
+                         accept="application/sdp", supported="timer, replaces")
+    server.route("refer", on_refer)
+    await server.listen(HOST, 0, None)
+    try:
+        target = (HOST, server.udp_port or 0)
+        options = await uac.request(new_invite(uac, method="OPTIONS"), target)
+        assert options.headers.get("Allow") == "INVITE, ACK, BYE, REFER"
+        assert options.headers.get("Accept") == "application/sdp"
+        assert options.supported == ["timer", "replaces"]
+        assert (await uac.request(new_invite(uac, method="REFER"), target)).code == 202
+        assert (await uac.request(new_invite(uac, method="MESSAGE"), target)).code == 200
+        assert (routed, default) == (["REFER"], ["MESSAGE"])
+    finally:
+        await server.close()
+
+
 @pytest.mark.parametrize("transport", ["udp", "tcp", "tls"])
 async def test_cancel(uas: tuple[SipEndpoint, Recorder], uac: SipEndpoint, transport: str) -> None:
     server, app = uas
@@ -196,14 +233,17 @@ async def test_cancel_unknown_invite_gets_481(
     assert response.code == 481
 
 
-async def test_request_timeout(uac: SipEndpoint) -> None:
+async def test_request_timeout() -> None:
+    uac = SipEndpoint(lambda incoming: incoming.respond(200), timers=FASTER)
+    await uac.listen(HOST, 0, None)
     silent = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
     silent.bind((HOST, 0))
     try:
-        with pytest.raises(TimeoutError):
+        with pytest.raises(TimeoutError, match="timer F"):
             await uac.request(new_invite(uac, method="OPTIONS"), silent.getsockname())
     finally:
         silent.close()
+        await uac.close()
 
 
 class RawUdp(asyncio.DatagramProtocol):
@@ -250,8 +290,10 @@ async def barrier(
         before.append(msg)
 
 
-async def test_2xx_retransmitted_until_ack_timeout(uas: tuple[SipEndpoint, Recorder]) -> None:
-    server, app = uas
+async def test_2xx_retransmitted_until_ack_timeout() -> None:
+    app = Recorder()
+    server = SipEndpoint(app, timers=FASTER)
+    await server.listen(HOST, 0, None)
     transport, peer = await raw_peer()
     port = transport.get_extra_info("sockname")[1]
     try:
@@ -270,6 +312,7 @@ async def test_2xx_retransmitted_until_ack_timeout(uas: tuple[SipEndpoint, Recor
         await wait_for(lambda: app.ack_timeouts == ["raw-call@example.com"], 5)
     finally:
         transport.close()
+        await server.close()
 
 
 async def test_ack_stops_2xx_retransmission(uas: tuple[SipEndpoint, Recorder]) -> None:
@@ -294,11 +337,11 @@ async def test_ack_stops_2xx_retransmission(uas: tuple[SipEndpoint, Recorder]) -
         transport.sendto(ack, remote(server, "udp"))
         transport.sendto(ack, remote(server, "udp"))  # duplicate: absorbed
         await wait_for(lambda: "ACK" in app.methods())
-        assert server.awaiting_ack == 0  # no retransmission or ACK timeout left armed
+        # no retransmission or ACK timeout left armed (that none fires later is
+        # test_core.py's test_ack_stops_the_2xx_and_copies_are_absorbed_for_64_t1)
+        assert server.awaiting_ack == 0
         while not peer.received.empty():
             peer.received.get_nowait()
-        # Unacknowledged, the 2xx would come again within T2 (0.4 s): wait longer than that.
-        await asyncio.sleep(FAST.t2 + 0.2)
         assert await barrier(transport, peer, server, port) == []
         assert app.methods() == ["INVITE", "ACK"]
         assert app.ack_timeouts == []

@@ -1,11 +1,14 @@
-"""The SIP endpoint: asyncio shell around the sans-IO core (RFC 3261 sections 8, 17, 18).
+"""The SIP endpoint: the asyncio shell around the sans-IO core (RFC 3261 section 18).
 
-It owns the transports (UDP, TCP and TLS, the stream ones bounded by
-``StreamLimits``), matches messages to transactions, drives every timer
-with ``loop.call_at`` (handles kept and cancelled in ``close``), answers
-OPTIONS, CANCEL and malformed requests itself, retransmits 2xx to INVITE
-until ACK (13.3.1.4) and hands every new request to the application's
-synchronous handler as an ``IncomingRequest``.
+``SipCore`` (``core.py``) does the transaction-user work: matching, 100
+Trying, OPTIONS, CANCEL, malformed requests, the 2xx/ACK exchange and every
+timer. This shell owns the transports (UDP, TCP and TLS, the stream ones
+bounded by ``StreamLimits``), feeds the core what arrives with the loop's
+time, keeps one timer handle at the core's ``next_timer()``, and performs the
+actions it returns: bytes go out, new requests go to the application through
+a neutral method router (``route``; the constructor's handler takes every
+method without a route of its own), responses to requests we sent resolve
+``request()``'s future.
 """
 
 from __future__ import annotations
@@ -16,135 +19,43 @@ import secrets
 import socket
 import ssl
 from collections.abc import Callable, Iterable
-from typing import Any
+from typing import cast
 
 from sipmessage import Request, Response
 
-from callvault.errors import LocalProtocolError, RemoteProtocolError
+from callvault.errors import LocalProtocolError
+from callvault.sip.core import (
+    AckTimeout,
+    ClientHandle,
+    ClientTimeout,
+    ClientTransportError,
+    CoreAction,
+    Destination,
+    InviteCancelled,
+    NewRequest,
+    ResponseReceived,
+    ServerHandle,
+    SipCore,
+    Transmit,
+)
 from callvault.sip.dialog import Dialog
-from callvault.sip.invite_2xx import Pending2xx, ack_key
-from callvault.sip.message import (
-    build_response,
-    parse_message,
-    salvage_request,
-    serialize,
-)
 from callvault.sip.timers import Timers
-from callvault.sip.transaction import (
-    MAGIC_COOKIE,
-    Action,
-    ClientInviteTransaction,
-    ClientNonInviteTransaction,
-    Deliver,
-    Send,
-    ServerInviteTransaction,
-    ServerNonInviteTransaction,
-    State,
-    Timeout,
-    TransactionKey,
-    cancel_target_key,
-    client_key,
-    server_key,
-)
 from callvault.sip.transport import (
     Flow,
-    HostPort,
     StreamLimits,
     TcpTransport,
     UdpSocket,
-    response_address,
-    stamp_via,
 )
 
-__all__ = ["ALLOW", "IncomingRequest", "SipEndpoint"]
+__all__ = ["ACCEPT", "ALLOW", "IncomingRequest", "RequestHandler", "SipEndpoint"]
 
 logger = logging.getLogger(__name__)
 
+# What the recording server speaks: the defaults of ``SipEndpoint(allow=, accept=)``.
 ALLOW = "INVITE, ACK, BYE, CANCEL, OPTIONS, UPDATE, INFO"
 ACCEPT = "application/sdp, application/rs-metadata+xml, multipart/mixed"
 
-ServerTransaction = ServerInviteTransaction | ServerNonInviteTransaction
-ClientTransaction = ClientInviteTransaction | ClientNonInviteTransaction
-
-
-def _new_tag() -> str:
-    return secrets.token_hex(6)
-
-
-def _one_line(text: str) -> str:
-    return " ".join(text.replace('"', "'").split())[:200]
-
-
-class _Timed:
-    """Something the endpoint keeps a timer handle for."""
-
-    handle: asyncio.TimerHandle | None = None
-
-    def next_timer(self) -> float | None:
-        raise NotImplementedError
-
-
-class _ServerEntry(_Timed):
-    def __init__(self, txn: ServerTransaction, send: Callable[[bytes], None]) -> None:
-        self.txn = txn
-        self.send = send
-        self.incoming: IncomingRequest | None = None
-
-    def next_timer(self) -> float | None:
-        return self.txn.next_timer()
-
-
-class _ClientEntry(_Timed):
-    def __init__(
-        self,
-        txn: ClientTransaction,
-        send: Callable[[bytes], None],
-        future: asyncio.Future[Response],
-        on_provisional: Callable[[Response], None] | None,
-    ) -> None:
-        self.txn = txn
-        self.send = send
-        self.future = future
-        self.on_provisional = on_provisional
-
-    def next_timer(self) -> float | None:
-        return self.txn.next_timer()
-
-
-class _PendingEntry(_Timed):
-    """A 2xx awaiting ACK; kept until 64*T1 to absorb late INVITE/ACK copies."""
-
-    def __init__(
-        self,
-        pending: Pending2xx,
-        send: Callable[[bytes], None],
-        incoming: IncomingRequest,
-        invite_key: TransactionKey,
-        forget_at: float,
-    ) -> None:
-        self.pending = pending
-        self.send = send
-        self.incoming = incoming
-        self.invite_key = invite_key
-        self.forget_at = forget_at
-
-    def next_timer(self) -> float | None:
-        at = self.pending.next_timer()
-        return self.forget_at if at is None else min(at, self.forget_at)
-
-
-class _SentAck(_Timed):
-    """An ACK we sent for a 2xx, resent when that 2xx is retransmitted."""
-
-    def __init__(self, key: tuple[str, int], data: bytes, send: Callable[[bytes], None],
-                 forget_at: float) -> None:
-        self.key = key
-        self.data = data
-        self.send = send
-        self.forget_at = forget_at
-
-    def next_timer(self) -> float | None:
-        return self.forget_at
+RequestHandler = Callable[["IncomingRequest"], None]
 
 
 class IncomingRequest:
@@ -155,7 +66,7 @@ class IncomingRequest:
         endpoint: SipEndpoint,
         message: Request,
         flow: Flow,
-        entry: _ServerEntry | None,
+        server: ServerHandle[Flow] | None,
     ) -> None:
         self.message = message
         self.transport = flow.transport
@@ -165,17 +76,28 @@ class IncomingRequest:
         self.tls_fingerprint = flow.tls_fingerprint
         self.on_cancel: Callable[[], None] | None = None
         self.on_ack_timeout: Callable[[], None] | None = None
-        self.to_tag = _new_tag()
         self._endpoint = endpoint
-        self._entry = entry
+        self._server = server
+        self._to_tag = secrets.token_hex(6)  # an ACK has no transaction to hold one
+        if server is not None:
+            server.owner = self
+
+    @property
+    def to_tag(self) -> str:
+        """Our tag in the responses (the core's, so its own 487 carries it too)."""
+        return self._to_tag if self._server is None else self._server.to_tag
+
+    @to_tag.setter
+    def to_tag(self, value: str) -> None:
+        if self._server is None:
+            self._to_tag = value
+        else:
+            self._server.to_tag = value
 
     @property
     def answered(self) -> bool:
         """True once a final response went out (always True for ACK)."""
-        return self._entry is None or (
-            self._entry.txn.last_response is not None
-            and self._entry.txn.last_response.code >= 200
-        )
+        return self._server is None or self._server.answered
 
     def respond(
         self,
@@ -188,39 +110,51 @@ class IncomingRequest:
         to_tag: str | None = None,
     ) -> Response:
         """Answer through the server transaction; a 2xx to INVITE is resent until ACK."""
-        if self._entry is None:
+        if self._server is None:
             raise LocalProtocolError(f"cannot respond to {self.message.method}")
         if to_tag is not None:
             self.to_tag = to_tag
-        response = build_response(
-            self.message, status, reason, to_tag=self.to_tag, headers=headers, body=body,
-            content_type=content_type,
+        endpoint = self._endpoint
+        response = endpoint._core.make_response(
+            self._server, status, reason, headers=headers, body=body, content_type=content_type,
         )
-        if response.headers.get("Server") is None:
-            response.headers.add("Server", self._endpoint.user_agent)
-        self._endpoint._send_response(self, self._entry, response)
+        endpoint._perform(endpoint._core.respond(self._server, response, endpoint._now()))
         return response
 
 
+class _Waiter:
+    """A request we sent, as ``request()`` awaits it."""
+
+    def __init__(
+        self, future: asyncio.Future[Response], on_provisional: Callable[[Response], None] | None
+    ) -> None:
+        self.future = future
+        self.on_provisional = on_provisional
+
+
 class SipEndpoint:
-    """A SIP user agent (UAS for recording sessions, UAC for demos and tests)."""
+    """A SIP user agent (UAS for recording sessions and the B2BUA, UAC for them and tests)."""
 
     def __init__(
         self,
-        handler: Callable[[IncomingRequest], None],
+        handler: RequestHandler,
         *,
         user_agent: str = "callvault",
         timers: Timers | None = None,
         stream_limits: StreamLimits | None = None,
         tls_client_context: ssl.SSLContext | None = None,
+        allow: str = ALLOW,
+        accept: str = ACCEPT,
+        supported: str = "timer",
     ) -> None:
         self._handler = handler
+        self._routes: dict[str, RequestHandler] = {}
         self.user_agent = user_agent
-        # Who may talk to us at all (the registered recording sources): a request
-        # the screen refuses gets one stateless 403 and no transaction, so a
-        # stranger draws neither 100 Trying nor retransmissions (no reflector).
-        self.screen: Callable[[Request, Flow], bool] | None = None
         self.timers = timers or Timers()
+        self._core: SipCore[Flow] = SipCore(
+            user_agent=user_agent, timers=self.timers, allow=allow, accept=accept,
+            supported=supported,
+        )
         self.udp_port: int | None = None
         self.tcp_port: int | None = None
         self.tls_port: int | None = None
@@ -233,13 +167,24 @@ class SipEndpoint:
             self._on_message, client_ssl=tls_client_context, limits=self._stream_limits,
             name="tls",
         )
-        self._server: dict[TransactionKey, _ServerEntry] = {}
-        self._client: dict[TransactionKey, _ClientEntry] = {}
-        self._pending_by_ack: dict[tuple[str, int], _PendingEntry] = {}
-        self._pending_by_invite: dict[TransactionKey, _PendingEntry] = {}
-        self._sent_acks: dict[tuple[str, int], _SentAck] = {}
-        self._invite_routes: dict[tuple[str, int], tuple[str, HostPort]] = {}
+        self._waiters: dict[ClientHandle, _Waiter] = {}
+        self._timer: asyncio.TimerHandle | None = None
+        self._timer_at: float | None = None
         self._closed = False
+
+    @property
+    def screen(self) -> Callable[[Request, Flow], bool] | None:
+        """Who may talk to us at all (the registered sources): a request it refuses
+        gets one stateless 403 and no transaction (the core does that)."""
+        return self._core.screen
+
+    @screen.setter
+    def screen(self, screen: Callable[[Request, Flow], bool] | None) -> None:
+        self._core.screen = screen
+
+    def route(self, method: str, handler: RequestHandler) -> None:
+        """Send new requests of ``method`` (ACK included) to ``handler`` instead of the default."""
+        self._routes[method.upper()] = handler
 
     # -- lifecycle -----------------------------------------------------------------
 
@@ -248,6 +193,9 @@ class SipEndpoint:
         if self._loop is None:
             self._loop = asyncio.get_running_loop()
         return self._loop
+
+    def _now(self) -> float:
+        return self.loop.time()
 
     async def listen(
         self,
@@ -299,22 +247,14 @@ class SipEndpoint:
 
     async def close(self) -> None:
         self._closed = True
-        entries: list[_Timed] = [
-            *self._server.values(), *self._client.values(),
-            *self._pending_by_invite.values(), *self._sent_acks.values(),
-        ]
-        for entry in entries:
-            if entry.handle is not None:
-                entry.handle.cancel()
-                entry.handle = None
-        for client in self._client.values():
-            if not client.future.done():
-                client.future.set_exception(ConnectionError("SIP endpoint closed"))
-        self._server.clear()
-        self._client.clear()
-        self._pending_by_ack.clear()
-        self._pending_by_invite.clear()
-        self._sent_acks.clear()
+        if self._timer is not None:
+            self._timer.cancel()
+            self._timer = None
+        for waiter in self._waiters.values():
+            if not waiter.future.done():
+                waiter.future.set_exception(ConnectionError("SIP endpoint closed"))
+        self._waiters.clear()
+        self._core.clear()
         if self._udp is not None:
             self._udp.close()
             self._udp = None
@@ -324,257 +264,132 @@ class SipEndpoint:
     @property
     def awaiting_ack(self) -> int:
         """How many 2xx responses to INVITE are still resent, waiting for their ACK."""
-        return sum(not entry.pending.done for entry in self._pending_by_invite.values())
+        return self._core.awaiting_ack
 
-    # -- timers --------------------------------------------------------------------
+    # -- the core's timer ------------------------------------------------------------
 
-    def _schedule(self, entry: _Timed) -> None:
-        if entry.handle is not None:
-            entry.handle.cancel()
-            entry.handle = None
-        at = entry.next_timer()
-        if at is not None and not self._closed:
-            entry.handle = self.loop.call_at(at, self._fire, entry)
+    def _rearm(self) -> None:
+        at = None if self._closed else self._core.next_timer()
+        if at == self._timer_at:
+            return
+        if self._timer is not None:
+            self._timer.cancel()
+            self._timer = None
+        self._timer_at = at
+        if at is not None:
+            self._timer = self.loop.call_at(at, self._fire)
 
-    def _fire(self, entry: _Timed) -> None:
-        entry.handle = None
-        now = self.loop.time()
+    def _fire(self) -> None:
+        at, self._timer, self._timer_at = self._timer_at, None, None
+        # the loop may call a little early (its clock resolution): fire what was due
+        now = max(self._now(), at or 0.0)
         try:
-            if isinstance(entry, _ServerEntry):
-                self._run_server(entry, entry.txn.on_timer(now))
-            elif isinstance(entry, _ClientEntry):
-                self._run_client(entry, entry.txn.on_timer(now))
-            elif isinstance(entry, _PendingEntry):
-                self._run_pending(entry, entry.pending.on_timer(now), now)
-            elif isinstance(entry, _SentAck) and self._sent_acks.get(entry.key) is entry:
-                del self._sent_acks[entry.key]
+            self._perform(self._core.on_timer(now))
         except Exception:
             logger.exception("timer handling failed")
+        self._rearm()
 
-    # -- sending ---------------------------------------------------------------------
+    # -- performing the core's actions -------------------------------------------------
 
-    def _sender(self, flow: Flow, request: Request) -> Callable[[bytes], None]:
-        if flow.reliable:
-            return flow.send
-        udp = self._udp
-        destination = response_address(request)
-        assert udp is not None
+    def _perform(self, actions: list[CoreAction[Flow]]) -> None:
+        for action in actions:
+            try:
+                self._perform_one(action)
+            except Exception:
+                logger.exception("performing %s failed", type(action).__name__)
+        self._rearm()
 
-        def send(data: bytes) -> None:
-            udp.send_to(data, destination)
+    def _perform_one(self, action: CoreAction[Flow]) -> None:
+        if isinstance(action, Transmit):
+            self._transmit(action)
+        elif isinstance(action, NewRequest):
+            self._dispatch(IncomingRequest(self, action.request, action.flow, action.server))
+        elif isinstance(action, ResponseReceived):
+            self._deliver(action.client, action.response)
+        elif isinstance(action, ClientTimeout):
+            self._fail(action.client, TimeoutError(
+                f"no response to {action.client.request.method} (timer {action.timer})"
+            ))
+        elif isinstance(action, ClientTransportError):
+            self._fail(action.client, ConnectionError("transport error"))
+        elif isinstance(action, AckTimeout):
+            self._callback(action.server, "on_ack_timeout")
+        elif isinstance(action, InviteCancelled):
+            self._callback(action.server, "on_cancel")
 
-        return send
-
-    def _safe_send(self, send: Callable[[bytes], None], data: bytes) -> bool:
+    def _transmit(self, action: Transmit[Flow]) -> None:
         try:
-            send(data)
-            return True
+            target = action.target
+            if isinstance(target, Destination):
+                self._send_to(target, action.data)
+            else:
+                target.send(action.data)
         except (OSError, ConnectionError) as exc:
             logger.warning("send failed: %s", exc)
-            return False
+            if action.origin is not None:
+                self._perform(self._core.transport_error(action.origin, self._now()))
 
-    def _run_server(self, entry: _ServerEntry, actions: list[Action]) -> None:
-        for action in actions:
-            if isinstance(action, Send):
-                if not self._safe_send(entry.send, action.data):
-                    entry.txn.transport_error()
-            elif isinstance(action, Timeout):
-                logger.info("server transaction %s: timer %s", entry.txn.key[0], action.timer)
-        if entry.txn.terminated:
-            self._server.pop(entry.txn.key, None)
-            if entry.handle is not None:
-                entry.handle.cancel()
-                entry.handle = None
-        else:
-            self._schedule(entry)
-
-    def _run_client(self, entry: _ClientEntry, actions: list[Action]) -> None:
-        for action in actions:
-            if isinstance(action, Send):
-                if not self._safe_send(entry.send, action.data):
-                    entry.txn.transport_error()
-                    if not entry.future.done():
-                        entry.future.set_exception(ConnectionError("transport error"))
-            elif isinstance(action, Deliver):
-                response = action.response
-                if response.code < 200:
-                    if entry.on_provisional is not None:
-                        try:
-                            entry.on_provisional(response)
-                        except Exception:
-                            logger.exception("provisional response callback failed")
-                elif not entry.future.done():
-                    entry.future.set_result(response)
-            elif isinstance(action, Timeout) and not entry.future.done():
-                entry.future.set_exception(
-                    TimeoutError(
-                        f"no response to {entry.txn.request.method} (timer {action.timer})"
-                    )
-                )
-        if entry.txn.terminated:
-            self._client.pop(entry.txn.key, None)
-            if entry.handle is not None:
-                entry.handle.cancel()
-                entry.handle = None
-        else:
-            self._schedule(entry)
-
-    def _run_pending(self, entry: _PendingEntry, actions: list[Action], now: float) -> None:
-        for action in actions:
-            if isinstance(action, Send):
-                self._safe_send(entry.send, action.data)
-            elif isinstance(action, Timeout):
-                logger.warning("no ACK for 2xx to %s", entry.pending.key)
-                callback = entry.incoming.on_ack_timeout
-                if callback is not None:
-                    try:
-                        callback()
-                    except Exception:
-                        logger.exception("on_ack_timeout callback failed")
-        if entry.pending.done and now >= entry.forget_at:
-            self._pending_by_invite.pop(entry.invite_key, None)
-            if self._pending_by_ack.get(entry.pending.key) is entry:
-                del self._pending_by_ack[entry.pending.key]
-        else:
-            self._schedule(entry)
-
-    def _send_response(
-        self, incoming: IncomingRequest, entry: _ServerEntry, response: Response
-    ) -> None:
-        now = self.loop.time()
-        actions = entry.txn.send_response(response, now)
-        if isinstance(entry.txn, ServerInviteTransaction) and 200 <= response.code < 300:
-            data = next(a.data for a in actions if isinstance(a, Send))
-            pending = Pending2xx(response, data, reliable=entry.txn.reliable,
-                                 timers=self.timers, now=now)
-            pending_entry = _PendingEntry(pending, entry.send, incoming, entry.txn.key,
-                                          now + self.timers.timeout)
-            self._pending_by_ack[pending.key] = pending_entry
-            self._pending_by_invite[entry.txn.key] = pending_entry
-            self._schedule(pending_entry)
-        self._run_server(entry, actions)
-
-    # -- receiving -------------------------------------------------------------------
-
-    def _on_message(self, data: bytes, flow: Flow) -> None:
-        if not data.strip(b"\r\n"):
-            return  # CRLF keep-alive
-        try:
-            message = parse_message(data)
-        except RemoteProtocolError as exc:
-            self._reject_malformed(data, flow, exc)
+    def _send_to(self, destination: Destination, data: bytes) -> None:
+        if destination.transport == "udp":
+            if self._udp is None:
+                raise ConnectionError("UDP socket is closed")
+            self._udp.send_to(data, destination.remote)
             return
-        try:
-            if isinstance(message, Response):
-                self._on_response(message)
-            else:
-                self._on_request(message, flow)
-        except RemoteProtocolError as exc:
-            self._reject_malformed(data, flow, exc)
-        except Exception:
-            logger.exception("error handling message from %s", flow.remote)
-
-    def _reject_malformed(self, data: bytes, flow: Flow, exc: RemoteProtocolError) -> None:
-        request = salvage_request(data)
-        if request is None:
-            logger.info("dropping malformed message from %s: %s", flow.remote, exc)
-            return
-        text = _one_line(str(exc))
-        response = build_response(
-            request, exc.status, text, to_tag=_new_tag(),
-            headers=[("Warning", f'399 callvault "{_one_line(exc.warning or text)}"')],
-        )
-        logger.info("answering %s to malformed request from %s: %s", exc.status, flow.remote, text)
-        self._safe_send(flow.send, serialize(response))
-
-    def _on_response(self, response: Response) -> None:
-        entry = self._client.get(client_key(response))
-        if entry is None:
-            cseq = response.cseq
-            sent = self._sent_acks.get((response.headers["Call-ID"], cseq.sequence))
-            if sent is not None and cseq.method == "INVITE" and 200 <= response.code < 300:
-                self._safe_send(sent.send, sent.data)  # the 2xx was resent: so is our ACK
-            else:
-                logger.debug("stray response %s to %s", response.code, cseq)
-            return
-        self._run_client(entry, entry.txn.receive_response(response, self.loop.time()))
-
-    def _on_request(self, request: Request, flow: Flow) -> None:
-        stamp_via(request, flow.remote)
-        now = self.loop.time()
-        key = server_key(request)
-        existing = self._server.get(key)
-        if existing is not None:  # retransmission, or ACK for a non-2xx
-            self._run_server(existing, existing.txn.receive_request(request, now))
-            return
-        if self.screen is not None and not self.screen(request, flow):
-            if request.method != "ACK":
-                response = build_response(request, 403, "Forbidden", to_tag=_new_tag())
-                self._safe_send(flow.send, serialize(response))
-            return
-        if request.method == "ACK":
-            self._on_ack_for_2xx(request, flow)
-            return
-        if request.method == "INVITE":
-            accepted = self._pending_by_invite.get(key)
-            if accepted is not None:  # INVITE resent after our 2xx
-                self._run_pending(accepted, accepted.pending.retransmit(), now)
-                return
-        txn: ServerTransaction
-        if request.method == "INVITE":
-            txn = ServerInviteTransaction(request, reliable=flow.reliable, timers=self.timers)
-        else:
-            txn = ServerNonInviteTransaction(request, reliable=flow.reliable, timers=self.timers)
-        entry = _ServerEntry(txn, self._sender(flow, request))
-        incoming = IncomingRequest(self, request, flow, entry)
-        entry.incoming = incoming
-        self._server[key] = entry
-        if request.method == "INVITE":
-            incoming.respond(100)
-        if request.method == "CANCEL":
-            self._on_cancel(incoming)
-        elif request.method == "OPTIONS":
-            incoming.respond(200, headers=[
-                ("Allow", ALLOW), ("Accept", ACCEPT), ("Supported", "timer"),
-            ])
-        else:
-            self._dispatch(incoming)
+        conn = self._stream(destination.transport).connection_to(destination.remote)
+        if conn is None:
+            raise ConnectionError(f"no {destination.transport} connection to {destination.remote}")
+        conn.send(data)
 
     def _dispatch(self, incoming: IncomingRequest) -> None:
+        handler = self._routes.get(incoming.message.method, self._handler)
         try:
-            self._handler(incoming)
+            handler(incoming)
         except Exception:
             logger.exception("request handler failed for %s", incoming.message.method)
             if not incoming.answered:
                 incoming.respond(500)
 
-    def _on_ack_for_2xx(self, request: Request, flow: Flow) -> None:
-        key = ack_key(request.headers["Call-ID"], request.cseq.sequence)
-        entry = self._pending_by_ack.get(key)
-        if entry is None or entry.pending.done:
-            logger.debug("absorbing ACK without a pending 2xx: %s", key)
+    def _callback(self, server: ServerHandle[Flow], name: str) -> None:
+        incoming = server.owner
+        if not isinstance(incoming, IncomingRequest):
             return
-        entry.pending.ack_received()
-        self._schedule(entry)
-        self._dispatch(IncomingRequest(self, request, flow, None))
+        callback = cast("Callable[[], None] | None", getattr(incoming, name))
+        if callback is None:
+            return
+        try:
+            callback()
+        except Exception:
+            logger.exception("%s callback failed", name)
 
-    def _on_cancel(self, incoming: IncomingRequest) -> None:
-        target = self._server.get(cancel_target_key(incoming.message))
-        if target is None or not isinstance(target.txn, ServerInviteTransaction):
-            incoming.respond(481)
+    def _deliver(self, client: ClientHandle, response: Response) -> None:
+        waiter = self._waiters.get(client)
+        if waiter is None:
             return
-        incoming.respond(200)
-        invite = target.incoming
-        if invite is None or target.txn.state is not State.PROCEEDING:
+        if response.code < 200:
+            if waiter.on_provisional is not None:
+                try:
+                    waiter.on_provisional(response)
+                except Exception:
+                    logger.exception("provisional response callback failed")
             return
-        callback = invite.on_cancel
-        if callback is not None:
-            try:
-                callback()
-            except Exception:
-                logger.exception("on_cancel callback failed")
-        if not invite.answered:
-            invite.respond(487)
+        del self._waiters[client]
+        if not waiter.future.done():
+            waiter.future.set_result(response)
+
+    def _fail(self, client: ClientHandle, exc: Exception) -> None:
+        waiter = self._waiters.pop(client, None)
+        if waiter is not None and not waiter.future.done():
+            waiter.future.set_exception(exc)
+
+    # -- receiving -------------------------------------------------------------------
+
+    def _on_message(self, data: bytes, flow: Flow) -> None:
+        try:
+            actions = self._core.receive(data, flow, self._now())
+        except Exception:
+            logger.exception("error handling message from %s", flow.remote)
+            return
+        self._perform(actions)
 
     # -- UAC -------------------------------------------------------------------------
 
@@ -591,76 +406,48 @@ class SipEndpoint:
         Fills the top Via (new branch, rport), Max-Forwards and User-Agent.
         Raises ``TimeoutError`` when timer B or F fires.
         """
-        send, local_port, reliable = await self._client_sender(remote, transport)
-        branch = MAGIC_COOKIE + secrets.token_hex(8)
-        sent_by = f"{self.advertised_host}:{local_port}"
-        via = f"SIP/2.0/{transport.upper()} {sent_by};branch={branch};rport"
-        _prepend_header(request, "Via", via)
-        if request.headers.get("Max-Forwards") is None:
-            request.headers.add("Max-Forwards", "70")
-        if request.headers.get("User-Agent") is None:
-            request.headers.add("User-Agent", self.user_agent)
-        if request.method == "INVITE":
-            self._invite_routes[(request.headers["Call-ID"], request.cseq.sequence)] = (
-                transport, remote,
-            )
-        return await self._run_client_transaction(request, send, reliable, on_provisional)
+        destination = Destination(transport, remote)
+        sent_by = await self._open(destination)
+        client, actions = self._core.send_request(request, destination, self._now(),
+                                                  sent_by=sent_by)
+        return await self._await(client, actions, on_provisional)
 
     async def cancel(
         self, invite: Request, remote: tuple[str, int], transport: str = "udp"
     ) -> Response:
         """CANCEL an INVITE sent with ``request`` (9.1); returns the CANCEL's final response."""
-        cancel = Request(method="CANCEL", uri=invite.uri)
-        headers = cancel.headers
-        headers.add("Via", invite.headers.getlist("Via")[0])
-        for route in invite.headers.getlist("Route"):
-            headers.add("Route", route)
-        headers.add("Max-Forwards", "70")
-        for name in ("From", "To", "Call-ID"):
-            headers.add(name, invite.headers[name])
-        headers.add("CSeq", f"{invite.cseq.sequence} CANCEL")
-        send, _, reliable = await self._client_sender(remote, transport)
-        return await self._run_client_transaction(cancel, send, reliable, None)
+        destination = Destination(transport, remote)
+        await self._open(destination)
+        client, actions = self._core.cancel(invite, destination, self._now())
+        return await self._await(client, actions, None)
 
-    async def _run_client_transaction(
+    async def _await(
         self,
-        request: Request,
-        send: Callable[[bytes], None],
-        reliable: bool,
+        client: ClientHandle,
+        actions: list[CoreAction[Flow]],
         on_provisional: Callable[[Response], None] | None,
     ) -> Response:
-        txn: ClientTransaction
-        if request.method == "INVITE":
-            txn = ClientInviteTransaction(request, reliable=reliable, timers=self.timers)
-        else:
-            txn = ClientNonInviteTransaction(request, reliable=reliable, timers=self.timers)
         future: asyncio.Future[Response] = self.loop.create_future()
-        entry = _ClientEntry(txn, send, future, on_provisional)
-        self._client[txn.key] = entry
-        self._run_client(entry, txn.start(self.loop.time()))
+        self._waiters[client] = _Waiter(future, on_provisional)
+        self._perform(actions)
         try:
             return await future
         finally:
-            if not txn.terminated and future.cancelled():
-                self._client.pop(txn.key, None)
-                if entry.handle is not None:
-                    entry.handle.cancel()
+            if future.cancelled():  # the caller gave up: so does the transaction
+                self._waiters.pop(client, None)
+                self._core.abandon(client)
+                self._rearm()
 
-    async def _client_sender(
-        self, remote: HostPort, transport: str
-    ) -> tuple[Callable[[bytes], None], int, bool]:
+    async def _open(self, destination: Destination) -> str:
+        """Make ``destination`` reachable (connect a stream); our host:port for its Via."""
+        transport = destination.transport
         if transport == "udp":
-            udp = self._udp
-            if udp is None:
+            if self._udp is None:
                 raise LocalProtocolError("no UDP socket: call listen() with a udp_port")
-
-            def send(data: bytes) -> None:
-                udp.send_to(data, remote)
-
-            return send, udp.local[1], False
+            return f"{self.advertised_host}:{self._udp.local[1]}"
         if transport in ("tcp", "tls"):
-            conn = await self._stream(transport).connect(remote)
-            return conn.send, self._stream_port(transport) or conn.local[1], True
+            conn = await self._stream(transport).connect(destination.remote)
+            return f"{self.advertised_host}:{self._stream_port(transport) or conn.local[1]}"
         raise LocalProtocolError(f"unsupported transport {transport!r}")
 
     def _stream(self, transport: str) -> TcpTransport:
@@ -671,44 +458,21 @@ class SipEndpoint:
 
     def send_ack(self, response: Response, dialog: Dialog) -> None:
         """ACK a 2xx we received for our INVITE (13.2.2.4); resent if the 2xx is."""
-        call_id, cseq = response.headers["Call-ID"], response.cseq.sequence
-        route = self._invite_routes.pop((call_id, cseq), None)
-        if route is None:
-            raise LocalProtocolError(f"no INVITE sent for {call_id} CSeq {cseq}")
-        transport, remote = route
-        ack = dialog.create_ack(cseq)
-        if transport == "udp":
+        destination = self._core.invite_destination(response)
+        if destination is None:
+            raise LocalProtocolError(
+                f"no INVITE sent for {response.headers['Call-ID']} CSeq {response.cseq.sequence}"
+            )
+        if destination.transport == "udp":
             udp = self._udp
-            assert udp is not None
+            if udp is None:
+                raise ConnectionError("UDP socket is closed")
             port = udp.local[1]
-
-            def send(data: bytes) -> None:
-                udp.send_to(data, remote)
         else:
-            conn = self._stream(transport).connection_to(remote)
+            conn = self._stream(destination.transport).connection_to(destination.remote)
             if conn is None:
-                raise ConnectionError(f"no {transport} connection to {remote}")
-            send, port = conn.send, self._stream_port(transport) or conn.local[1]
-        branch = MAGIC_COOKIE + secrets.token_hex(8)
-        _prepend_header(
-            ack, "Via",
-            f"SIP/2.0/{transport.upper()} {self.advertised_host}:{port};branch={branch};rport",
-        )
-        data = serialize(ack)
-        self._safe_send(send, data)
-        sent = _SentAck((call_id, cseq), data, send, self.loop.time() + self.timers.timeout)
-        self._sent_acks[sent.key] = sent
-        self._schedule(sent)
-
-
-def _prepend_header(message: Request | Response, name: str, value: str) -> None:
-    """Put a header first (a new top Via must precede the others)."""
-    existing: list[tuple[str, list[str]]] = [
-        (key, list(message.headers.getlist(key))) for key in message.headers.keys()  # noqa: SIM118
-    ]
-    headers: Any = type(message.headers)()
-    headers.add(name, value)
-    for key, values in existing:
-        for item in values:
-            headers.add(key, item)
-    message.headers = headers
+                raise ConnectionError(f"no {destination.transport} connection to "
+                                      f"{destination.remote}")
+            port = self._stream_port(destination.transport) or conn.local[1]
+        self._perform(self._core.send_ack(response, dialog, self._now(),
+                                          sent_by=f"{self.advertised_host}:{port}"))

@@ -9,8 +9,8 @@ connection feeds with loop times), and refuses connections over the
 per-address and total caps (``StreamLimits``). Passing an ``ssl.SSLContext``
 to ``TcpTransport`` turns it into TLS; the flow then carries the SHA-256
 fingerprint of the peer's certificate (``tls_fingerprint``), for the source
-registry to decide on. Also here: the Via rules for receiving a request and
-addressing its responses (18.2.1, 18.2.2, RFC 3581).
+registry to decide on. The Via rules for receiving a request and addressing
+its responses (18.2.1, 18.2.2, RFC 3581) live in ``via.py`` (re-exported here).
 """
 
 from __future__ import annotations
@@ -18,7 +18,6 @@ from __future__ import annotations
 import asyncio
 import hashlib
 import logging
-import re
 import ssl as ssl_module
 from collections import Counter
 from collections.abc import Callable
@@ -26,10 +25,9 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, cast
 
-from sipmessage import Request
-
 from callvault.errors import RemoteProtocolError
-from callvault.sip.message import StreamFramer, top_via
+from callvault.sip.message import StreamFramer
+from callvault.sip.via import HostPort, response_address, stamp_via
 
 if TYPE_CHECKING:
     from callvault.settings import Settings
@@ -53,9 +51,6 @@ __all__ = [
 ]
 
 logger = logging.getLogger(__name__)
-
-HostPort = tuple[str, int]
-
 
 class Flow:
     """Where a message came from, and how to send back along the same path."""
@@ -380,33 +375,6 @@ class TcpTransport:
             self._server.close()
             await self._server.wait_closed()
             self._server = None
-
-
-_RPORT_EMPTY = re.compile(r";\s*rport\s*(?=;|$)", re.IGNORECASE)
-
-
-def stamp_via(request: Request, source: HostPort) -> None:
-    """Add ``received`` / fill ``rport`` in the top Via (18.2.1, RFC 3581 section 4)."""
-    vias = request.headers.getlist("Via")
-    via = top_via(request)
-    raw = vias[0]
-    wants_rport = "rport" in via.parameters and not via.parameters.get("rport")
-    if wants_rport:
-        raw = _RPORT_EMPTY.sub(f";rport={source[1]}", raw, count=1)
-    needs_received = wants_rport or via.host.strip("[]") != source[0]
-    if needs_received and "received" not in via.parameters:
-        raw += f";received={source[0]}"
-    if raw != vias[0]:
-        request.headers.setlist("Via", [raw, *vias[1:]])
-
-
-def response_address(request: Request) -> HostPort:
-    """Where UDP responses to a (stamped) request go (18.2.2, RFC 3581 section 4)."""
-    via = top_via(request)
-    host = via.parameters.get("received") or via.host.strip("[]")
-    rport = via.parameters.get("rport")
-    port = int(rport) if rport and rport.isdigit() else (via.port or 5060)
-    return (host, port)
 
 
 def server_ssl_context(settings: Settings) -> ssl_module.SSLContext | None:
