@@ -6,6 +6,7 @@ import argparse
 import sys
 from pathlib import Path
 
+from callvault.b2bua.route_cli import add_commands as add_route_commands
 from callvault.logs import configure_logging
 from callvault.retention.plan_cli import add_commands as add_plan_commands
 from callvault.settings import Settings, SettingsError, load_settings
@@ -206,6 +207,7 @@ def build_parser() -> argparse.ArgumentParser:
     enable.add_argument("--data-dir", type=Path)
     enable.set_defaults(func=_tenant_action)
     add_source_commands(admin_sub, _settings)
+    add_route_commands(admin_sub, _settings)
     add_plan_commands(admin_sub, _settings)
     return parser
 
