@@ -57,6 +57,10 @@ def other(side: Side) -> Side:
     return "b" if side == "a" else "a"
 
 
+def _nowhere(data: bytes, addr: Address) -> None:
+    """The send function of a leg whose socket is not open (or closed)."""
+
+
 def _is_rtcp(data: bytes) -> bool:
     return 200 <= data[1] <= 204  # SR/RR/SDES/BYE/APP multiplexed (RFC 5761)
 
@@ -69,6 +73,7 @@ class _Leg(asyncio.DatagramProtocol):
         self.side = side
         self.peer: _Leg = self  # set by MediaRelay
         self.transport: asyncio.DatagramTransport | None = None
+        self.sendto: Callable[[bytes, Address], None] = _nowhere  # the transport's, once open
         self.port = 0
         self.host: str | None = None  # packets are accepted from this host only
         self.latched: Address | None = None
@@ -98,6 +103,7 @@ class _Leg(asyncio.DatagramProtocol):
 
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
         self.transport = cast(asyncio.DatagramTransport, transport)
+        self.sendto = self.transport.sendto
 
     def datagram_received(self, data: bytes, addr: Address) -> None:
         if addr != self.latched and not self._accept(addr):
@@ -112,7 +118,7 @@ class _Leg(asyncio.DatagramProtocol):
             return
         dest = peer.dest
         if dest is not None:
-            cast(asyncio.DatagramTransport, peer.transport).sendto(data, dest)
+            peer.sendto(data, dest)
             self.relayed += 1
         else:
             peer.on_hold += 1
@@ -126,6 +132,7 @@ class _Leg(asyncio.DatagramProtocol):
         # the socket is closed only now: a port given back earlier could be
         # drawn, fail to bind, and be lost to the pool
         self.transport = None
+        self.sendto = _nowhere
         self.relay._release(self)
 
     # -- latching --
@@ -270,7 +277,8 @@ class MediaRelay:
         if not leg.pacer.active:
             leg.out_pt = pt
             last = leg.peer.last
-            if not leg.rewriter.rewriting and last is not None and not _is_rtcp(last):
+            fresh = not leg.rewriter.rewriting and last is not None
+            if fresh and last is not None and len(last) >= 12 and not _is_rtcp(last):
                 seq, ts, ssrc = _NUMBERS.unpack_from(last, 2)
                 if (last[1] & 0x7F) in self._te_pts and len(last) >= 16:
                     ts += int.from_bytes(last[14:16], "big")  # event start + duration
