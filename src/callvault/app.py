@@ -20,6 +20,11 @@ import uvicorn
 from sqlalchemy import select
 from sqlalchemy.orm import Session, sessionmaker
 
+from callvault.announcements.library import Kind, PromptLibrary
+from callvault.announcements.tones import user_tone
+from callvault.b2bua.call import BridgeContext
+from callvault.b2bua.routes import RouteTable
+from callvault.b2bua.server import B2buaServer
 from callvault.db.engine import make_engine, make_sessionmaker, migrate
 from callvault.db.models import Operator
 from callvault.jobs.kinds import SCHEDULES, load_handlers
@@ -32,7 +37,7 @@ from callvault.portal.app import create_app
 from callvault.portal.context import PortalContext
 from callvault.recording.pipeline import Finisher
 from callvault.settings import Settings
-from callvault.sip.endpoint import SipEndpoint
+from callvault.sip.endpoint import IncomingRequest, SipEndpoint
 from callvault.sip.transport import server_ssl_context, stream_limits
 from callvault.siprec.call import CallContext, RecordedCall
 from callvault.siprec.server import SiprecServer
@@ -56,16 +61,18 @@ class Application:
         self.settings = settings
         self.directory = Directory()
         self.sources = SourceRegistry()
+        self.routes = RouteTable()
         self._tasks: set[asyncio.Task[None]] = set()
         self.http: _EmbeddedHttp | None = None
         self.metrics = Metrics(live=self._live_metrics)
 
     # -- parts ------------------------------------------------------------------
     def reload_directory(self) -> None:
-        """Who is who: tenants and users, and the registered recording sources."""
+        """Who is who: tenants and users, the registered recording sources, call routes."""
         with self.sessions() as session:
             self.directory = Directory.load(session)
             self.sources = SourceRegistry.load(session)
+            self.routes = RouteTable.load(session)
 
     async def start(self) -> None:
         settings = self.settings
@@ -114,9 +121,23 @@ class Application:
         )
         self.siprec.session_expires_s = settings.session_expires_s
         self.endpoint = SipEndpoint(
-            self.siprec.handle, user_agent="callvault", stream_limits=stream_limits(settings)
+            self._sip_request, user_agent="callvault", stream_limits=stream_limits(settings)
         )
         self.siprec.endpoint = self.endpoint
+        self.prompts = PromptLibrary(self.blobs)
+        self.b2bua = B2buaServer(
+            BridgeContext(
+                calls=self.calls,
+                endpoint=self.endpoint,
+                contact=f"<sip:callvault@{settings.media_address}:{settings.sip_port}>",
+                routes=lambda: self.routes,
+                prompt=self._prompt,
+                user_tone=user_tone,
+                on_closed=lambda call: self.b2bua.closed(call),
+                on_legs_changed=lambda call: self.b2bua.legs_changed(call),
+            ),
+            metrics=self.metrics,
+        )
         self.endpoint.screen = self.siprec.screen
         tls = server_ssl_context(settings)  # None unless a certificate and key are set
         await self.endpoint.listen(
@@ -128,6 +149,7 @@ class Application:
         )
         self.sip_port = self.endpoint.udp_port or settings.sip_port
         self.siprec.contact = f"<sip:srs@{settings.media_address}:{self.sip_port}>"
+        self.b2bua.ctx.contact = f"<sip:callvault@{settings.media_address}:{self.sip_port}>"
         self._spawn(self._flush_spools())
         self._spawn(self.jobs.run_forever())
         portal = PortalContext(
@@ -179,6 +201,22 @@ class Application:
         self._tasks.add(task)
         task.add_done_callback(self._tasks.discard)
 
+    def _sip_request(self, request: IncomingRequest) -> None:
+        """Both modes share one SIP port: bridged calls go to the B2BUA, the rest to SIPREC."""
+        if self.b2bua.owns(request):
+            self.b2bua.handle(request)
+        else:
+            self.siprec.handle(request)
+
+    def _prompt(self, tenant_id: int, kind: Kind) -> bytes | None:
+        """The announcement ``kind`` (start, stop) in the tenant's language or its own."""
+        policy = self.directory.policy(tenant_id)
+        try:
+            return self.prompts.prompt(tenant_id, kind, policy.language, policy.prompts)
+        except Exception:  # a prompt must never take a call down
+            log.exception("announcement %s of tenant %s unavailable", kind, tenant_id)
+            return None
+
     def _call_ended(self, call: RecordedCall) -> None:
         self.metrics.calls_ended += 1
         self.metrics.rtp_packets_done += call.final_stats.get("packets", 0)
@@ -207,6 +245,7 @@ class Application:
                 call.flush()
 
     async def stop(self) -> None:
+        await self.b2bua.close()
         for call in list(self.calls.calls.values()):
             call.end("shutdown")
         await self.endpoint.close()

@@ -1,0 +1,122 @@
+"""The B2BUA as a SIP request handler: which requests are its, and to which call.
+
+A request is the B2BUA's when its Call-ID is one of a bridged call's legs, or
+when it is a new INVITE that is not SIPREC (no ``Require: siprec``, no
+metadata) from a registered source of kind ``pbx`` or ``trunk``. Everything
+else goes to the SIPREC server. A new INVITE is routed by the operator's
+call routes (``routes.py``): the source's route with the longest prefix of
+the Request-URI's number (or user part) names the other leg. Source limits
+(calls at once) apply as for SIPREC.
+"""
+
+from __future__ import annotations
+
+import logging
+
+from callvault.b2bua.call import BridgeContext, BridgedCall
+from callvault.b2bua.legs import Side
+from callvault.metrics import Metrics
+from callvault.sip.endpoint import IncomingRequest
+from callvault.siprec.offer import is_siprec_request
+from callvault.sources.registry import RecordingSource
+
+log = logging.getLogger(__name__)
+
+MAX_CALL_ID = 255  # calls.sip_call_id
+
+
+class B2buaServer:
+    def __init__(self, ctx: BridgeContext, metrics: Metrics | None = None) -> None:
+        self.ctx = ctx
+        self.metrics = metrics or Metrics()
+        self.legs: dict[str, tuple[BridgedCall, Side]] = {}  # by each leg's Call-ID
+        self.calls: set[BridgedCall] = set()
+
+    def _source(self, request: IncomingRequest) -> RecordingSource | None:
+        return self.ctx.calls.sources().identify(request.remote[0], request.tls_fingerprint)
+
+    def owns(self, request: IncomingRequest) -> bool:
+        """Whether ``request`` is for the B2BUA (else it is SIPREC's)."""
+        message = request.message
+        if (message.call_id or "") in self.legs:
+            return True
+        if message.method != "INVITE" or message.to_address.parameters.get("tag"):
+            return False
+        source = self._source(request)
+        return source is not None and source.is_b2bua_leg and not is_siprec_request(message)
+
+    def handle(self, request: IncomingRequest) -> None:
+        message = request.message
+        found = self.legs.get(message.call_id or "")
+        if found is not None:
+            call, side = found
+            if message.method == "ACK":
+                return
+            if message.method == "INVITE" and not message.to_address.parameters.get("tag"):
+                # the INVITE again, before our answer (a retransmission is the
+                # transaction's): a second INVITE with this Call-ID is not a new call
+                request.respond(482, "Loop Detected")
+                return
+            if not call.matches(request, side):
+                request.respond(481, "Call/Transaction Does Not Exist")
+                return
+            call.in_dialog(request, side)
+            return
+        self._new_call(request)
+
+    def _new_call(self, request: IncomingRequest) -> None:
+        message = request.message
+        source = self._source(request)
+        if source is None:  # the registry changed since the endpoint's screen
+            request.respond(403, "Forbidden")
+            return
+        if len(message.call_id or "") > MAX_CALL_ID:
+            request.respond(400, f"Call-ID longer than {MAX_CALL_ID} characters")
+            return
+        user = message.uri.user or ""
+        number = self.ctx.calls.directory().match(f"{user}@{message.uri.host}").number
+        route = self.ctx.routes().lookup(source.id, number, user)
+        if route is None:
+            why = f"no call route from source {source.name} for {user or message.uri.host}"
+            log.info("bridged INVITE %s refused: %s", message.call_id, why)
+            request.respond(404, "No Route", headers=[("Warning", f'399 callvault "{why}"')])
+            return
+        usage = self.ctx.calls.usages.usage(source)
+        if not usage.try_open_call():
+            self.metrics.sip_requests_refused_limit += 1
+            request.respond(
+                503,
+                "Source Over Its Limit",
+                headers=[
+                    ("Retry-After", "30"),
+                    ("Warning", f'399 callvault "{usage.calls} calls open"'),
+                ],
+            )
+            return
+        call = BridgedCall(self.ctx, request, source, route)
+        call.recording.on_release = usage.release_call
+        self.calls.add(call)
+        self._index(call)
+        call.spawn(call.start())
+
+    def _index(self, call: BridgedCall) -> None:
+        for side, call_id in call.leg_call_ids.items():
+            self.legs[call_id] = (call, "a" if side == "a" else "b")
+
+    # -- BridgeContext callbacks -------------------------------------------------------
+    def closed(self, call: BridgedCall) -> None:
+        self.calls.discard(call)
+        for call_id in [k for k, (c, _) in self.legs.items() if c is call]:
+            del self.legs[call_id]
+
+    def legs_changed(self, call: BridgedCall) -> None:
+        for call_id in [k for k, (c, _) in self.legs.items() if c is call]:
+            del self.legs[call_id]
+        self._index(call)
+
+    async def close(self) -> None:
+        for call in list(self.calls):
+            call.hang_up("shutdown")
+        for call in list(self.calls):
+            for task in list(call.tasks):
+                task.cancel()
