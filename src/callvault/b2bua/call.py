@@ -190,6 +190,7 @@ class BridgedCall:
     async def start(self) -> None:
         """Offer the call to leg b and bring its answer back to leg a."""
         message = self.invite.message
+        self.invite.on_cancel = self._cancelled_by_a  # before the first await
         try:
             offer = sdp_of(message)
         except RemoteProtocolError as exc:
@@ -207,8 +208,10 @@ class BridgedCall:
             log.warning("bridged call %s: no media port: %s", message.call_id, exc)
             self._fail_a(503, "out of media ports", retry_after=5)
             return
+        if self.cancelled:  # CANCEL came while the ports opened: the endpoint sent 487
+            self.close("cancel")
+            return
         self.learn_sdp("a", offer)
-        self.invite.on_cancel = self._cancelled_by_a
         request = self._invite_for_b(message, offer)
         self.invite_b = request
         try:
@@ -397,7 +400,7 @@ class BridgedCall:
             if leg.party_id == slot.participant_id
         }
         for side in SIDES:
-            hide = policy.hide_code_from_other and side in users
+            hide = policy.hide_code_from_other and side in users and not self._end_to_end_srtp()
             self.relay.hide_code(side, policy.short_code if hide else None)
 
     def _capture_changed(self, _t: int, is_open: bool) -> None:
@@ -414,7 +417,7 @@ class BridgedCall:
             if policy.announce_start:
                 self._announce(tenant, "start", others)
             for side in users:
-                self.relay.play(side, self.ctx.user_tone())
+                self._play(side, self.ctx.user_tone())
         elif self.recording_started and policy.announce_stop:
             everyone_else: list[Side] = [
                 s for s in SIDES if self.leg(s).party_id not in self._recorded_parties()
@@ -429,7 +432,25 @@ class BridgedCall:
         if pcm is None:
             return
         for side in sides:
-            self.relay.play(side, pcm)
+            self._play(side, pcm)
+
+    def _end_to_end_srtp(self) -> bool:
+        """SDES keys pass between the legs unchanged (the recording decrypts with
+        them), so audio we put into the stream would fail the phones' checks."""
+        return any(
+            leg.sdp is not None
+            and leg.audio_index is not None
+            and leg.sdp.media[leg.audio_index].secure
+            for leg in (self.a, self.b)
+        )
+
+    def _play(self, side: Side, pcm: bytes) -> None:
+        if self._end_to_end_srtp():
+            log.warning(
+                "bridged call %s: SRTP end to end, no prompt or tone played", self.recording.uuid
+            )
+            return
+        self.relay.play(side, pcm)
 
     def new_party(self, side: Side, aor: str | None, name: str | None) -> None:
         """A transfer brought someone else onto leg ``side``."""

@@ -73,6 +73,9 @@ class B2buaServer:
         if len(message.call_id or "") > MAX_CALL_ID:
             request.respond(400, f"Call-ID longer than {MAX_CALL_ID} characters")
             return
+        if (message.headers.get("Max-Forwards") or "70").strip() == "0":
+            request.respond(483, "Too Many Hops")  # a route that leads back to us
+            return
         user = message.uri.user or ""
         number = self.ctx.calls.directory().match(f"{user}@{message.uri.host}").number
         route = self.ctx.routes().lookup(source.id, number, user)
