@@ -28,7 +28,9 @@ from sqlalchemy import select, update
 
 from callvault.admin import accept_legal_notice, create_tenant
 from callvault.db.models import (
+    AnnouncementPrompt,
     ApiToken,
+    CallRoute,
     DeletionReceipt,
     Export,
     ExportFile,
@@ -40,6 +42,7 @@ from callvault.db.models import (
     Recording,
     RecordingLabel,
     RecordingSourceRow,
+    RecordingSourceTenant,
     ShareLink,
     Team,
     TeamMember,
@@ -52,6 +55,7 @@ from callvault.playback.answers import recording_action_token
 from callvault.portal.auth import SESSION_COOKIE, hash_token, issue_api_token
 from callvault.tenants.legal import NOTICE_VERSION
 from callvault.tenants.termination import request_termination
+from tests.announcements.audio import tone, wav_file
 from tests.api.conftest import PASSWORD, World, give_login
 from tests.playback.helpers import recording as playback_recording
 from tests.push.push_service import browser_subscription
@@ -179,6 +183,47 @@ def users_csv(world: World, who: str | None, foreign: bool) -> Call:
     return Call(_base(world, foreign), content=text.encode(), headers={"Content-Type": "text/csv"})
 
 
+def prompt_wav() -> bytes:
+    return wav_file(tone(900, 1.0, 8000), 8000)
+
+
+def prompt_upload(world: World, who: str | None, foreign: bool) -> Call:
+    """A one-second tone as a WAV body, the legal notice accepted."""
+    _accept(world, foreign)
+    return Call(
+        _base(world, foreign) | {"kind": "start"},
+        content=prompt_wav(),
+        headers={"Content-Type": "audio/wav"},
+    )
+
+
+def prompt_stored(world: World, who: str | None, foreign: bool) -> Call:
+    """The tenant's own start prompt exists (made again after each delete)."""
+    _accept(world, foreign)
+    tenant = _tenant(world, foreign)
+    with world.sessions() as session:
+        row = session.scalar(
+            select(AnnouncementPrompt).where(
+                AnnouncementPrompt.tenant_id == tenant, AnnouncementPrompt.kind == "start"
+            )
+        )
+        if row is None:
+            key = f"announcements/{tenant}/start-{secrets.token_hex(8)}.wav"
+            world.blobs.put(key, prompt_wav())
+            session.add(
+                AnnouncementPrompt(
+                    tenant_id=tenant,
+                    kind="start",
+                    blob_key=key,
+                    duration_ms=1000,
+                    sha256="0" * 64,
+                    uploaded_by="user:1",
+                )
+            )
+            session.commit()
+    return Call(_base(world, foreign) | {"kind": "start"})
+
+
 def listing_new_user(world: World, who: str | None, foreign: bool) -> Call:
     _accept(world, foreign)
     return Call(_base(world, foreign), {"user_id": _fresh_user(world, foreign)})
@@ -286,6 +331,39 @@ def recording_source(body: Any = None) -> Prepare:
         return Call({"source_id": _add(world, row)}, body)
 
     return prepare
+
+
+def _pbx_source(world: World, foreign: bool) -> int:
+    """A fresh PBX source that may record for the (own or foreign) tenant."""
+    row = RecordingSourceRow(
+        name=secrets.token_hex(4), networks=["192.0.2.0/24"], created_by="t", kind="pbx"
+    )
+    row.tenants = [RecordingSourceTenant(tenant_id=_tenant(world, foreign))]
+    return _add(world, row)
+
+
+def call_route(world: World, who: str | None, foreign: bool) -> Call:
+    """A fresh route of a fresh PBX source (to remove), for the tenant."""
+    source_id = _pbx_source(world, foreign)
+    route = CallRoute(
+        tenant_id=_tenant(world, foreign),
+        source_id=source_id,
+        prefix="+31",
+        target="sip:192.0.2.10:5060;transport=udp",
+        created_by="t",
+    )
+    return Call({"route_id": _add(world, route)})
+
+
+def new_call_route(world: World, who: str | None, foreign: bool) -> Call:
+    """A route's body for a fresh PBX source of the tenant."""
+    body = {
+        "tenant_id": _tenant(world, foreign),
+        "source_id": _pbx_source(world, foreign),
+        "prefix": "+3120",
+        "target": "sip:pbx.example:5061;transport=tls",
+    }
+    return Call(body=body)
 
 
 def plan_row(body: Any = None) -> Prepare:
@@ -585,6 +663,17 @@ MATRIX: dict[tuple[str, str], Entry] = {
     ("PATCH", "/api/v1/tenants/{tenant_id}/recording-settings"): Entry(
         "200 200 403 403 401", accepted({"short_code": "*5"})
     ),
+    # announcements (B2BUA): uploads and deletes are the tenant's own admin's
+    ("GET", "/api/v1/tenants/{tenant_id}/announcements"): Entry("200 200 403 403 401"),
+    ("PUT", "/api/v1/tenants/{tenant_id}/announcements/{kind}"): Entry(
+        "403 200 403 403 401", prompt_upload
+    ),
+    ("DELETE", "/api/v1/tenants/{tenant_id}/announcements/{kind}"): Entry(
+        "403 204 403 403 401", prompt_stored
+    ),
+    ("GET", "/api/v1/tenants/{tenant_id}/announcements/{kind}/audio"): Entry(
+        "200 200 403 403 401", prompt_stored
+    ),
     ("GET", "/api/v1/tenants/{tenant_id}/recording-list"): Entry("200 200 403 403 401"),
     ("POST", "/api/v1/tenants/{tenant_id}/recording-list"): Entry(
         "201 201 403 403 401", listing_new_user
@@ -705,6 +794,10 @@ MATRIX: dict[tuple[str, str], Entry] = {
     ("DELETE", "/api/v1/sources/{source_id}"): Entry(
         "204 403 403 403 401", recording_source(), "same"
     ),
+    # the B2BUA's call routes: the operator's alone, like the sources they name
+    ("GET", "/api/v1/routes"): Entry("200 403 403 403 401", foreign="same"),
+    ("POST", "/api/v1/routes"): Entry("201 403 403 403 401", new_call_route, "same"),
+    ("DELETE", "/api/v1/routes/{route_id}"): Entry("204 403 403 403 401", call_route, "same"),
     # infrastructure
     ("GET", "/openapi.json"): Entry("200 200 200 200 200", foreign="same"),
     ("GET", "/docs"): Entry("200 200 200 200 200", foreign="same"),

@@ -32,10 +32,12 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 from callvault.errors import ApiError, ErrorId, Forbidden, Unauthorized
 from callvault.jobs.queue import state_counts
 from callvault.portal import pages
+from callvault.portal.announcements import http as announcements
 from callvault.portal.api import (
     account,
     audio,
     audit_log,
+    call_routes,
     operator,
     recording_settings,
     shares,
@@ -182,6 +184,7 @@ def create_app(context: PortalContext, *, metrics_token: str | None = None) -> F
     app.include_router(operator.router)
     app.include_router(usage.router)
     app.include_router(recording_sources.router)
+    app.include_router(call_routes.router)
     app.include_router(users_csv.router)
     app.include_router(retention_plans.router)
     app.include_router(legal_holds.router)
@@ -195,6 +198,7 @@ def create_app(context: PortalContext, *, metrics_token: str | None = None) -> F
     app.include_router(playback_pages.router)
     app.include_router(push_devices.router)
     app.include_router(playback_answers.router)
+    app.include_router(announcements.router)
     app.include_router(pages.router)
     app.mount("/static", StaticFiles(directory=pages.STATIC), name="static")
 

@@ -222,6 +222,50 @@ _WORDS: Final[dict[str, tuple[str, str, str]]] = {
     ),
     "settings.language": ("Taal van de klant", "Sprache des Kunden", "Tenant language"),
     "settings.general": ("Algemeen", "Allgemein", "General"),
+    # announcements (B2BUA mode, SPEC 3); the German wording is the manual's
+    "announce.title": ("Aankondigingen", "Ansagen", "Announcements"),
+    "announce.hint": (
+        "Alleen voor gesprekken die via callvault lopen (B2BUA). De andere partij hoort de "
+        "aankondiging, de gebruiker een korte toon.",
+        "Nur für Gespräche, die über callvault laufen (B2BUA). Der Anrufer hört die Ansage, "
+        "der Benutzer einen kurzen Ton.",
+        "Only for calls routed through callvault (B2BUA). The other party hears the "
+        "announcement, the user a short tone.",
+    ),
+    "announce.start": (
+        "Aankondiging die de beller laat weten dat de opname is gestart",
+        "Ansage, die den Anrufer darüber informiert, dass die Aufzeichnung gestartet wurde",
+        "An announcement tells the caller that recording has started",
+    ),
+    "announce.stop": (
+        "Aankondiging die de beller laat weten dat de opname is beëindigd",
+        "Ansage, die den Anrufer darüber informiert, dass die Aufzeichnung beendet wurde",
+        "An announcement tells the caller that recording has stopped",
+    ),
+    "announce.after_transfer": (
+        "De beller na het doorverbinden opnieuw over de opname informeren",
+        "Den Anrufer bei der Weiterleitung erneut über die Aufzeichnung informieren",
+        "Tell the caller again about the recording after a transfer",
+    ),
+    "announce.hide_code": (
+        "De beller hoort de tonen van de opnametoets niet",
+        "Der Anrufer hört die Töne der Aufzeichnungstaste nicht",
+        "The caller does not hear the recording key's tones",
+    ),
+    "announce.kind.start": ("Opname gestart", "Aufzeichnung gestartet", "Recording started"),
+    "announce.kind.stop": ("Opname beëindigd", "Aufzeichnung beendet", "Recording stopped"),
+    "announce.shipped": ("Standaardaankondiging", "Standardansage", "Default announcement"),
+    "announce.custom": ("Eigen bestand", "Eigene Datei", "Own file"),
+    "announce.seconds": ("s", "s", "s"),
+    "announce.upload": ("Eigen bestand uploaden", "Eigene Datei hochladen", "Upload own file"),
+    "announce.upload_hint": (
+        "WAV of MP3, hoogstens 2 MB, 0,3 tot 30 seconden; wordt omgezet naar telefoonkwaliteit "
+        "(8 kHz).",
+        "WAV oder MP3, höchstens 2 MB, 0,3 bis 30 Sekunden; wird in Telefonqualität (8 kHz) "
+        "umgewandelt.",
+        "WAV or MP3, at most 2 MB, 0.3 to 30 seconds; converted to telephone quality (8 kHz).",
+    ),
+    "announce.reset": ("Standaard terugzetten", "Standardansage verwenden", "Use the default"),
     # reports › calls
     "calls.title": ("Rapportages › Gesprekken", "Berichte › Gespräche", "Reports › Calls"),
     "calls.from": ("Van", "Von", "From"),

@@ -1,7 +1,10 @@
 """Settings › Recording: legal notice, recording list and modes, short code, contacts.
 
 Everything here is a tenant admin's (or the operator's), except a user's own
-contacts lists, which the user may keep. Nothing but the legal notice can be
+contacts lists, which the user may keep. The announcement options (B2BUA mode,
+SPEC 3: prompts at start and stop, again after a transfer, the short code kept
+from the other party) are settings like the others; the prompts themselves are
+``portal/announcements``. Nothing but the legal notice can be
 changed before the notice was accepted (SPEC section 8). The notice can be
 accepted only once the operator enabled recording, and only by the tenant's
 admin in their own interactive portal session: not with an API token (which
@@ -100,6 +103,14 @@ class SettingsOut(BaseModel):
     )
     language: Literal["nl", "de", "en"]
     timezone: str = Field(description="IANA time zone of reports, e-mails and export months")
+    announce_start: bool = Field(description="B2BUA: the other party hears a prompt at the start")
+    announce_stop: bool = Field(description="B2BUA: the other party hears a prompt at the stop")
+    announce_after_transfer: bool = Field(
+        description="B2BUA: the new party of a transfer hears the start prompt again"
+    )
+    hide_code_from_other: bool = Field(
+        description="B2BUA: the short code's tones are kept from the other party's ear too"
+    )
 
 
 class SettingsIn(Strict):
@@ -118,6 +129,10 @@ class SettingsIn(Strict):
     store_in_portal: bool | None = None
     language: Literal["nl", "de", "en"] | None = None
     timezone: TimezoneName | None = Field(default=None, max_length=64)
+    announce_start: bool | None = None
+    announce_stop: bool | None = None
+    announce_after_transfer: bool | None = None
+    hide_code_from_other: bool | None = None
 
     @field_validator("delivery_email")
     @classmethod
@@ -244,6 +259,10 @@ def get_settings(
         store_in_portal=tenant.store_in_portal,
         language=tenant.language,
         timezone=tenant.timezone,
+        announce_start=tenant.announce_start,
+        announce_stop=tenant.announce_stop,
+        announce_after_transfer=tenant.announce_after_transfer,
+        hide_code_from_other=tenant.hide_code_from_other,
     )
 
 

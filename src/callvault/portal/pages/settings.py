@@ -13,6 +13,7 @@ from fastapi import APIRouter, Request
 from fastapi.responses import HTMLResponse
 from sqlalchemy import select
 
+from callvault.announcements.service import prompts_of
 from callvault.db.models import Tenant, User
 from callvault.errors import ErrorId, NotFound
 from callvault.portal.api.recording_settings import get_legal_notice
@@ -60,4 +61,5 @@ def recording_settings_page(
         retention_fixed=plan.retention_min_days == plan.retention_max_days,
         minutes_used=minutes_used(session, tenant.id, at) if plan.minute_quota else None,
         holds=active_holds(session, tenant.id),
+        prompts=prompts_of(session, tenant),
     )
