@@ -358,3 +358,26 @@ def spans(pcm: Pcm, freq_hz: float) -> list[tuple[float, float]]:
 def covered(found: list[tuple[float, float]], start: float = 0.0, end: float = 1e9) -> float:
     """Seconds of ``found`` inside ``[start, end]``."""
     return sum(max(0.0, min(e, end) - max(s, start)) for s, e in found)
+
+
+def locate(heard: Pcm, reference: Pcm) -> tuple[float, float]:
+    """Where ``reference`` (a prompt) best matches in ``heard``: (start in s, score 0..1).
+
+    The score is the normalised cross-correlation at the best lag: about 1.0
+    for the prompt through G.711, about 0.7 with an equally loud tone mixed
+    in, near 0 for a tone or silence alone (checked by content, not by size).
+    """
+    x = np.asarray(heard, dtype=np.float64)
+    p = np.asarray(reference, dtype=np.float64)
+    n = len(p)
+    if n == 0 or len(x) < n:
+        return 0.0, 0.0
+    size = 1 << int(np.ceil(np.log2(len(x) + n)))
+    dot = np.fft.irfft(np.fft.rfft(x, size) * np.conj(np.fft.rfft(p, size)), size)[
+        : len(x) - n + 1
+    ]
+    energy = np.concatenate([[0.0], np.cumsum(x * x)])
+    window = np.sqrt(np.maximum(energy[n:] - energy[:-n], 1e-9))
+    score = dot / (window * np.sqrt(float(p @ p)))
+    best = int(np.argmax(score))
+    return best / RATE, float(score[best])
