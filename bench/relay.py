@@ -17,6 +17,9 @@ same load, one run.
   --foreground --table=-1 --interface=127.0.0.1 --listen-ng=127.0.0.1:22222
   --num-threads=1``, set up through its bencoded ng protocol (offer/answer
   per pair, over UDP).
+* callvault reads its sockets batched (recvmmsg/sendmmsg through the native
+  ``media/_batchudp.c``) when it is built; ``--relay-path asyncio`` measures
+  the per-datagram asyncio path instead (what runs where it is not built).
 * CPU is utime + stime of the relay process (all threads) from
   ``/proc/<pid>/stat`` over the media phase, divided by the packets it
   relayed.
@@ -194,9 +197,12 @@ class Result:
         return self.cpu_s / max(1, self.relayed) * 1e6
 
 
-def start_callvault(peers: list[int], record: bool) -> tuple[subprocess.Popen[str], list[int]]:
+def start_callvault(
+    peers: list[int], record: bool, path: str
+) -> tuple[subprocess.Popen[str], list[int]]:
     cmd = ["taskset", "-c", RELAY_CPU, sys.executable, __file__, "--serve-callvault"]
     cmd += ["--pairs", str(len(peers) // 2)] + ([] if record else ["--no-record"])
+    cmd += ["--relay-path", path]
     proc = subprocess.Popen(cmd, stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True)
     lines = Lines(proc)
     send_line(proc, "PEERS " + " ".join(map(str, peers)))
@@ -242,7 +248,7 @@ def run_one(kind: str, args: argparse.Namespace) -> Result:
         out = Lines(gen)
         peers = [int(p) for p in out.expect("PORTS", 10).split()[1:]]
         if kind == "callvault":
-            relay, targets = start_callvault(peers, not args.no_record)
+            relay, targets = start_callvault(peers, not args.no_record, args.relay_path)
         else:
             relay, targets = start_rtpengine(peers)
         send_line(gen, "TARGETS " + " ".join(map(str, targets)))
@@ -256,7 +262,7 @@ def run_one(kind: str, args: argparse.Namespace) -> Result:
         fields = dict(kv.split("=") for kv in out.expect("RESULT", 30).split()[1:])
         seconds = float(dict(kv.split("=") for kv in done.split()[2:])["seconds"])
         return Result(
-            relay=kind,
+            relay=f"callvault ({args.relay_path})" if kind == "callvault" else kind,
             recording=kind == "callvault" and not args.no_record,
             sent=int(fields["sent"]),
             relayed=int(fields["received"]),
@@ -277,15 +283,15 @@ def run_one(kind: str, args: argparse.Namespace) -> Result:
 
 
 # -- callvault's side (the child on CPU 0) ----------------------------------------------
-def serve_callvault(pairs: int, record: bool) -> None:
+def serve_callvault(pairs: int, record: bool, path: str) -> None:
     import uvloop
 
     sys.path.insert(0, str(ROOT / "src"))
     uvloop.install()
-    asyncio.run(_serve(pairs, record))
+    asyncio.run(_serve(pairs, record, path == "batched"))
 
 
-async def _serve(pairs: int, record: bool) -> None:
+async def _serve(pairs: int, record: bool, batched: bool) -> None:
     from callvault.media.ports import RtpPortPool
     from callvault.media.receiver import RtpReceiver
     from callvault.media.relay import MediaRelay
@@ -303,7 +309,7 @@ async def _serve(pairs: int, record: bool) -> None:
 
     relays: list[MediaRelay] = []
     for i in range(pairs):
-        relay = MediaRelay(loop, "127.0.0.1", pool)
+        relay = MediaRelay(loop, "127.0.0.1", pool, batched=batched)
         await relay.open()
         relay.set_remote("a", "127.0.0.1", peers[2 * i])
         relay.set_remote("b", "127.0.0.1", peers[2 * i + 1])
@@ -341,10 +347,16 @@ def main() -> None:
     parser.add_argument("--duration", type=int, default=10, help="seconds of media per relay")
     parser.add_argument("--no-record", action="store_true", help="callvault without the tap")
     parser.add_argument("--only", choices=("callvault", "rtpengine"))
+    parser.add_argument(
+        "--relay-path",
+        choices=("batched", "asyncio"),
+        default="batched",
+        help="how callvault reads its sockets (batched needs the native extension)",
+    )
     parser.add_argument("--serve-callvault", action="store_true", help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.serve_callvault:
-        serve_callvault(args.pairs, not args.no_record)
+        serve_callvault(args.pairs, not args.no_record, args.relay_path)
         return
     if os.cpu_count() is None or (os.cpu_count() or 0) < 2:
         sys.exit("needs 2 CPUs (relay on CPU 0, generator on CPU 1)")

@@ -1,7 +1,9 @@
 """The B2BUA's media relay over real UDP sockets on 127.0.0.1 (media/relay.py).
 
 Each "phone" is one socket that sends and receives (symmetric RTP). Waits are
-bounded (``wait_for``); nothing asserts on wall-clock time.
+bounded (``wait_for``); nothing asserts on wall-clock time. Every test runs on
+both ways of reading the sockets: batched (recvmmsg/sendmmsg, the native
+extension) and asyncio (one datagram at a time).
 """
 
 from __future__ import annotations
@@ -18,7 +20,7 @@ import pytest
 from callvault.media.codecs import STATIC_PAYLOAD_TYPES, encode_pcma, get_decoder
 from callvault.media.dtmf import DIGIT_EVENTS, TelephoneEvent
 from callvault.media.ports import PortsExhausted, RtpPortPool
-from callvault.media.relay import MediaRelay, other
+from callvault.media.relay import BATCHED, MediaRelay, other
 from callvault.media.rtp import RtpPacket
 from callvault.recording.journal import Codec
 
@@ -81,9 +83,18 @@ async def phone() -> Phone:
     return protocol
 
 
+@pytest.fixture(
+    params=[pytest.param(True, id="batched"), pytest.param(False, id="asyncio")]
+    if BATCHED
+    else [pytest.param(False, id="asyncio")]
+)
+def batched(request: pytest.FixtureRequest) -> bool:
+    return bool(request.param)
+
+
 @pytest.fixture
-async def call() -> AsyncIterator[tuple[MediaRelay, Phone, Phone]]:
-    relay = MediaRelay(asyncio.get_running_loop(), HOST, RtpPortPool(47000, 48998))
+async def call(batched: bool) -> AsyncIterator[tuple[MediaRelay, Phone, Phone]]:
+    relay = MediaRelay(asyncio.get_running_loop(), HOST, RtpPortPool(47000, 48998), batched=batched)
     await relay.open()
     a, b = await phone(), await phone()
     relay.set_remote("a", HOST, a.port)
@@ -160,8 +171,34 @@ async def test_packets_from_anyone_else_are_dropped_and_counted(
         stranger.transport.close()
 
 
-async def test_nothing_is_accepted_from_a_host_the_sdp_does_not_name() -> None:
-    relay = MediaRelay(asyncio.get_running_loop(), HOST, RtpPortPool(47000, 48998))
+async def test_a_strangers_packet_amid_a_burst_breaks_neither_order_nor_tap(
+    call: tuple[MediaRelay, Phone, Phone],
+) -> None:
+    relay, a, b = call
+    stranger = await phone()
+    tapped: list[tuple[bytes, Any]] = []
+    relay.set_tap("a", lambda data, addr: tapped.append((data, addr)))
+    try:
+        a.send(audio(0), relay.local_port("a"))  # latches
+        assert (await b.recv()).sequence == 0
+        # queued before the relay reads: one batch when batched
+        for n in range(1, 4):
+            a.send(audio(n), relay.local_port("a"))
+        stranger.send(audio(99, ssrc=0x6666), relay.local_port("a"))
+        for n in range(4, 7):
+            a.send(audio(n), relay.local_port("a"))
+        assert [p.sequence for p in await b.recv_n(6)] == [1, 2, 3, 4, 5, 6]
+        assert await b.nothing_after(a, relay.local_port("a")) == []
+        assert tapped[:7] == [(audio(n), (HOST, a.port)) for n in range(7)]
+        stats = relay.stats()
+        assert stats["foreign"] == 1 and stats["relayed_a_to_b"] == 8
+    finally:
+        assert stranger.transport is not None
+        stranger.transport.close()
+
+
+async def test_nothing_is_accepted_from_a_host_the_sdp_does_not_name(batched: bool) -> None:
+    relay = MediaRelay(asyncio.get_running_loop(), HOST, RtpPortPool(47000, 48998), batched=batched)
     await relay.open()
     a, b = await phone(), await phone()
     try:
@@ -328,7 +365,7 @@ async def test_the_short_code_is_kept_from_the_other_party(
     assert (await b.recv()).sequence == 8
 
 
-async def test_open_skips_busy_ports_and_close_gives_them_back() -> None:
+async def test_open_skips_busy_ports_and_close_gives_them_back(batched: bool) -> None:
     pool = RtpPortPool(47000, 47004)  # ports 47000 and 47002
     busy = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
     try:
@@ -336,14 +373,14 @@ async def test_open_skips_busy_ports_and_close_gives_them_back() -> None:
     except OSError:
         pytest.skip("port 47000 is in use on this host")
     try:
-        relay = MediaRelay(asyncio.get_running_loop(), HOST, pool)
+        relay = MediaRelay(asyncio.get_running_loop(), HOST, pool, batched=batched)
         with pytest.raises(PortsExhausted):
             await relay.open()  # one side gets 47002, the other finds nothing
         await until(lambda: pool.available == 1)  # 47002 back once its socket closed
         assert pool.in_use == 1  # 47000 stays out while someone else holds it
         busy.close()
         pool.release(47000)
-        relay = MediaRelay(asyncio.get_running_loop(), HOST, pool)
+        relay = MediaRelay(asyncio.get_running_loop(), HOST, pool, batched=batched)
         await relay.open()
         assert {relay.local_port("a"), relay.local_port("b")} == {47000, 47002}
         relay.close()

@@ -18,8 +18,23 @@ telephone events included. On the way:
   short code do not reach the other party (``media/code_filter.py``).
 
 The per-packet path of an untouched call (no prompt ever, no code hidden)
-is a latch check, the tap and one ``sendto``; everything else takes the slow
+is a latch check, the tap and the forwarding; everything else takes the slow
 path, which parses the header.
+
+Two ways to read the sockets, the same behaviour (``BATCHED`` says which one
+is in use):
+
+* batched (the native ``media/_batchudp.c``, built with the package): each
+  leg's socket is watched with ``loop.add_reader``; on readiness one C call
+  receives a batch (recvmmsg) and forwards the packets from the latched
+  source with one sendmmsg straight from the receive buffers, returning
+  only the bytes the tap needs. Python sees a batch once, not each packet.
+  Packets from anyone else, and every packet of a leg on the slow path, go
+  through the per-packet Python path below. A state change made by the tap
+  (a prompt started on a DTMF key) applies from the next batch: a batch is
+  what one socket queued since the loop last looked (usually one packet);
+* asyncio (where the extension could not be built): a ``DatagramProtocol``
+  per leg, one recvfrom and one sendto per packet.
 """
 
 from __future__ import annotations
@@ -39,6 +54,14 @@ from callvault.media.codecs import STATIC_PAYLOAD_TYPES, encode_pcma, encode_pcm
 from callvault.media.ports import PortsExhausted, RtpPortPool
 from callvault.recording.journal import Codec
 
+try:
+    from callvault.media import _batchudp
+
+    BATCHED = True
+    """Whether relays read their sockets with recvmmsg/sendmmsg (the native path)."""
+except ImportError:  # built with optional=True: no compiler, not Linux
+    BATCHED = False
+
 log = logging.getLogger(__name__)
 
 Side = Literal["a", "b"]
@@ -57,7 +80,7 @@ def other(side: Side) -> Side:
     return "b" if side == "a" else "a"
 
 
-def _nowhere(data: bytes, addr: Address) -> None:
+def _nowhere(data: bytes | bytearray, addr: Address) -> None:
     """The send function of a leg whose socket is not open (or closed)."""
 
 
@@ -72,8 +95,12 @@ class _Leg(asyncio.DatagramProtocol):
         self.relay = relay
         self.side = side
         self.peer: _Leg = self  # set by MediaRelay
-        self.transport: asyncio.DatagramTransport | None = None
-        self.sendto: Callable[[bytes, Address], None] = _nowhere  # the transport's, once open
+        self.transport: asyncio.DatagramTransport | None = None  # the asyncio path
+        self.sock: socket.socket | None = None  # the batched path
+        self.fd = -1  # the batched path's socket, while open
+        self.is_open = False
+        # the transport's (or the socket's, batched), once open
+        self.sendto: Callable[[bytes | bytearray, Address], None] = _nowhere
         self.port = 0
         self.host: str | None = None  # packets are accepted from this host only
         self.latched: Address | None = None
@@ -104,6 +131,7 @@ class _Leg(asyncio.DatagramProtocol):
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
         self.transport = cast(asyncio.DatagramTransport, transport)
         self.sendto = self.transport.sendto
+        self.is_open = True
 
     def datagram_received(self, data: bytes, addr: Address) -> None:
         if addr != self.latched and not self._accept(addr):
@@ -133,7 +161,66 @@ class _Leg(asyncio.DatagramProtocol):
         # drawn, fail to bind, and be lost to the pool
         self.transport = None
         self.sendto = _nowhere
+        self.is_open = False
         self.relay._release(self)
+
+    # -- the batched path --
+
+    def attach(self, loop: asyncio.AbstractEventLoop, sock: socket.socket) -> None:
+        self.sock = sock
+        self.fd = sock.fileno()
+        self.sendto = self._sock_sendto
+        self.is_open = True
+        loop.add_reader(self.fd, self.readable)
+
+    def detach(self, loop: asyncio.AbstractEventLoop) -> None:
+        if self.sock is not None:
+            loop.remove_reader(self.fd)
+            self.sock.close()  # at once: the port can go back now
+            self.sock = None
+        self.fd = -1
+        self.sendto = _nowhere
+        self.is_open = False
+        self.relay._release(self)
+
+    def _sock_sendto(self, data: bytes | bytearray, addr: Address) -> None:
+        try:
+            cast(socket.socket, self.sock).sendto(data, addr)
+        except OSError as exc:  # a full send buffer drops the packet, as RTP may
+            self.error_received(exc)
+
+    def readable(self) -> None:
+        """The socket has datagrams: one batch is received, the packets from the
+        latched source forwarded in C while this side is on the fast path."""
+        latched = self.latched
+        try:
+            if self.fast and latched is not None:
+                peer = self.peer
+                dest = peer.dest
+                out = peer.fd if dest is not None else -1
+                tap = self.tap
+                fast, sent, errors, packets, rest = _batchudp.relay(
+                    self.fd, latched, out, dest, tap is not None
+                )
+                if fast:
+                    self.last = packets[-1]
+                    if out >= 0:
+                        self.relayed += sent
+                        peer.send_errors += errors
+                    else:
+                        peer.on_hold += fast
+                    if tap is not None:
+                        for data in packets:
+                            tap(data, latched)
+            else:
+                rest = _batchudp.recv_batch(self.fd)
+        except ValueError:  # an address that is a name, not a number: per packet
+            rest = _batchudp.recv_batch(self.fd)
+        except OSError as exc:
+            self.error_received(exc)
+            return
+        for data, addr in rest:
+            self.datagram_received(data, addr)
 
     # -- latching --
 
@@ -160,8 +247,18 @@ class _Leg(asyncio.DatagramProtocol):
 class MediaRelay:
     """One bridged call's media: two sockets, relaying, prompts, code hiding."""
 
-    def __init__(self, loop: asyncio.AbstractEventLoop, host: str, ports: RtpPortPool) -> None:
+    def __init__(
+        self,
+        loop: asyncio.AbstractEventLoop,
+        host: str,
+        ports: RtpPortPool,
+        *,
+        batched: bool = BATCHED,
+    ) -> None:
+        if batched and not BATCHED:
+            raise RuntimeError("the batched relay needs callvault.media._batchudp")
         self._loop = loop
+        self._batched = batched
         self.host = host
         self._ports = ports
         a, b = _Leg(self, "a"), _Leg(self, "b")
@@ -201,6 +298,10 @@ class MediaRelay:
                 # not given back: it stays out of the pool while someone else holds it
                 log.warning("RTP port %s cannot be bound (%s); skipped", port, exc)
                 continue
+            if self._batched:
+                leg.port = port
+                leg.attach(self._loop, sock)
+                return
             try:
                 await self._loop.create_datagram_endpoint(lambda: leg, sock=sock)
             except BaseException:
@@ -320,11 +421,11 @@ class MediaRelay:
         name = self._g711_name(leg, leg.out_pt)
         for frame in frames:
             ssrc, seq, ts = leg.rewriter.generate(now, frame.first)
-            if name is None or leg.dest is None or leg.transport is None:
+            if name is None or leg.dest is None or not leg.is_open:
                 continue  # on hold, or the codec changed under the prompt: paced, not heard
             payload = _G711[name](np.frombuffer(frame.pcm, dtype="<i2"))
             second = (0x80 if frame.first else 0) | leg.out_pt
-            leg.transport.sendto(_HEADER.pack(0x80, second, seq, ts, ssrc) + payload, leg.dest)
+            leg.sendto(_HEADER.pack(0x80, second, seq, ts, ssrc) + payload, leg.dest)
         if not leg.pacer.active:
             leg.rewriter.end_prompt()
             self._refresh()
@@ -377,10 +478,10 @@ class MediaRelay:
         self._send(src, dst, packet)
 
     def _send(self, src: _Leg, dst: _Leg, data: bytes | bytearray) -> None:
-        if dst.dest is None or dst.transport is None:
+        if dst.dest is None or not dst.is_open:
             dst.on_hold += 1
             return
-        dst.transport.sendto(data, dst.dest)
+        dst.sendto(data, dst.dest)
         src.relayed += 1
 
     def _schedule_filter(self, leg: _Leg) -> None:
@@ -437,6 +538,8 @@ class MediaRelay:
             leg.pacer.clear()
             if leg.transport is not None:
                 leg.transport.close()  # the port goes back in connection_lost
+            elif leg.sock is not None:
+                leg.detach(self._loop)
             else:
                 self._release(leg)
 

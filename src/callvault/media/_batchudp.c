@@ -1,0 +1,475 @@
+/* Batched UDP for the media relay: recvmmsg/sendmmsg (Linux), IPv4 and IPv6.
+ *
+ * Issue 10 (SPEC section 2, mode 2): the B2BUA's relay (media/relay.py)
+ * forwards RTP between a call's two legs. Python's socket module has one
+ * system call per datagram and no recvmmsg; this module reads a leg's socket
+ * with one recvmmsg and forwards the packets from the latched source with one
+ * sendmmsg straight from the receive buffers, so the hot path enters Python
+ * once per batch and allocates only the bytes the recording's tap keeps.
+ *
+ *   relay(fd, latched, out_fd, dest, copy_all)
+ *       -> (fast, sent, errors, packets, rest)
+ *   recv_batch(fd, max_packets=64) -> [(bytes, address), ...]
+ *   send_batch(fd, [(bytes-like, address), ...]) -> sent
+ *
+ * Addresses are Python's socket module tuples: (host, port) for IPv4,
+ * (host, port, flowinfo, scope_id) for IPv6, hosts numeric. Receiving never
+ * blocks (MSG_DONTWAIT); EAGAIN is "nothing there", not an error. The GIL is
+ * released around each system call. The receive buffers are per thread.
+ */
+#define PY_SSIZE_T_CLEAN
+#include <Python.h>
+
+#include <arpa/inet.h>
+#include <errno.h>
+#include <netinet/in.h>
+#include <pthread.h>
+#include <string.h>
+#include <sys/socket.h>
+
+#define MAX_BATCH 64
+#define SLOT 65536 /* any UDP datagram fits: nothing relayed is ever cut */
+
+typedef struct {
+    struct mmsghdr in[MAX_BATCH];
+    struct iovec in_iov[MAX_BATCH];
+    struct sockaddr_storage from[MAX_BATCH];
+    struct mmsghdr out[MAX_BATCH];
+    struct iovec out_iov[MAX_BATCH];
+    struct sockaddr_storage to[MAX_BATCH];
+    unsigned char *slots; /* MAX_BATCH * SLOT; pages are touched only as used */
+} Batch;
+
+static pthread_key_t batch_key;
+
+static void
+batch_free(void *p)
+{
+    Batch *b = p;
+    if (b != NULL) {
+        free(b->slots);
+        free(b);
+    }
+}
+
+static Batch *
+get_batch(void)
+{
+    Batch *b = pthread_getspecific(batch_key);
+    if (b != NULL) {
+        return b;
+    }
+    b = calloc(1, sizeof(Batch));
+    if (b == NULL || (b->slots = malloc((size_t)MAX_BATCH * SLOT)) == NULL) {
+        free(b);
+        PyErr_NoMemory();
+        return NULL;
+    }
+    for (int i = 0; i < MAX_BATCH; i++) {
+        b->in_iov[i].iov_base = b->slots + (size_t)i * SLOT;
+        b->in[i].msg_hdr.msg_iov = &b->in_iov[i];
+        b->in[i].msg_hdr.msg_iovlen = 1;
+        b->in[i].msg_hdr.msg_name = &b->from[i];
+        b->out[i].msg_hdr.msg_iov = &b->out_iov[i];
+        b->out[i].msg_hdr.msg_iovlen = 1;
+    }
+    if (pthread_setspecific(batch_key, b) != 0) {
+        batch_free(b);
+        PyErr_SetString(PyExc_RuntimeError, "pthread_setspecific failed");
+        return NULL;
+    }
+    return b;
+}
+
+/* -- addresses ---------------------------------------------------------------- */
+
+/* A Python address tuple to a sockaddr; ValueError unless its host is numeric. */
+static int
+parse_address(PyObject *addr, struct sockaddr_storage *ss, socklen_t *len)
+{
+    if (!PyTuple_Check(addr) || PyTuple_GET_SIZE(addr) < 2) {
+        PyErr_SetString(PyExc_TypeError, "address must be a (host, port, ...) tuple");
+        return -1;
+    }
+    const char *host = PyUnicode_AsUTF8(PyTuple_GET_ITEM(addr, 0));
+    if (host == NULL) {
+        return -1;
+    }
+    long port = PyLong_AsLong(PyTuple_GET_ITEM(addr, 1));
+    if (port == -1 && PyErr_Occurred()) {
+        return -1;
+    }
+    if (port < 0 || port > 65535) {
+        PyErr_SetString(PyExc_ValueError, "port out of range");
+        return -1;
+    }
+    memset(ss, 0, sizeof(*ss));
+    if (strchr(host, ':') == NULL) {
+        struct sockaddr_in *sin = (struct sockaddr_in *)ss;
+        if (inet_pton(AF_INET, host, &sin->sin_addr) != 1) {
+            PyErr_Format(PyExc_ValueError, "not a numeric IPv4 address: %s", host);
+            return -1;
+        }
+        sin->sin_family = AF_INET;
+        sin->sin_port = htons((uint16_t)port);
+        *len = sizeof(*sin);
+        return 0;
+    }
+    struct sockaddr_in6 *sin6 = (struct sockaddr_in6 *)ss;
+    if (inet_pton(AF_INET6, host, &sin6->sin6_addr) != 1) {
+        PyErr_Format(PyExc_ValueError, "not a numeric IPv6 address: %s", host);
+        return -1;
+    }
+    sin6->sin6_family = AF_INET6;
+    sin6->sin6_port = htons((uint16_t)port);
+    if (PyTuple_GET_SIZE(addr) >= 4) {
+        unsigned long flow = PyLong_AsUnsignedLong(PyTuple_GET_ITEM(addr, 2));
+        unsigned long scope = PyLong_AsUnsignedLong(PyTuple_GET_ITEM(addr, 3));
+        if (PyErr_Occurred()) {
+            return -1;
+        }
+        sin6->sin6_flowinfo = htonl((uint32_t)flow);
+        sin6->sin6_scope_id = (uint32_t)scope;
+    }
+    *len = sizeof(*sin6);
+    return 0;
+}
+
+/* Whether a received source is the latched one (flowinfo is not the source's). */
+static int
+same_source(const struct sockaddr_storage *a, const struct sockaddr_storage *b)
+{
+    if (a->ss_family != b->ss_family) {
+        return 0;
+    }
+    if (a->ss_family == AF_INET) {
+        const struct sockaddr_in *x = (const void *)a, *y = (const void *)b;
+        return x->sin_port == y->sin_port && x->sin_addr.s_addr == y->sin_addr.s_addr;
+    }
+    if (a->ss_family == AF_INET6) {
+        const struct sockaddr_in6 *x = (const void *)a, *y = (const void *)b;
+        return x->sin6_port == y->sin6_port && x->sin6_scope_id == y->sin6_scope_id &&
+               memcmp(&x->sin6_addr, &y->sin6_addr, sizeof(x->sin6_addr)) == 0;
+    }
+    return 0;
+}
+
+/* A received source as Python's socket module writes it. */
+static PyObject *
+make_address(const struct sockaddr_storage *ss)
+{
+    char host[INET6_ADDRSTRLEN];
+    if (ss->ss_family == AF_INET) {
+        const struct sockaddr_in *sin = (const void *)ss;
+        inet_ntop(AF_INET, &sin->sin_addr, host, sizeof(host));
+        return Py_BuildValue("(si)", host, ntohs(sin->sin_port));
+    }
+    if (ss->ss_family == AF_INET6) {
+        const struct sockaddr_in6 *sin6 = (const void *)ss;
+        inet_ntop(AF_INET6, &sin6->sin6_addr, host, sizeof(host));
+        return Py_BuildValue("(siII)", host, ntohs(sin6->sin6_port),
+                             ntohl(sin6->sin6_flowinfo), sin6->sin6_scope_id);
+    }
+    Py_RETURN_NONE; /* an unnamed source: compares unequal to every latch */
+}
+
+/* -- system calls ---------------------------------------------------------------- */
+
+/* recvmmsg without blocking: the number received (0: nothing there), -1 with
+ * OSError set. */
+static int
+receive(int fd, Batch *b, int max_packets)
+{
+    for (int i = 0; i < max_packets; i++) {
+        b->in_iov[i].iov_len = SLOT;
+        b->in[i].msg_hdr.msg_namelen = sizeof(struct sockaddr_storage);
+        b->in[i].msg_hdr.msg_flags = 0;
+    }
+    int n, err;
+    Py_BEGIN_ALLOW_THREADS
+    do {
+        n = recvmmsg(fd, b->in, (unsigned int)max_packets, MSG_DONTWAIT, NULL);
+    } while (n < 0 && errno == EINTR);
+    err = errno;
+    Py_END_ALLOW_THREADS
+    if (n >= 0) {
+        return n;
+    }
+    if (err == EAGAIN || err == EWOULDBLOCK) {
+        return 0;
+    }
+    errno = err;
+    PyErr_SetFromErrno(PyExc_OSError);
+    return -1;
+}
+
+/* sendmmsg of out[0..count): returns how many the kernel took; a message it
+ * refuses (full buffer, unreachable) is dropped and counted in *errors. */
+static int
+transmit(int fd, Batch *b, int count, int *errors)
+{
+    int sent = 0, failed = 0, i = 0;
+    Py_BEGIN_ALLOW_THREADS
+    while (i < count) {
+        int r = sendmmsg(fd, b->out + i, (unsigned int)(count - i), MSG_DONTWAIT);
+        if (r > 0) {
+            sent += r;
+            i += r;
+        } else if (r < 0 && errno == EINTR) {
+            continue;
+        } else {
+            failed++; /* the message at i: RTP is not retried, the next one is due */
+            i++;
+        }
+    }
+    Py_END_ALLOW_THREADS
+    *errors += failed;
+    return sent;
+}
+
+static int
+fd_argument(PyObject *arg, int *fd)
+{
+    long v = PyLong_AsLong(arg);
+    if (v == -1 && PyErr_Occurred()) {
+        return -1;
+    }
+    if (v < INT_MIN || v > INT_MAX) {
+        PyErr_SetString(PyExc_ValueError, "file descriptor out of range");
+        return -1;
+    }
+    *fd = (int)v;
+    return 0;
+}
+
+/* -- the module's functions ------------------------------------------------------ */
+
+PyDoc_STRVAR(relay_doc,
+"relay(fd, latched, out_fd, dest, copy_all) -> (fast, sent, errors, packets, rest)\n\n"
+"One recvmmsg on fd. The leading packets from the source `latched` (fast of\n"
+"them) are sent to `dest` through `out_fd` with sendmmsg (not when out_fd < 0\n"
+"or dest is None: sent is then 0). `packets` holds those packets as bytes:\n"
+"all of them when copy_all, else only the last. `rest`: the packets from the\n"
+"first one from elsewhere on, as (bytes, address), untouched and not sent.\n"
+"ValueError (before anything is received) when an address is not numeric.");
+
+static PyObject *
+batchudp_relay(PyObject *module, PyObject *const *args, Py_ssize_t nargs)
+{
+    if (nargs != 5) {
+        PyErr_SetString(PyExc_TypeError, "relay() takes 5 arguments");
+        return NULL;
+    }
+    int fd, out_fd, copy_all;
+    struct sockaddr_storage latched, dest;
+    socklen_t latched_len, dest_len = 0;
+    if (fd_argument(args[0], &fd) < 0 || parse_address(args[1], &latched, &latched_len) < 0 ||
+        fd_argument(args[2], &out_fd) < 0 || (copy_all = PyObject_IsTrue(args[4])) < 0) {
+        return NULL;
+    }
+    int forward = out_fd >= 0 && args[3] != Py_None;
+    if (forward && parse_address(args[3], &dest, &dest_len) < 0) {
+        return NULL;
+    }
+    Batch *b = get_batch();
+    if (b == NULL) {
+        return NULL;
+    }
+    int n = receive(fd, b, MAX_BATCH);
+    if (n < 0) {
+        return NULL;
+    }
+    int fast = 0;
+    while (fast < n && same_source(&b->from[fast], &latched)) {
+        fast++;
+    }
+    int sent = 0, errors = 0;
+    if (forward && fast > 0) {
+        for (int i = 0; i < fast; i++) {
+            b->out_iov[i].iov_base = b->in_iov[i].iov_base;
+            b->out_iov[i].iov_len = b->in[i].msg_len;
+            b->out[i].msg_hdr.msg_name = &dest;
+            b->out[i].msg_hdr.msg_namelen = dest_len;
+        }
+        sent = transmit(out_fd, b, fast, &errors);
+    }
+    PyObject *packets = PyList_New(0), *rest = PyList_New(0);
+    if (packets == NULL || rest == NULL) {
+        goto fail;
+    }
+    for (int i = copy_all ? 0 : fast - 1; i >= 0 && i < fast; i++) {
+        PyObject *data = PyBytes_FromStringAndSize(b->in_iov[i].iov_base, b->in[i].msg_len);
+        if (data == NULL || PyList_Append(packets, data) < 0) {
+            Py_XDECREF(data);
+            goto fail;
+        }
+        Py_DECREF(data);
+    }
+    for (int i = fast; i < n; i++) {
+        PyObject *item = Py_BuildValue("(y#N)", (const char *)b->in_iov[i].iov_base,
+                                       (Py_ssize_t)b->in[i].msg_len, make_address(&b->from[i]));
+        if (item == NULL || PyList_Append(rest, item) < 0) {
+            Py_XDECREF(item);
+            goto fail;
+        }
+        Py_DECREF(item);
+    }
+    return Py_BuildValue("(iiiNN)", fast, sent, errors, packets, rest);
+fail:
+    Py_XDECREF(packets);
+    Py_XDECREF(rest);
+    return NULL;
+}
+
+PyDoc_STRVAR(recv_batch_doc,
+"recv_batch(fd, max_packets=64) -> list[tuple[bytes, address]]\n\n"
+"One recvmmsg on fd without blocking: up to max_packets datagrams (at most 64)\n"
+"with their sources; an empty list when none is queued.");
+
+static PyObject *
+batchudp_recv_batch(PyObject *module, PyObject *const *args, Py_ssize_t nargs)
+{
+    if (nargs < 1 || nargs > 2) {
+        PyErr_SetString(PyExc_TypeError, "recv_batch() takes 1 or 2 arguments");
+        return NULL;
+    }
+    int fd, max_packets = MAX_BATCH;
+    if (fd_argument(args[0], &fd) < 0) {
+        return NULL;
+    }
+    if (nargs == 2) {
+        long m = PyLong_AsLong(args[1]);
+        if (m == -1 && PyErr_Occurred()) {
+            return NULL;
+        }
+        if (m < 1) {
+            PyErr_SetString(PyExc_ValueError, "max_packets must be at least 1");
+            return NULL;
+        }
+        max_packets = m < MAX_BATCH ? (int)m : MAX_BATCH;
+    }
+    Batch *b = get_batch();
+    if (b == NULL) {
+        return NULL;
+    }
+    int n = receive(fd, b, max_packets);
+    if (n < 0) {
+        return NULL;
+    }
+    PyObject *result = PyList_New(n);
+    if (result == NULL) {
+        return NULL;
+    }
+    for (int i = 0; i < n; i++) {
+        PyObject *item = Py_BuildValue("(y#N)", (const char *)b->in_iov[i].iov_base,
+                                       (Py_ssize_t)b->in[i].msg_len, make_address(&b->from[i]));
+        if (item == NULL) {
+            Py_DECREF(result);
+            return NULL;
+        }
+        PyList_SET_ITEM(result, i, item);
+    }
+    return result;
+}
+
+PyDoc_STRVAR(send_batch_doc,
+"send_batch(fd, packets) -> int\n\n"
+"sendmmsg of [(bytes-like, address), ...] (numeric hosts), 64 at a time;\n"
+"returns how many the kernel took (a refused one is skipped, not retried).");
+
+static PyObject *
+batchudp_send_batch(PyObject *module, PyObject *const *args, Py_ssize_t nargs)
+{
+    if (nargs != 2) {
+        PyErr_SetString(PyExc_TypeError, "send_batch() takes 2 arguments");
+        return NULL;
+    }
+    int fd;
+    if (fd_argument(args[0], &fd) < 0) {
+        return NULL;
+    }
+    PyObject *seq = PySequence_Fast(args[1], "packets must be a sequence");
+    if (seq == NULL) {
+        return NULL;
+    }
+    Batch *b = get_batch();
+    if (b == NULL) {
+        Py_DECREF(seq);
+        return NULL;
+    }
+    Py_ssize_t total = PySequence_Fast_GET_SIZE(seq);
+    Py_buffer views[MAX_BATCH];
+    long sent = 0;
+    for (Py_ssize_t start = 0; start < total; start += MAX_BATCH) {
+        int count = (int)(total - start < MAX_BATCH ? total - start : MAX_BATCH), held = 0;
+        for (; held < count; held++) {
+            PyObject *item = PySequence_Fast_GET_ITEM(seq, start + held);
+            socklen_t len;
+            if (!PyTuple_Check(item) || PyTuple_GET_SIZE(item) != 2) {
+                PyErr_SetString(PyExc_TypeError, "packets must be (data, address) tuples");
+                break;
+            }
+            if (parse_address(PyTuple_GET_ITEM(item, 1), &b->to[held], &len) < 0 ||
+                PyObject_GetBuffer(PyTuple_GET_ITEM(item, 0), &views[held], PyBUF_SIMPLE) < 0) {
+                break;
+            }
+            b->out_iov[held].iov_base = views[held].buf;
+            b->out_iov[held].iov_len = (size_t)views[held].len;
+            b->out[held].msg_hdr.msg_name = &b->to[held];
+            b->out[held].msg_hdr.msg_namelen = len;
+        }
+        int errors = 0;
+        if (held == count) {
+            sent += transmit(fd, b, count, &errors);
+        }
+        for (int i = 0; i < held; i++) {
+            PyBuffer_Release(&views[i]);
+        }
+        if (held != count) {
+            Py_DECREF(seq);
+            return NULL;
+        }
+    }
+    Py_DECREF(seq);
+    return PyLong_FromLong(sent);
+}
+
+static PyMethodDef batchudp_methods[] = {
+    {"relay", (PyCFunction)(void (*)(void))batchudp_relay, METH_FASTCALL, relay_doc},
+    {"recv_batch", (PyCFunction)(void (*)(void))batchudp_recv_batch, METH_FASTCALL,
+     recv_batch_doc},
+    {"send_batch", (PyCFunction)(void (*)(void))batchudp_send_batch, METH_FASTCALL,
+     send_batch_doc},
+    {NULL, NULL, 0, NULL},
+};
+
+static struct PyModuleDef batchudp_module = {
+    PyModuleDef_HEAD_INIT,
+    "callvault.media._batchudp",
+    "Batched UDP (recvmmsg/sendmmsg) for the media relay.",
+    -1,
+    batchudp_methods,
+    NULL,
+    NULL,
+    NULL,
+    NULL,
+};
+
+PyMODINIT_FUNC
+PyInit__batchudp(void)
+{
+    static int key_made = 0;
+    if (!key_made) {
+        if (pthread_key_create(&batch_key, batch_free) != 0) {
+            PyErr_SetString(PyExc_RuntimeError, "pthread_key_create failed");
+            return NULL;
+        }
+        key_made = 1;
+    }
+    PyObject *m = PyModule_Create(&batchudp_module);
+    if (m != NULL && PyModule_AddIntConstant(m, "MAX_BATCH", MAX_BATCH) < 0) {
+        Py_DECREF(m);
+        return NULL;
+    }
+    return m;
+}

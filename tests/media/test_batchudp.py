@@ -1,0 +1,188 @@
+"""The native batched UDP module (media/_batchudp.c) over real loopback sockets.
+
+Where the extension was not built these tests are skipped, and the relay uses
+its asyncio path; with CI=true the native path is required.
+"""
+
+from __future__ import annotations
+
+import os
+import socket
+from collections.abc import Iterator
+from typing import Any
+
+import pytest
+
+from callvault.media import relay
+
+try:
+    from callvault.media import _batchudp
+except ImportError:
+    if os.environ.get("CI") == "true":
+        raise  # CI builds it: a missing extension is a failure there
+    pytest.skip(
+        "callvault.media._batchudp is not built: the relay uses its asyncio path",
+        allow_module_level=True,
+    )
+
+
+def test_the_relay_uses_the_batched_path() -> None:
+    assert relay.BATCHED
+
+
+@pytest.fixture
+def v4() -> Iterator[list[socket.socket]]:
+    socks = [socket.socket(socket.AF_INET, socket.SOCK_DGRAM) for _ in range(3)]
+    for s in socks:
+        s.bind(("127.0.0.1", 0))
+        s.setblocking(False)
+    yield socks
+    for s in socks:
+        s.close()
+
+
+def drain(sock: socket.socket) -> list[tuple[bytes, Any]]:
+    got = []
+    while True:
+        try:
+            got.append(sock.recvfrom(65536))
+        except BlockingIOError:
+            return got
+
+
+def test_recv_batch_reads_what_is_queued_without_blocking(v4: list[socket.socket]) -> None:
+    sock, sender, _ = v4
+    assert _batchudp.recv_batch(sock.fileno()) == []
+    packets = [bytes([n]) * (n + 1) for n in range(5)]
+    for p in packets:
+        sender.sendto(p, sock.getsockname())
+    first = _batchudp.recv_batch(sock.fileno(), 2)
+    rest = _batchudp.recv_batch(sock.fileno())
+    assert [d for d, _ in first + rest] == packets
+    assert {a for _, a in first + rest} == {sender.getsockname()}
+    with pytest.raises(ValueError):
+        _batchudp.recv_batch(sock.fileno(), 0)
+
+
+def test_a_datagram_of_any_size_is_received_whole(v4: list[socket.socket]) -> None:
+    sock, sender, _ = v4
+    big = os.urandom(65000)
+    sender.sendto(big, sock.getsockname())
+    assert _batchudp.recv_batch(sock.fileno()) == [(big, sender.getsockname())]
+
+
+def test_send_batch_sends_more_than_one_batch(v4: list[socket.socket]) -> None:
+    sock, sender, _ = v4
+    sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 1 << 20)
+    packets = [(n.to_bytes(2, "big"), sock.getsockname()) for n in range(150)]
+    packets[3] = (bytearray(b"\x00\x03"), sock.getsockname())  # any buffer
+    assert _batchudp.send_batch(sender.fileno(), packets) == 150
+    got = drain(sock)
+    assert [int.from_bytes(d, "big") for d, _ in got] == list(range(150))
+    with pytest.raises(ValueError, match="numeric"):
+        _batchudp.send_batch(sender.fileno(), [(b"x", ("localhost", 9))])
+    with pytest.raises(TypeError):
+        _batchudp.send_batch(sender.fileno(), [b"x"])
+
+
+def test_relay_forwards_the_latched_prefix_and_returns_the_rest(
+    v4: list[socket.socket],
+) -> None:
+    leg, phone, stranger = v4
+    out = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+    out.bind(("127.0.0.1", 0))
+    sink = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+    sink.bind(("127.0.0.1", 0))
+    sink.setblocking(False)
+    try:
+        for p in (b"one", b"two", b"three"):
+            phone.sendto(p, leg.getsockname())
+        stranger.sendto(b"injected", leg.getsockname())
+        phone.sendto(b"four", leg.getsockname())
+        latched = phone.getsockname()
+        fast, sent, errors, packets, rest = _batchudp.relay(
+            leg.fileno(), latched, out.fileno(), sink.getsockname(), True
+        )
+        assert (fast, sent, errors) == (3, 3, 0)
+        assert packets == [b"one", b"two", b"three"]
+        # from the first packet from elsewhere on: untouched, in order, not sent
+        assert rest == [(b"injected", stranger.getsockname()), (b"four", latched)]
+        assert [(d, a) for d, a in drain(sink)] == [
+            (p, out.getsockname()) for p in (b"one", b"two", b"three")
+        ]
+        # no copies but the last (no tap); on hold (dest None): received, not sent
+        for p in (b"five", b"six"):
+            phone.sendto(p, leg.getsockname())
+        assert _batchudp.relay(leg.fileno(), latched, out.fileno(), None, False) == (
+            2,
+            0,
+            0,
+            [b"six"],
+            [],
+        )
+        assert drain(sink) == []
+        assert _batchudp.relay(leg.fileno(), latched, -1, None, False) == (0, 0, 0, [], [])
+    finally:
+        out.close()
+        sink.close()
+
+
+def test_relay_refuses_a_name_before_receiving(v4: list[socket.socket]) -> None:
+    leg, phone, _ = v4
+    phone.sendto(b"kept", leg.getsockname())
+    with pytest.raises(ValueError):
+        _batchudp.relay(leg.fileno(), phone.getsockname(), phone.fileno(), ("a.example", 4), True)
+    with pytest.raises(ValueError):
+        _batchudp.relay(leg.fileno(), ("localhost", 1), -1, None, True)
+    assert _batchudp.recv_batch(leg.fileno()) == [(b"kept", phone.getsockname())]
+
+
+def test_relay_counts_what_the_kernel_refuses(v4: list[socket.socket]) -> None:
+    leg, phone, _ = v4
+    phone.sendto(b"x", leg.getsockname())
+    v6_dest = ("::1", 9, 0, 0)  # an IPv4 socket cannot send to an IPv6 address
+    fast, sent, errors, packets, _ = _batchudp.relay(
+        leg.fileno(), phone.getsockname(), leg.fileno(), v6_dest, True
+    )
+    assert (fast, sent, errors, packets) == (1, 0, 1, [b"x"])
+
+
+def test_a_closed_descriptor_is_an_os_error() -> None:
+    sock = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+    fd = sock.fileno()
+    sock.close()
+    with pytest.raises(OSError):
+        _batchudp.recv_batch(fd)
+
+
+def test_ipv6_addresses_are_the_socket_modules() -> None:
+    socks = []
+    try:
+        for _ in range(3):
+            s = socket.socket(socket.AF_INET6, socket.SOCK_DGRAM)
+            socks.append(s)
+            s.bind(("::1", 0))
+            s.setblocking(False)
+    except OSError:
+        for s in socks:
+            s.close()
+        pytest.skip("no IPv6 loopback on this host")
+    leg, phone, sink = socks
+    try:
+        phone.sendto(b"six", leg.getsockname())
+        [(data, addr)] = _batchudp.recv_batch(leg.fileno())
+        assert (data, addr) == (b"six", phone.getsockname())  # (host, port, flow, scope)
+        phone.sendto(b"relayed", leg.getsockname())
+        assert _batchudp.relay(leg.fileno(), addr, leg.fileno(), sink.getsockname(), False) == (
+            1,
+            1,
+            0,
+            [b"relayed"],
+            [],
+        )
+        assert drain(sink) == [(b"relayed", leg.getsockname())]
+        assert _batchudp.send_batch(phone.fileno(), [(b"v6", leg.getsockname())]) == 1
+        assert _batchudp.recv_batch(leg.fileno()) == [(b"v6", phone.getsockname())]
+    finally:
+        for s in socks:
+            s.close()
