@@ -21,7 +21,7 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session, sessionmaker
 
 from callvault.announcements.library import Kind, PromptLibrary
-from callvault.announcements.tones import user_tone
+from callvault.announcements.tones import user_stop_tone, user_tone
 from callvault.b2bua.call import BridgeContext
 from callvault.b2bua.routes import RouteTable
 from callvault.b2bua.server import B2buaServer
@@ -132,9 +132,10 @@ class Application:
                 contact=f"<sip:callvault@{settings.media_address}:{settings.sip_port}>",
                 routes=lambda: self.routes,
                 prompt=self._prompt,
-                user_tone=user_tone,
+                user_tone=lambda kind: user_tone() if kind == "start" else user_stop_tone(),
                 on_closed=lambda call: self.b2bua.closed(call),
                 on_legs_changed=lambda call: self.b2bua.legs_changed(call),
+                on_challenged=lambda call, leg: self.b2bua.challenged_leg(call, leg),
             ),
             metrics=self.metrics,
         )

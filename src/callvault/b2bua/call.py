@@ -77,9 +77,19 @@ class BridgeContext:
     contact: str  # our Contact on both legs
     routes: Callable[[], RouteTable]
     prompt: Callable[[int, Kind], bytes | None]  # (tenant, start or stop) -> 8 kHz PCM
-    user_tone: Callable[[], bytes]
+    user_tone: Callable[[Kind], bytes]  # what the user hears when recording starts, stops
     on_closed: Callable[[BridgedCall], None]
     on_legs_changed: Callable[[BridgedCall], None]  # a leg's dialog was replaced (transfer)
+    on_challenged: Callable[[BridgedCall, ChallengedLeg], None]  # leg b asked for credentials
+
+
+@dataclass(frozen=True)
+class ChallengedLeg:
+    """Leg b of a call answered 401/407: its INVITE's Call-ID, From tag and CSeq."""
+
+    call_id: str
+    from_tag: str
+    cseq: int
 
 
 def _audio_index(sdp: SessionDescription) -> int | None:
@@ -103,6 +113,7 @@ class BridgedCall:
         invite: IncomingRequest,
         source: RecordingSource,
         route: Route,
+        retry_of: ChallengedLeg | None = None,
     ) -> None:
         self.ctx = ctx
         self.invite = invite
@@ -116,9 +127,11 @@ class BridgedCall:
         self.a = Leg("a", invite.transport, invite.remote, aor_a, name_a)
         target = route.target
         self.b = Leg("b", target.transport, (target.host, target.port), aor_b, name_b)
-        self.call_id_b = secrets.token_hex(12) + "@callvault"
+        # a retry with credentials goes on leg b's Call-ID and From tag (RFC 3261 8.1.3.5)
+        self.call_id_b = retry_of.call_id if retry_of else secrets.token_hex(12) + "@callvault"
         self.tag_a = secrets.token_hex(8)
-        self.tag_b = secrets.token_hex(8)
+        self.tag_b = retry_of.from_tag if retry_of else secrets.token_hex(8)
+        self.cseq_b = retry_of.cseq + 1 if retry_of else 1
         self.relay = MediaRelay(ctx.calls.loop, ctx.calls.media_address, ctx.calls.ports)
         self.recording = RecordedCall(ctx.calls, message.call_id or "")
         self.recording.source_id = source.id
@@ -134,6 +147,7 @@ class BridgedCall:
         self.cancelled = False
         self.ended = False
         self.recording_started = False
+        self.announced_users: set[Side] = set()  # who heard the start tone
         self.tasks: set[asyncio.Task[None]] = set()
         self.timer: asyncio.TimerHandle | None = None
         self.session_interval: int | None = None
@@ -244,7 +258,7 @@ class BridgedCall:
         )
         headers.add("To", message.headers["To"])
         headers.add("Call-ID", self.call_id_b)
-        headers.add("CSeq", "1 INVITE")
+        headers.add("CSeq", f"{self.cseq_b} INVITE")
         headers.add("Contact", self.ctx.contact)
         try:
             forwards = int(message.headers.get("Max-Forwards") or "70")
@@ -319,6 +333,8 @@ class BridgedCall:
         self._watch_session()
 
     def _final_failure(self, response: Response) -> None:
+        if response.code in (401, 407):  # the retry with credentials continues leg b
+            self.ctx.on_challenged(self, ChallengedLeg(self.call_id_b, self.tag_b, self.cseq_b))
         if self.invite.answered:
             self.close("failed")
             return
@@ -417,12 +433,15 @@ class BridgedCall:
             if policy.announce_start:
                 self._announce(tenant, "start", others)
             for side in users:
-                self._play(side, self.ctx.user_tone())
-        elif self.recording_started and policy.announce_stop:
-            everyone_else: list[Side] = [
-                s for s in SIDES if self.leg(s).party_id not in self._recorded_parties()
-            ] or list(SIDES)
-            self._announce(tenant, "stop", everyone_else)
+                self._play(side, self.ctx.user_tone("start"))
+            self.announced_users = users
+        elif self.recording_started:
+            users = self.announced_users
+            everyone_else: list[Side] = [s for s in SIDES if s not in users] or list(SIDES)
+            if policy.announce_stop:
+                self._announce(tenant, "stop", everyone_else)
+            for side in users:
+                self._play(side, self.ctx.user_tone("stop"))
 
     def _recorded_parties(self) -> set[str]:
         return {slot.participant_id for slot, _ in self.recording.slots}

@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import logging
 
-from callvault.b2bua.call import BridgeContext, BridgedCall
+from callvault.b2bua.call import BridgeContext, BridgedCall, ChallengedLeg
 from callvault.b2bua.legs import Side
 from callvault.metrics import Metrics
 from callvault.sip.endpoint import IncomingRequest
@@ -23,6 +23,8 @@ from callvault.sources.registry import RecordingSource
 log = logging.getLogger(__name__)
 
 MAX_CALL_ID = 255  # calls.sip_call_id
+CHALLENGE_KEPT_S = 32.0  # 64*T1: how long a retry with credentials may take
+MAX_CHALLENGES = 10_000
 
 
 class B2buaServer:
@@ -31,6 +33,8 @@ class B2buaServer:
         self.metrics = metrics or Metrics()
         self.legs: dict[str, tuple[BridgedCall, Side]] = {}  # by each leg's Call-ID
         self.calls: set[BridgedCall] = set()
+        # leg a's (Call-ID, From tag) -> leg b of a call challenged for credentials, and when
+        self.challenged: dict[tuple[str, str], tuple[ChallengedLeg, float]] = {}
 
     def _source(self, request: IncomingRequest) -> RecordingSource | None:
         return self.ctx.calls.sources().identify(request.remote[0], request.tls_fingerprint)
@@ -96,11 +100,26 @@ class B2buaServer:
                 ],
             )
             return
-        call = BridgedCall(self.ctx, request, source, route)
+        call = BridgedCall(self.ctx, request, source, route, self._retry_of(request))
         call.recording.on_release = usage.release_call
         self.calls.add(call)
         self._index(call)
         call.spawn(call.start())
+
+    def _key(self, request: IncomingRequest) -> tuple[str, str]:
+        message = request.message
+        return (message.call_id or "", message.from_address.parameters.get("tag") or "")
+
+    def _retry_of(self, request: IncomingRequest) -> ChallengedLeg | None:
+        now = self.ctx.calls.loop.time()
+        for key in [k for k, (_, at) in self.challenged.items() if now - at > CHALLENGE_KEPT_S]:
+            del self.challenged[key]
+        found = self.challenged.pop(self._key(request), None)
+        return found[0] if found else None
+
+    def challenged_leg(self, call: BridgedCall, leg: ChallengedLeg) -> None:
+        if len(self.challenged) < MAX_CHALLENGES:
+            self.challenged[self._key(call.invite)] = (leg, self.ctx.calls.loop.time())
 
     def _index(self, call: BridgedCall) -> None:
         for side, call_id in call.leg_call_ids.items():
