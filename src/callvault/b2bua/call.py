@@ -52,7 +52,7 @@ from callvault.b2bua.legs import (
 from callvault.b2bua.recording import recording_metadata, recording_sdp
 from callvault.b2bua.routes import Route, RouteTable
 from callvault.b2bua.transfer import refer_here
-from callvault.errors import RemoteProtocolError
+from callvault.errors import LocalProtocolError, RemoteProtocolError
 from callvault.media.receiver import RtpReceiver
 from callvault.media.relay import MediaRelay
 from callvault.sip.dialog import Dialog
@@ -66,6 +66,7 @@ from callvault.sources.registry import RecordingSource
 log = logging.getLogger(__name__)
 
 SIDES: tuple[Side, Side] = ("a", "b")
+RETIRED_BYE_S = 2.0
 
 
 @dataclass
@@ -97,7 +98,10 @@ def _audio_index(sdp: SessionDescription) -> int | None:
 
 
 def _session_interval(response: Response) -> int | None:
-    value = response.headers.get("Session-Expires")
+    return _session_interval_of(response.headers.get("Session-Expires"))
+
+
+def _session_interval_of(value: str | None) -> int | None:
     if not value:
         return None
     try:
@@ -148,6 +152,7 @@ class BridgedCall:
         self.ended = False
         self.recording_started = False
         self.announced_users: set[Side] = set()  # who heard the start tone
+        self.retired: dict[str, Leg] = {}  # transferors' legs, by Call-ID, until they end
         self.tasks: set[asyncio.Task[None]] = set()
         self.timer: asyncio.TimerHandle | None = None
         self.session_interval: int | None = None
@@ -316,6 +321,7 @@ class BridgedCall:
             return
         self.learn_sdp("b", answer)
         self.session_interval = _session_interval(response)
+        timer_headers = self._timer_for_a(response)
         self.a.dialog = Dialog.from_incoming_invite(
             self.invite.message, self.tag_a, self.ctx.contact
         )
@@ -323,7 +329,11 @@ class BridgedCall:
         self.invite.respond(
             200,
             response.phrase or "OK",
-            headers=[("Contact", self.ctx.contact), *copied(response, RESPONSE_HEADERS)],
+            headers=[
+                ("Contact", self.ctx.contact),
+                *copied(response, RESPONSE_HEADERS),
+                *timer_headers,
+            ],
             body=self.offer_for("a", answer, self.b.audio_index),
             content_type=SDP,
             to_tag=self.tag_a,
@@ -331,6 +341,19 @@ class BridgedCall:
         self.answered = True
         await self._start_recording()
         self._watch_session()
+
+    def _timer_for_a(self, response: Response) -> list[tuple[str, str]]:
+        """RFC 4028 section 8.2: leg b's answer has no Session-Expires (its UA does
+        not do timers) but leg a asked for one and supports them: we keep the timer,
+        with leg a as the refresher, and say so in the 2xx."""
+        if self.session_interval is not None:
+            return []
+        asked = _session_interval_of(self.invite.message.headers.get("Session-Expires"))
+        supported = ",".join(self.invite.message.headers.getlist("Supported")).lower()
+        if asked is None or "timer" not in supported:
+            return []
+        self.session_interval = asked
+        return [("Session-Expires", f"{asked};refresher=uac"), ("Require", "timer")]
 
     def _final_failure(self, response: Response) -> None:
         if response.code in (401, 407):  # the retry with credentials continues leg b
@@ -480,6 +503,9 @@ class BridgedCall:
         log.info("bridged call %s: leg %s now with %s", self.recording.uuid, side, aor)
 
     async def parties_changed(self, side: Side) -> None:
+        stream = self.recording.streams.get(0 if side == "a" else 1)
+        if stream is not None:
+            stream.receiver.relatch()  # the relay latched to the new party already
         await self._update_recording(parties_changed=True)
         tenant = self._tenant()
         if tenant is None or not self.recording_started:
@@ -629,7 +655,11 @@ class BridgedCall:
             self.timer = None
         if self.session_interval is None or self.ended:
             return
-        self.timer = self.ctx.calls.loop.call_later(self.session_interval, self._session_expired)
+        # RFC 4028 section 10: without a refresh, end the session this long before
+        # the interval runs out (the refresher had until then)
+        interval = self.session_interval
+        delay = interval - min(32, interval / 3)
+        self.timer = self.ctx.calls.loop.call_later(delay, self._session_expired)
 
     def _session_expired(self) -> None:
         self.timer = None
@@ -638,15 +668,58 @@ class BridgedCall:
 
     # -- the end ------------------------------------------------------------------
     def bye(self, side: Side) -> None:
-        leg = self.leg(side)
+        self._bye_leg(self.leg(side))
+
+    def _bye_leg(self, leg: Leg) -> None:
         if leg.dialog is None:
             return
         try:
             bye = leg.dialog.create_request("BYE")
-        except Exception:
+        except LocalProtocolError:  # terminated already: nothing to end
             return
         leg.dialog.terminate()
         self.spawn(self._send_quietly(bye, leg))
+
+    # -- the transferor's leg after a transfer -------------------------------------
+    def retire(self, leg: Leg) -> None:
+        """The party who transferred ends its leg itself after the NOTIFY with 200
+        (RFC 5589 section 6.1); if it has not within ``RETIRED_BYE_S``, we do."""
+        if leg.dialog is None:
+            return
+        self.retired[leg.dialog.call_id] = leg
+        self.ctx.calls.loop.call_later(RETIRED_BYE_S, self._end_retired, leg.dialog.call_id)
+
+    def _end_retired(self, call_id: str) -> None:
+        leg = self.retired.pop(call_id, None)
+        if leg is not None:
+            self._bye_leg(leg)
+            self.ctx.on_legs_changed(self)
+
+    def retired_request(self, request: IncomingRequest) -> None:
+        """A request on a retired leg: its BYE is welcome, anything else is too late."""
+        message = request.message
+        leg = self.retired.get(message.call_id or "")
+        if message.method == "ACK":
+            return
+        if (
+            leg is None
+            or leg.dialog is None
+            or not (
+                message.from_address.parameters.get("tag") == leg.dialog.remote_tag
+                and message.to_address.parameters.get("tag") == leg.dialog.local_tag
+            )
+        ):
+            request.respond(481, "Call/Transaction Does Not Exist")
+            return
+        if message.method == "BYE":
+            request.respond(200)
+            leg.dialog.terminate()
+            self.retired.pop(leg.dialog.call_id, None)
+            self.ctx.on_legs_changed(self)
+        elif message.method == "NOTIFY":
+            request.respond(200)
+        else:
+            request.respond(481, "Call/Transaction Does Not Exist")
 
     async def _send_quietly(self, request: Request, leg: Leg) -> None:
         try:
@@ -661,6 +734,9 @@ class BridgedCall:
         if not quiet:
             self.bye("a")
             self.bye("b")
+        for leg in list(self.retired.values()):
+            self._bye_leg(leg)
+        self.retired.clear()
         self.close(reason)
 
     def close(self, reason: str) -> None:

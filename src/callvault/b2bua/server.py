@@ -33,6 +33,7 @@ class B2buaServer:
         self.metrics = metrics or Metrics()
         self.legs: dict[str, tuple[BridgedCall, Side]] = {}  # by each leg's Call-ID
         self.calls: set[BridgedCall] = set()
+        self.retired: dict[str, BridgedCall] = {}  # transferors' legs not yet ended
         # leg a's (Call-ID, From tag) -> leg b of a call challenged for credentials, and when
         self.challenged: dict[tuple[str, str], tuple[ChallengedLeg, float]] = {}
 
@@ -42,7 +43,7 @@ class B2buaServer:
     def owns(self, request: IncomingRequest) -> bool:
         """Whether ``request`` is for the B2BUA (else it is SIPREC's)."""
         message = request.message
-        if (message.call_id or "") in self.legs:
+        if (message.call_id or "") in self.legs or (message.call_id or "") in self.retired:
             return True
         if message.method != "INVITE" or message.to_address.parameters.get("tag"):
             return False
@@ -51,6 +52,10 @@ class B2buaServer:
 
     def handle(self, request: IncomingRequest) -> None:
         message = request.message
+        retired = self.retired.get(message.call_id or "")
+        if retired is not None:
+            retired.retired_request(request)
+            return
         found = self.legs.get(message.call_id or "")
         if found is not None:
             call, side = found
@@ -124,12 +129,18 @@ class B2buaServer:
     def _index(self, call: BridgedCall) -> None:
         for side, call_id in call.leg_call_ids.items():
             self.legs[call_id] = (call, "a" if side == "a" else "b")
+        for call_id in [k for k, c in self.retired.items() if c is call]:
+            del self.retired[call_id]
+        for call_id in call.retired:
+            self.retired[call_id] = call
 
     # -- BridgeContext callbacks -------------------------------------------------------
     def closed(self, call: BridgedCall) -> None:
         self.calls.discard(call)
         for call_id in [k for k, (c, _) in self.legs.items() if c is call]:
             del self.legs[call_id]
+        for call_id in [k for k, c in self.retired.items() if c is call]:
+            del self.retired[call_id]
 
     def legs_changed(self, call: BridgedCall) -> None:
         for call_id in [k for k, (c, _) in self.legs.items() if c is call]:

@@ -90,7 +90,7 @@ async def transfer(call: BridgedCall, side: Side, target: Address, route: Route)
     call.ctx.endpoint.send_ack(response, dialog)
     answer = sdp_of(response)
     await notify(call, leaving, "SIP/2.0 200 OK", active=False)
-    call.bye(side)
+    call.retire(leaving)
     newcomer = Leg(side, route.target.transport, remote, None)
     newcomer.dialog = dialog
     aor, name = aor_of(response.headers.get("P-Asserted-Identity") or response.headers.get("To"))

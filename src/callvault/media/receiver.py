@@ -140,6 +140,13 @@ class RtpReceiver(asyncio.DatagramProtocol):
         if host is not None or self.remote is None:
             self._expected_host = host
 
+    def relatch(self) -> None:
+        """Someone else sends this stream now (a B2BUA transfer to a party on the
+        same host): the next packet latches again."""
+        if self.remote is not None:
+            self.remote = None
+            self.source_changes += 1
+
     def set_stream_index(self, index: int) -> None:
         self.stream_index = self._tracker.stream_index = index
 

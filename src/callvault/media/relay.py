@@ -104,6 +104,7 @@ class _Leg(asyncio.DatagramProtocol):
         self.port = 0
         self.host: str | None = None  # packets are accepted from this host only
         self.latched: Address | None = None
+        self.sdp_port: int | None = None  # the port its SDP names
         self.dest: Address | None = None  # where packets to this side go (None: hold)
         self.tap: Tap | None = None
         self.last: bytes | None = None  # the last packet received from this side
@@ -324,11 +325,16 @@ class MediaRelay:
         accepted from stays the one before (a party on hold may resume)."""
         leg = self._legs[side]
         unspecified = host is None or host in _UNSPECIFIED
-        if not unspecified and host != leg.host:
+        # another host, or another port on it (a transfer to a phone on the same
+        # host): the party changed, so the next packet from that host latches again
+        moved = host != leg.host or (bool(port) and leg.sdp_port not in (None, port))
+        if not unspecified and moved:
             if leg.latched is not None:
-                log.info("relay leg %s: moves to %s", side, host)
+                log.info("relay leg %s: moves to %s:%s", side, host, port)
             leg.latched = None
             leg.host = host
+        if not unspecified and port:
+            leg.sdp_port = port
         if unspecified or not port:
             leg.dest = None
         else:
