@@ -140,6 +140,7 @@ class BridgedCall:
         self.recording = RecordedCall(ctx.calls, message.call_id or "")
         self.recording.source_id = source.id
         self.recording.allowed_tenants = source.tenant_ids
+        self.recording.bridged = True
         self.recording.stream_binder = self
         self.recording.on_capture = self._capture_changed
         self.session_id = secrets.token_hex(8)

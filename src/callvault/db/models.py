@@ -212,6 +212,9 @@ class User(Base):
     active: Mapped[bool] = mapped_column(Boolean, default=True, server_default=true())
     # Playback: also ask by e-mail after each call (besides push and the inbox)
     playback_email: Mapped[bool] = mapped_column(Boolean, default=False, server_default="0")
+    # silent coaching (SPEC 7): may join a call with *98*<extension> or from LiveCenter
+    # (only where the operator enabled coaching for the tenant)
+    can_coach: Mapped[bool] = mapped_column(Boolean, default=False, server_default="0")
     numbers: Mapped[list[UserNumber]] = relationship(
         cascade="all, delete-orphan", order_by="UserNumber.id"
     )

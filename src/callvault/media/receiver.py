@@ -78,6 +78,8 @@ class RtpReceiver(asyncio.DatagramProtocol):
         self.unauthenticated = 0  # SRTP packets failing authentication, dropped
         self.packets = 0
         self.bytes = 0
+        # (decrypted RTP packet, arrival ms) for live listening; None when nobody listens
+        self.listener: Callable[[bytes, int], None] | None = None
         self.dtmf_events = 0
         self.malformed = 0
         self.rtcp = 0  # RTCP multiplexed on the RTP port (RFC 5761), not spooled
@@ -110,6 +112,8 @@ class RtpReceiver(asyncio.DatagramProtocol):
         self.bytes += len(data)
         if (second & 0x7F) in self._te_pts:
             self._telephone_event(data, now)
+        if self.listener is not None:  # LiveCenter: someone hears this stream live
+            self.listener(data, now)
 
     def error_received(self, exc: Exception) -> None:
         log.debug("stream %d: socket error %s", self.stream_index, exc)

@@ -65,6 +65,8 @@ class CallContext:
     directory: Callable[[], Directory]
     on_ended: Callable[[RecordedCall], None]
     sources: Callable[[], SourceRegistry] = SourceRegistry  # default: none registered
+    # told of every change LiveCenter shows: answer, capture, parties, end
+    on_changed: Callable[[RecordedCall], None] = lambda call: None
     usages: SourceUsages = field(default_factory=SourceUsages)
     calls: dict[str, RecordedCall] = field(default_factory=dict)  # by SIP Call-ID
 
@@ -126,12 +128,15 @@ class RecordedCall:
         self._tenants: set[int] = set()  # tenants the parties belong to
         self._keys: dict[str, str] = {}  # participant id -> its recording's key
         self.declined = False  # streams declined: nobody can be recorded
+        self.answered_ms: int | None = None  # on the call's clock (``now_ms``)
+        self.bridged = False  # a B2BUA call (LiveCenter: coaching is possible)
         self._listening = False  # some stream's in-band keys are listened to
 
     def _gate_changed(self, t: int, is_open: bool) -> None:
         self.spool.record(Event(type="capture", t=t, data={"open": is_open}))
         if self.on_capture is not None:
             self.on_capture(t, is_open)
+        self.ctx.on_changed(self)
 
     # -- clock -------------------------------------------------------------
     def now_ms(self) -> int:
@@ -399,6 +404,7 @@ class RecordedCall:
             self.live.set_slots(self.now_ms(), [slot for slot, _ in self.slots])
             if self.sdp is not None:
                 self._journal("parties", **self._party_data())
+                self.ctx.on_changed(self)
                 # the first time a recorded user is named, their side holds for the whole call
                 named_late = not had_user and self.recorded_user_id is not None
         if sdp is None:
@@ -554,8 +560,10 @@ class RecordedCall:
         return totals
 
     def answered(self) -> None:
-        self.live.answer(self.now_ms())
+        self.answered_ms = self.now_ms()
+        self.live.answer(self.answered_ms)
         self._journal("answer")
+        self.ctx.on_changed(self)
 
     def flush(self) -> None:
         """Every spool tick: hear live keys in the buffered audio, then write what
@@ -609,3 +617,4 @@ class RecordedCall:
             self.on_release = None
         log.info("call %s (%s) ended: %s", self.uuid, self.sip_call_id, reason)
         self.ctx.on_ended(self)
+        self.ctx.on_changed(self)
