@@ -35,6 +35,7 @@ from callvault.policy.engine import (
     CAPTURING,
     Answer,
     CallState,
+    Capture,
     Digit,
     Hangup,
     PartyChange,
@@ -205,6 +206,19 @@ class LivePolicy:
     def capturing(self, key: str) -> bool:
         recording = self._recordings.get(key)
         return recording is not None and recording.capturing
+
+    @property
+    def paused_by_code(self) -> bool:
+        """Whether a recording of the call is paused by its user's code (LiveCenter)."""
+        return any(
+            r.engine.state is CallState.ANSWERED and r.engine.capture is Capture.PAUSED
+            for r in self._recordings.values()
+        )
+
+    @property
+    def recording_now(self) -> bool:
+        """Whether LiveCenter's record-now is on."""
+        return self._record_now
 
     # -- events --
 

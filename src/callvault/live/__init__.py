@@ -1,0 +1,1 @@
+"""LiveCenter (SPEC section 7): the calls in progress as the portal sees them."""
