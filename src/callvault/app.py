@@ -30,6 +30,7 @@ from callvault.db.models import Operator
 from callvault.jobs.kinds import SCHEDULES, load_handlers
 from callvault.jobs.registry import JobServices
 from callvault.jobs.runner import JobRunner
+from callvault.live.board import LiveBoard
 from callvault.logs import configure_logging
 from callvault.media.ports import RtpPortPool
 from callvault.metrics import Metrics
@@ -104,6 +105,7 @@ class Application:
             on_stored=self.jobs.wake,
         )
         self.finisher.recover(active=set())
+        self.live = LiveBoard()  # LiveCenter: told of every change of a running call
         self.calls = CallContext(
             loop=loop,
             spool_root=settings.spool_dir,
@@ -111,6 +113,7 @@ class Application:
             ports=RtpPortPool(settings.rtp_port_min, settings.rtp_port_max),
             directory=lambda: self.directory,
             on_ended=self._call_ended,
+            on_changed=self.live.changed,
             sources=lambda: self.sources,
         )
         self.siprec = SiprecServer(
@@ -160,6 +163,7 @@ class Application:
             metrics=self.metrics,
             on_job_enqueued=self.jobs.wake,
             push_allow_http_loopback=settings.push_allow_http_loopback,
+            live=self.live,
         )
         config = uvicorn.Config(
             create_app(portal, metrics_token=settings.metrics_token),

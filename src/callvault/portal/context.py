@@ -7,6 +7,7 @@ from dataclasses import dataclass, field
 
 from sqlalchemy.orm import Session, sessionmaker
 
+from callvault.live.board import LiveBoard
 from callvault.metrics import Metrics
 from callvault.storage.blobs import BlobStore
 
@@ -22,3 +23,5 @@ class PortalContext:
     on_job_enqueued: Callable[[], None] = field(default=lambda: None)
     # tests only: push endpoints on loopback (settings.push_allow_http_loopback)
     push_allow_http_loopback: bool = False
+    # LiveCenter: the running calls (the app's board; an empty one for a portal without SIP)
+    live: LiveBoard = field(default_factory=LiveBoard)
