@@ -725,7 +725,7 @@ class BridgedCall:
     async def _send_quietly(self, request: Request, leg: Leg) -> None:
         try:
             await self.ctx.endpoint.request(request, leg.remote, leg.transport)
-        except (TimeoutError, OSError, ConnectionError) as exc:
+        except (TimeoutError, OSError, ConnectionError, LocalProtocolError) as exc:
             log.info("%s to leg %s not answered: %s", request.method, leg.side, exc)
 
     def hang_up(self, reason: str, *, quiet: bool = False) -> None:

@@ -11,6 +11,7 @@ the Request-URI's number (or user part) names the other leg. Source limits
 
 from __future__ import annotations
 
+import asyncio
 import logging
 
 from callvault.b2bua.call import BridgeContext, BridgedCall, ChallengedLeg
@@ -25,6 +26,7 @@ log = logging.getLogger(__name__)
 MAX_CALL_ID = 255  # calls.sip_call_id
 CHALLENGE_KEPT_S = 32.0  # 64*T1: how long a retry with credentials may take
 MAX_CHALLENGES = 10_000
+SHUTDOWN_BYE_S = 1.0  # how long shutdown waits for the BYEs to be answered
 
 
 class B2buaServer:
@@ -148,8 +150,13 @@ class B2buaServer:
         self._index(call)
 
     async def close(self) -> None:
+        """Shutdown: BYE every bridged call's legs, give the BYEs a moment, stop."""
+        tasks: set[asyncio.Task[None]] = set()
         for call in list(self.calls):
+            tasks |= call.tasks
             call.hang_up("shutdown")
-        for call in list(self.calls):
-            for task in list(call.tasks):
-                task.cancel()
+            tasks |= call.tasks
+        if tasks:
+            await asyncio.wait(tasks, timeout=SHUTDOWN_BYE_S)
+        for task in tasks:
+            task.cancel()
