@@ -15,7 +15,12 @@ telephone events included. On the way:
   paced at 20 ms by the relay and numbered so that its phone sees one
   continuous stream (``media/announce.py``);
 * short-code hiding (``hide_code``): the user's RFC 4733 digits of the
-  short code do not reach the other party (``media/code_filter.py``).
+  short code do not reach the other party (``media/code_filter.py``);
+* mixing (``set_mixing``, issue 11's silent coaching): each side's audio
+  goes to a hook instead of the other side, and the hook sends each side its
+  mix (``send_mixed``), numbered as one stream with what came before and
+  after (``media/conference.py``); ``set_tap_filter`` lets the recording see
+  a side's packets with another payload (the supervisor in the recording).
 
 The per-packet path of an untouched call (no prompt ever, no code hidden)
 is a latch check, the tap and the forwarding; everything else takes the slow
@@ -67,6 +72,8 @@ log = logging.getLogger(__name__)
 Side = Literal["a", "b"]
 Address = tuple[Any, ...]
 Tap = Callable[[bytes, Address], None]
+TapFilter = Callable[[bytes], bytes]
+MixHook = Callable[["Side", bytes, int], None]
 
 RECEIVE_BUFFER = 1 << 20
 BIND_ATTEMPTS = 64
@@ -106,7 +113,11 @@ class _Leg(asyncio.DatagramProtocol):
         self.latched: Address | None = None
         self.sdp_port: int | None = None  # the port its SDP names
         self.dest: Address | None = None  # where packets to this side go (None: hold)
-        self.tap: Tap | None = None
+        self.tap: Tap | None = None  # what is called: the user's tap, filtered
+        self.user_tap: Tap | None = None
+        self.tap_filter: TapFilter | None = None
+        self.mixing: Callable[[bytes, int], None] | None = None  # audio FROM this side
+        self.mixed = 0  # mixed frames sent to this side
         self.last: bytes | None = None  # the last packet received from this side
         # False while packets from this side need more than a sendto: a code is
         # hidden on this side, or the peer hears (or heard) a prompt.
@@ -267,6 +278,7 @@ class MediaRelay:
         self._legs: dict[Side, _Leg] = {"a": a, "b": b}
         self._te_pts: frozenset[int] = frozenset()
         self._closed = False
+        self._mixing = False
 
     # -- set-up --
 
@@ -343,7 +355,28 @@ class MediaRelay:
     def set_tap(self, side: Side, tap: Tap | None) -> None:
         """``tap(packet, source)`` sees every accepted packet from ``side``,
         before it is forwarded or rewritten."""
-        self._legs[side].tap = tap
+        leg = self._legs[side]
+        leg.user_tap = tap
+        self._compose_tap(leg)
+
+    def set_tap_filter(self, side: Side, tap_filter: TapFilter | None) -> None:
+        """The tap of ``side`` sees ``tap_filter(packet)`` instead of the packet
+        (the relayed packet is not changed); None: the packet itself again."""
+        leg = self._legs[side]
+        leg.tap_filter = tap_filter
+        self._compose_tap(leg)
+
+    @staticmethod
+    def _compose_tap(leg: _Leg) -> None:
+        tap, tap_filter = leg.user_tap, leg.tap_filter
+        if tap is None or tap_filter is None:
+            leg.tap = tap
+            return
+
+        def filtered(data: bytes, addr: Address) -> None:
+            tap(tap_filter(data), addr)
+
+        leg.tap = filtered
 
     def set_codecs(self, side: Side, codecs: dict[int, Codec]) -> None:
         """The payload types ``side`` receives (its SDP), for ``play``."""
@@ -383,17 +416,72 @@ class MediaRelay:
         now = self._now_ms()
         if not leg.pacer.active:
             leg.out_pt = pt
-            last = leg.peer.last
-            fresh = not leg.rewriter.rewriting and last is not None
-            if fresh and last is not None and len(last) >= 12 and not _is_rtcp(last):
-                seq, ts, ssrc = _NUMBERS.unpack_from(last, 2)
-                if (last[1] & 0x7F) in self._te_pts and len(last) >= 16:
-                    ts += int.from_bytes(last[14:16], "big")  # event start + duration
-                leg.rewriter.seen(ssrc, seq, ts, now)
-            leg.rewriter.start_prompt()
+            self._take_numbering(leg, now)
         leg.pacer.add(pcm, now, on_done)
         self._refresh()
         self._schedule_play(leg)
+
+    def _take_numbering(self, leg: _Leg, now: int) -> None:
+        """From now on the relay numbers what ``leg`` receives, continuing the
+        stream it has received so far."""
+        last = leg.peer.last
+        fresh = not leg.rewriter.rewriting and last is not None
+        if fresh and last is not None and len(last) >= 12 and not _is_rtcp(last):
+            seq, ts, ssrc = _NUMBERS.unpack_from(last, 2)
+            if (last[1] & 0x7F) in self._te_pts and len(last) >= 16:
+                ts += int.from_bytes(last[14:16], "big")  # event start + duration
+            leg.rewriter.seen(ssrc, seq, ts, now)
+        leg.rewriter.start_prompt()
+
+    # -- mixing (silent coaching) --
+
+    def set_mixing(self, hook: MixHook | None) -> None:
+        """While set, ``hook(side, packet, now_ms)`` gets every audio packet from
+        either side instead of the other side (RTCP and RFC 4733 events are
+        still relayed, numbered into the stream); the hook sends each side its
+        audio with ``send_mixed``. None: plain relaying again, the numbers
+        going on from the mixed stream's."""
+        if hook is not None and self._closed:
+            return
+        now = self._now_ms()
+        self._mixing = hook is not None
+        for leg in self._legs.values():
+            if hook is not None:
+                side = leg.side
+                leg.mixing = lambda data, at, side=side: hook(side, data, at)
+                if not leg.pacer.active:
+                    self._take_numbering(leg, now)
+            else:
+                leg.mixing = None
+                if not leg.pacer.active and leg.rewriter.generating:
+                    leg.rewriter.end_prompt()
+        self._refresh()
+
+    def send_mixed(self, to: Side, pcm: Any, now_ms: int, *, first: bool = False) -> bool:
+        """Send ``to`` one frame of its mix (int16 samples), G.711 in the
+        payload type it has been receiving; False when not sent (a prompt
+        plays, on hold, not G.711, closed). ``first``: the first frame after a
+        pause in sending (the timestamp jumps by the real time passed)."""
+        leg = self._legs[to]
+        if self._closed or leg.pacer.active:
+            return False  # the prompt is heard instead
+        pt = self._g711_pt(to)
+        name = self._g711_name(leg, pt) if pt is not None else None
+        ssrc, seq, ts = leg.rewriter.generate(now_ms, first)
+        if pt is None or name is None:
+            return False
+        if leg.dest is None or not leg.is_open:
+            leg.on_hold += 1
+            return False
+        second = (0x80 if first else 0) | pt
+        leg.sendto(_HEADER.pack(0x80, second, seq, ts, ssrc) + _G711[name](pcm), leg.dest)
+        leg.mixed += 1
+        return True
+
+    def audio_codec(self, side: Side, pt: int) -> str | None:
+        """``pcmu``/``pcma`` when payload type ``pt`` of ``side``'s SDP (or the
+        static table) is G.711, else None."""
+        return self._g711_name(self._legs[side], pt)
 
     def _g711_pt(self, to: Side) -> int | None:
         """The payload type prompts to ``to`` are sent in, if it is G.711."""
@@ -433,7 +521,8 @@ class MediaRelay:
             second = (0x80 if frame.first else 0) | leg.out_pt
             leg.sendto(_HEADER.pack(0x80, second, seq, ts, ssrc) + payload, leg.dest)
         if not leg.pacer.active:
-            leg.rewriter.end_prompt()
+            if not self._mixing:  # the mixer goes on numbering this stream
+                leg.rewriter.end_prompt()
             self._refresh()
         for callback in done:
             try:
@@ -447,7 +536,12 @@ class MediaRelay:
     def _refresh(self) -> None:
         for leg in self._legs.values():
             peer = leg.peer
-            leg.fast = leg.filter is None and not peer.rewriter.rewriting and not peer.pacer.active
+            leg.fast = (
+                leg.filter is None
+                and leg.mixing is None
+                and not peer.rewriter.rewriting
+                and not peer.pacer.active
+            )
 
     def _forward_slow(self, src: _Leg, dst: _Leg, data: bytes) -> None:
         if len(data) < 12 or _is_rtcp(data):
@@ -460,6 +554,9 @@ class MediaRelay:
                 self._schedule_filter(src)
             else:
                 self._send_numbered(src, dst, data, now, audio=False)
+            return
+        if src.mixing is not None:
+            src.mixing(data, now)  # the mixer sends each side its mix
             return
         if dst.pacer.active:
             dst.muted += 1  # the prompt is heard instead (the tap has it)
@@ -536,7 +633,9 @@ class MediaRelay:
         their ``on_done`` not called). The ports go back to the pool once the
         sockets are closed (the loop's next turn)."""
         self._closed = True
+        self._mixing = False
         for leg in self._legs.values():
+            leg.mixing = None
             for timer in (leg.play_timer, leg.filter_timer):
                 if timer is not None:
                     timer.cancel()
