@@ -35,6 +35,7 @@ from callvault.logs import configure_logging
 from callvault.media.ports import RtpPortPool
 from callvault.metrics import Metrics
 from callvault.portal.app import create_app
+from callvault.portal.audit import record
 from callvault.portal.context import PortalContext
 from callvault.recording.pipeline import Finisher
 from callvault.settings import Settings
@@ -139,6 +140,8 @@ class Application:
                 on_closed=lambda call: self.b2bua.closed(call),
                 on_legs_changed=lambda call: self.b2bua.legs_changed(call),
                 on_challenged=lambda call, leg: self.b2bua.challenged_leg(call, leg),
+                audit=self._audit,
+                live=self.live,
             ),
             metrics=self.metrics,
         )
@@ -164,6 +167,7 @@ class Application:
             on_job_enqueued=self.jobs.wake,
             push_allow_http_loopback=settings.push_allow_http_loopback,
             live=self.live,
+            coach=self.b2bua.coaching.call_supervisor,
         )
         config = uvicorn.Config(
             create_app(portal, metrics_token=settings.metrics_token),
@@ -221,6 +225,29 @@ class Application:
         except Exception:  # a prompt must never take a call down
             log.exception("announcement %s of tenant %s unavailable", kind, tenant_id)
             return None
+
+    def _audit(
+        self,
+        tenant_id: int | None,
+        actor: str,
+        action: str,
+        target: str | None,
+        details: dict[str, Any],
+    ) -> None:
+        """An audit row from the SIP side (coaching), written off the event loop."""
+
+        def write() -> None:
+            with self.sessions() as session:
+                record(session, None, actor, action, tenant_id, target=target, **details)
+                session.commit()
+
+        async def run() -> None:
+            try:
+                await asyncio.to_thread(write)
+            except Exception:  # an audit row must never take a call down
+                log.exception("audit %s of %s not written", action, actor)
+
+        self._spawn(run())
 
     def _call_ended(self, call: RecordedCall) -> None:
         self.metrics.calls_ended += 1

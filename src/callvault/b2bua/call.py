@@ -31,12 +31,13 @@ import logging
 import secrets
 import time
 from collections.abc import Callable, Coroutine
-from dataclasses import dataclass
-from typing import Any
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any
 
 from sipmessage import Address, Parameters, Request, Response
 
 from callvault.announcements.library import Kind
+from callvault.b2bua.coaching import Audit, MediaFactory, Presences, conference_bridge
 from callvault.b2bua.legs import (
     REQUEST_HEADERS,
     RESPONSE_HEADERS,
@@ -65,8 +66,15 @@ from callvault.sources.registry import RecordingSource
 
 log = logging.getLogger(__name__)
 
+if TYPE_CHECKING:
+    from callvault.b2bua.coaching import CoachingSession
+
 SIDES: tuple[Side, Side] = ("a", "b")
 RETIRED_BYE_S = 2.0
+
+
+def _no_audit(*_args: Any) -> None:
+    """BridgeContext's default: no database (tests of signalling alone)."""
 
 
 @dataclass
@@ -82,6 +90,11 @@ class BridgeContext:
     on_closed: Callable[[BridgedCall], None]
     on_legs_changed: Callable[[BridgedCall], None]  # a leg's dialog was replaced (transfer)
     on_challenged: Callable[[BridgedCall, ChallengedLeg], None]  # leg b asked for credentials
+    # silent coaching (coaching.py): audit rows (written off the loop by the app), the
+    # supervisor's media bridge, and LiveCenter's board (who coaches which call)
+    audit: Audit = field(default=_no_audit)
+    coaching_media: MediaFactory = field(default=conference_bridge)
+    live: Presences | None = None
 
 
 @dataclass(frozen=True)
@@ -157,6 +170,7 @@ class BridgedCall:
         self.tasks: set[asyncio.Task[None]] = set()
         self.timer: asyncio.TimerHandle | None = None
         self.session_interval: int | None = None
+        self.coach: CoachingSession | None = None  # a supervisor coaching this call
 
     # -- helpers -------------------------------------------------------------------
     def leg(self, side: Side) -> Leg:
@@ -747,6 +761,8 @@ class BridgedCall:
         if self.timer is not None:
             self.timer.cancel()
             self.timer = None
+        if self.coach is not None:
+            self.coach.call_ended()  # BYE to the supervisor, the bridge off the relay
         self.recording.end(reason)  # unanswered: an empty journal the finisher drops
         self.relay.close()
         self.ctx.on_closed(self)

@@ -13,8 +13,11 @@ from __future__ import annotations
 
 import asyncio
 import logging
+from collections.abc import Coroutine
+from typing import Any
 
 from callvault.b2bua.call import BridgeContext, BridgedCall, ChallengedLeg
+from callvault.b2bua.coaching import CoachingDesk, coaching_extension
 from callvault.b2bua.legs import Side
 from callvault.metrics import Metrics
 from callvault.sip.endpoint import IncomingRequest
@@ -38,6 +41,14 @@ class B2buaServer:
         self.retired: dict[str, BridgedCall] = {}  # transferors' legs not yet ended
         # leg a's (Call-ID, From tag) -> leg b of a call challenged for credentials, and when
         self.challenged: dict[tuple[str, str], tuple[ChallengedLeg, float]] = {}
+        self.tasks: set[asyncio.Task[None]] = set()
+        # supervisors coaching calls (*98*<ext>, LiveCenter), by their dialog's Call-ID
+        self.coaching = CoachingDesk(ctx, lambda: self.calls, self._spawn)
+
+    def _spawn(self, coro: Coroutine[Any, Any, None]) -> None:
+        task = asyncio.ensure_future(coro)
+        self.tasks.add(task)
+        task.add_done_callback(self.tasks.discard)
 
     def _source(self, request: IncomingRequest) -> RecordingSource | None:
         return self.ctx.calls.sources().identify(request.remote[0], request.tls_fingerprint)
@@ -45,7 +56,8 @@ class B2buaServer:
     def owns(self, request: IncomingRequest) -> bool:
         """Whether ``request`` is for the B2BUA (else it is SIPREC's)."""
         message = request.message
-        if (message.call_id or "") in self.legs or (message.call_id or "") in self.retired:
+        call_id = message.call_id or ""
+        if call_id in self.legs or call_id in self.retired or self.coaching.owns(call_id):
             return True
         if message.method != "INVITE" or message.to_address.parameters.get("tag"):
             return False
@@ -54,6 +66,12 @@ class B2buaServer:
 
     def handle(self, request: IncomingRequest) -> None:
         message = request.message
+        if self.coaching.owns(message.call_id or ""):
+            if message.method == "INVITE" and not message.to_address.parameters.get("tag"):
+                request.respond(482, "Loop Detected")  # the same coaching request again
+                return
+            self.coaching.handle(request)
+            return
         retired = self.retired.get(message.call_id or "")
         if retired is not None:
             retired.retired_request(request)
@@ -88,6 +106,10 @@ class B2buaServer:
             request.respond(483, "Too Many Hops")  # a route that leads back to us
             return
         user = message.uri.user or ""
+        extension = coaching_extension(user)
+        if extension is not None:  # *98*<ext>: a supervisor, not a call to route (SPEC 7)
+            self.coaching.invite(request, source, extension)
+            return
         number = self.ctx.calls.directory().match(f"{user}@{message.uri.host}").number
         route = self.ctx.routes().lookup(source.id, number, user)
         if route is None:
@@ -151,7 +173,9 @@ class B2buaServer:
 
     async def close(self) -> None:
         """Shutdown: BYE every bridged call's legs, give the BYEs a moment, stop."""
-        tasks: set[asyncio.Task[None]] = set()
+        tasks: set[asyncio.Task[None]] = set(self.tasks)
+        self.coaching.close()  # the supervisors' BYEs
+        tasks |= self.tasks
         for call in list(self.calls):
             tasks |= call.tasks
             call.hang_up("shutdown")

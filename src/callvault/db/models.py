@@ -139,6 +139,10 @@ class Tenant(Base):
     )
     # the short code's tones are also kept from the other party's ear (B2BUA)
     hide_code_from_other: Mapped[bool] = mapped_column(Boolean, default=False, server_default="0")
+    # silent coaching (SPEC 7): the supervisor's voice is in the recording too (off by default)
+    supervisor_in_recording: Mapped[bool] = mapped_column(
+        Boolean, default=False, server_default="0"
+    )
     domains: Mapped[list[TenantDomain]] = relationship(
         cascade="all, delete-orphan", order_by="TenantDomain.id"
     )

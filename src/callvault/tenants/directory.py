@@ -21,11 +21,12 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 
 from sqlalchemy import select
-from sqlalchemy.orm import Session, selectinload
+from sqlalchemy.orm import Session, aliased, selectinload
 
 from callvault.db.models import (
     AnnouncementPrompt,
     LegalAcceptance,
+    TeamMember,
     Tenant,
     TenantEnablement,
     User,
@@ -41,6 +42,11 @@ class KnownUser:
     name: str
     recorded: bool
     mode: str
+    # silent coaching (SPEC 7): who may coach, and whose call *98*<extension> names
+    role: str = "user"  # admin | listener | user
+    can_coach: bool = False
+    active: bool = True
+    extension: str | None = None
 
 
 @dataclass(frozen=True)
@@ -61,6 +67,7 @@ class TenantPolicy:
     announce_stop: bool = True
     announce_after_transfer: bool = False  # the new party of a transfer hears the prompt again
     hide_code_from_other: bool = False  # the short code's tones never reach the other party
+    supervisor_in_recording: bool = False  # a coaching supervisor's voice is recorded too
     # hash=False: the policy stays hashable (a dict is not)
     prompts: Mapping[str, str] = field(default_factory=dict, hash=False)
 
@@ -90,6 +97,8 @@ class Directory:
     contacts: dict[int, dict[str, list[str]]] = field(
         default_factory=dict
     )  # user -> list -> values
+    # a team lead (listener) -> the members of every team they lead (visibility.py's rule)
+    led: dict[int, frozenset[int]] = field(default_factory=dict)
 
     @classmethod
     def load(cls, session: Session) -> Directory:
@@ -132,6 +141,7 @@ class Directory:
                 announce_stop=tenant.announce_stop,
                 announce_after_transfer=tenant.announce_after_transfer,
                 hide_code_from_other=tenant.hide_code_from_other,
+                supervisor_in_recording=tenant.supervisor_in_recording,
                 prompts=prompts.get(tenant.id, {}),
             )
             directory.country_codes[tenant.id] = tenant.country_code
@@ -148,7 +158,15 @@ class Directory:
         ).all()
         for user in users:
             known = KnownUser(
-                user.id, user.tenant_id, user.name, user.recorded, user.recording_mode
+                user.id,
+                user.tenant_id,
+                user.name,
+                user.recorded,
+                user.recording_mode,
+                role=user.role,
+                can_coach=user.can_coach,
+                active=user.active,
+                extension=user.extension,
             )
             directory.by_id[user.id] = known
             for aor in user.aors:
@@ -160,10 +178,23 @@ class Directory:
         for contact in session.scalars(select(UserContact)):
             lists = directory.contacts.setdefault(contact.user_id, {})
             lists.setdefault(contact.list, []).append(contact.value)
+        lead = aliased(TeamMember)
+        led: dict[int, set[int]] = {}
+        for lead_id, member_id in session.execute(
+            select(lead.user_id, TeamMember.user_id)
+            .join(lead, lead.team_id == TeamMember.team_id)
+            .where(lead.is_lead.is_(True), lead.tenant_id == TeamMember.tenant_id)
+        ):
+            led.setdefault(lead_id, set()).add(member_id)
+        directory.led = {lead_id: frozenset(ids) for lead_id, ids in led.items()}
         return directory
 
     def user(self, user_id: int) -> KnownUser | None:
         return self.by_id.get(user_id)
+
+    def members_led_by(self, user_id: int) -> frozenset[int]:
+        """The members of the teams ``user_id`` leads (none for a non-lead)."""
+        return self.led.get(user_id, frozenset())
 
     def policy(self, tenant_id: int) -> TenantPolicy:
         return self.policies.get(tenant_id, TenantPolicy(active=False))

@@ -1,11 +1,11 @@
-"""livecenter (placeholder: filled in by the work that needs it)
+"""Silent coaching: the tenant option "supervisor in the recording"
 
 Revision ID: 0022
 Revises: 0021
 Create Date: 2026-12-02 03:15:00
 """
-from alembic import op  # noqa: F401
-import sqlalchemy as sa  # noqa: F401
+from alembic import op
+import sqlalchemy as sa
 
 
 revision = '0022'
@@ -15,8 +15,11 @@ depends_on = None
 
 
 def upgrade() -> None:
-    pass
+    with op.batch_alter_table('tenants') as batch:
+        batch.add_column(sa.Column('supervisor_in_recording', sa.Boolean(), nullable=False,
+                                   server_default=sa.false()))
 
 
 def downgrade() -> None:
-    pass
+    with op.batch_alter_table('tenants') as batch:
+        batch.drop_column('supervisor_in_recording')
