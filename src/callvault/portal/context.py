@@ -7,6 +7,7 @@ from dataclasses import dataclass, field
 
 from sqlalchemy.orm import Session, sessionmaker
 
+from callvault.b2bua.coaching import CoachStarted
 from callvault.live.board import LiveBoard
 from callvault.metrics import Metrics
 from callvault.storage.blobs import BlobStore
@@ -25,3 +26,6 @@ class PortalContext:
     push_allow_http_loopback: bool = False
     # LiveCenter: the running calls (the app's board; an empty one for a portal without SIP)
     live: LiveBoard = field(default_factory=LiveBoard)
+    # LiveCenter's coach button: (tenant, call id, supervisor's user id) -> callvault calls
+    # the supervisor's phone (b2bua/coaching.py); None without a B2BUA (tests of the portal)
+    coach: Callable[[int, str, int], CoachStarted] | None = None
