@@ -15,11 +15,12 @@ case. Timestamps and sequence numbers are extended past their wrap.
 * Loss: a frame nobody sent is concealed by repeating the last frame heard,
   fading, for ``FADE_FRAMES`` frames, then silence (ITU-T G.711 Appendix I
   does pitch-period repetition; a faded repeat is the cheap cousin).
-* Too deep (a burst, a sender whose clock runs fast, a timestamp jump
-  forward): past ``max_ms`` the oldest audio is skipped down to ``target_ms``.
+* Too deep (a burst, a sender whose clock runs fast): past ``max_ms`` the
+  oldest audio is skipped down to ``target_ms``.
 * A packet older than what was already played is late: dropped and counted.
-* A new stream (another SSRC, or a timestamp jump back by more than
-  ``RESET_MS``, or the first packet after ``max_ms`` without any) is re-based
+* A new stream (another SSRC, a timestamp jump back by more than
+  ``RESET_MS`` or ahead by more than ``max_ms``, the first packet after
+  ``max_ms`` without any) is re-based
   so that it continues where the old one ended, by arrival time, instead of
   being mistaken for very late or very early audio.
 """
@@ -76,6 +77,7 @@ class JitterBuffer:
         self._newest_arrival = 0
         self._last_frame: Pcm | None = None  # the last frame heard (for concealment)
         self._concealed_run = 0
+        self._filling_until: int | None = None  # the start's depth: silence, not loss
         self._silence = np.zeros(frame_samples, dtype=np.int16)
         self._fade = np.linspace(1.0, 0.0, FADE_FRAMES * frame_samples + 1, dtype=np.float32)[1:]
         # stats
@@ -116,7 +118,10 @@ class JitterBuffer:
         if not fresh and not idle:
             assert self._play is not None
             jumped_back = position + n < self._play - self._reset_span
-            if jumped_back:
+            # further ahead than the buffer holds: a jump, or a long pause in
+            # sending; either way the arrival time says where it belongs
+            jumped_ahead = position > self._newest_end + self._max
+            if jumped_back or jumped_ahead:
                 fresh = True
         if fresh or idle:
             position = self._rebase(ext_ts, n, arrival_ms)
@@ -149,6 +154,7 @@ class JitterBuffer:
             # nothing playing: this packet is heard target_ms from now
             self._offset = 0
             self._play = ext_ts - self._target
+            self._filling_until = ext_ts
             self._newest_end = ext_ts + n
             self._newest_arrival = arrival_ms
             return ext_ts
@@ -190,6 +196,8 @@ class JitterBuffer:
             self._concealed_run = 0
             self._last_frame = out
             return out
+        if self._filling_until is not None and end <= self._filling_until:
+            return self._silence.copy()  # the first packet is still target_ms ahead
         if self._newest_end <= end and now_ms - self._newest_arrival > self.max_ms:
             # nothing for max_ms and nothing ahead: the next packet starts afresh
             self._play = None
