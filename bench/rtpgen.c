@@ -2,19 +2,25 @@
  * callvault RTP relay load generator and sink (UDP, single thread, epoll).
  *
  *   rtpgen --pairs N --rate PPS --duration D
+ *          [--bind-a ADDR] [--bind-b ADDR] [--target-host ADDR]
  *
- * Binds 2N UDP sockets on 127.0.0.1 (side a and side b of each port pair) and
- * prints "PORTS a0 b0 a1 b1 ...". Then it reads one line from stdin,
- * "TARGETS ta0 tb0 ta1 tb1 ...": the relay's port each socket sends to. Every
+ * Binds 2N UDP sockets (side a of each port pair on --bind-a, side b on
+ * --bind-b; both 127.0.0.1 unless given: the B2BUA bench puts its caller and
+ * callee on addresses of their own) and prints "PORTS a0 b0 a1 b1 ...". Then
+ * it reads one line from stdin, "TARGETS ta0 tb0 ta1 tb1 ...": the relay's
+ * port on --target-host (127.0.0.1) each socket sends to. Every
  * socket sends one priming packet (so the relay latches), the generator drains
  * for 300 ms, prints "PHASE primed" and waits for a line on stdin. Then for D
  * seconds it sends PPS packets/s in total, spread over the 2N streams (both
  * directions of every pair), paced by an absolute 1 ms timerfd: 172-byte PCMU
  * packets with correct seq/timestamp/SSRC per stream, the send time
- * (CLOCK_MONOTONIC ns) in the first 8 payload bytes. Every packet the relay
- * delivers is received (recvmmsg) and its one-way latency put in a 1 us
- * histogram. It prints "PHASE media_done", waits for a line, drains 2 s (a relay running late is not loss),
- * and prints "RESULT sent=... received=... p50_us=... p99_us=... late_ticks=...".
+ * (CLOCK_MONOTONIC ns) in the first 8 payload bytes and a marker in the next
+ * 4. Every packet the relay delivers is received (recvmmsg) and its one-way
+ * latency put in a 1 us histogram; packets without the marker (a prompt or
+ * tone the relay played itself) are counted as "other", not as received. It
+ * prints "PHASE media_done", waits for a line, drains 2 s (a relay running
+ * late is not loss), and prints "RESULT sent=... received=... other=...
+ * p50_us=... p99_us=... late_ticks=...".
  *
  * Traffic goes to 127.0.0.1 only; every phase has a deadline.
  *
@@ -40,9 +46,10 @@
 #define RTP_PAYLOAD 160
 #define PKT (RTP_HDR + RTP_PAYLOAD)
 #define TICK_NS 1000000LL
-#define HIST_US 200000 /* latencies above 200 ms land in the last bucket */
+#define HIST_US 2000000 /* latencies above 2 s land in the last bucket */
 #define BATCH 32
 #define PRIME_MAGIC 0x5052494dU /* "PRIM" */
+#define MEDIA_MAGIC 0x4d454449U /* "MEDI" */
 
 typedef struct {
     int fd;
@@ -54,7 +61,7 @@ typedef struct {
 static stream_t *streams;
 static int nstreams;
 static uint64_t hist[HIST_US + 1];
-static uint64_t received, primed_received, sent, send_errors;
+static uint64_t received, primed_received, other_received, sent, send_errors;
 
 static int64_t now_ns(void) {
     struct timespec t;
@@ -84,7 +91,7 @@ static void send_one(stream_t *s, int prime) {
     memcpy(pkt + 8, &ssrc, 4);
     memset(pkt + RTP_HDR, 0xff, RTP_PAYLOAD);
     int64_t t = now_ns();
-    uint32_t magic = prime ? PRIME_MAGIC : 0;
+    uint32_t magic = prime ? PRIME_MAGIC : MEDIA_MAGIC;
     memcpy(pkt + RTP_HDR, &t, 8);
     memcpy(pkt + RTP_HDR + 8, &magic, 4);
     s->seq++;
@@ -121,6 +128,10 @@ static void drain(int fd) {
                 primed_received++;
                 continue;
             }
+            if (magic != MEDIA_MAGIC) { /* the relay's own audio: a prompt, a tone */
+                other_received++;
+                continue;
+            }
             int64_t us = (t - sent_at) / 1000;
             if (us < 0) us = 0;
             if (us > HIST_US) us = HIST_US;
@@ -153,8 +164,18 @@ static int64_t percentile(double q) {
 
 int main(int argc, char **argv) {
     int pairs = 200, rate = 50000, duration = 10;
+    struct in_addr bind_a = {htonl(INADDR_LOOPBACK)}, bind_b = bind_a, target_host = bind_a;
     for (int i = 1; i + 1 < argc; i += 2) {
         if (!strcmp(argv[i], "--pairs")) pairs = atoi(argv[i + 1]);
+        else if (!strcmp(argv[i], "--bind-a") || !strcmp(argv[i], "--bind-b") ||
+                 !strcmp(argv[i], "--target-host")) {
+            struct in_addr *to = argv[i][2] == 't' ? &target_host
+                                 : argv[i][7] == 'a' ? &bind_a : &bind_b;
+            if (inet_pton(AF_INET, argv[i + 1], to) != 1) {
+                fprintf(stderr, "%s: not an IPv4 address: %s\n", argv[i], argv[i + 1]);
+                return 2;
+            }
+        }
         else if (!strcmp(argv[i], "--rate")) rate = atoi(argv[i + 1]);
         else if (!strcmp(argv[i], "--duration")) duration = atoi(argv[i + 1]);
         else {
@@ -174,7 +195,7 @@ int main(int argc, char **argv) {
         if (s->fd < 0) die("socket");
         int buf = 1 << 20;
         setsockopt(s->fd, SOL_SOCKET, SO_RCVBUF, &buf, sizeof buf);
-        struct sockaddr_in a = {.sin_family = AF_INET, .sin_addr.s_addr = htonl(INADDR_LOOPBACK)};
+        struct sockaddr_in a = {.sin_family = AF_INET, .sin_addr = i % 2 ? bind_b : bind_a};
         if (bind(s->fd, (struct sockaddr *)&a, sizeof a) < 0) die("bind");
         socklen_t len = sizeof a;
         getsockname(s->fd, (struct sockaddr *)&a, &len);
@@ -189,7 +210,8 @@ int main(int argc, char **argv) {
     fflush(stdout);
 
     static char line[1 << 16];
-    if (read_line(line, sizeof line, 60000) < 0 || strncmp(line, "TARGETS", 7)) {
+    /* the B2BUA bench sets its calls up first: up to minutes for thousands */
+    if (read_line(line, sizeof line, 600000) < 0 || strncmp(line, "TARGETS", 7)) {
         fprintf(stderr, "no TARGETS line\n");
         return 2;
     }
@@ -204,7 +226,7 @@ int main(int argc, char **argv) {
         p = end;
         streams[i].target.sin_family = AF_INET;
         streams[i].target.sin_port = htons((uint16_t)port);
-        streams[i].target.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+        streams[i].target.sin_addr = target_host;
     }
     for (int i = 0; i < nstreams; i++) send_one(&streams[i], 1);
     poll_for(ep, 300);
@@ -248,9 +270,9 @@ int main(int argc, char **argv) {
     fflush(stdout);
     if (read_line(line, sizeof line, 60000) < 0) return 2;
     poll_for(ep, 2000);
-    printf("RESULT sent=%" PRIu64 " received=%" PRIu64 " send_errors=%" PRIu64
+    printf("RESULT sent=%" PRIu64 " received=%" PRIu64 " other=%" PRIu64 " send_errors=%" PRIu64
            " p50_us=%" PRId64 " p99_us=%" PRId64 " late_ticks=%" PRIu64 " pps=%.0f\n",
-           sent, received, send_errors, percentile(0.5), percentile(0.99), late_ticks,
+           sent, received, other_received, send_errors, percentile(0.5), percentile(0.99), late_ticks,
            (double)sent / secs);
     return 0;
 }
