@@ -105,6 +105,7 @@ def _tenant_action(args: argparse.Namespace) -> int:
     from callvault.db.engine import make_engine, make_sessionmaker, migrate
     from callvault.db.models import Tenant
     from callvault.errors import ApiError
+    from callvault.portal.audit import record
     from callvault.tenants.enablement import as_feature, set_feature
     from callvault.tenants.service import create_user
 
@@ -128,6 +129,12 @@ def _tenant_action(args: argparse.Namespace) -> int:
                         numbers=args.number,
                         role=args.role,
                     )
+                    if args.can_coach:  # silent coaching (SPEC 7)
+                        user.can_coach = True
+                        record(
+                            session, None, "cli", "user.change", tenant.id,
+                            target=f"user:{user.id}", can_coach=True,
+                        )  # fmt: skip
                     done = f"user {user.name!r} added to {tenant.name!r}"
                 else:
                     state, _changed = set_feature(
@@ -194,6 +201,11 @@ def build_parser() -> argparse.ArgumentParser:
     add_user.add_argument("--aor", action="append", default=[], help="repeatable")
     add_user.add_argument("--number", action="append", default=[], help="repeatable, E.164")
     add_user.add_argument("--role", choices=("user", "listener", "admin"), default="user")
+    add_user.add_argument(
+        "--can-coach",
+        action="store_true",
+        help="may coach calls silently (*98*<extension>; admins and listeners, where enabled)",
+    )
     add_user.add_argument("--data-dir", type=Path)
     add_user.set_defaults(func=_tenant_action)
     enable = admin_sub.add_parser(

@@ -111,6 +111,10 @@ class SettingsOut(BaseModel):
     hide_code_from_other: bool = Field(
         description="B2BUA: the short code's tones are kept from the other party's ear too"
     )
+    supervisor_in_recording: bool = Field(
+        default=False,
+        description="silent coaching: the supervisor's voice is in the agent's recording too",
+    )
 
 
 class SettingsIn(Strict):
@@ -133,6 +137,7 @@ class SettingsIn(Strict):
     announce_stop: bool | None = None
     announce_after_transfer: bool | None = None
     hide_code_from_other: bool | None = None
+    supervisor_in_recording: bool | None = None
 
     @field_validator("delivery_email")
     @classmethod
@@ -263,6 +268,7 @@ def get_settings(
         announce_stop=tenant.announce_stop,
         announce_after_transfer=tenant.announce_after_transfer,
         hide_code_from_other=tenant.hide_code_from_other,
+        supervisor_in_recording=tenant.supervisor_in_recording,
     )
 
 

@@ -94,6 +94,11 @@ class UserIn(Strict):
 class UserPatchIn(Strict):
     active: bool | None = Field(default=None, description="false: the user can no longer log in")
     role: Literal["admin", "listener", "user"] | None = None
+    can_coach: bool | None = Field(
+        default=None,
+        description="silent coaching (*98*<extension>, LiveCenter): admins and listeners only,"
+        " where the operator enabled coaching",
+    )
 
 
 class UserOut(BaseModel):
@@ -108,6 +113,7 @@ class UserOut(BaseModel):
     recorded: bool
     recording_mode: str
     active: bool = True
+    can_coach: bool = False
 
 
 class TokenOut(BaseModel):

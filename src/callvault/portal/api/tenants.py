@@ -73,6 +73,7 @@ def user_out(user: User) -> UserOut:
         recorded=user.recorded,
         recording_mode=user.recording_mode,
         active=user.active,
+        can_coach=user.can_coach,
     )
 
 
