@@ -180,6 +180,42 @@ class ErrorId(StrEnum):
         422,
         "a route's source is unknown or is not a pbx or trunk",
     )
+
+    # silent coaching (SPEC 7; b2bua/coaching.py: the same refusals answer *98*<ext> in SIP)
+    COACHING_NOT_ENABLED = (
+        "coaching-not-enabled",
+        403,
+        "the operator has not enabled coaching for the tenant",
+    )
+    COACHING_NOT_PERMITTED = (
+        "coaching-not-permitted",
+        403,
+        "the user may not coach this call (role, coaching permission, not their team's)",
+    )
+    COACHING_NO_EXTENSION = "coaching-no-extension", 404, "no user of the tenant has that extension"
+    COACHING_NOT_BRIDGED = (
+        "coaching-not-bridged",
+        409,
+        "the call is not one callvault bridges (only B2BUA calls can be coached)",
+    )
+    COACHING_BUSY = "coaching-busy", 409, "someone already coaches this call"
+    COACHING_NO_PHONE = (
+        "coaching-no-phone",
+        422,
+        "callvault cannot call the supervisor: no extension, or no route to it",
+    )
+    # LiveCenter (SPEC 7): the calls in progress, record now
+    LISTENING_NOT_ENABLED = (
+        "listening-not-enabled",
+        403,
+        "the operator has not enabled LiveCenter (listening, record now) for the tenant",
+    )
+    LIVE_CALL_NOT_FOUND = "live-call-not-found", 404, "no such call in progress the caller may see"
+    LIVE_CALL_NOT_RECORDABLE = (
+        "live-call-not-recordable",
+        409,
+        "nobody of the tenant in the call may be recorded (recording list, mode never, blacklist)",
+    )
     ROUTE_TENANT_INVALID = (
         "route-tenant-invalid",
         422,
