@@ -22,7 +22,7 @@ from typing import Any
 from urllib.parse import urlencode
 
 import pytest
-from fastapi.routing import APIRoute
+from fastapi.routing import APIRoute, APIWebSocketRoute
 from fastapi.testclient import TestClient
 from sqlalchemy import select, update
 
@@ -557,6 +557,25 @@ def my_push_device(world: World, who: str | None, foreign: bool) -> Call:
     return Call(_base(world, foreign) | {"subscription_id": device_id})
 
 
+def listening_on(body: Any = None, call_id: str | None = None) -> Prepare:
+    """LiveCenter's routes with the operator's listening enablement for both tenants
+    (a world starts with recording only); ``call_id``: a call in progress (none runs)."""
+
+    def prepare(world: World, who: str | None, foreign: bool) -> Call:
+        from callvault.admin import enable_feature
+
+        with world.sessions() as session:
+            for tenant_id in (world.tenant_a, world.tenant_b):
+                tenant = session.get(Tenant, tenant_id)
+                assert tenant is not None
+                enable_feature(session, tenant, "listening", reference="DECL-TEST")
+            session.commit()
+        params = _base(world, foreign) | ({"call_id": call_id} if call_id else {})
+        return Call(params, body)
+
+    return prepare
+
+
 @dataclass
 class Entry:
     own: str
@@ -617,6 +636,23 @@ MATRIX: dict[tuple[str, str], Entry] = {
     ),
     # reports
     ("GET", "/api/v1/tenants/{tenant_id}/calls"): Entry("200 200 200 200 401"),
+    # LiveCenter (SPEC 7): with the operator's listening enablement every member sees
+    # (what visibility lets them); record now is for admins and listeners, and a call
+    # not in progress is 404. The event stream is checked without the enablement (403):
+    # a live stream never ends; tests/live open it against a running server.
+    ("GET", "/api/v1/tenants/{tenant_id}/live/calls"): Entry(
+        "200 200 200 200 401", listening_on(), "200 404 404 404 401"
+    ),
+    ("GET", "/api/v1/tenants/{tenant_id}/live/calls/events"): Entry(
+        "403 403 403 403 401", foreign="403 404 404 404 401"
+    ),
+    ("POST", "/api/v1/tenants/{tenant_id}/live/calls/{call_id}/record"): Entry(
+        "403 404 404 403 401", listening_on({"on": True}, "0badc0de"), "403 404 404 404 401"
+    ),
+    # LiveCenter's coach button (silent coaching): admins and listeners; no call runs: 404
+    ("POST", "/api/v1/tenants/{tenant_id}/live/calls/{call_id}/coach"): Entry(
+        "403 404 404 403 401", listening_on(None, "0badc0de"), "403 404 404 404 401"
+    ),
     ("GET", "/api/v1/tenants/{tenant_id}/recordings"): Entry("200 200 200 200 401"),
     ("GET", "/api/v1/recordings/{recording_id}"): Entry("200 200 404 200 401"),
     ("GET", "/api/v1/recordings/{recording_id}/audio"): Entry("200 200 404 200 401"),
@@ -827,6 +863,7 @@ PAGES = {
 # takes the tenant from the login, so "foreign" is another tenant's object.
 PAGE_MATRIX: dict[tuple[str, str], Entry] = {
     ("GET", "/reports/calls"): Entry("403 200 200 200 303", foreign="same"),
+    ("GET", "/livecenter"): Entry("403 200 200 200 303", foreign="same"),
     # Playback's app (issue 9): every tenant member's own recordings, lists and devices
     ("GET", "/home"): Entry("403 200 200 200 303", foreign="same"),
     ("GET", "/lists"): Entry("403 200 200 200 303", foreign="same"),
@@ -895,6 +932,25 @@ def test_every_route_has_a_matrix_entry(world: World) -> None:
     }
     assert api_routes, "the app declares no API routes"
     assert api_routes <= routes, f"routes the walk missed: {sorted(api_routes - routes)}"
+
+
+# WebSocket routes have no HTTP method, so the walk above does not see them; each
+# is listed with the tests that check its roles, tenants and enablement on a real
+# socket (the handshake's refusals: 401, 403 role/enablement/origin, 404 foreign).
+WEBSOCKETS = {
+    "/api/v1/tenants/{tenant_id}/live/calls/{call_id}/listen": "tests/live/test_listen_ws.py",
+}
+
+
+def test_every_websocket_route_is_listed(world: World) -> None:
+    try:
+        from fastapi.routing import iter_route_contexts
+
+        routes = [getattr(r, "route", r) for r in iter_route_contexts(world.app.routes)]
+    except ImportError:
+        routes = list(world.app.routes)
+    found = {route.path for route in routes if isinstance(route, APIWebSocketRoute)}
+    assert found == WEBSOCKETS.keys(), f"list these in WEBSOCKETS: {sorted(found)}"
 
 
 def _expected(entry: Entry, foreign: bool) -> list[int]:

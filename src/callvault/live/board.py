@@ -74,6 +74,7 @@ class LiveCallView:
     modes: dict[int, str]  # recorded user id -> recording mode
     bridged: bool
     presences: tuple[Presence, ...]
+    record_now: bool = False  # LiveCenter's record now is on
 
 
 @dataclass(frozen=True)
@@ -257,6 +258,7 @@ class LiveBoard:
             presences=tuple(
                 p for p in entry.presences if p.tenant_id is None or p.tenant_id == tenant_id
             ),
+            record_now=call.live.recording_now,
         )
 
     def views(self, tenant_id: int) -> list[LiveCallView]:

@@ -55,6 +55,10 @@ from callvault.portal.exports import http as exports
 from callvault.portal.exports import pages as exports_page
 from callvault.portal.jobs import http as background_jobs
 from callvault.portal.jobs import pages as jobs_page
+from callvault.portal.live import coach_http as live_coach
+from callvault.portal.live import http as livecenter
+from callvault.portal.live import listen_ws as live_listen
+from callvault.portal.live import pages as livecenter_page
 from callvault.portal.pages.render import login_redirect
 from callvault.portal.playback import http as playback_answers
 from callvault.portal.playback import pages as playback_pages
@@ -199,6 +203,10 @@ def create_app(context: PortalContext, *, metrics_token: str | None = None) -> F
     app.include_router(push_devices.router)
     app.include_router(playback_answers.router)
     app.include_router(announcements.router)
+    app.include_router(livecenter.router)
+    app.include_router(live_coach.router)
+    app.include_router(livecenter_page.router)
+    app.include_router(live_listen.router)
     app.include_router(pages.router)
     app.mount("/static", StaticFiles(directory=pages.STATIC), name="static")
 

@@ -80,3 +80,22 @@ def operator_tenant(tenant: TenantScope, principal: OperatorOnly) -> Tenant:
 
 
 OperatorTenant = Annotated[Tenant, Depends(operator_tenant)]
+
+
+def live_tenant(tenant: TenantScope, principal: CurrentPrincipal) -> Tenant:
+    """LiveCenter's view: the path's tenant for its members and the operator (404 when
+    foreign); which calls each sees is ``visibility.py``'s, as in Reports."""
+    require_role(principal, "operator", "admin", "listener", "user")
+    return tenant
+
+
+LiveTenant = Annotated[Tenant, Depends(live_tenant)]
+
+
+def live_recorder_tenant(tenant: TenantScope, principal: CurrentPrincipal) -> Tenant:
+    """LiveCenter's record now: the tenant's admins and listeners (404 when foreign, then 403)."""
+    require_role(principal, "admin", "listener")
+    return tenant
+
+
+LiveRecorderTenant = Annotated[Tenant, Depends(live_recorder_tenant)]

@@ -141,6 +141,7 @@ class _Journal:
     recordings: dict[str, _RecordingPlan] = field(default_factory=dict)  # in order of appearance
     party_ids: set[str] = field(default_factory=set)  # participants named so far
     captured: CaptureGate | None = None  # the live gate; None: an old spool (all captured)
+    record_now: dict[int, list[list[int]]] = field(default_factory=dict)  # tenant -> [on, off]
 
 
 def _read_journal(events: Iterable[Event]) -> _Journal:
@@ -222,6 +223,8 @@ def _read_journal(events: Iterable[Event]) -> _Journal:
             if journal.captured is None:
                 journal.captured = CaptureGate()
             journal.captured.set(t, bool(data.get("open")))
+        elif event.type == "record_now":
+            _note_record_now(journal, t, data)
         elif event.type == "end" and journal.end_ms is None:
             journal.end_ms = t
             journal.end_reason = data.get("reason")
@@ -239,6 +242,17 @@ def _read_journal(events: Iterable[Event]) -> _Journal:
     for index, since in [*stream_pause.items(), *inactive.items()]:
         plan(index).paused.append((since, FOREVER_MS))
     return journal
+
+
+def _note_record_now(journal: _Journal, t: int, data: Mapping[str, Any]) -> None:
+    """LiveCenter's record now (and stop) of one tenant: windows that tenant's
+    recordings keep whatever their user's mode would (``policy_apply.decide``)."""
+    windows = journal.record_now.setdefault(int(data.get("tenant_id") or 0), [])
+    recording = bool(windows) and windows[-1][1] == FOREVER_MS
+    if data.get("on") and not recording:
+        windows.append([t, FOREVER_MS])
+    elif not data.get("on") and recording:
+        windows[-1][1] = t
 
 
 def _note_parties(journal: _Journal, t: int, data: Mapping[str, Any]) -> None:
@@ -467,6 +481,7 @@ def finish_all(reader: SpoolReader, *, bitrate_kbps: int = 32) -> list[FinishedA
             policy=recording.policy,
             users=recording.users,
             presence=recording.presence(),
+            forced=[(a, b) for a, b in journal.record_now.get(recording.tenant_id, [])],
             side_of_participant=side_of_participant,
             # a key nobody can attribute (SIP INFO) counts for the first recording only
             unattributed=None if first else "other",
@@ -517,6 +532,7 @@ def _render(
     policy: dict[str, Any] | None,
     users: list[tuple[int, int]],
     presence: list[Interval] | None = None,
+    forced: list[Interval] | None = None,
     side_of_participant: Callable[[str, int], Side] | None = None,
     unattributed: Side | None = None,
     pause_mode: PauseMode | None = None,
@@ -541,6 +557,7 @@ def _render(
             begin_ms,
             side_of_participant=side_of_participant,
             unattributed=unattributed,
+            forced=forced or [],
         )
         if presence is not None:
             outcome = _within(outcome, presence)
@@ -668,6 +685,7 @@ def _apply_policy(
     *,
     side_of_participant: Callable[[str, int], Side] | None = None,
     unattributed: Side | None = None,
+    forced: list[Interval] | None = None,
 ) -> PolicyOutcome:
     """Every key of either side (journal + in-band) through the policy engine."""
     journal = decoded.journal
@@ -700,6 +718,7 @@ def _apply_policy(
         end_ms=decoded.end_ms,
         src_pauses=journal.paused,
         keys=keys,
+        forced=forced or [],
     )
 
 

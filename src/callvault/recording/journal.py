@@ -69,8 +69,18 @@ class Event:
     """One journal line. ``type`` decides which other keys are meaningful."""
 
     type: Literal[
-        "start", "answer", "streams", "parties", "pause", "resume", "dtmf", "capture", "end"
-    ]  # capture: the live policy's gate opened or closed ({"open": bool})
+        "start",
+        "answer",
+        "streams",
+        "parties",
+        "pause",
+        "resume",
+        "dtmf",
+        "capture",
+        "record_now",
+        "end",
+    ]  # capture: the live policy's gate opened or closed ({"open": bool});
+    # record_now: LiveCenter's record now or stop ({"on": bool, "tenant_id": int, "by": user})
     t: int
     data: dict[str, Any] = field(default_factory=dict)
 

@@ -18,7 +18,7 @@ engine: ``*`` to the digit, or the single key's own press.
 from __future__ import annotations
 
 from collections.abc import Callable, Iterable, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any, Literal
 
 from callvault.policy.engine import (
@@ -132,8 +132,12 @@ def decide(
     end_ms: int,
     src_pauses: list[tuple[int, int]],
     keys: list[KeyPress],
+    forced: Sequence[tuple[int, int]] = (),
 ) -> PolicyOutcome:
-    """Run the engine over one call. ``users``: (t, recorded user id) changes, first one first."""
+    """Run the engine over one call. ``users``: (t, recorded user id) changes, first one first.
+
+    ``forced``: LiveCenter's record-now windows; they are kept whatever the mode
+    (outside SRC pauses), except for a user on *never* or a blacklisted contact."""
     modes: dict[str, str] = policy.get("modes", {})
 
     def mode_of(user_id: int) -> Mode:
@@ -168,7 +172,52 @@ def decide(
         engine.feed(event)
         last = max(last, t)
     engine.feed(Hangup(max(end_ms, last)))
-    return PolicyOutcome.from_decision(engine.decision(), mode_of(first_user).value, keys)
+    outcome = PolicyOutcome.from_decision(engine.decision(), mode_of(first_user).value, keys)
+    if forced and engine.contact_rule != "blacklist" and mode_of(first_user) is not Mode.NEVER:
+        outcome = _with_record_now(outcome, forced, answered_ms, end_ms, src_pauses, first_user)
+    return outcome
+
+
+def _with_record_now(
+    outcome: PolicyOutcome,
+    forced: Sequence[tuple[int, int]],
+    answered_ms: int | None,
+    end_ms: int,
+    src_pauses: Sequence[tuple[int, int]],
+    user_id: int,
+) -> PolicyOutcome:
+    """The decision plus LiveCenter's record-now windows: an explicit save."""
+    if answered_ms is None:
+        return outcome
+    spans = [*outcome.segments]
+    for start, stop in forced:
+        start, stop = max(start, answered_ms), min(stop, end_ms)
+        cursor = start
+        for p_start, p_stop in sorted(src_pauses):
+            if p_stop <= cursor or p_start >= stop:
+                continue
+            if p_start > cursor:
+                spans.append((cursor, p_start))
+            cursor = max(cursor, p_stop)
+        if cursor < stop:
+            spans.append((cursor, stop))
+    merged: list[tuple[int, int]] = []
+    for start, stop in sorted(spans):
+        if merged and start <= merged[-1][1]:
+            merged[-1] = (merged[-1][0], max(merged[-1][1], stop))
+        else:
+            merged.append((start, stop))
+    if merged == list(outcome.segments):
+        return outcome
+    return replace(
+        outcome,
+        keep=bool(merged),
+        reason=f"{outcome.reason}; recorded from LiveCenter",
+        segments=tuple(merged),
+        unsaved=False,
+        expires_days=None,
+        users=outcome.users or (user_id,),
+    )
 
 
 def side_at(channels: Sequence[tuple[int, str]], t: int) -> Side:

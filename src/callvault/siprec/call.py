@@ -463,14 +463,17 @@ class RecordedCall:
         channels_from: int | None = None,
     ) -> None:
         layouts = layouts if layouts is not None else self._layouts(sdp)
+        paused_or_resumed = False  # LiveCenter shows an SRC pause
         for index, layout in layouts.items():
             stream = self.streams.get(index)
             if stream is None:
                 continue
             if stream.layout.active and not layout.active:
                 self._journal("pause", stream=index)
+                paused_or_resumed = True
             elif not stream.layout.active and layout.active:
                 self._journal("resume", stream=index)
+                paused_or_resumed = True
             events = frozenset(
                 pt for pt, c in layout.codecs.items() if c.name.lower() == "telephone-event"
             )
@@ -481,6 +484,8 @@ class RecordedCall:
             "streams", streams=[stream_to_dict(s.layout) for s in self.streams.values()], **extra
         )
         self._listen_for_keys()
+        if paused_or_resumed:
+            self.ctx.on_changed(self)
 
     def _sender_host(self, index: int) -> str | None:
         """The host the offer says m-line ``index`` is sent from (None: unknown)."""
@@ -563,6 +568,14 @@ class RecordedCall:
         self.answered_ms = self.now_ms()
         self.live.answer(self.answered_ms)
         self._journal("answer")
+        self.ctx.on_changed(self)
+
+    def record_now(self, on: bool, *, tenant_id: int, by: int | None) -> None:
+        """LiveCenter's record now (or stop) for ``tenant_id``'s recordings of the call:
+        the gate opens at once; journalled so the finisher keeps that stretch."""
+        t = self.now_ms()
+        self._journal("record_now", on=on, tenant_id=tenant_id, by=by)
+        self.live.record_now(t, on)
         self.ctx.on_changed(self)
 
     def flush(self) -> None:

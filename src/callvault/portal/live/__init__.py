@@ -1,0 +1,1 @@
+"""LiveCenter's API and page (SPEC section 7)."""
