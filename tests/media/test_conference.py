@@ -324,3 +324,38 @@ async def test_the_recording_tap_and_the_supervisor(call: Call, in_recording: bo
     customer_tapped = [RtpPacket.parse(d).payload for d in taps[CUSTOMER]]
     assert set(customer_tapped) <= set(call.talkers["customer"].sent)
     assert bridge.stats()["recorded_with_supervisor"] > 0 if in_recording else True
+
+
+async def test_a_prompt_and_the_agent_s_keys_during_coaching_keep_one_stream(call: Call) -> None:
+    """A prompt to the customer (the relay's ``play``) is heard instead of the
+    mix, and the agent's RFC 4733 keys still reach the customer, numbered into
+    the same stream as the mixed frames around them."""
+    customer = call.phones["customer"]
+    bridge, sup_talker = await join(call)
+    done = asyncio.Event()
+    try:
+        await more([customer], 4)
+        prompt = (np.sin(2 * np.pi * 2000 * np.arange(5 * N) / 8000) * LEVEL).astype("<i2")
+        call.relay.play(CUSTOMER, prompt.tobytes(), on_done=done.set)
+        async with asyncio.timeout(WAIT):
+            await done.wait()
+        agent = call.phones["agent"]
+        for n, (duration, end) in enumerate([(160, False), (320, False), (480, True)]):
+            event = TelephoneEvent(DIGIT_EVENTS["5"], end, 10, duration)
+            agent.send(
+                bytes(RtpPacket(101, 30000 + n, 555_000, SSRC["agent"], bytes(event))),
+                call.relay.local_port(AGENT),
+            )
+            await more([customer], 2)  # mixed frames between the event's packets
+        await more([customer], 4)
+    finally:
+        await sup_talker.stop()
+        bridge.close()
+    await more([customer], 4)
+    assert sum(p.payload_type == 101 for p in customer.got) == 3
+    assert len({p.ssrc for p in customer.got}) == 1
+    sequences = [p.sequence for p in customer.got]
+    assert len(set(sequences)) == len(sequences)  # events took numbers of their own
+    assert all((b - a) & 0xFFFF == 1 for a, b in itertools.pairwise(sequences))
+    audio = [p.timestamp for p in customer.got if p.payload_type == 0]
+    assert all(0 < (b - a) & 0xFFFFFFFF <= 20 * N for a, b in itertools.pairwise(audio))
