@@ -58,7 +58,7 @@ from callvault.portal.audit import audit
 from callvault.portal.auth import SESSION_COOKIE, Principal, optional_principal
 from callvault.portal.context import PortalContext
 from callvault.portal.live.services import require_live, visible_call
-from callvault.portal.roles import require_role
+from callvault.portal.roles import live_recorder_tenant
 from callvault.portal.visibility import UserIds
 
 router = APIRouter(prefix="/api/v1", tags=["livecenter"])
@@ -111,8 +111,8 @@ def _admit(websocket: WebSocket, tenant_id: int) -> _Admission:
         tenant = session.get(Tenant, tenant_id)
         if tenant is None or (not principal.is_operator and principal.tenant_id != tenant_id):
             raise NotFound("no such tenant", error_id=ErrorId.TENANT_NOT_FOUND)
-        # listening in is supervision inside the tenant: admins and listeners
-        require_role(principal, "admin", "listener")
+        # listening in is supervision inside the tenant: admins and listeners, as record now
+        live_recorder_tenant(tenant, principal)
         users = require_live(session, principal, tenant)
         return _Admission(principal, users, channel_setting(tenant.channels))
 
