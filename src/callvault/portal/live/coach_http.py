@@ -25,9 +25,9 @@ from callvault.b2bua.coaching import CoachingRefused, CoachStarted
 from callvault.errors import ApiError, ErrorId
 from callvault.live.board import LiveBoard
 from callvault.portal.audit import audit
-from callvault.portal.auth import CurrentPrincipal, SessionDep, TenantScope
+from callvault.portal.auth import CurrentPrincipal, SessionDep
 from callvault.portal.live.services import visible_call
-from callvault.portal.roles import require_role
+from callvault.portal.roles import LiveRecorderTenant
 from callvault.portal.visibility import visible_user_ids
 
 router = APIRouter(prefix="/api/v1", tags=["livecenter"])
@@ -47,12 +47,11 @@ class CoachOut(BaseModel):
 )
 async def coach_call(
     call_id: CallId,
-    tenant: TenantScope,
+    tenant: LiveRecorderTenant,  # admins and listeners: an operator has no phone in the tenant
     principal: CurrentPrincipal,
     session: SessionDep,
     request: Request,
 ) -> CoachOut:
-    require_role(principal, "admin", "listener")  # an operator has no phone in the tenant
     users = await run_in_threadpool(visible_user_ids, session, principal, tenant.id)
     board: LiveBoard = request.app.state.context.live
     call, _view = visible_call(board, tenant.id, call_id, users)  # 404 for any other
