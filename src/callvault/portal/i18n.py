@@ -389,6 +389,11 @@ _WORDS: Final[dict[str, tuple[str, str, str]]] = {
         "Listening is not possible",
     ),
     "live.coach": ("Coachen", "Coachen", "Coach"),
+    "live.coach_calling": (
+        "Uw telefoon gaat over: neem op om stil mee te luisteren (1, 2, 3, 0 wisselen)",
+        "Ihr Telefon klingelt: abheben, um still mitzuhören (1, 2, 3, 0 wechseln)",
+        "Your phone is ringing: answer to listen in silently (1, 2, 3, 0 switch)",
+    ),
     "live.empty": (
         "Er lopen nu geen gesprekken.",
         "Zurzeit laufen keine Gespräche.",
