@@ -42,7 +42,6 @@ from __future__ import annotations
 import asyncio
 import logging
 import secrets
-import socket
 import struct
 from collections import deque
 from collections.abc import Callable
@@ -61,8 +60,8 @@ from callvault.media.codecs import (
 from callvault.media.dtmf import Rfc4733Tracker
 from callvault.media.jitter import JitterBuffer, Pcm
 from callvault.media.mixer import PARTIES, CoachMode, Mixer, Party, soft_clip
-from callvault.media.ports import PortsExhausted, RtpPortPool
-from callvault.media.relay import BIND_ATTEMPTS, RECEIVE_BUFFER, MediaRelay, Side, other
+from callvault.media.ports import RtpPortPool, bind_from_pool
+from callvault.media.relay import MediaRelay, Side, other
 from callvault.media.rtp import RtpPacket
 from callvault.recording.journal import Codec
 
@@ -172,33 +171,16 @@ class CoachingBridge:
         Raises ``PortsExhausted`` when no port can be had."""
         if self._opened:
             return self.port
-        family = socket.AF_INET6 if ":" in self.host else socket.AF_INET
         protocol = _SupervisorSocket(self)
-        for _attempt in range(BIND_ATTEMPTS):
-            port = self._ports.acquire()  # raises PortsExhausted
-            sock = socket.socket(family, socket.SOCK_DGRAM)
-            try:
-                try:
-                    sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, RECEIVE_BUFFER)
-                except OSError as exc:
-                    log.debug("SO_RCVBUF not raised: %s", exc)
-                sock.bind((self.host, port))
-                sock.setblocking(False)
-            except OSError as exc:
-                sock.close()
-                log.warning("RTP port %s cannot be bound (%s); skipped", port, exc)
-                continue
-            try:
-                await self._loop.create_datagram_endpoint(lambda: protocol, sock=sock)
-            except BaseException:
-                sock.close()
-                self._ports.release(port)
-                raise
-            self._socket = protocol
-            self.port = port
-            break
-        else:
-            raise PortsExhausted(f"no bindable RTP port after {BIND_ATTEMPTS} attempts")
+        port, sock = bind_from_pool(self._ports, self.host)  # raises PortsExhausted
+        try:
+            await self._loop.create_datagram_endpoint(lambda: protocol, sock=sock)
+        except BaseException:
+            sock.close()
+            self._ports.release(port)
+            raise
+        self._socket = protocol
+        self.port = port
         self._opened = True
         if self._closed:  # closed while binding
             self._close_socket()

@@ -8,7 +8,34 @@ injection); receivers also latch to their sender (``media/receiver.py``).
 
 from __future__ import annotations
 
+import logging
 import secrets
+import socket
+
+log = logging.getLogger(__name__)
+
+RECEIVE_BUFFER = 1 << 20
+BIND_ATTEMPTS = 64  # pool ports tried before giving up (another process may hold some)
+
+
+def rtp_socket(host: str, port: int) -> socket.socket:
+    """A non-blocking UDP socket bound to ``(host, port)``, with a 1 MiB receive
+    buffer where the kernel allows it (``net.core.rmem_max`` caps it silently).
+
+    Raises ``OSError`` when the port cannot be bound."""
+    family = socket.AF_INET6 if ":" in host else socket.AF_INET
+    sock = socket.socket(family, socket.SOCK_DGRAM)
+    try:
+        try:
+            sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, RECEIVE_BUFFER)
+        except OSError as exc:
+            log.debug("SO_RCVBUF not raised: %s", exc)
+        sock.bind((host, port))
+        sock.setblocking(False)
+    except BaseException:
+        sock.close()
+        raise
+    return sock
 
 
 class PortsExhausted(Exception):
@@ -54,3 +81,16 @@ class RtpPortPool:
 
     def __len__(self) -> int:
         return len(self._free) + len(self._in_use)
+
+
+def bind_from_pool(pool: RtpPortPool, host: str) -> tuple[int, socket.socket]:
+    """A socket on a port drawn from ``pool``. A port that cannot be bound is
+    skipped and not given back: it stays out of the pool while someone else
+    holds it. ``PortsExhausted`` after ``BIND_ATTEMPTS`` tries."""
+    for _attempt in range(BIND_ATTEMPTS):
+        port = pool.acquire()  # raises PortsExhausted
+        try:
+            return port, rtp_socket(host, port)
+        except OSError as exc:
+            log.warning("RTP port %s cannot be bound (%s); skipped", port, exc)
+    raise PortsExhausted(f"no bindable RTP port after {BIND_ATTEMPTS} attempts")

@@ -27,19 +27,17 @@ from __future__ import annotations
 import asyncio
 import logging
 import re
-import socket
 from collections.abc import Callable, Iterable
 from typing import Any, cast
 
 from callvault.errors import RemoteProtocolError
 from callvault.media.dtmf import DtmfDigit, Rfc4733Tracker
-from callvault.media.ports import RtpPortPool
+from callvault.media.ports import RtpPortPool, rtp_socket
 from callvault.media.rtp import RtpPacket
 from callvault.recording.spool import StreamSpool
 
 log = logging.getLogger(__name__)
 
-RECEIVE_BUFFER = 1 << 20
 _STREAM_FILE = re.compile(r"stream-(\d+)\.rtp$")
 
 Address = tuple[Any, ...]
@@ -235,15 +233,8 @@ async def open_stream(
 
     Raises ``OSError`` when the port cannot be bound.
     """
-    family = socket.AF_INET6 if ":" in host else socket.AF_INET
-    sock = socket.socket(family, socket.SOCK_DGRAM)
+    sock = rtp_socket(host, port)
     try:
-        try:
-            sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, RECEIVE_BUFFER)
-        except OSError as exc:
-            log.debug("SO_RCVBUF not raised: %s", exc)
-        sock.bind((host, port))
-        sock.setblocking(False)
         transport, _ = await loop.create_datagram_endpoint(lambda: receiver, sock=sock)
     except BaseException:
         sock.close()

@@ -56,7 +56,7 @@ import numpy as np
 from callvault.media.announce import PromptPacer, StreamRewriter
 from callvault.media.code_filter import CodeFilter
 from callvault.media.codecs import STATIC_PAYLOAD_TYPES, encode_pcma, encode_pcmu
-from callvault.media.ports import PortsExhausted, RtpPortPool
+from callvault.media.ports import RtpPortPool, bind_from_pool
 from callvault.recording.journal import Codec
 
 try:
@@ -75,8 +75,6 @@ Tap = Callable[[bytes, Address], None]
 TapFilter = Callable[[bytes], bytes]
 MixHook = Callable[["Side", bytes, int], None]
 
-RECEIVE_BUFFER = 1 << 20
-BIND_ATTEMPTS = 64
 _UNSPECIFIED = frozenset({"0.0.0.0", "::"})  # RFC 3264 section 8.4: hold
 _NUMBERS = struct.Struct("!HII")  # seq, timestamp, ssrc at offset 2
 _HEADER = struct.Struct("!BBHII")
@@ -295,35 +293,18 @@ class MediaRelay:
             raise
 
     async def _bind(self, leg: _Leg) -> None:
-        family = socket.AF_INET6 if ":" in self.host else socket.AF_INET
-        for _attempt in range(BIND_ATTEMPTS):
-            port = self._ports.acquire()  # raises PortsExhausted
-            sock = socket.socket(family, socket.SOCK_DGRAM)
-            try:
-                try:
-                    sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, RECEIVE_BUFFER)
-                except OSError as exc:
-                    log.debug("SO_RCVBUF not raised: %s", exc)
-                sock.bind((self.host, port))
-                sock.setblocking(False)
-            except OSError as exc:
-                sock.close()
-                # not given back: it stays out of the pool while someone else holds it
-                log.warning("RTP port %s cannot be bound (%s); skipped", port, exc)
-                continue
-            if self._batched:
-                leg.port = port
-                leg.attach(self._loop, sock)
-                return
-            try:
-                await self._loop.create_datagram_endpoint(lambda: leg, sock=sock)
-            except BaseException:
-                sock.close()
-                self._ports.release(port)
-                raise
+        port, sock = bind_from_pool(self._ports, self.host)  # raises PortsExhausted
+        if self._batched:
             leg.port = port
+            leg.attach(self._loop, sock)
             return
-        raise PortsExhausted(f"no bindable RTP port after {BIND_ATTEMPTS} attempts")
+        try:
+            await self._loop.create_datagram_endpoint(lambda: leg, sock=sock)
+        except BaseException:
+            sock.close()
+            self._ports.release(port)
+            raise
+        leg.port = port
 
     def local_port(self, side: Side) -> int:
         """The port facing ``side`` (what the SDP we send to ``side`` names)."""
