@@ -405,15 +405,7 @@ class CoachingSession:
             200,
             "OK",
             headers=[("Contact", self.desk.ctx.contact)],
-            body=supervisor_sdp(
-                self.desk.ctx.calls.media_address,
-                local_port,
-                codecs,
-                session=self.sdp_session,
-                version=self.sdp_version,
-                declined=_declined(offer, audio_at),
-                audio_at=audio_at,
-            ),
+            body=self._answer_sdp(offer, audio_at, local_port, codecs),
             content_type=SDP,
             to_tag=self.tag,
         )
@@ -565,6 +557,20 @@ class CoachingSession:
         else:
             request.respond(405, "Method Not Allowed", headers=[("Allow", ALLOW)])
 
+    def _answer_sdp(
+        self, offer: SessionDescription, audio_at: int, port: int, codecs: dict[int, Codec]
+    ) -> bytes:
+        """Our answer to the supervisor's (re-)offer: the bridge's port for its audio."""
+        return supervisor_sdp(
+            self.desk.ctx.calls.media_address,
+            port,
+            codecs,
+            session=self.sdp_session,
+            version=self.sdp_version,
+            declined=_declined(offer, audio_at),
+            audio_at=audio_at,
+        )
+
     def _reoffer(self, request: IncomingRequest) -> None:
         """A re-INVITE or UPDATE (hold, a new address): follow it, same port back."""
         try:
@@ -588,15 +594,7 @@ class CoachingSession:
         request.respond(
             200,
             headers=[("Contact", self.desk.ctx.contact)],
-            body=supervisor_sdp(
-                self.desk.ctx.calls.media_address,
-                self.local_port,
-                codecs,
-                session=self.sdp_session,
-                version=self.sdp_version,
-                declined=_declined(offer, audio_at),
-                audio_at=audio_at,
-            ),
+            body=self._answer_sdp(offer, audio_at, self.local_port, codecs),
             content_type=SDP,
         )
 

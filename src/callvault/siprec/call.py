@@ -26,7 +26,7 @@ from typing import TYPE_CHECKING, Any, Protocol
 
 from callvault.media.dtmf import DtmfDigit
 from callvault.media.live_keys import InbandKeyListener
-from callvault.media.ports import PortsExhausted, RtpPortPool
+from callvault.media.ports import BIND_ATTEMPTS, PortsExhausted, RtpPortPool
 from callvault.media.receiver import RtpReceiver, RtpStreamSet
 from callvault.media.srtp import SrtpStreamDecryptor
 from callvault.policy.live import LivePolicy, RecordingSlot
@@ -359,8 +359,8 @@ class RecordedCall:
                 )
             )
 
-        if self.stream_binder is not None:
-            receiver = RtpReceiver(
+        def new_receiver() -> RtpReceiver:
+            return RtpReceiver(
                 self.spool.stream(index),
                 self.now_ms,
                 on_dtmf,
@@ -369,20 +369,15 @@ class RecordedCall:
                 expected_host=self._sender_host(index),
                 unprotect=self._decryptor(index),
             )
+
+        if self.stream_binder is not None:
+            receiver = new_receiver()
             self.media.attach(index, receiver)
             port = self.stream_binder.bind(index, receiver)
             return ActiveStream(layout, port, receiver, srtp_key=self._srtp_key(index))
-        for _attempt in range(64):
+        for _attempt in range(BIND_ATTEMPTS):
             port = self.ctx.ports.acquire()  # raises PortsExhausted
-            receiver = RtpReceiver(
-                self.spool.stream(index),
-                self.now_ms,
-                on_dtmf,
-                events,
-                stream_index=index,
-                expected_host=self._sender_host(index),
-                unprotect=self._decryptor(index),
-            )
+            receiver = new_receiver()
             try:
                 await self.media.add(index, port, receiver)
             except OSError as exc:
@@ -390,7 +385,7 @@ class RecordedCall:
                 log.warning("RTP port %s cannot be bound (%s); skipped", port, exc)
                 continue
             return ActiveStream(layout, port, receiver, srtp_key=self._srtp_key(index))
-        raise PortsExhausted("no bindable RTP port after 64 attempts")
+        raise PortsExhausted(f"no bindable RTP port after {BIND_ATTEMPTS} attempts")
 
     async def apply_offer(
         self, sdp: SessionDescription | None, metadata: RecordingMetadata | None
