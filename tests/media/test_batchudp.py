@@ -9,11 +9,13 @@ from __future__ import annotations
 import os
 import socket
 from collections.abc import Iterator
+from pathlib import Path
 from typing import Any
 
 import pytest
 
 from callvault.media import relay
+from callvault.recording.spool import StreamSpool
 
 try:
     from callvault.media import _batchudp
@@ -145,6 +147,50 @@ def test_relay_counts_what_the_kernel_refuses(v4: list[socket.socket]) -> None:
         leg.fileno(), phone.getsockname(), leg.fileno(), v6_dest, True
     )
     assert (fast, sent, errors, packets) == (1, 0, 1, [b"x"])
+
+
+def test_relay_record_frames_records_as_the_spool_does(
+    v4: list[socket.socket], tmp_path: Path
+) -> None:
+    leg, phone, stranger = v4
+    sink = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+    sink.bind(("127.0.0.1", 0))
+    sink.setblocking(False)
+    audio = bytes([0x80, 0]) + bytes(10) + b"\xff" * 160
+    event = bytes([0x80, 101]) + bytes(10) + b"\x05\x0a\x00\xa0"
+    marked_event = bytes([0x80, 0x80 | 101]) + bytes(14)
+    rtcp = bytes([0x80, 200]) + bytes(26)
+    burst = [audio, b"short", rtcp, event, b"\x40" + bytes(20), marked_event, audio[:12]]
+    te_map = bytes(1 if pt == 101 else 0 for pt in range(128))
+    try:
+        for p in burst:
+            phone.sendto(p, leg.getsockname())
+        stranger.sendto(b"injected", leg.getsockname())
+        spool = bytearray(b"before")
+        latched = phone.getsockname()
+        fast, sent, errors, last, events, counts, rest = _batchudp.relay_record(
+            leg.fileno(), latched, leg.fileno(), sink.getsockname(), spool, 2**32 + 9, te_map
+        )
+        assert (fast, sent, errors, last) == (len(burst), len(burst), 0, audio[:12])
+        assert [d for d, _ in drain(sink)] == burst  # junk and RTCP are relayed
+        assert rest == [(b"injected", stranger.getsockname())]
+        reference = StreamSpool(tmp_path / "stream-0.rtp")
+        for p in (audio, event, marked_event, audio[:12]):
+            reference.append(2**32 + 9, p)
+        assert spool == b"before" + reference.buffer
+        assert events == [event, marked_event]
+        assert counts == (4, 172 + 16 + 16 + 12, 2, 1)
+        # nothing queued: nothing spooled, no last packet
+        assert _batchudp.relay_record(
+            leg.fileno(), latched, -1, None, spool, 0, te_map
+        ) == (0, 0, 0, None, [], (0, 0, 0, 0), [])
+        assert spool == b"before" + reference.buffer
+        with pytest.raises(TypeError):
+            _batchudp.relay_record(leg.fileno(), latched, -1, None, spool, 0, b"short map")
+        with pytest.raises(TypeError):
+            _batchudp.relay_record(leg.fileno(), latched, -1, None, b"bytes", 0, te_map)  # type: ignore[arg-type]
+    finally:
+        sink.close()
 
 
 def test_a_closed_descriptor_is_an_os_error() -> None:

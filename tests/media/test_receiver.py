@@ -118,6 +118,38 @@ def test_a_failing_dtmf_handler_does_not_break_capture(tmp_path: Path) -> None:
 # -- ports --
 
 
+def test_the_fast_tap_applies_only_in_the_common_case(tmp_path: Path) -> None:
+    writer = SpoolWriter(tmp_path)
+    clock = FakeClock()
+    receiver = RtpReceiver(writer.stream(0), clock, None, frozenset({101}))
+    phone = ("192.0.2.1", 4000)
+    assert receiver.fast_tap(phone) is None  # not latched yet: the packet latches
+    receiver.datagram_received(rtp(0, 1, 160, b"\xff" * 160), phone)
+    clock.now = 40
+    tap = receiver.fast_tap(phone)
+    assert tap is not None and tap.buffer is writer.stream(0).buffer
+    assert tap.arrival_ms == 40 and [pt for pt in range(128) if tap.te_map[pt]] == [101]
+    assert receiver.fast_tap(("192.0.2.1", 4002)) is None  # another source
+    receiver.set_telephone_events({96, 101})
+    tap = receiver.fast_tap(phone)
+    assert tap is not None and [pt for pt in range(128) if tap.te_map[pt]] == [96, 101]
+    receiver.listener = lambda data, now: None  # live listening: every packet here
+    assert receiver.fast_tap(phone) is None
+    receiver.listener = None
+    receiver.set_unprotect(lambda data: data)  # SRTP: decrypted here
+    assert receiver.fast_tap(phone) is None
+
+
+def test_absorb_takes_the_counts_and_tracks_the_events(tmp_path: Path) -> None:
+    digits: list[DtmfDigit] = []
+    receiver = RtpReceiver(SpoolWriter(tmp_path).stream(0), FakeClock(), digits.append)
+    receiver.absorb((3, 500, 1, 2), [te(5, 800, 160, False, 1), te(5, 800, 400, True, 2)], 60)
+    assert (receiver.packets, receiver.bytes, receiver.malformed, receiver.rtcp) == (3, 500, 1, 2)
+    assert [(d.digit, d.start_ms, d.duration_ms) for d in digits] == [("5", 60, 50)]
+    receiver.absorb((1, 16, 0, 0), [rtp(101, 3, 900, b"\x01")], 80)  # unparsable event
+    assert (receiver.packets, receiver.malformed, receiver.dtmf_events) == (4, 2, 1)
+
+
 def test_port_pool_hands_out_even_ports_until_exhausted() -> None:
     pool = RtpPortPool(10001, 10009)
     assert len(pool) == 4

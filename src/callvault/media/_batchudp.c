@@ -9,6 +9,8 @@
  *
  *   relay(fd, latched, out_fd, dest, copy_all)
  *       -> (fast, sent, errors, packets, rest)
+ *   relay_record(fd, latched, out_fd, dest, spool, arrival_ms, te_map)
+ *       -> (fast, sent, errors, last, events, counts, rest)
  *   recv_batch(fd, max_packets=64) -> [(bytes, address), ...]
  *   send_batch(fd, [(bytes-like, address), ...]) -> sent
  *
@@ -24,6 +26,7 @@
 #include <errno.h>
 #include <netinet/in.h>
 #include <pthread.h>
+#include <stdint.h>
 #include <string.h>
 #include <sys/socket.h>
 
@@ -321,6 +324,163 @@ fail:
     return NULL;
 }
 
+/* Appends the RECORD_HEADER-framed records (recording/spool.py: <u32 arrival_ms>
+ * <u16 length><packet>, little endian) of the RTP packets in[0..count) to the
+ * spool's bytearray, as RtpReceiver.datagram_received would: a packet shorter
+ * than the fixed header or not version 2 is malformed, RTCP (RFC 5761) is
+ * skipped, neither is spooled. The RFC 4733 packets (te_map[pt] != 0) are
+ * also appended to `events` for the receiver's DTMF tracker. counts[]:
+ * spooled packets, their bytes, malformed, RTCP. -1 with an exception set. */
+static int
+spool_records(Batch *b, int count, PyObject *spool, uint32_t arrival_ms,
+              const unsigned char *te_map, PyObject *events, long counts[4])
+{
+    Py_ssize_t need = 0;
+    for (int i = 0; i < count; i++) {
+        const unsigned char *p = b->in_iov[i].iov_base;
+        unsigned int len = b->in[i].msg_len;
+        if (len < 12 || (p[0] & 0xC0) != 0x80) {
+            counts[2]++;
+        } else if (p[1] >= 200 && p[1] <= 204) {
+            counts[3]++;
+        } else {
+            need += 6 + (Py_ssize_t)len;
+        }
+    }
+    if (need == 0) {
+        return 0;
+    }
+    Py_ssize_t at = PyByteArray_GET_SIZE(spool);
+    if (PyByteArray_Resize(spool, at + need) < 0) {
+        return -1; /* BufferError while someone holds a view of it */
+    }
+    unsigned char *out = (unsigned char *)PyByteArray_AS_STRING(spool) + at;
+    for (int i = 0; i < count; i++) {
+        const unsigned char *p = b->in_iov[i].iov_base;
+        unsigned int len = b->in[i].msg_len;
+        if (len < 12 || (p[0] & 0xC0) != 0x80 || (p[1] >= 200 && p[1] <= 204)) {
+            continue;
+        }
+        out[0] = (unsigned char)arrival_ms;
+        out[1] = (unsigned char)(arrival_ms >> 8);
+        out[2] = (unsigned char)(arrival_ms >> 16);
+        out[3] = (unsigned char)(arrival_ms >> 24);
+        out[4] = (unsigned char)len;
+        out[5] = (unsigned char)(len >> 8);
+        memcpy(out + 6, p, len);
+        out += 6 + len;
+        counts[0]++;
+        counts[1] += len;
+        if (te_map[p[1] & 0x7F]) {
+            PyObject *data = PyBytes_FromStringAndSize((const char *)p, len);
+            if (data == NULL || PyList_Append(events, data) < 0) {
+                Py_XDECREF(data);
+                return -1;
+            }
+            Py_DECREF(data);
+        }
+    }
+    return 0;
+}
+
+PyDoc_STRVAR(relay_record_doc,
+"relay_record(fd, latched, out_fd, dest, spool, arrival_ms, te_map)\n"
+"    -> (fast, sent, errors, last, events, counts, rest)\n\n"
+"relay() with the recording's common tap done here: the leading packets from\n"
+"`latched` (fast of them) are forwarded as relay() does, and their records\n"
+"appended to the bytearray `spool` as RtpReceiver would (RECORD_HEADER\n"
+"<u32 arrival_ms><u16 length> + packet; malformed and RTCP packets are\n"
+"forwarded but not spooled). `te_map`: 128 bytes, non-zero at the\n"
+"telephone-event payload types; `events` holds those packets (spooled too)\n"
+"as bytes. `last`: the last fast packet (None when fast is 0). counts:\n"
+"(spooled, spooled_bytes, malformed, rtcp). `rest` as relay(): not spooled.");
+
+static PyObject *
+batchudp_relay_record(PyObject *module, PyObject *const *args, Py_ssize_t nargs)
+{
+    if (nargs != 7) {
+        PyErr_SetString(PyExc_TypeError, "relay_record() takes 7 arguments");
+        return NULL;
+    }
+    int fd, out_fd;
+    struct sockaddr_storage latched, dest;
+    socklen_t latched_len, dest_len = 0;
+    if (fd_argument(args[0], &fd) < 0 || parse_address(args[1], &latched, &latched_len) < 0 ||
+        fd_argument(args[2], &out_fd) < 0) {
+        return NULL;
+    }
+    PyObject *spool = args[4];
+    if (!PyByteArray_Check(spool)) {
+        PyErr_SetString(PyExc_TypeError, "spool must be a bytearray");
+        return NULL;
+    }
+    unsigned long long arrival = PyLong_AsUnsignedLongLongMask(args[5]);
+    if (arrival == (unsigned long long)-1 && PyErr_Occurred()) {
+        return NULL;
+    }
+    if (!PyBytes_Check(args[6]) || PyBytes_GET_SIZE(args[6]) != 128) {
+        PyErr_SetString(PyExc_TypeError, "te_map must be 128 bytes");
+        return NULL;
+    }
+    const unsigned char *te_map = (const unsigned char *)PyBytes_AS_STRING(args[6]);
+    int forward = out_fd >= 0 && args[3] != Py_None;
+    if (forward && parse_address(args[3], &dest, &dest_len) < 0) {
+        return NULL;
+    }
+    Batch *b = get_batch();
+    if (b == NULL) {
+        return NULL;
+    }
+    int n = receive(fd, b, MAX_BATCH);
+    if (n < 0) {
+        return NULL;
+    }
+    int fast = 0;
+    while (fast < n && same_source(&b->from[fast], &latched)) {
+        fast++;
+    }
+    int sent = 0, errors = 0;
+    if (forward && fast > 0) {
+        for (int i = 0; i < fast; i++) {
+            b->out_iov[i].iov_base = b->in_iov[i].iov_base;
+            b->out_iov[i].iov_len = b->in[i].msg_len;
+            b->out[i].msg_hdr.msg_name = &dest;
+            b->out[i].msg_hdr.msg_namelen = dest_len;
+        }
+        sent = transmit(out_fd, b, fast, &errors);
+    }
+    long counts[4] = {0, 0, 0, 0};
+    PyObject *events = PyList_New(0), *rest = PyList_New(0), *last = NULL;
+    if (events == NULL || rest == NULL ||
+        spool_records(b, fast, spool, (uint32_t)arrival, te_map, events, counts) < 0) {
+        goto fail;
+    }
+    if (fast > 0) {
+        last = PyBytes_FromStringAndSize(b->in_iov[fast - 1].iov_base, b->in[fast - 1].msg_len);
+    } else {
+        last = Py_NewRef(Py_None);
+    }
+    if (last == NULL) {
+        goto fail;
+    }
+    for (int i = fast; i < n; i++) {
+        PyObject *item = Py_BuildValue("(y#N)", (const char *)b->in_iov[i].iov_base,
+                                       (Py_ssize_t)b->in[i].msg_len, make_address(&b->from[i]));
+        if (item == NULL || PyList_Append(rest, item) < 0) {
+            Py_XDECREF(item);
+            goto fail;
+        }
+        Py_DECREF(item);
+    }
+    return Py_BuildValue("(iiiNN(llll)N)", fast, sent, errors, last, events, counts[0],
+                         counts[1], counts[2], counts[3], rest);
+fail:
+    Py_XDECREF(events);
+    Py_XDECREF(rest);
+    Py_XDECREF(last);
+    return NULL;
+}
+
 PyDoc_STRVAR(recv_batch_doc,
 "recv_batch(fd, max_packets=64) -> list[tuple[bytes, address]]\n\n"
 "One recvmmsg on fd without blocking: up to max_packets datagrams (at most 64)\n"
@@ -436,6 +596,8 @@ batchudp_send_batch(PyObject *module, PyObject *const *args, Py_ssize_t nargs)
 
 static PyMethodDef batchudp_methods[] = {
     {"relay", (PyCFunction)(void (*)(void))batchudp_relay, METH_FASTCALL, relay_doc},
+    {"relay_record", (PyCFunction)(void (*)(void))batchudp_relay_record, METH_FASTCALL,
+     relay_record_doc},
     {"recv_batch", (PyCFunction)(void (*)(void))batchudp_recv_batch, METH_FASTCALL,
      recv_batch_doc},
     {"send_batch", (PyCFunction)(void (*)(void))batchudp_send_batch, METH_FASTCALL,

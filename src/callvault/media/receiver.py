@@ -13,6 +13,13 @@ one; the port, and the host when the SDP has none, are latched from the first
 packet. Packets from anywhere else are dropped and counted (``foreign``); a
 re-offer that moves the stream calls ``expect`` again.
 
+The B2BUA's relay (``media/relay.py``) reads its sockets natively and, while
+a stream is in its common case (latched to the relay's source, no SRTP, no
+live listener), asks ``fast_tap`` for what the native code needs to spool
+the packets itself with the same rules (``media/_batchudp.c``
+``relay_record``), then hands back the counts and the RFC 4733 packets with
+``absorb``: what a packet means stays decided here.
+
 SRTP (RFC 3711, keys by SDES): a receiver given an ``unprotect`` function
 decrypts each packet before it is spooled, so the spool and the finisher only
 ever see RTP; packets failing authentication are dropped and counted.
@@ -28,7 +35,7 @@ import asyncio
 import logging
 import re
 from collections.abc import Callable, Iterable
-from typing import Any, cast
+from typing import Any, NamedTuple, cast
 
 from callvault.errors import RemoteProtocolError
 from callvault.media.dtmf import DtmfDigit, Rfc4733Tracker
@@ -41,6 +48,20 @@ log = logging.getLogger(__name__)
 _STREAM_FILE = re.compile(r"stream-(\d+)\.rtp$")
 
 Address = tuple[Any, ...]
+
+
+class FastTap(NamedTuple):
+    """What the relay's native tap needs to spool a batch as ``datagram_received``
+    would: the spool's buffer, the batch's arrival time, the telephone-event
+    payload types (128 bytes, non-zero at each)."""
+
+    buffer: bytearray
+    arrival_ms: int
+    te_map: bytes
+
+
+def _te_map(pts: frozenset[int]) -> bytes:
+    return bytes(1 if pt in pts else 0 for pt in range(128))
 
 
 class RtpReceiver(asyncio.DatagramProtocol):
@@ -66,6 +87,7 @@ class RtpReceiver(asyncio.DatagramProtocol):
         self._clock_ms = clock_ms
         self._on_dtmf = on_dtmf
         self._te_pts = frozenset(telephone_event_pts)
+        self._te_map = _te_map(self._te_pts)
         self._tracker = Rfc4733Tracker(stream_index, clock_rate)
         self.transport: asyncio.DatagramTransport | None = None
         self.remote: Address | None = None  # the latched source
@@ -113,6 +135,29 @@ class RtpReceiver(asyncio.DatagramProtocol):
         if self.listener is not None:  # LiveCenter: someone hears this stream live
             self.listener(data, now)
 
+    # -- the relay's native tap --
+
+    def fast_tap(self, source: Address) -> FastTap | None:
+        """What the relay's native code needs to spool packets from ``source``
+        itself; None when a packet needs this class (not latched to ``source``
+        yet, SRTP, a live listener): the relay then calls ``datagram_received``."""
+        if source != self.remote or self._unprotect is not None or self.listener is not None:
+            return None
+        return FastTap(self._spool.buffer, self._clock_ms(), self._te_map)
+
+    def absorb(
+        self, counts: tuple[int, int, int, int], events: list[bytes], arrival_ms: int
+    ) -> None:
+        """The native tap spooled a batch: its counts (spooled packets, their
+        bytes, malformed, RTCP) and its RFC 4733 packets, for the DTMF tracker."""
+        packets, nbytes, malformed, rtcp = counts
+        self.packets += packets
+        self.bytes += nbytes
+        self.malformed += malformed
+        self.rtcp += rtcp
+        for data in events:
+            self._telephone_event(data, arrival_ms)
+
     def error_received(self, exc: Exception) -> None:
         log.debug("stream %d: socket error %s", self.stream_index, exc)
 
@@ -125,6 +170,7 @@ class RtpReceiver(asyncio.DatagramProtocol):
     def set_telephone_events(self, pts: Iterable[int]) -> None:
         """The telephone-event payload types of the current SDP (re-INVITE)."""
         self._te_pts = frozenset(pts)
+        self._te_map = _te_map(self._te_pts)
 
     def set_unprotect(self, unprotect: Callable[[bytes], bytes | None] | None) -> None:
         """A re-offer changed the SRTP key (or turned SRTP on or off)."""

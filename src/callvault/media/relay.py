@@ -34,6 +34,10 @@ is in use):
   receives a batch (recvmmsg) and forwards the packets from the latched
   source with one sendmmsg straight from the receive buffers, returning
   only the bytes the tap needs. Python sees a batch once, not each packet.
+  When the tap is a recording receiver in its common case
+  (``RtpReceiver.fast_tap``), the C call spools the packets too and returns
+  only the counts and the RFC 4733 packets (``RtpReceiver.absorb``): an
+  audio packet then never becomes a Python object.
   Packets from anyone else, and every packet of a leg on the slow path, go
   through the per-packet Python path below. A state change made by the tap
   (a prompt started on a DTMF key) applies from the next batch: a batch is
@@ -57,6 +61,7 @@ from callvault.media.announce import PromptPacer, StreamRewriter
 from callvault.media.code_filter import CodeFilter
 from callvault.media.codecs import STATIC_PAYLOAD_TYPES, encode_pcma, encode_pcmu
 from callvault.media.ports import RtpPortPool, bind_from_pool
+from callvault.media.receiver import FastTap, RtpReceiver
 from callvault.recording.journal import Codec
 
 try:
@@ -113,6 +118,9 @@ class _Leg(asyncio.DatagramProtocol):
         self.dest: Address | None = None  # where packets to this side go (None: hold)
         self.tap: Tap | None = None  # what is called: the user's tap, filtered
         self.user_tap: Tap | None = None
+        # the tap is this receiver's datagram_received, unfiltered: the batched
+        # path may let the native code spool for it (RtpReceiver.fast_tap)
+        self.recorder: RtpReceiver | None = None
         self.tap_filter: TapFilter | None = None
         self.mixing: Callable[[bytes, int], None] | None = None  # audio FROM this side
         self.mixed = 0  # mixed frames sent to this side
@@ -203,6 +211,12 @@ class _Leg(asyncio.DatagramProtocol):
         """The socket has datagrams: one batch is received, the packets from the
         latched source forwarded in C while this side is on the fast path."""
         latched = self.latched
+        recorder = self.recorder
+        if recorder is not None and self.fast and latched is not None:
+            spool = recorder.fast_tap(latched)
+            if spool is not None:
+                self._relay_recorded(recorder, spool, latched)
+                return
         try:
             if self.fast and latched is not None:
                 peer = self.peer
@@ -229,6 +243,35 @@ class _Leg(asyncio.DatagramProtocol):
         except OSError as exc:
             self.error_received(exc)
             return
+        for data, addr in rest:
+            self.datagram_received(data, addr)
+
+    def _relay_recorded(self, recorder: RtpReceiver, spool: FastTap, latched: Address) -> None:
+        """``readable`` when the recording's tap is done natively: the batch is
+        relayed and spooled in C, the receiver takes the counts and the RFC 4733
+        packets, the packets from elsewhere go the per-packet way."""
+        peer = self.peer
+        dest = peer.dest
+        out = peer.fd if dest is not None else -1
+        buffer, arrival_ms, te_map = spool
+        try:
+            fast, sent, errors, last, events, counts, rest = _batchudp.relay_record(
+                self.fd, latched, out, dest, buffer, arrival_ms, te_map
+            )
+        except ValueError:  # an address that is a name, not a number: per packet
+            rest = _batchudp.recv_batch(self.fd)
+        except OSError as exc:
+            self.error_received(exc)
+            return
+        else:
+            if fast:
+                self.last = last
+                if out >= 0:
+                    self.relayed += sent
+                    peer.send_errors += errors
+                else:
+                    peer.on_hold += fast
+                recorder.absorb(counts, events, arrival_ms)
         for data, addr in rest:
             self.datagram_received(data, addr)
 
@@ -350,6 +393,9 @@ class MediaRelay:
     @staticmethod
     def _compose_tap(leg: _Leg) -> None:
         tap, tap_filter = leg.user_tap, leg.tap_filter
+        owner = getattr(tap, "__self__", None)
+        plain = getattr(tap, "__func__", None) is RtpReceiver.datagram_received
+        leg.recorder = owner if plain and tap_filter is None else None
         if tap is None or tap_filter is None:
             leg.tap = tap
             return

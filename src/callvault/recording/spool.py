@@ -60,6 +60,12 @@ class StreamSpool:
         buf += RECORD_HEADER.pack(arrival_ms & 0xFFFFFFFF, len(packet))
         buf += packet
 
+    @property
+    def buffer(self) -> bytearray:
+        """The in-memory records not yet flushed; the relay's native tap
+        (``media/_batchudp.c`` ``relay_record``) appends records to it in place."""
+        return self._buffer
+
     def pending(self) -> Iterator[tuple[int, bytes]]:
         """The buffered records, not yet flushed (for live analysis)."""
         return _records(self._buffer)
