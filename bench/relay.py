@@ -20,6 +20,10 @@ same load, one run.
 * callvault reads its sockets batched (recvmmsg/sendmmsg through the native
   ``media/_batchudp.c``) when it is built; ``--relay-path asyncio`` measures
   the per-datagram asyncio path instead (what runs where it is not built).
+  On the batched path the recording's common tap is done in C too
+  (``RtpReceiver.fast_tap``); ``--python-tap`` hands every packet to
+  ``RtpReceiver.datagram_received`` instead (what a live listener or SRTP
+  costs, and the figure before the native tap).
 * CPU is utime + stime of the relay process (all threads) from
   ``/proc/<pid>/stat`` over the media phase, divided by the packets it
   relayed.
@@ -42,6 +46,7 @@ import tempfile
 import threading
 import time
 from dataclasses import dataclass
+from functools import partial
 from pathlib import Path
 from typing import Any
 
@@ -198,11 +203,11 @@ class Result:
 
 
 def start_callvault(
-    peers: list[int], record: bool, path: str
+    peers: list[int], record: bool, path: str, python_tap: bool
 ) -> tuple[subprocess.Popen[str], list[int]]:
     cmd = ["taskset", "-c", RELAY_CPU, sys.executable, __file__, "--serve-callvault"]
     cmd += ["--pairs", str(len(peers) // 2)] + ([] if record else ["--no-record"])
-    cmd += ["--relay-path", path]
+    cmd += ["--relay-path", path] + (["--python-tap"] if python_tap else [])
     proc = subprocess.Popen(cmd, stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True)
     lines = Lines(proc)
     send_line(proc, "PEERS " + " ".join(map(str, peers)))
@@ -239,6 +244,11 @@ def start_rtpengine(peers: list[int]) -> tuple[subprocess.Popen[str], list[int]]
     return proc, targets
 
 
+def callvault_label(args: argparse.Namespace) -> str:
+    tap = ", python tap" if args.python_tap and not args.no_record else ""
+    return f"callvault ({args.relay_path}{tap})"
+
+
 def run_one(kind: str, args: argparse.Namespace) -> Result:
     gen_cmd = ["taskset", "-c", GEN_CPU, str(RTPGEN), "--pairs", str(args.pairs)]
     gen_cmd += ["--rate", str(args.rate), "--duration", str(args.duration)]
@@ -248,7 +258,9 @@ def run_one(kind: str, args: argparse.Namespace) -> Result:
         out = Lines(gen)
         peers = [int(p) for p in out.expect("PORTS", 10).split()[1:]]
         if kind == "callvault":
-            relay, targets = start_callvault(peers, not args.no_record, args.relay_path)
+            relay, targets = start_callvault(
+                peers, not args.no_record, args.relay_path, args.python_tap
+            )
         else:
             relay, targets = start_rtpengine(peers)
         send_line(gen, "TARGETS " + " ".join(map(str, targets)))
@@ -262,7 +274,7 @@ def run_one(kind: str, args: argparse.Namespace) -> Result:
         fields = dict(kv.split("=") for kv in out.expect("RESULT", 30).split()[1:])
         seconds = float(dict(kv.split("=") for kv in done.split()[2:])["seconds"])
         return Result(
-            relay=f"callvault ({args.relay_path})" if kind == "callvault" else kind,
+            relay=callvault_label(args) if kind == "callvault" else kind,
             recording=kind == "callvault" and not args.no_record,
             sent=int(fields["sent"]),
             relayed=int(fields["received"]),
@@ -283,15 +295,15 @@ def run_one(kind: str, args: argparse.Namespace) -> Result:
 
 
 # -- callvault's side (the child on CPU 0) ----------------------------------------------
-def serve_callvault(pairs: int, record: bool, path: str) -> None:
+def serve_callvault(pairs: int, record: bool, path: str, python_tap: bool) -> None:
     import uvloop
 
     sys.path.insert(0, str(ROOT / "src"))
     uvloop.install()
-    asyncio.run(_serve(pairs, record, path == "batched"))
+    asyncio.run(_serve(pairs, record, path == "batched", python_tap))
 
 
-async def _serve(pairs: int, record: bool, batched: bool) -> None:
+async def _serve(pairs: int, record: bool, batched: bool, python_tap: bool) -> None:
     from callvault.media.ports import RtpPortPool
     from callvault.media.receiver import RtpReceiver
     from callvault.media.relay import MediaRelay
@@ -320,9 +332,11 @@ async def _serve(pairs: int, record: bool, batched: bool) -> None:
                 receiver = RtpReceiver(
                     writer.stream(index), now_ms, None, frozenset({101}), expected_host="127.0.0.1"
                 )
-                relay.set_tap(side, receiver.datagram_received)  # type: ignore[arg-type]
+                # a partial is not the receiver's own method: the relay calls it per packet
+                tap = partial(RtpReceiver.datagram_received, receiver)
+                relay.set_tap(side, tap if python_tap else receiver.datagram_received)  # type: ignore[arg-type]
         relays.append(relay)
-    ports = [relay.local_port(side) for relay in relays for side in ("a", "b")]  # type: ignore[arg-type]
+    ports = [relay.local_port(side) for relay in relays for side in ("a", "b")]
     print("PORTS " + " ".join(map(str, ports)), flush=True)
 
     async def flush() -> None:  # what a recorded call's flush task does every 250 ms
@@ -353,10 +367,15 @@ def main() -> None:
         default="batched",
         help="how callvault reads its sockets (batched needs the native extension)",
     )
+    parser.add_argument(
+        "--python-tap",
+        action="store_true",
+        help="the recording tap per packet in Python (not the batched path's native tap)",
+    )
     parser.add_argument("--serve-callvault", action="store_true", help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.serve_callvault:
-        serve_callvault(args.pairs, not args.no_record, args.relay_path)
+        serve_callvault(args.pairs, not args.no_record, args.relay_path, args.python_tap)
         return
     if os.cpu_count() is None or (os.cpu_count() or 0) < 2:
         sys.exit("needs 2 CPUs (relay on CPU 0, generator on CPU 1)")
