@@ -30,6 +30,7 @@ from sqlalchemy import select
 from callvault.admin import enable_feature
 from callvault.db.engine import make_engine, make_sessionmaker
 from callvault.db.models import AuditEvent, Team, TeamMember, Tenant, User
+from callvault.portal.auth import issue_token
 from callvault.tenants.enablement import set_feature
 from callvault.tenants.service import create_user
 from tests.b2bua.harness import PBX_ADDRESS, TRUNK_ADDRESS, B2bua, Leg, running_b2bua
@@ -268,3 +269,72 @@ async def test_refusals_are_precise_and_audited(tmp_path: Path) -> None:
         ("coach.refused", "coaching-not-bridged"),
     ], rows
     assert {actor for _action, actor, _details in rows} == {f"user:{sam}"}
+
+
+def sam_token(url: str, sam: int) -> str:
+    engine = make_engine(url)
+    with make_sessionmaker(engine)() as session:
+        user = session.get(User, sam)
+        assert user is not None
+        token = issue_token(session, "tests", user=user)
+        session.commit()
+    engine.dispose()
+    return token
+
+
+async def test_livecenter_calls_the_supervisor_who_joins_in_silence(tmp_path: Path) -> None:
+    """SPEC 7: coaching started from LiveCenter. Sam presses Coach on alice's call:
+    callvault calls Sam's phone (extension 205, through the call's PBX), Sam answers
+    and hears both, silent; key 2 then lets alice, and only alice, hear Sam."""
+    a, b, s = phones(tmp_path)
+    async with (
+        running_b2bua(tmp_path, legs(a, b, s), tenant_options=OPTIONS) as cv,
+        a,
+        b,
+        s,
+    ):
+        sam = await supervisor(cv)
+        url = str(cv.rec.app.settings.db_url)
+        token = await asyncio.to_thread(sam_token, url, sam)
+        await a.dial(cv.uri(B_NUMBER))
+        await a.wait_event("CALL_ESTABLISHED", timeout=10)
+        await b.wait_event("CALL_ESTABLISHED", timeout=10)
+        [view] = cv.rec.app.live.views(cv.rec.tenant_id)
+        response = await cv.rec.http.post(
+            f"/api/v1/tenants/{cv.rec.tenant_id}/live/calls/{view.id}/coach",
+            headers={"Authorization": f"Bearer {token}"},
+        )
+        assert response.status_code == 202, response.text
+        await s.wait_event("CALL_ESTABLISHED", timeout=10)
+        for _ in range(50):  # LiveCenter shows who coaches
+            presences = cv.rec.app.live.views(cv.rec.tenant_id)[0].presences
+            if presences:
+                break
+            await asyncio.sleep(0.1)
+        assert [(p.user_id, p.kind) for p in presences] == [(sam, "coach")]
+        await asyncio.sleep(1.0)
+        marks = [(len(a.heard()), len(b.heard()), len(s.heard()))]
+        await asyncio.sleep(PHASE_S)  # silent
+        await s.press("2")
+        marks.append((len(a.heard()), len(b.heard()), len(s.heard())))
+        await asyncio.sleep(PHASE_S)  # whisper
+        marks.append((len(a.heard()), len(b.heard()), len(s.heard())))
+        await s.hangup()
+        await a.hangup()
+        await b.wait_event("CALL_CLOSED")
+        await cv.rec.wait_finished(timeout=60)
+    report = a.log(3000) + b.log(3000) + s.log(3000)
+
+    def part(phone: Phone, who: int, phase: int) -> Pcm:
+        start = marks[phase][who] + int(0.8 * RATE)
+        return phone.heard()[start : marks[phase + 1][who] - int(0.1 * RATE)]
+
+    # silent: Sam hears both, nobody hears Sam
+    assert level_db(part(s, 2, 0), TONE_A_HZ) > HEARD_DB, report
+    assert level_db(part(s, 2, 0), TONE_B_HZ) > HEARD_DB, report
+    assert level_db(part(a, 0, 0), TONE_S_HZ) < SILENT_DB, report
+    assert level_db(part(b, 1, 0), TONE_S_HZ) < SILENT_DB, report
+    # whisper (2): alice hears Sam, the customer does not
+    assert level_db(part(a, 0, 1), TONE_S_HZ) > HEARD_DB, report
+    assert level_db(part(b, 1, 1), TONE_S_HZ) < SILENT_DB, report
+    assert level_db(part(b, 1, 1), TONE_A_HZ) > HEARD_DB, report
