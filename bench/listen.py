@@ -45,10 +45,11 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT / "src"))
 
 from callvault.live.listen import FRAME_HEADER, ListenHub, Listening  # noqa: E402
+from callvault.media.codec import Codec  # noqa: E402
 from callvault.media.codecs import encode_pcmu  # noqa: E402
 from callvault.media.rtp import RtpPacket  # noqa: E402
 from callvault.media.tones import sine  # noqa: E402
-from callvault.recording.journal import Codec, StreamLayout  # noqa: E402
+from callvault.recording.journal import StreamLayout  # noqa: E402
 
 
 # -- the server ----------------------------------------------------------------

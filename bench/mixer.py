@@ -32,6 +32,7 @@ from collections.abc import Callable
 
 import numpy as np
 
+from callvault.media.codec import Codec
 from callvault.media.codecs import encode_pcmu
 from callvault.media.conference import CoachingBridge
 from callvault.media.jitter import JitterBuffer
@@ -39,7 +40,6 @@ from callvault.media.mixer import COACH_MODES, PARTIES, CoachMode, Mixer
 from callvault.media.ports import RtpPortPool
 from callvault.media.relay import MediaRelay
 from callvault.media.rtp import RtpPacket
-from callvault.recording.journal import Codec
 
 HOST = "127.0.0.1"
 FRAMES_PER_SECOND = 50

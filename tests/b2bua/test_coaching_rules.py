@@ -25,8 +25,8 @@ from callvault.b2bua.coaching import (
     warning,
 )
 from callvault.errors import ErrorId
+from callvault.media.codec import Codec
 from callvault.media.mixer import CoachMode
-from callvault.recording.journal import Codec
 from callvault.sip.sdp import parse_sdp
 from callvault.tenants.directory import Directory, KnownUser, TenantPolicy
 

@@ -20,10 +20,11 @@ from callvault.live.listen import (
     Listening,
     Subscriber,
 )
+from callvault.media.codec import Codec
 from callvault.media.codecs import encode_pcma, encode_pcmu
 from callvault.media.rtp import RtpPacket
 from callvault.media.tones import sine
-from callvault.recording.journal import Codec, StreamLayout
+from callvault.recording.journal import StreamLayout
 
 PCMU = {0: Codec("PCMU", 8000), 101: Codec("telephone-event", 8000)}
 USER_HZ, OTHER_HZ = 440.0, 1000.0

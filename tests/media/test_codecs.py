@@ -8,6 +8,7 @@ import av
 import numpy as np
 import pytest
 
+from callvault.media.codec import Codec
 from callvault.media.codecs import (
     ALAW_TABLE,
     ULAW_TABLE,
@@ -19,7 +20,6 @@ from callvault.media.codecs import (
     get_decoder,
     samples_per_ms,
 )
-from callvault.recording.journal import Codec
 
 
 @pytest.mark.parametrize(("name", "table"), [("pcm_mulaw", ULAW_TABLE), ("pcm_alaw", ALAW_TABLE)])

@@ -20,6 +20,7 @@ from typing import Any
 import numpy as np
 import pytest
 
+from callvault.media.codec import Codec
 from callvault.media.codecs import ULAW_TABLE, encode_pcmu
 from callvault.media.conference import CoachingBridge
 from callvault.media.dtmf import DIGIT_EVENTS, TelephoneEvent
@@ -27,7 +28,6 @@ from callvault.media.mixer import CoachMode, Party
 from callvault.media.ports import RtpPortPool
 from callvault.media.relay import BATCHED, MediaRelay, Side
 from callvault.media.rtp import RtpPacket
-from callvault.recording.journal import Codec
 
 HOST = "127.0.0.1"
 WAIT = 10.0

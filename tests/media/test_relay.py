@@ -17,12 +17,12 @@ from typing import Any
 import numpy as np
 import pytest
 
+from callvault.media.codec import Codec
 from callvault.media.codecs import STATIC_PAYLOAD_TYPES, encode_pcma, get_decoder
 from callvault.media.dtmf import DIGIT_EVENTS, TelephoneEvent
 from callvault.media.ports import PortsExhausted, RtpPortPool
 from callvault.media.relay import BATCHED, MediaRelay, other
 from callvault.media.rtp import RtpPacket
-from callvault.recording.journal import Codec
 
 HOST = "127.0.0.1"
 WAIT = 5.0

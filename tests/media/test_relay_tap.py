@@ -17,12 +17,12 @@ from typing import Any
 
 import pytest
 
+from callvault.media.codec import Codec
 from callvault.media.dtmf import DIGIT_EVENTS, DtmfDigit, TelephoneEvent
 from callvault.media.ports import RtpPortPool
 from callvault.media.receiver import RtpReceiver
 from callvault.media.relay import MediaRelay
 from callvault.media.rtp import RtpPacket
-from callvault.recording.journal import Codec
 from callvault.recording.spool import StreamSpool
 
 try:

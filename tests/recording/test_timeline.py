@@ -6,8 +6,8 @@ import numpy as np
 from callbuilder import EVENT, PCMU, rtp_stream
 
 from callvault.media.analysis import tone_spans
+from callvault.media.codec import Codec
 from callvault.media.rtp import RtpPacket
-from callvault.recording.journal import Codec
 from callvault.recording.timeline import StreamTimeline, lay_out_stream, resample
 
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 
 from callvault.errors import LocalProtocolError, RemoteProtocolError
-from callvault.recording.journal import Codec
+from callvault.media.codec import Codec
 from callvault.sip.sdp import (
     build_recording_answer,
     choose_codecs,

@@ -45,9 +45,9 @@ from sipmessage import URI, Address, Request
 
 from callvault.b2bua.legs import SDP, Side, aor_of, sdp_of
 from callvault.errors import ErrorId, LocalProtocolError, RemoteProtocolError
+from callvault.media.codec import Codec
 from callvault.media.mixer import CoachMode
 from callvault.media.ports import PortsExhausted
-from callvault.recording.journal import Codec
 from callvault.sip.dialog import Dialog
 from callvault.sip.endpoint import IncomingRequest
 from callvault.sip.sdp import SessionDescription

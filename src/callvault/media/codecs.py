@@ -19,7 +19,7 @@ import numpy as np
 import numpy.typing as npt
 
 from callvault.errors import RemoteProtocolError
-from callvault.recording.journal import Codec
+from callvault.media.codec import Codec
 
 Samples = npt.NDArray[np.int16]
 

@@ -50,6 +50,7 @@ from typing import Any, cast
 import numpy as np
 
 from callvault.errors import RemoteProtocolError
+from callvault.media.codec import Codec
 from callvault.media.codecs import (
     ALAW_TABLE,
     STATIC_PAYLOAD_TYPES,
@@ -63,7 +64,6 @@ from callvault.media.mixer import PARTIES, CoachMode, Mixer, Party, soft_clip
 from callvault.media.ports import RtpPortPool, bind_from_pool
 from callvault.media.relay import MediaRelay, Side, other
 from callvault.media.rtp import RtpPacket
-from callvault.recording.journal import Codec
 
 log = logging.getLogger(__name__)
 

@@ -16,11 +16,11 @@ from collections.abc import Iterable, Mapping
 import numpy as np
 
 from callvault.errors import RemoteProtocolError
+from callvault.media.codec import Codec
 from callvault.media.codecs import NON_AUDIO, Decoder, get_decoder
 from callvault.media.dtmf import DtmfDigit
 from callvault.media.inband_dtmf import InbandDtmfDetector
 from callvault.media.rtp import RtpPacket
-from callvault.recording.journal import Codec
 
 log = logging.getLogger(__name__)
 

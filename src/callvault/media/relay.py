@@ -59,10 +59,10 @@ import numpy as np
 
 from callvault.media.announce import PromptPacer, StreamRewriter
 from callvault.media.code_filter import CodeFilter
+from callvault.media.codec import Codec
 from callvault.media.codecs import STATIC_PAYLOAD_TYPES, encode_pcma, encode_pcmu
 from callvault.media.ports import RtpPortPool, bind_from_pool
 from callvault.media.receiver import FastTap, RtpReceiver
-from callvault.recording.journal import Codec
 
 try:
     from callvault.media import _batchudp

@@ -37,8 +37,8 @@ from dataclasses import dataclass, field
 from typing import Final, Literal, cast
 
 from callvault.errors import LocalProtocolError, RemoteProtocolError
+from callvault.media.codec import Codec
 from callvault.media.srtp import SRTP_SUITES
-from callvault.recording.journal import Codec
 
 Direction = Literal["sendrecv", "sendonly", "recvonly", "inactive"]
 DIRECTIONS: Final[frozenset[str]] = frozenset({"sendrecv", "sendonly", "recvonly", "inactive"})
