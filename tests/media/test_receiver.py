@@ -127,12 +127,14 @@ def test_the_fast_tap_applies_only_in_the_common_case(tmp_path: Path) -> None:
     receiver.datagram_received(rtp(0, 1, 160, b"\xff" * 160), phone)
     clock.now = 40
     tap = receiver.fast_tap(phone)
-    assert tap is not None and tap.buffer is writer.stream(0).buffer
-    assert tap.arrival_ms == 40 and [pt for pt in range(128) if tap.te_map[pt]] == [101]
+    assert tap is not None
+    records, arrival_ms, te_map = tap
+    assert records is writer.stream(0).buffer
+    assert arrival_ms == 40 and [pt for pt in range(128) if te_map[pt]] == [101]
     assert receiver.fast_tap(("192.0.2.1", 4002)) is None  # another source
     receiver.set_telephone_events({96, 101})
     tap = receiver.fast_tap(phone)
-    assert tap is not None and [pt for pt in range(128) if tap.te_map[pt]] == [96, 101]
+    assert tap is not None and [pt for pt in range(128) if tap[2][pt]] == [96, 101]
     receiver.listener = lambda data, now: None  # live listening: every packet here
     assert receiver.fast_tap(phone) is None
     receiver.listener = None

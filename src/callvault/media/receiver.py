@@ -35,7 +35,7 @@ import asyncio
 import logging
 import re
 from collections.abc import Callable, Iterable
-from typing import Any, NamedTuple, cast
+from typing import Any, cast
 
 from callvault.errors import RemoteProtocolError
 from callvault.media.dtmf import DtmfDigit, Rfc4733Tracker
@@ -50,14 +50,10 @@ _STREAM_FILE = re.compile(r"stream-(\d+)\.rtp$")
 Address = tuple[Any, ...]
 
 
-class FastTap(NamedTuple):
-    """What the relay's native tap needs to spool a batch as ``datagram_received``
-    would: the spool's buffer, the batch's arrival time, the telephone-event
-    payload types (128 bytes, non-zero at each)."""
-
-    buffer: bytearray
-    arrival_ms: int
-    te_map: bytes
+FastTap = tuple[bytearray, int, bytes]
+"""What the relay's native tap needs to spool a batch as ``datagram_received``
+would: (the spool's buffer, the batch's arrival ms, the telephone-event payload
+types as 128 bytes, non-zero at each). A plain tuple: it is made per batch."""
 
 
 def _te_map(pts: frozenset[int]) -> bytes:
@@ -84,6 +80,7 @@ class RtpReceiver(asyncio.DatagramProtocol):
             stream_index = int(match.group(1)) if match else 0
         self.stream_index = stream_index
         self._spool = spool
+        self._records = spool.buffer  # the same bytearray for the spool's life
         self._clock_ms = clock_ms
         self._on_dtmf = on_dtmf
         self._te_pts = frozenset(telephone_event_pts)
@@ -143,7 +140,7 @@ class RtpReceiver(asyncio.DatagramProtocol):
         yet, SRTP, a live listener): the relay then calls ``datagram_received``."""
         if source != self.remote or self._unprotect is not None or self.listener is not None:
             return None
-        return FastTap(self._spool.buffer, self._clock_ms(), self._te_map)
+        return self._records, self._clock_ms(), self._te_map
 
     def absorb(
         self, counts: tuple[int, int, int, int], events: list[bytes], arrival_ms: int

@@ -62,7 +62,7 @@ from callvault.media.code_filter import CodeFilter
 from callvault.media.codec import Codec
 from callvault.media.codecs import STATIC_PAYLOAD_TYPES, encode_pcma, encode_pcmu
 from callvault.media.ports import RtpPortPool, bind_from_pool
-from callvault.media.receiver import FastTap, RtpReceiver
+from callvault.media.receiver import RtpReceiver
 
 try:
     from callvault.media import _batchudp
@@ -209,33 +209,44 @@ class _Leg(asyncio.DatagramProtocol):
 
     def readable(self) -> None:
         """The socket has datagrams: one batch is received, the packets from the
-        latched source forwarded in C while this side is on the fast path."""
+        latched source forwarded in C while this side is on the fast path (and
+        spooled in C when the tap is a recording receiver in its common case)."""
         latched = self.latched
-        recorder = self.recorder
-        if recorder is not None and self.fast and latched is not None:
-            spool = recorder.fast_tap(latched)
-            if spool is not None:
-                self._relay_recorded(recorder, spool, latched)
-                return
         try:
             if self.fast and latched is not None:
                 peer = self.peer
                 dest = peer.dest
                 out = peer.fd if dest is not None else -1
-                tap = self.tap
-                fast, sent, errors, packets, rest = _batchudp.relay(
-                    self.fd, latched, out, dest, tap is not None
-                )
-                if fast:
-                    self.last = packets[-1]
-                    if out >= 0:
-                        self.relayed += sent
-                        peer.send_errors += errors
-                    else:
-                        peer.on_hold += fast
-                    if tap is not None:
-                        for data in packets:
-                            tap(data, latched)
+                recorder = self.recorder
+                spool = recorder.fast_tap(latched) if recorder is not None else None
+                if spool is not None:
+                    records, arrival_ms, te_map = spool
+                    fast, sent, errors, last, events, counts, rest = _batchudp.relay_record(
+                        self.fd, latched, out, dest, records, arrival_ms, te_map
+                    )
+                    if fast:
+                        self.last = last
+                        if out >= 0:
+                            self.relayed += sent
+                            peer.send_errors += errors
+                        else:
+                            peer.on_hold += fast
+                        cast(RtpReceiver, recorder).absorb(counts, events, arrival_ms)
+                else:
+                    tap = self.tap
+                    fast, sent, errors, packets, rest = _batchudp.relay(
+                        self.fd, latched, out, dest, tap is not None
+                    )
+                    if fast:
+                        self.last = packets[-1]
+                        if out >= 0:
+                            self.relayed += sent
+                            peer.send_errors += errors
+                        else:
+                            peer.on_hold += fast
+                        if tap is not None:
+                            for data in packets:
+                                tap(data, latched)
             else:
                 rest = _batchudp.recv_batch(self.fd)
         except ValueError:  # an address that is a name, not a number: per packet
@@ -243,35 +254,6 @@ class _Leg(asyncio.DatagramProtocol):
         except OSError as exc:
             self.error_received(exc)
             return
-        for data, addr in rest:
-            self.datagram_received(data, addr)
-
-    def _relay_recorded(self, recorder: RtpReceiver, spool: FastTap, latched: Address) -> None:
-        """``readable`` when the recording's tap is done natively: the batch is
-        relayed and spooled in C, the receiver takes the counts and the RFC 4733
-        packets, the packets from elsewhere go the per-packet way."""
-        peer = self.peer
-        dest = peer.dest
-        out = peer.fd if dest is not None else -1
-        buffer, arrival_ms, te_map = spool
-        try:
-            fast, sent, errors, last, events, counts, rest = _batchudp.relay_record(
-                self.fd, latched, out, dest, buffer, arrival_ms, te_map
-            )
-        except ValueError:  # an address that is a name, not a number: per packet
-            rest = _batchudp.recv_batch(self.fd)
-        except OSError as exc:
-            self.error_received(exc)
-            return
-        else:
-            if fast:
-                self.last = last
-                if out >= 0:
-                    self.relayed += sent
-                    peer.send_errors += errors
-                else:
-                    peer.on_hold += fast
-                recorder.absorb(counts, events, arrival_ms)
         for data, addr in rest:
             self.datagram_received(data, addr)
 
