@@ -44,7 +44,7 @@ from callvault.sip.transport import server_ssl_context, stream_limits
 from callvault.siprec.call import CallContext, RecordedCall
 from callvault.siprec.server import SiprecServer
 from callvault.sources.registry import SourceRegistry
-from callvault.storage.blobs import LocalBlobStore
+from callvault.storage.factory import make_blob_store
 from callvault.tenants.directory import Directory
 
 log = logging.getLogger(__name__)
@@ -84,7 +84,7 @@ class Application:
         await asyncio.to_thread(migrate, settings.db_url)
         self.engine = make_engine(settings.db_url)
         self.sessions = make_sessionmaker(self.engine)
-        self.blobs = LocalBlobStore(settings.blob_dir)
+        self.blobs = make_blob_store(settings)  # blob_store: local directory or S3 bucket
         await asyncio.to_thread(self.reload_directory)
         load_handlers()
         self.jobs = JobRunner(

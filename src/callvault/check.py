@@ -1,14 +1,15 @@
 """``callvault check``: is this installation ready to serve? (SPEC section 9)
 
-Checks, without changing anything, what ``serve`` would trip over: the
+Checks, leaving nothing behind, what ``serve`` would trip over: the
 database (reachable, schema at head or behind by migrations that start-up
 applies), the data directories (spool and blob store exist or can be made,
-and are writable), the SIP TLS certificate (readable, key matching, in its
-validity period, CA file readable), the port ranges (RTP range big enough,
-not overlapping SIP or HTTP, ports free to bind) and SMTP (no settings yet:
-skipped). The settings themselves were checked by loading them. One line
-per finding, in words; ``run_checks`` returns 1 when any finding is an
-error, else 0.
+and are writable; with ``blob_store = "s3"`` the bucket answers a write, a
+read and a confirmed delete of a probe object, and keeps no old versions),
+the SIP TLS certificate (readable, key matching, in its validity period, CA
+file readable), the port ranges (RTP range big enough, not overlapping SIP
+or HTTP, ports free to bind) and SMTP (no settings yet: skipped). The
+settings themselves were checked by loading them. One line per finding, in
+words; ``run_checks`` returns 1 when any finding is an error, else 0.
 """
 
 from __future__ import annotations
@@ -30,6 +31,7 @@ from sqlalchemy import text
 
 from callvault.db.engine import alembic_config, make_engine
 from callvault.settings import Settings
+from callvault.storage.blobs import BlobNotFound, BlobStoreError
 
 Level = Literal["ok", "warning", "error", "skipped"]
 
@@ -116,15 +118,38 @@ def _directory(subject: str, path: Path, what: str) -> Iterator[Finding]:
 
 def check_storage(settings: Settings) -> Iterator[Finding]:
     found = False
-    for subject, path, what in (
-        ("spool", settings.spool_dir, "calls in progress are written here"),
-        ("blob store", settings.blob_dir, "finished recordings are kept here"),
-    ):
+    places = [("spool", settings.spool_dir, "calls in progress are written here")]
+    if settings.blob_store == "local":
+        places.append(("blob store", settings.blob_dir, "finished recordings are kept here"))
+    for subject, path, what in places:
         for finding in _directory(subject, path, what):
             found = True
             yield finding
-    if not found:
+    if settings.blob_store == "s3":
+        yield from check_bucket(settings)
+    elif not found:
         yield Finding("ok", "blob store", f"{settings.blob_dir} is writable (or can be created)")
+
+
+def check_bucket(settings: Settings) -> Iterator[Finding]:
+    """The S3 bucket answers a write, a read back and a confirmed delete (``S3BlobStore.probe``)."""
+    from callvault.storage.s3 import S3BlobStore  # boto3 loads only when S3 is chosen
+
+    where = f"bucket {settings.s3_bucket} at {settings.s3_endpoint_url or 'AWS S3'}"
+    try:
+        state = S3BlobStore.from_settings(settings, attempts=2).probe()
+    except (BlobStoreError, BlobNotFound) as exc:
+        reason = str(exc.__cause__ or exc).strip()[:300]
+        yield Finding("error", "blob store", f"{where} is not usable: {reason}")
+        return
+    if state.versioning in ("Enabled", "Suspended"):
+        yield Finding(
+            "warning",
+            "blob store",
+            f"{where} keeps old versions ({state.versioning}): deleted recordings stay"
+            " as noncurrent versions; turn versioning off or expire them by a lifecycle rule",
+        )
+    yield Finding("ok", "blob store", f"{where} is writable, readable and deletes")
 
 
 def check_certificates(settings: Settings, now: datetime | None = None) -> Iterator[Finding]:

@@ -140,6 +140,7 @@ class ErrorId(StrEnum):
     RECORDING_NOT_FOUND = "recording-not-found", 404, "no such recording the caller may see"
     AUDIO_EXPIRED = "audio-expired", 410, "the call is listed, its audio expired or was purged"
     AUDIO_GONE = "audio-gone", 410, "the audio blob is no longer stored"
+    STORAGE_UNAVAILABLE = "storage-unavailable", 503, "the blob store did not answer; retry"
     STREAM_ONLY = "stream-only", 403, "this tenant's recordings play in the browser only"
     PLAYER_ONLY = "player-only", 403, "audio plays in the portal's player only"
     PLAY_LINK_EXPIRED = "play-link-expired", 403, "the play link expired; reload the page"

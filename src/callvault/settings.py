@@ -12,7 +12,7 @@ import tomllib
 from pathlib import Path
 from typing import Any, Literal
 
-from pydantic import Field, ValidationError, field_validator, model_validator
+from pydantic import Field, SecretStr, ValidationError, field_validator, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 ENV_PREFIX = "CALLVAULT_"
@@ -77,6 +77,18 @@ class Settings(BaseSettings):
     sip_tcp_idle_timeout_s: float = Field(default=600.0, gt=0)
     sip_tcp_max_connections_per_source: int = Field(default=100, ge=1)
     sip_tcp_max_connections: int = Field(default=1000, ge=1)
+    # where finished recordings, exports and receipts are kept (issue 13): "local" under
+    # data_dir/blobs, or "s3": an S3-compatible bucket (s3_endpoint_url None: AWS itself;
+    # no key pair: boto3's own credential chain, e.g. an instance role)
+    blob_store: Literal["local", "s3"] = "local"
+    s3_endpoint_url: str | None = Field(default=None, max_length=300)
+    s3_bucket: str | None = Field(default=None, pattern=r"^[a-z0-9][a-z0-9.-]{1,61}[a-z0-9]$")
+    s3_region: str | None = Field(default=None, max_length=50)
+    s3_access_key_id: str | None = Field(default=None, max_length=200)
+    s3_secret_access_key: SecretStr | None = Field(default=None, max_length=200)
+    # every key is stored under this prefix ("recordings/" → "recordings/<tenant>/...")
+    s3_prefix: str = Field(default="", max_length=200, pattern=r"^([A-Za-z0-9][A-Za-z0-9._/-]*/)?$")
+    s3_timeout_s: float = Field(default=30.0, gt=0, le=300)
 
     @field_validator("sip_tls_cert", "sip_tls_key", "sip_tls_ca")
     @classmethod
@@ -90,6 +102,23 @@ class Settings(BaseSettings):
         if (self.sip_tls_cert is None) != (self.sip_tls_key is None):
             raise ValueError("sip_tls_cert and sip_tls_key must be set together")
         return self
+
+    @model_validator(mode="after")
+    def _s3(self) -> Settings:
+        if self.blob_store == "s3" and self.s3_bucket is None:
+            raise ValueError("blob_store = 's3' needs s3_bucket")
+        if (self.s3_access_key_id is None) != (self.s3_secret_access_key is None):
+            raise ValueError("s3_access_key_id and s3_secret_access_key must be set together")
+        if ".." in self.s3_prefix.split("/"):
+            raise ValueError("s3_prefix must not contain '..'")
+        return self
+
+    @field_validator("s3_endpoint_url")
+    @classmethod
+    def _endpoint(cls, value: str | None) -> str | None:
+        if value is not None and not value.startswith(("https://", "http://")):
+            raise ValueError("must be an http:// or https:// URL")
+        return value
 
     @field_validator("sip_host", "http_host", "public_address")
     @classmethod

@@ -1,8 +1,15 @@
-"""Blob store: where finished audio lives.
+"""Blob store: where finished audio lives (issue 13).
 
 ``BlobStore`` is the interface; ``LocalBlobStore`` keeps blobs in a directory
-(the default), an S3 store will implement the same calls. ``put_file`` and
-``open`` move large blobs (exports) without holding them in memory.
+(the default), ``storage/s3.py`` ``S3BlobStore`` in an S3-compatible bucket
+(``blob_store = "s3"``; ``storage/factory.py`` picks one from the settings).
+``put_file``, ``open`` and ``read_range`` move large blobs (exports, audio)
+without holding them in memory.
+
+Errors: ``BlobNotFound`` when the key holds nothing; ``BlobStoreError`` when
+the store could not be asked (unreachable, timed out, refused): the blob's
+state is then unknown and the caller retries later (jobs do by raising) or
+answers 503 (``ErrorId.STORAGE_UNAVAILABLE``).
 """
 
 from __future__ import annotations
@@ -11,14 +18,28 @@ import contextlib
 import os
 import re
 import shutil
+from collections.abc import Iterator
 from pathlib import Path
 from typing import BinaryIO, Protocol
 
 _KEY = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._/-]{0,255}$")
+# what read_range hands out at a time: small enough for many listeners at once
+CHUNK = 64 * 1024
 
 
 class BlobNotFound(KeyError):
     pass
+
+
+class BlobStoreError(Exception):
+    """The store could not be asked or refused (outage, timeout, permission): retry later."""
+
+
+def check_key(key: str) -> str:
+    """``key`` if it is a valid blob key (no ``..``, no leading ``/``), else ``ValueError``."""
+    if not _KEY.match(key) or ".." in key.split("/"):
+        raise ValueError(f"invalid blob key {key!r}")
+    return key
 
 
 class BlobStore(Protocol):
@@ -37,6 +58,13 @@ class BlobStore(Protocol):
         """The blob for reading in chunks (``BlobNotFound`` when absent)."""
         ...
 
+    def read_range(self, key: str, start: int, end: int) -> Iterator[bytes]:
+        """Bytes ``[start, end)`` in chunks of at most ``CHUNK``, never the whole blob at once.
+
+        ``BlobNotFound`` is raised by the call itself, before any chunk is handed out.
+        """
+        ...
+
 
 class LocalBlobStore:
     def __init__(self, root: Path) -> None:
@@ -44,9 +72,7 @@ class LocalBlobStore:
         root.mkdir(parents=True, exist_ok=True)
 
     def _path(self, key: str) -> Path:
-        if not _KEY.match(key) or ".." in key.split("/"):
-            raise ValueError(f"invalid blob key {key!r}")
-        return self.root / key
+        return self.root / check_key(key)
 
     def put(self, key: str, data: bytes) -> None:
         path = self._path(key)
@@ -94,3 +120,15 @@ class LocalBlobStore:
             return open(self._path(key), "rb")
         except FileNotFoundError as exc:
             raise BlobNotFound(key) from exc
+
+    def read_range(self, key: str, start: int, end: int) -> Iterator[bytes]:
+        source = self.open(key)  # now, so that a missing blob raises here
+        source.seek(start)
+        return _chunks(source, end - start)
+
+
+def _chunks(source: BinaryIO, length: int) -> Iterator[bytes]:
+    with source:
+        while length > 0 and (chunk := source.read(min(CHUNK, length))):
+            length -= len(chunk)
+            yield chunk

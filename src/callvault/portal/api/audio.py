@@ -20,6 +20,11 @@ clients, the download button); every such request is audited
 Expired audio is unreachable at once (SPEC 4): a play link is not issued and
 the audio is not served (410 ``audio-expired``) once ``expires_at`` passed,
 unless a legal hold keeps it (``retention/access.py`` decides).
+
+The audio is streamed from the blob store in chunks (``BlobStore.read_range``:
+a seek on local disk, one ranged GET on S3), so neither a Range request nor
+a whole file is ever held in memory; a blob store that does not answer is a
+503 ``storage-unavailable``.
 """
 
 from __future__ import annotations
@@ -28,11 +33,13 @@ import base64
 import hashlib
 import hmac
 import re
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from typing import Annotated
 
 from fastapi import APIRouter, Query, Request, Response
+from fastapi.responses import StreamingResponse
 from pydantic import BaseModel
 from sqlalchemy import select
 from sqlalchemy.orm import Session
@@ -44,7 +51,7 @@ from callvault.portal.auth import CurrentPrincipal, Now, Principal, SessionDep, 
 from callvault.portal.reports.service import recording_for
 from callvault.portal.timefmt import UtcDateTime
 from callvault.retention.access import require_audio
-from callvault.storage.blobs import BlobNotFound, BlobStore
+from callvault.storage.blobs import BlobNotFound, BlobStore, BlobStoreError
 
 router = APIRouter(prefix="/api/v1", tags=["audio"])
 
@@ -89,33 +96,40 @@ def stream_only_refusal() -> Forbidden:
 
 @dataclass
 class AudioSlice:
-    """The bytes to answer with, for a whole file or one Range."""
+    """The bytes to answer with, for a whole file or one Range, as chunks from the store."""
 
-    body: bytes
+    chunks: Iterator[bytes]
     status: int
     start: int
     headers: dict[str, str] = field(default_factory=dict)
 
     def response(self) -> Response:
-        return Response(
-            content=self.body,
-            status_code=self.status,
-            media_type="audio/mpeg",
-            headers=self.headers,
+        return StreamingResponse(
+            self.chunks, status_code=self.status, media_type="audio/mpeg", headers=self.headers
         )
 
 
 def read_audio(blobs: BlobStore, recording: Recording, range_header: str | None) -> AudioSlice:
+    """The recording's bytes (all, or the one range asked for), streamed; nothing read yet
+    but the first chunk's request, so a missing blob or a store outage answers an error."""
     try:
         size = blobs.size(recording.blob_key)
+        start, end, status = 0, size, 200
+        headers = {"Accept-Ranges": "bytes", "ETag": f'"{recording.sha256}"'}
+        if range_header:
+            start, end = parse_range(range_header, size)
+            status = 206
+            headers["Content-Range"] = f"bytes {start}-{end - 1}/{size}"
+        headers["Content-Length"] = str(end - start)
+        chunks = blobs.read_range(recording.blob_key, start, end)
     except BlobNotFound as exc:
         raise ApiError("the audio is no longer stored", error_id=ErrorId.AUDIO_GONE) from exc
-    headers = {"Accept-Ranges": "bytes", "ETag": f'"{recording.sha256}"'}
-    if range_header:
-        start, end = parse_range(range_header, size)
-        headers["Content-Range"] = f"bytes {start}-{end - 1}/{size}"
-        return AudioSlice(blobs.read(recording.blob_key, start, end), 206, start, headers)
-    return AudioSlice(blobs.read(recording.blob_key), 200, 0, headers)
+    except BlobStoreError as exc:
+        raise ApiError(
+            "the recording's storage does not answer; try again shortly",
+            error_id=ErrorId.STORAGE_UNAVAILABLE,
+        ) from exc
+    return AudioSlice(chunks, status, start, headers)
 
 
 def _part(value: str | None) -> str:

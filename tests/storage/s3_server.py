@@ -1,0 +1,138 @@
+"""A real S3 HTTP server for the tests: moto's server app on 127.0.0.1, a random port.
+
+The app is wrapped in ``S3Server``'s WSGI layer, which logs every request the
+way the server saw it (method, path, query, Range header, status, bytes
+sent) and can answer chosen requests with an error instead of passing them
+on (``fail``): an S3 outage or a store that ignores DELETE, seen by the client
+over HTTP, with nothing in boto3 patched.
+"""
+
+from __future__ import annotations
+
+import threading
+import uuid
+from collections.abc import Callable, Iterable, Iterator
+from dataclasses import dataclass
+from typing import Any
+
+from tests.peers import require_module
+
+Environ = dict[str, Any]
+StartResponse = Callable[..., Any]
+
+
+@dataclass
+class Logged:
+    method: str
+    path: str
+    query: str
+    range: str | None
+    status: int = 0
+    sent: int = 0
+
+
+class S3Server:
+    def __init__(self) -> None:
+        require_module("moto", "an S3 server for the S3 blob store's tests (moto[server])")
+        from moto.moto_server.werkzeug_app import (
+            DomainDispatcherApplication,
+            MotoRequestHandler,
+            create_backend_app,
+        )
+        from werkzeug.serving import make_server
+
+        self._app = DomainDispatcherApplication(create_backend_app)
+        self.log: list[Logged] = []
+        self._lock = threading.Lock()
+        # (method, answer status): the next requests of that method are answered so
+        self._failures: list[tuple[str, int]] = []
+        self._server = make_server(
+            "127.0.0.1", 0, self, threaded=True, request_handler=MotoRequestHandler
+        )
+        self.url = f"http://127.0.0.1:{self._server.server_port}"
+        self._thread = threading.Thread(target=self._server.serve_forever, daemon=True)
+        self._thread.start()
+
+    def stop(self) -> None:
+        self._server.shutdown()
+        self._thread.join()
+
+    def fail(self, method: str, status: int, times: int = 1) -> None:
+        """Answer the next ``times`` requests of ``method`` (``*``: any) with ``status``."""
+        with self._lock:
+            self._failures.extend([(method, status)] * times)
+
+    def calm(self) -> None:
+        with self._lock:
+            self._failures.clear()
+
+    def requests(self, method: str | None = None, path: str | None = None) -> list[Logged]:
+        with self._lock:
+            return [
+                r
+                for r in self.log
+                if (method is None or r.method == method) and (path is None or r.path == path)
+            ]
+
+    def clear_log(self) -> None:
+        with self._lock:
+            self.log.clear()
+
+    def new_bucket(self, *, versioned: bool = False) -> str:
+        import boto3
+
+        name = f"cv-{uuid.uuid4().hex[:20]}"
+        client = boto3.client(
+            "s3",
+            endpoint_url=self.url,
+            region_name="us-east-1",
+            aws_access_key_id="testing",
+            aws_secret_access_key="testing",
+        )
+        client.create_bucket(Bucket=name)
+        if versioned:
+            client.put_bucket_versioning(Bucket=name, VersioningConfiguration={"Status": "Enabled"})
+        client.close()
+        return name
+
+    def _failure(self, method: str) -> int | None:
+        with self._lock:
+            for i, (wanted, status) in enumerate(self._failures):
+                if wanted in (method, "*"):
+                    del self._failures[i]
+                    return status
+        return None
+
+    def __call__(self, environ: Environ, start_response: StartResponse) -> Iterable[bytes]:
+        entry = Logged(
+            environ["REQUEST_METHOD"],
+            environ.get("PATH_INFO", ""),
+            environ.get("QUERY_STRING", ""),
+            environ.get("HTTP_RANGE"),
+        )
+        with self._lock:
+            self.log.append(entry)
+        failed = self._failure(entry.method)
+        if failed is not None:
+            entry.status = failed
+            environ["wsgi.input"].read(int(environ.get("CONTENT_LENGTH") or 0))
+            start_response(f"{failed} Injected", [("Content-Length", "0")])
+            return [b""]
+        return self._passed_on(entry, environ, start_response)
+
+    def _passed_on(
+        self, entry: Logged, environ: Environ, start_response: StartResponse
+    ) -> Iterator[bytes]:
+        def start(status: str, headers: list[tuple[str, str]], exc_info: Any = None) -> Any:
+            entry.status = int(status.split()[0])
+            return start_response(status, headers, exc_info)
+
+        body = self._app(environ, start)
+        try:
+            for chunk in body:
+                entry.sent += len(chunk)
+                yield chunk
+        finally:
+            close = getattr(body, "close", None)
+            if close is not None:
+                close()
