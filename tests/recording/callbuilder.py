@@ -10,9 +10,10 @@ import av
 import numpy as np
 import numpy.typing as npt
 
+from callvault.media.codec import Codec
 from callvault.media.codecs import encode_pcma, encode_pcmu
 from callvault.media.rtp import RtpPacket
-from callvault.recording.journal import Codec, Event, StreamLayout, stream_to_dict
+from callvault.recording.journal import StreamLayout, parse_event
 from callvault.recording.spool import SpoolReader, SpoolWriter
 
 PCMU = Codec("PCMU", 8000)
@@ -124,14 +125,15 @@ class CallBuilder:
         data: dict[str, Any] = {
             "call_uuid": "c0ffee",
             "started_at": started_at,
-            "streams": [stream_to_dict(s) for s in streams],
+            "streams": [s.to_dict() for s in streams],
             "parties": [],
             "tenant_id": 1,
         }
         self.event("start", 0, **{**data, **start})
 
     def event(self, kind: Any, t: int, **data: Any) -> None:
-        self.writer.record(Event(kind, t, data))
+        """One journal event from its line's keys, parsed as the finisher reads it."""
+        self.writer.record(parse_event({"type": kind, "t": t, **data}))
 
     def packets(self, index: int, timed: Timed) -> None:
         spool = self.writer.stream(index)

@@ -13,7 +13,6 @@ from callbuilder import EVENT, G722, OPUS, PCMA, PCMU, CallBuilder, Timed, layou
 from callvault.media.analysis import dominant_frequency, rms_dbfs, tone_spans
 from callvault.media.rtp import RtpPacket
 from callvault.recording.finisher import FinishedAudio, Segment, finish
-from callvault.recording.journal import stream_to_dict
 from callvault.recording.mp3 import decode_mp3
 
 TOLERANCE = 0.06  # seconds
@@ -143,10 +142,10 @@ def test_all_streams_inactive_is_a_pause(tmp_path: Path) -> None:
     call = CallBuilder(tmp_path, streams)
     call.event("answer", 0)
     call.packets(0, rtp_stream("PCMU", 0, (0, 4000), [(440, 0, 4000)]))
-    held = [stream_to_dict(layout(s.index, s.channel, s.codecs, active=False)) for s in streams]
+    held = [layout(s.index, s.channel, s.codecs, active=False).to_dict() for s in streams]
     call.event("streams", 1000, streams=held)
     call.event("pause", 1500, stream=0)  # already paused: no effect on segments
-    call.event("streams", 2000, streams=[stream_to_dict(s) for s in streams])
+    call.event("streams", 2000, streams=[s.to_dict() for s in streams])
     call.event("end", 4000, reason="bye")
     result = finish(call.reader())
     assert [(s.call_start_ms, s.call_end_ms) for s in result.segments] == [(0, 1000), (2000, 4000)]

@@ -30,7 +30,7 @@ from callvault.portal.app import create_app
 from callvault.portal.auth import issue_token
 from callvault.portal.context import PortalContext
 from callvault.recording.finisher import FinishedAudio, finish, finish_all
-from callvault.recording.journal import RecordingRef, recording_to_dict, stream_to_dict
+from callvault.recording.journal import PolicySnapshot, RecordingRef
 from callvault.recording.mp3 import decode_mp3
 from callvault.recording.pipeline import Finisher
 from callvault.storage.blobs import LocalBlobStore
@@ -64,7 +64,8 @@ def policy(modes: dict[int, str]) -> dict[str, Any]:
 
 def ref(key: str, user: int, participant: str, mode: str) -> dict[str, Any]:
     tenant = int(key.split(".")[0])
-    return recording_to_dict(RecordingRef(key, tenant, user, participant, policy({user: mode})))
+    snapshot = PolicySnapshot.parse(policy({user: mode}))
+    return RecordingRef(key, tenant, user, participant, snapshot).to_dict()
 
 
 def party(pid: str, aor: str, user: int | None, side: str = "other") -> dict[str, Any]:
@@ -270,7 +271,7 @@ def test_another_tenants_user_joining_later_is_recorded_from_their_arrival(
             layout(0, "left", {0: PCMU}, participant_id="pa"),
             layout(1, "right", {0: PCMU}, participant_id=pid),
         ]
-        call.event("streams", t, streams=[stream_to_dict(s) for s in streams])
+        call.event("streams", t, streams=[s.to_dict() for s in streams])
     call.event("end", END_MS, reason="bye")
     a, b = finish_all(call.reader())
     assert [(s.call_start_ms, s.call_end_ms) for s in a.segments] == [(0, END_MS)]

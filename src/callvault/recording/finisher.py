@@ -25,7 +25,7 @@ without ``recordings`` gives one result, exactly what ``finish`` gives.
 from __future__ import annotations
 
 import hashlib
-from collections.abc import Callable, Iterable, Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from typing import Any, Literal, TypeVar
 
@@ -34,33 +34,29 @@ import numpy.typing as npt
 
 from callvault.media.dtmf import DtmfDigit
 from callvault.media.inband_dtmf import detect_keys
-from callvault.policy.live import CaptureGate
-from callvault.recording.journal import (
-    Channel,
-    Codec,
-    Event,
-    StreamLayout,
-    recordings_from,
-    stream_from_dict,
-)
+from callvault.recording.journal import Channel, Dtmf, PolicySnapshot, Side
 from callvault.recording.mp3 import encode_mp3
 from callvault.recording.policy_apply import (
     KeyPress,
     PolicyOutcome,
-    Side,
     decide,
     journal_keys,
     merge_keys,
     side_at,
+)
+from callvault.recording.replay import (
+    CallFacts,
+    Interval,
+    RecordingPlan,
+    StreamPlan,
+    replay,
 )
 from callvault.recording.spool import SpoolReader
 from callvault.recording.timeline import StreamAudio, StreamTimeline
 
 PauseMode = Literal["cut", "silence"]
 Channels = Literal["both", "user", "other", "mix"]
-Interval = tuple[int, int]
 CODE_MARGIN_MS = 30  # around the short code's key presses, cut with the tones
-FOREVER_MS = 2**62
 T = TypeVar("T")
 
 
@@ -97,227 +93,6 @@ class FinishedAudio:
     user_id: int | None = None  # the recording's first user (set with ``key``)
 
 
-@dataclass
-class _StreamPlan:
-    """What the journal says about one stream over the call."""
-
-    index: int
-    codecs: list[tuple[int, Mapping[int, Codec]]] = field(default_factory=list)
-    channels: list[tuple[int, Channel]] = field(default_factory=list)
-    senders: list[tuple[int, str | None]] = field(default_factory=list)  # participant sending
-    paused: list[Interval] = field(default_factory=list)
-
-
-@dataclass
-class _RecordingPlan:
-    """What the journal says about one recording (one ``recordings`` key) over the call."""
-
-    key: str
-    tenant_id: int
-    users: list[tuple[int, int]]  # (t, user) changes: a transfer keeps the key
-    participants: list[tuple[int, str]]  # (t, the user's participant) changes
-    policy: dict[str, Any]  # merged snapshots of the user's tenant
-    present: list[list[int | None]]  # [since, until or None]: while the user is in the call
-
-    def presence(self) -> list[Interval]:
-        return [(int(a or 0), FOREVER_MS if b is None else b) for a, b in self.present]
-
-
-@dataclass
-class _Journal:
-    started_at_ms: int = 0
-    start_ms: int = 0
-    answered_ms: int | None = None
-    end_ms: int | None = None
-    end_reason: str | None = None
-    last_event_ms: int = 0
-    plans: dict[int, _StreamPlan] = field(default_factory=dict)
-    paused: list[Interval] = field(default_factory=list)  # whole-recording pauses
-    dtmf: list[dict[str, Any]] = field(default_factory=list)
-    policy: dict[str, Any] | None = None  # merged policy snapshots (modes of every user)
-    users: list[tuple[int, int]] = field(default_factory=list)  # (t, recorded user) changes
-    parties: list[dict[str, Any]] = field(default_factory=list)  # everyone who took part
-    multi: bool = False  # the journal lists ``recordings``: one result per key
-    recordings: dict[str, _RecordingPlan] = field(default_factory=dict)  # in order of appearance
-    party_ids: set[str] = field(default_factory=set)  # participants named so far
-    captured: CaptureGate | None = None  # the live gate; None: an old spool (all captured)
-    record_now: dict[int, list[list[int]]] = field(default_factory=dict)  # tenant -> [on, off]
-
-
-def _read_journal(events: Iterable[Event]) -> _Journal:
-    journal = _Journal()
-    layouts: dict[int, StreamLayout] = {}
-    global_pause: int | None = None
-    stream_pause: dict[int, int] = {}  # stream -> paused since (pause events)
-    inactive: dict[int, int] = {}  # stream -> inactive since (streams events)
-    all_paused_since: int | None = None
-
-    def plan(index: int) -> _StreamPlan:
-        return journal.plans.setdefault(index, _StreamPlan(index))
-
-    def close(index: int, since: int, t: int) -> None:
-        if t > since:
-            plan(index).paused.append((since, t))
-
-    def apply_layout(t: int, streams: list[dict[str, Any]], channels_from: int | None) -> None:
-        # ``channels_from``: the sides became known only now (the recorded user was
-        # named late, e.g. by a metadata UPDATE) but hold since that time (0: all call)
-        since = t if channels_from is None else channels_from
-        for raw in streams:
-            layout = stream_from_dict(raw)
-            previous = layouts.get(layout.index)
-            layouts[layout.index] = layout
-            p = plan(layout.index)
-            if previous is None or previous.codecs != layout.codecs:
-                p.codecs.append((t, layout.codecs))
-            if previous is None or previous.channel != layout.channel:
-                p.channels = [(at, ch) for at, ch in p.channels if at < since]
-                p.channels.append((since, layout.channel))
-            if previous is None or previous.participant_id != layout.participant_id:
-                p.senders = [(at, pid) for at, pid in p.senders if at < since]
-                p.senders.append((since, layout.participant_id))
-            if not layout.active:
-                inactive.setdefault(layout.index, t)
-            elif layout.index in inactive:
-                close(layout.index, inactive.pop(layout.index), t)
-
-    def all_paused() -> bool:
-        if global_pause is not None:
-            return True
-        return bool(layouts) and all(i in stream_pause or i in inactive for i in layouts)
-
-    for event in sorted(events, key=lambda e: e.t):
-        t = event.t
-        journal.last_event_ms = max(journal.last_event_ms, t)
-        data = event.data
-        if event.type in ("start", "parties"):
-            _note_parties(journal, t, data)
-        if event.type == "start":
-            journal.start_ms = t
-            journal.started_at_ms = int(data.get("started_at", 0))
-            apply_layout(t, list(data.get("streams", [])), None)
-        elif event.type == "answer":
-            if journal.answered_ms is None:
-                journal.answered_ms = t
-        elif event.type == "streams":
-            since = data.get("channels_from")
-            apply_layout(t, list(data.get("streams", [])), None if since is None else int(since))
-        elif event.type in ("pause", "resume"):
-            stream = data.get("stream")
-            if event.type == "pause":
-                if stream is None:
-                    if global_pause is None:
-                        global_pause = t
-                else:
-                    stream_pause.setdefault(int(stream), t)
-            elif stream is None:
-                global_pause = None
-                for index, since in stream_pause.items():
-                    close(index, since, t)
-                stream_pause.clear()
-            elif int(stream) in stream_pause:
-                close(int(stream), stream_pause.pop(int(stream)), t)
-        elif event.type == "dtmf":
-            journal.dtmf.append({"t": t, **data})
-        elif event.type == "capture":
-            if journal.captured is None:
-                journal.captured = CaptureGate()
-            journal.captured.set(t, bool(data.get("open")))
-        elif event.type == "record_now":
-            _note_record_now(journal, t, data)
-        elif event.type == "end" and journal.end_ms is None:
-            journal.end_ms = t
-            journal.end_reason = data.get("reason")
-        # One place decides whether the whole recording is paused.
-        now_paused = all_paused()
-        if now_paused and all_paused_since is None:
-            all_paused_since = t
-        elif not now_paused and all_paused_since is not None:
-            if t > all_paused_since:
-                journal.paused.append((all_paused_since, t))
-            all_paused_since = None
-    end = journal.end_ms if journal.end_ms is not None else None
-    if all_paused_since is not None:
-        journal.paused.append((all_paused_since, FOREVER_MS if end is None else end))
-    for index, since in [*stream_pause.items(), *inactive.items()]:
-        plan(index).paused.append((since, FOREVER_MS))
-    return journal
-
-
-def _note_record_now(journal: _Journal, t: int, data: Mapping[str, Any]) -> None:
-    """LiveCenter's record now (and stop) of one tenant: windows that tenant's
-    recordings keep whatever their user's mode would (``policy_apply.decide``)."""
-    windows = journal.record_now.setdefault(int(data.get("tenant_id") or 0), [])
-    recording = bool(windows) and windows[-1][1] == FOREVER_MS
-    if data.get("on") and not recording:
-        windows.append([t, FOREVER_MS])
-    elif not data.get("on") and recording:
-        windows[-1][1] = t
-
-
-def _note_parties(journal: _Journal, t: int, data: Mapping[str, Any]) -> None:
-    snapshot = data.get("policy")
-    if snapshot:
-        if journal.policy is None:
-            journal.policy = {**snapshot, "modes": dict(snapshot.get("modes", {}))}
-        else:
-            journal.policy["modes"].update(snapshot.get("modes", {}))
-            journal.policy.setdefault("contacts", {}).update(snapshot.get("contacts", {}))
-    user = data.get("recorded_user_id")
-    if user is not None and (not journal.users or journal.users[-1][1] != user):
-        # named late (no user before): the first user's policy holds from the start
-        journal.users.append((0 if not journal.users else t, int(user)))
-    _note_recordings(journal, t, data)
-    journal.parties.extend(data.get("parties", []))
-    journal.party_ids.update(
-        str(p["participant_id"]) for p in data.get("parties", []) if "participant_id" in p
-    )
-
-
-def _note_recordings(journal: _Journal, t: int, data: Mapping[str, Any]) -> None:
-    """Follow each recording key: its user, their participant, their policy and
-    while they are in the call. A key seen first later in the call holds from the
-    start when its participant was already in the call (named late, as Avaya
-    does) or when no recording existed yet; a participant who joined later (a
-    transfer to another tenant's user) is recorded from their arrival only."""
-    refs = recordings_from(data)
-    if refs is None:
-        return
-    journal.multi = True
-    listed = set()
-    for ref in refs:
-        listed.add(ref.key)
-        plan = journal.recordings.get(ref.key)
-        if plan is None:
-            joined_late = bool(journal.recordings) and ref.participant_id not in journal.party_ids
-            since = t if joined_late else 0
-            snapshot = ref.policy
-            journal.recordings[ref.key] = _RecordingPlan(
-                key=ref.key,
-                tenant_id=ref.tenant_id,
-                users=[(since, ref.user_id)],
-                participants=[(since, ref.participant_id)],
-                policy={
-                    **snapshot,
-                    "modes": dict(snapshot.get("modes", {})),
-                    "contacts": dict(snapshot.get("contacts", {})),
-                },
-                present=[[since, None]],
-            )
-            continue
-        if plan.users[-1][1] != ref.user_id:
-            plan.users.append((t, ref.user_id))
-        if plan.participants[-1][1] != ref.participant_id:
-            plan.participants.append((t, ref.participant_id))
-        plan.policy["modes"].update(ref.policy.get("modes", {}))
-        plan.policy["contacts"].update(ref.policy.get("contacts", {}))
-        if plan.present[-1][1] is not None:  # back in the call
-            plan.present.append([t, None])
-    for key, plan in journal.recordings.items():
-        if key not in listed and plan.present[-1][1] is None:
-            plan.present[-1][1] = t  # the user left the call: their recording ends
-
-
 def _subtract(span: Interval, holes: list[Interval]) -> list[Interval]:
     start, end = span
     result: list[Interval] = []
@@ -338,7 +113,7 @@ def _ms_to_sample(ms: int, rate: int) -> int:
 
 
 def _stream_parts(
-    audio: StreamAudio, plan: _StreamPlan, sides: list[tuple[int, Channel]], length: int
+    audio: StreamAudio, plan: StreamPlan, sides: list[tuple[int, Channel]], length: int
 ) -> list[tuple[Channel, npt.NDArray[np.int16]]]:
     """The stream as full-length int16 parts, one per channel it was assigned to
     (``sides``: the stream's channel history in the recording being made)."""
@@ -387,7 +162,7 @@ _SIDES: dict[str, tuple[tuple[Channel, ...], ...]] = {
 class _Decoded:
     """A call decoded once: the journal, every stream on the call timeline, its span."""
 
-    journal: _Journal
+    journal: CallFacts
     audios: dict[int, StreamAudio]
     rate: int
     begin_ms: int
@@ -404,16 +179,14 @@ class _Decoded:
 
 
 def _decode(reader: SpoolReader) -> _Decoded:
-    journal = _read_journal(reader.events())
+    journal = replay(reader.events())
     timelines: dict[int, StreamTimeline] = {}
     for index in reader.stream_indexes():
-        plan = journal.plans.setdefault(index, _StreamPlan(index))
+        plan = journal.plans.setdefault(index, StreamPlan(index))
         history = plan.codecs or [(0, {})]
-        timeline = StreamTimeline(history[0][1], codec_history=history[1:])
-        for arrival_ms, raw in reader.packets(index):
-            timeline.feed(arrival_ms, raw)
-        timeline.finish()
-        timelines[index] = timeline
+        timelines[index] = StreamTimeline.from_spool(
+            reader.records(index), history[0][1], codec_history=history[1:]
+        )
     rate = max((t.native_rate for t in timelines.values()), default=8000)
     audios = {index: t.render(rate) for index, t in timelines.items()}
 
@@ -472,7 +245,7 @@ def finish_all(reader: SpoolReader, *, bitrate_kbps: int = 32) -> list[FinishedA
             index: _recording_channels(plan, recording) for index, plan in journal.plans.items()
         }
 
-        def side_of_participant(pid: str, t: int, recording: _RecordingPlan = recording) -> Side:
+        def side_of_participant(pid: str, t: int, recording: RecordingPlan = recording) -> Side:
             return "user" if pid == _value_at(recording.participants, t, None) else "other"
 
         result = _render(
@@ -504,7 +277,7 @@ def _value_at(history: Sequence[tuple[int, T]], t: int, default: T) -> T:
     return current
 
 
-def _recording_channels(plan: _StreamPlan, recording: _RecordingPlan) -> list[tuple[int, Channel]]:
+def _recording_channels(plan: StreamPlan, recording: RecordingPlan) -> list[tuple[int, Channel]]:
     """Where a stream goes in one recording: left while its sender is that
     recording's user, right otherwise; a mixed stream (the call's only one) stays mixed."""
     times = sorted(
@@ -529,7 +302,7 @@ def _render(
     decoded: _Decoded,
     sides: Mapping[int, list[tuple[int, Channel]]],
     *,
-    policy: dict[str, Any] | None,
+    policy: PolicySnapshot | None,
     users: list[tuple[int, int]],
     presence: list[Interval] | None = None,
     forced: list[Interval] | None = None,
@@ -562,8 +335,8 @@ def _render(
         if presence is not None:
             outcome = _within(outcome, presence)
         calls = list(outcome.segments) if outcome.keep else []
-        pause_mode = pause_mode or policy.get("pause_mode", "cut")
-        channels = channels or policy.get("channels", "both")
+        pause_mode = pause_mode or policy.pause_mode
+        channels = channels or policy.channels
     elif presence is not None:
         calls = [kept for span in calls for kept in _intersect(span, presence)]
     if journal.captured is not None:
@@ -679,7 +452,7 @@ def _within(
 def _apply_policy(
     decoded: _Decoded,
     sides: Mapping[int, list[tuple[int, Channel]]],
-    policy: dict[str, Any],
+    policy: PolicySnapshot,
     users: list[tuple[int, int]],
     begin_ms: int,
     *,
@@ -713,7 +486,7 @@ def _apply_policy(
     return decide(
         policy=policy,
         users=users,
-        parties=journal.parties,
+        parties=journal.everyone,
         answered_ms=max(answered, begin_ms),
         end_ms=decoded.end_ms,
         src_pauses=journal.paused,
@@ -722,12 +495,12 @@ def _apply_policy(
     )
 
 
-def _dtmf_entry(raw: dict[str, Any], segments: list[Segment]) -> dict[str, Any]:
+def _dtmf_entry(key: Dtmf, segments: list[Segment]) -> dict[str, Any]:
     """A DTMF event with its place in the file (``file_ms`` None when not recorded)."""
-    t = int(raw["t"])
+    t = key.t
     file_ms = None
     for seg in segments:
         if seg.call_start_ms <= t < seg.call_end_ms:
             file_ms = seg.file_start_ms + t - seg.call_start_ms
             break
-    return {**raw, "file_ms": file_ms}
+    return {"t": t, **key.body(), "file_ms": file_ms}

@@ -19,7 +19,7 @@ from __future__ import annotations
 
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, replace
-from typing import Any, Literal
+from typing import Literal
 
 from callvault.policy.engine import (
     Answer,
@@ -34,9 +34,8 @@ from callvault.policy.engine import (
 )
 from callvault.policy.live import SAME_KEY_MS
 from callvault.policy.modes import Mode, ShortCode
+from callvault.recording.journal import Dtmf, Party, PolicySnapshot, Side
 from callvault.tenants.numbers import split_aor
-
-Side = Literal["user", "other"]
 
 
 @dataclass(frozen=True)
@@ -100,19 +99,19 @@ def merge_keys(presses: Iterable[KeyPress]) -> list[KeyPress]:
 
 
 def contact_rule(
-    policy: dict[str, Any], user_id: int, parties: Iterable[dict[str, Any]]
+    policy: PolicySnapshot, user_id: int, parties: Iterable[Party]
 ) -> Literal["blacklist", "whitelist"] | None:
-    lists: dict[str, list[str]] = policy.get("contacts", {}).get(str(user_id), {})
+    lists = policy.contacts_of(user_id)
     if not lists:
         return None
     others: set[str] = set()
     for party in parties:
-        if party.get("user_id") == user_id:
+        if party.user_id == user_id:
             continue
-        if party.get("number"):
-            others.add(str(party["number"]))
-        if party.get("aor"):
-            user, host = split_aor(str(party["aor"]))
+        if party.number:
+            others.add(party.number)
+        if party.aor:
+            user, host = split_aor(party.aor)
             others.add(f"{user}@{host}")
             if user.startswith("+"):
                 others.add(user)
@@ -125,9 +124,9 @@ def contact_rule(
 
 def decide(
     *,
-    policy: dict[str, Any],
+    policy: PolicySnapshot,
     users: list[tuple[int, int]],
-    parties: list[dict[str, Any]],
+    parties: Sequence[Party],
     answered_ms: int | None,
     end_ms: int,
     src_pauses: list[tuple[int, int]],
@@ -138,16 +137,14 @@ def decide(
 
     ``forced``: LiveCenter's record-now windows; they are kept whatever the mode
     (outside SRC pauses), except for a user on *never* or a blacklisted contact."""
-    modes: dict[str, str] = policy.get("modes", {})
-
     def mode_of(user_id: int) -> Mode:
         try:
-            return Mode(modes.get(str(user_id), Mode.NEVER.value))
+            return Mode(policy.mode_of(user_id) or Mode.NEVER.value)
         except ValueError:
             return Mode.NEVER
 
     first_user = users[0][1]
-    code = ShortCode.parse(str(policy.get("short_code", "*1")))
+    code = ShortCode.parse(policy.short_code)
     engine = PolicyEngine(
         mode_of(first_user),
         code,
@@ -231,7 +228,7 @@ def side_at(channels: Sequence[tuple[int, str]], t: int) -> Side:
 
 
 def journal_keys(
-    dtmf: list[dict[str, Any]],
+    dtmf: Sequence[Dtmf],
     side_of_stream: Callable[[int, int], Side],
     *,
     side_of_participant: Callable[[str, int], Side] | None = None,
@@ -245,27 +242,16 @@ def journal_keys(
     call nobody can tell whose keypad it was, so it counts for one recording only.
     """
     presses = []
-    for raw in dtmf:
-        stream = raw.get("stream")
-        t = int(raw["t"])
-        sender = raw.get("participant_id")
-        side: Side = "user" if stream is None else side_of_stream(int(stream), t)
-        if isinstance(sender, str) and side_of_participant is not None:
-            side = side_of_participant(sender, t)
-        elif raw.get("side") in ("user", "other"):
-            side = raw["side"]
+    for key in dtmf:
+        stream, t = key.stream, key.t
+        side: Side = "user" if stream is None else side_of_stream(stream, t)
+        if key.participant_id is not None and side_of_participant is not None:
+            side = side_of_participant(key.participant_id, t)
+        elif key.side is not None:
+            side = key.side
             if stream is None and unattributed is not None:
                 side = unattributed
         elif stream is None and unattributed is not None:
             side = unattributed
-        presses.append(
-            KeyPress(
-                t=t,
-                digit=str(raw.get("digit", "")),
-                side=side,
-                duration_ms=int(raw.get("duration_ms", 0)),
-                source=str(raw.get("source", "rfc4733")),
-                stream=None if stream is None else int(stream),
-            )
-        )
+        presses.append(KeyPress(t, key.digit, side, key.duration_ms, key.source, stream))
     return presses

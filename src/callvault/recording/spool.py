@@ -17,11 +17,12 @@ from __future__ import annotations
 
 import os
 import struct
+from collections import Counter
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Protocol
 
-from callvault.recording.journal import Event
+from callvault.recording.journal import JournalEvent, read_lines
 
 RECORD_HEADER = struct.Struct("<IH")
 JOURNAL = "journal.jsonl"
@@ -129,7 +130,7 @@ class SpoolWriter:
         self._journal = open(directory / JOURNAL, "a", encoding="utf-8")  # noqa: SIM115
         self.streams: dict[int, StreamSpool] = {}
 
-    def record(self, event: Event) -> None:
+    def record(self, event: JournalEvent) -> None:
         self._journal.write(event.to_json() + "\n")
         self._journal.flush()
 
@@ -154,21 +155,20 @@ class SpoolReader:
 
     def __init__(self, directory: Path) -> None:
         self.directory = directory
+        self.unknown: Counter[str] = Counter()  # journal lines of unknown event types
+        self.malformed = 0  # journal lines that could not be read
 
-    def events(self) -> list[Event]:
+    def events(self) -> list[JournalEvent]:
+        """The journal's events; lines this version cannot use are skipped and
+        counted in ``unknown`` (by event type) and ``malformed``."""
         path = self.directory / JOURNAL
         if not path.exists():
             return []
-        events: list[Event] = []
         with open(path, encoding="utf-8", errors="replace") as fh:
-            for line in fh:
-                if not line.endswith("\n"):
-                    break  # torn last line
-                try:
-                    events.append(Event.from_json(line))
-                except (ValueError, KeyError):
-                    continue
-        return events
+            # a torn last line (killed mid-write) has no newline
+            read = read_lines(line for line in fh if line.endswith("\n"))
+        self.unknown, self.malformed = read.unknown, read.malformed
+        return read.events
 
     def stream_indexes(self) -> list[int]:
         found = []
@@ -185,6 +185,11 @@ class SpoolReader:
             (self.directory / stream_file(i)).stat().st_size > RECORD_HEADER.size
             for i in self.stream_indexes()
         )
+
+    def records(self, index: int) -> bytes:
+        """A stream file's records as they lie on disk (b"" when it has none)."""
+        path = self.directory / stream_file(index)
+        return path.read_bytes() if path.exists() else b""
 
     def packets(self, index: int) -> Iterator[tuple[int, bytes]]:
         """Yield ``(arrival_ms, raw_rtp_packet)`` in arrival order."""

@@ -21,7 +21,7 @@ users: another tenant's user is a party without ``user_id``.
 from __future__ import annotations
 
 import uuid
-from collections.abc import Sequence
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime, timedelta
 from typing import Any
@@ -41,11 +41,11 @@ from callvault.db.models import (
 )
 from callvault.recording.after import after_recording_stored
 from callvault.recording.finisher import FinishedAudio
-from callvault.recording.journal import Event, Party, party_from_dict, recordings_from
+from callvault.recording.journal import Dtmf, JournalEvent, Party
+from callvault.recording.replay import replay
 from callvault.retention.rule import retention_expiry
 from callvault.storage.blobs import BlobStore
 
-MAX_TENANTS = 16  # tenants of one call read from a journal event
 _IDS = uuid.UUID("5d8e9a52-3c1b-4f0e-9a57-6b2f0c1d7e43")  # namespace of derived row ids
 
 
@@ -75,7 +75,7 @@ class CallSummary:
     end_reason: str
     parties: list[Party]
     party_changes: list[tuple[int, list[Party]]]
-    dtmf: list[dict[str, Any]]
+    dtmf: list[Dtmf]
     not_recorded_reason: str | None = None
     multi: bool = False  # the journal lists ``recordings`` (then they decide)
     recordings: list[RecordingSummary] = field(default_factory=list)
@@ -120,75 +120,34 @@ class CallSummary:
         return uuid.uuid5(_IDS, f"{self.call_uuid}/{key}").hex
 
 
-def summarise(events: list[Event], fallback_end_ms: int) -> CallSummary:
-    start = next((e for e in events if e.type == "start"), None)
-    if start is None:
+def summarise(events: Iterable[JournalEvent], fallback_end_ms: int) -> CallSummary:
+    """The call's rows as its journal's replay tells them (``replay.py``);
+    ``fallback_end_ms`` ends a call whose journal has no ``end`` (a crash)."""
+    facts = replay(events)
+    if not facts.has_start:
         raise ValueError("the journal has no start event")
-    data = start.data
-    parties = [party_from_dict(p) for p in data.get("parties", [])]
-    tenant_id = data.get("tenant_id")
-    user_id = data.get("recorded_user_id")
-    unrecorded_because = data.get("not_recorded_reason")
-    changes: list[tuple[int, list[Party]]] = [(0, parties)]
-    answered: int | None = None
-    end_ms, reason = fallback_end_ms, "recovered"
-    dtmf: list[dict[str, Any]] = []
-    multi = False
-    recordings: dict[str, RecordingSummary] = {}
-    party_tenants: list[int] = []
-    for event in events:
-        if event.type in ("start", "parties"):
-            party_tenants += _tenants_from(event.data)
-        refs = recordings_from(event.data) if event.type in ("start", "parties") else None
-        if refs is not None:
-            multi = True
-            for ref in refs:
-                entry = recordings.setdefault(
-                    ref.key, RecordingSummary(ref.key, ref.tenant_id, ref.user_id)
-                )
-                entry.user_ids.add(ref.user_id)
-                entry.participant_ids.add(ref.participant_id)
-        if event.type == "answer" and answered is None:
-            answered = event.t
-        elif event.type == "parties":
-            parties = [party_from_dict(p) for p in event.data.get("parties", [])]
-            changes.append((event.t, parties))
-            # the recording belongs to the first recorded user; later ones see it as parties
-            if user_id is None:
-                tenant_id = event.data.get("tenant_id", tenant_id)
-                user_id = event.data.get("recorded_user_id")
-                unrecorded_because = event.data.get("not_recorded_reason", unrecorded_because)
-        elif event.type == "dtmf":
-            dtmf.append({"t": event.t, **event.data})
-        elif event.type == "end":
-            end_ms, reason = event.t, str(event.data.get("reason", "bye"))
+    ended = facts.end_ms if facts.end_ms is not None else fallback_end_ms
     return CallSummary(
-        call_uuid=str(data["call_uuid"]),
-        tenant_id=tenant_id,
-        recorded_user_id=user_id,
-        sip_call_id=str(data.get("sip_call_id", "")),
-        recording_session_id=data.get("recording_session_id"),
-        started_at=datetime.fromtimestamp(int(data["started_at"]) / 1000, UTC),
-        answered_ms=answered,
-        ended_ms=max(end_ms, answered or 0),
-        end_reason=reason,
-        parties=parties,
-        party_changes=changes,
-        dtmf=dtmf,
-        not_recorded_reason=unrecorded_because,
-        multi=multi,
-        recordings=list(recordings.values()),
-        party_tenants=party_tenants,
+        call_uuid=facts.call_uuid,
+        tenant_id=facts.tenant_id,
+        recorded_user_id=facts.recorded_user_id,
+        sip_call_id=facts.sip_call_id,
+        recording_session_id=facts.recording_session_id,
+        started_at=datetime.fromtimestamp(facts.started_at_ms / 1000, UTC),
+        answered_ms=facts.answered_ms,
+        ended_ms=max(ended, facts.answered_ms or 0),
+        end_reason=facts.end_reason if facts.end_reason is not None else "recovered",
+        parties=facts.parties,
+        party_changes=facts.party_changes,
+        dtmf=facts.dtmf,
+        not_recorded_reason=facts.not_recorded_reason,
+        multi=facts.multi,
+        recordings=[
+            RecordingSummary(r.key, r.tenant_id, r.users[0][1], r.user_ids, r.participant_ids)
+            for r in facts.recordings.values()
+        ],
+        party_tenants=facts.party_tenants,
     )
-
-
-def _tenants_from(data: dict[str, Any]) -> list[int]:
-    """The tenants an event's parties belong to: ``tenants`` and ``tenant_id``
-    (a journal of an older version has only the latter). Malformed entries are skipped."""
-    raw = data.get("tenants")
-    found = [t for t in raw[:MAX_TENANTS] if type(t) is int] if isinstance(raw, list) else []
-    tenant = data.get("tenant_id")
-    return [tenant, *found] if type(tenant) is int else found
 
 
 def _direction(parties: list[Party]) -> str:
@@ -461,11 +420,11 @@ def _digits(summary: CallSummary, audio: FinishedAudio | None) -> list[dict[str,
         ]
     return [
         {
-            "stream_index": -1 if d.get("stream") is None else int(d["stream"]),
-            "digit": str(d.get("digit", "?"))[:2],
-            "at_ms": int(d["t"]),
-            "duration_ms": int(d.get("duration_ms", 0)),
-            "source": str(d.get("source", "rfc4733"))[:16],
+            "stream_index": -1 if d.stream is None else d.stream,
+            "digit": d.digit[:2],
+            "at_ms": d.t,
+            "duration_ms": d.duration_ms,
+            "source": d.source[:16],
         }
         for d in summary.dtmf
     ]

@@ -32,12 +32,22 @@ from callvault.media.srtp import SrtpStreamDecryptor
 from callvault.policy.live import LivePolicy, RecordingSlot
 from callvault.policy.modes import InvalidShortCode, Mode, ShortCode
 from callvault.recording.journal import (
+    Answer,
+    Capture,
     Channel,
-    Event,
+    Dtmf,
+    End,
+    JournalEvent,
+    Parties,
     Party,
+    Pause,
+    PolicySnapshot,
+    RecordingRef,
+    RecordNow,
+    Resume,
+    Start,
     StreamLayout,
-    party_to_dict,
-    stream_to_dict,
+    Streams,
 )
 from callvault.recording.policy_apply import contact_rule
 from callvault.recording.spool import SpoolWriter
@@ -107,7 +117,7 @@ class RecordedCall:
         self.parties: list[Party] = []
         self.tenant_id: int | None = None
         self.recorded_user_id: int | None = None
-        self.policy: dict[str, Any] | None = None
+        self.policy: PolicySnapshot | None = None
         self.not_recorded_reason = "no party belongs to a tenant"
         self.dialog: Dialog | None = None
         self.ended = False
@@ -124,7 +134,7 @@ class RecordedCall:
         self.stream_binder: StreamBinder | None = None
         self.on_capture: Callable[[int, bool], None] | None = None  # announcements
         self.live = LivePolicy(on_gate=self._gate_changed)
-        self.slots: list[tuple[RecordingSlot, dict[str, Any]]] = []
+        self.slots: list[tuple[RecordingSlot, PolicySnapshot]] = []
         self._tenants: set[int] = set()  # tenants the parties belong to
         self._keys: dict[str, str] = {}  # participant id -> its recording's key
         self.declined = False  # streams declined: nobody can be recorded
@@ -133,7 +143,7 @@ class RecordedCall:
         self._listening = False  # some stream's in-band keys are listened to
 
     def _gate_changed(self, t: int, is_open: bool) -> None:
-        self.spool.record(Event(type="capture", t=t, data={"open": is_open}))
+        self.spool.record(Capture(t=t, open=is_open))
         if self.on_capture is not None:
             self.on_capture(t, is_open)
         self.ctx.on_changed(self)
@@ -142,8 +152,8 @@ class RecordedCall:
     def now_ms(self) -> int:
         return int((self.ctx.loop.time() - self.t0) * 1000)
 
-    def _journal(self, kind: str, **data: Any) -> None:
-        self.spool.record(Event(type=kind, t=self.now_ms(), data=data))  # type: ignore[arg-type]
+    def _journal(self, event: JournalEvent) -> None:
+        self.spool.record(event)
 
     # -- parties -------------------------------------------------------------
     def _match_parties(self, metadata: RecordingMetadata | None) -> None:
@@ -200,14 +210,13 @@ class RecordedCall:
             return match
         return Match(None, None, match.number)
 
-    def _slots(self, directory: Directory) -> list[tuple[RecordingSlot, dict[str, Any]]]:
+    def _slots(self, directory: Directory) -> list[tuple[RecordingSlot, PolicySnapshot]]:
         """One recording per recorded user of an active tenant, with its policy.
 
         Keys are ``<tenant>.<rank>``, rank the user's order among the tenant's
         recorded users in this call, so a transfer keeps its recording."""
-        parties = [party_to_dict(p) for p in self.parties]
         present = {p.participant_id for p in self.parties}
-        slots: list[tuple[RecordingSlot, dict[str, Any]]] = []
+        slots: list[tuple[RecordingSlot, PolicySnapshot]] = []
         for party in self.parties:
             known = directory.user(party.user_id) if party.user_id is not None else None
             if known is None or not known.recorded:
@@ -216,13 +225,13 @@ class RecordedCall:
             if tenant in directory.suspended or not directory.policy(tenant).active:
                 continue
             settings = directory.policy(tenant)
-            snapshot: dict[str, Any] = {
-                "short_code": settings.short_code,
-                "pause_mode": settings.pause_mode,
-                "channels": settings.channels,
-                "modes": {str(known.id): known.mode},
-                "contacts": {str(known.id): directory.contacts.get(known.id, {})},
-            }
+            snapshot = PolicySnapshot.of(
+                settings.short_code,
+                settings.pause_mode,
+                settings.channels,
+                {str(known.id): known.mode},
+                {str(known.id): directory.contacts.get(known.id, {})},
+            )
             try:
                 mode, code = Mode(known.mode), ShortCode.parse(settings.short_code)
             except (ValueError, InvalidShortCode):
@@ -234,7 +243,7 @@ class RecordedCall:
                 participant_id=party.participant_id,
                 mode=mode,
                 code=code,
-                contact_rule=contact_rule(snapshot, known.id, parties),
+                contact_rule=contact_rule(snapshot, known.id, self.parties),
             )
             slots.append((slot, snapshot))
         return slots
@@ -269,7 +278,7 @@ class RecordedCall:
             return False
         return not self._listening_tenants(self.ctx.directory())
 
-    def _policy_snapshot(self, directory: Directory) -> dict[str, Any]:
+    def _policy_snapshot(self, directory: Directory) -> PolicySnapshot:
         """The policy in force now, journalled so the finisher needs no database."""
         assert self.tenant_id is not None
         tenant = directory.policy(self.tenant_id)
@@ -282,33 +291,24 @@ class RecordedCall:
             if known is not None and known.recorded:
                 modes[str(party.user_id)] = known.mode
                 contacts[str(party.user_id)] = directory.contacts.get(party.user_id, {})
-        return {
-            "short_code": tenant.short_code,
-            "pause_mode": tenant.pause_mode,
-            "channels": tenant.channels,
-            "modes": modes,
-            "contacts": contacts,
-        }
+        return PolicySnapshot.of(
+            tenant.short_code, tenant.pause_mode, tenant.channels, modes, contacts
+        )
 
     def _party_data(self) -> dict[str, Any]:
+        """The keys ``start`` and ``parties`` share (``journal.PartyState``)."""
         return {
-            "parties": [party_to_dict(p) for p in self.parties],
+            "parties": tuple(self.parties),
             "tenant_id": self.tenant_id,
             "recorded_user_id": self.recorded_user_id,
             "policy": self.policy,
             "not_recorded_reason": None if self.recorded_user_id else self.not_recorded_reason,
             # every tenant a party belongs to: each lists the call, recorded or not
-            "tenants": sorted(self._tenants),
-            "recordings": [
-                {
-                    "key": slot.key,
-                    "tenant_id": slot.tenant_id,
-                    "user_id": slot.user_id,
-                    "participant_id": slot.participant_id,
-                    "policy": snapshot,
-                }
+            "tenants": tuple(sorted(self._tenants)),
+            "recordings": tuple(
+                RecordingRef(slot.key, slot.tenant_id, slot.user_id, slot.participant_id, snapshot)
                 for slot, snapshot in self.slots
-            ],
+            ),
         }
 
     # -- streams ---------------------------------------------------------------
@@ -347,15 +347,12 @@ class RecordedCall:
         def on_dtmf(digit: DtmfDigit, index: int = index) -> None:
             self._live_key(digit, index)
             self.spool.record(
-                Event(
-                    type="dtmf",
+                Dtmf(
                     t=digit.start_ms,
-                    data={
-                        "stream": index,
-                        "digit": digit.digit,
-                        "duration_ms": digit.duration_ms,
-                        "source": digit.source,
-                    },
+                    stream=index,
+                    digit=digit.digit,
+                    duration_ms=digit.duration_ms,
+                    source=digit.source,
                 )
             )
 
@@ -398,7 +395,7 @@ class RecordedCall:
             self._match_parties(self.metadata)
             self.live.set_slots(self.now_ms(), [slot for slot, _ in self.slots])
             if self.sdp is not None:
-                self._journal("parties", **self._party_data())
+                self._journal(Parties(t=self.now_ms(), **self._party_data()))
                 self.ctx.on_changed(self)
                 # the first time a recorded user is named, their side holds for the whole call
                 named_late = not had_user and self.recorded_user_id is not None
@@ -433,17 +430,19 @@ class RecordedCall:
             self._close_stream(index)
         if first:
             self._journal(
-                "start",
-                call_uuid=self.uuid,
-                sip_call_id=self.sip_call_id,
-                recording_session_id=self.metadata.session_id if self.metadata else None,
-                started_at=self.started_at_ms,
-                streams=[stream_to_dict(layout) for layout in layouts.values()],
-                **self._party_data(),
+                Start(
+                    t=self.now_ms(),
+                    call_uuid=self.uuid,
+                    sip_call_id=self.sip_call_id,
+                    recording_session_id=self.metadata.session_id if self.metadata else None,
+                    started_at=self.started_at_ms,
+                    streams=tuple(layouts.values()),
+                    **self._party_data(),
+                )
             )
             for layout in layouts.values():
                 if not layout.active:
-                    self._journal("pause", stream=layout.index)
+                    self._journal(Pause(t=self.now_ms(), stream=layout.index))
             for index, layout in layouts.items():
                 self.streams[index].layout = layout
             self._listen_for_keys()
@@ -464,19 +463,22 @@ class RecordedCall:
             if stream is None:
                 continue
             if stream.layout.active and not layout.active:
-                self._journal("pause", stream=index)
+                self._journal(Pause(t=self.now_ms(), stream=index))
                 paused_or_resumed = True
             elif not stream.layout.active and layout.active:
-                self._journal("resume", stream=index)
+                self._journal(Resume(t=self.now_ms(), stream=index))
                 paused_or_resumed = True
             events = frozenset(
                 pt for pt, c in layout.codecs.items() if c.name.lower() == "telephone-event"
             )
             stream.receiver.set_telephone_events(events)
             stream.layout = layout
-        extra = {} if channels_from is None else {"channels_from": channels_from}
         self._journal(
-            "streams", streams=[stream_to_dict(s.layout) for s in self.streams.values()], **extra
+            Streams(
+                t=self.now_ms(),
+                streams=tuple(s.layout for s in self.streams.values()),
+                channels_from=channels_from,
+            )
         )
         self._listen_for_keys()
         if paused_or_resumed:
@@ -545,7 +547,7 @@ class RecordedCall:
         t = self.now_ms()
         self.live.key(t, digit, None)
         self._journal(
-            "dtmf", stream=None, digit=digit, duration_ms=duration_ms, source="info", side="user"
+            Dtmf(t=t, stream=None, digit=digit, duration_ms=duration_ms, source="info", side="user")
         )
 
     # -- life cycle -----------------------------------------------------------
@@ -562,14 +564,14 @@ class RecordedCall:
     def answered(self) -> None:
         self.answered_ms = self.now_ms()
         self.live.answer(self.answered_ms)
-        self._journal("answer")
+        self._journal(Answer(t=self.answered_ms))
         self.ctx.on_changed(self)
 
     def record_now(self, on: bool, *, tenant_id: int, by: int | None) -> None:
         """LiveCenter's record now (or stop) for ``tenant_id``'s recordings of the call:
         the gate opens at once; journalled so the finisher keeps that stretch."""
         t = self.now_ms()
-        self._journal("record_now", on=on, tenant_id=tenant_id, by=by)
+        self._journal(RecordNow(t=t, on=on, tenant_id=tenant_id, by=by))
         self.live.record_now(t, on)
         self.ctx.on_changed(self)
 
@@ -593,15 +595,12 @@ class RecordedCall:
             for digit in stream.keys.feed(spool.pending()):
                 self._live_key(digit, stream.layout.index)
                 self.spool.record(
-                    Event(
-                        type="dtmf",
+                    Dtmf(
                         t=digit.start_ms,
-                        data={
-                            "stream": stream.layout.index,
-                            "digit": digit.digit,
-                            "duration_ms": digit.duration_ms,
-                            "source": "inband",
-                        },
+                        stream=stream.layout.index,
+                        digit=digit.digit,
+                        duration_ms=digit.duration_ms,
+                        source="inband",
                     )
                 )
 
@@ -616,7 +615,7 @@ class RecordedCall:
         now = self.now_ms()
         self._hear_inband(now)
         self.streams.clear()
-        self._journal("end", reason=reason)
+        self._journal(End(t=self.now_ms(), reason=reason))
         self.live.hangup(now)
         self.spool.close(self.live.gate, now)
         self.ctx.calls.pop(self.sip_call_id, None)
