@@ -361,6 +361,23 @@ GATE_MARGIN_MS = 120  # audio kept around a candidate frame for the exact detect
 GATE_MIN_SHARE = 0.08  # each group's strongest tone holds at least this share of the frame
 
 
+_GATE_BASES: dict[tuple[int, int], tuple[list[int], npt.NDArray[np.float32]]] = {}
+
+
+def _gate_basis(frame: int, rate: int) -> tuple[list[int], npt.NDArray[np.float32]]:
+    """The DFT bins the gate reads (each tone's bin and its neighbours) and their
+    cosine and sine rows, so that ``frames @ basis`` is those bins of an rfft."""
+    cached = _GATE_BASES.get((frame, rate))
+    if cached is None:
+        width = rate / frame
+        centres = [round(freq / width) for freq in (*ROWS, *COLUMNS)]
+        bins = sorted({b for c in centres for b in range(max(c - 1, 0), c + 2)})
+        phase = 2 * np.pi * np.outer(np.arange(frame), bins) / frame
+        basis = np.concatenate([np.cos(phase), -np.sin(phase)], axis=1).astype(np.float32)
+        cached = _GATE_BASES[(frame, rate)] = (bins, basis)
+    return cached
+
+
 def candidate_spans(samples: Pcm, rate: int) -> list[tuple[int, int]]:
     """Sample ranges that might hold a key press: frames where one row tone and one
     column tone both stand out (a Hann-windowed FFT per 20 ms frame). Speech and
@@ -372,15 +389,26 @@ def candidate_spans(samples: Pcm, rate: int) -> list[tuple[int, int]]:
     if count == 0:
         return []
     frames = samples[: count * frame].reshape(count, frame).astype(np.float32) / 32768.0
-    spectrum = np.abs(np.fft.rfft(frames * np.hanning(frame).astype(np.float32), axis=1)) ** 2
-    total = spectrum.sum(axis=1) + 1e-9
+    windowed = frames * np.hanning(frame).astype(np.float32)
+    bins, basis = _gate_basis(frame, rate)
+    # only the bins around the eight tones, as one product (not a whole FFT per frame)
+    product = windowed @ basis
+    spectrum = product[:, : len(bins)] ** 2 + product[:, len(bins) :] ** 2
+    # the one-sided spectrum's total power by Parseval: (N sum y^2 + |Y_0|^2 + |Y_N/2|^2) / 2
+    nyquist = windowed[:, 0::2].sum(axis=1) - windowed[:, 1::2].sum(axis=1)
+    if frame % 2:
+        nyquist[:] = 0
+    dc = windowed.sum(axis=1)
+    total = (frame * np.einsum("ij,ij->i", windowed, windowed) + dc * dc + nyquist * nyquist) / 2
+    total += 1e-9
     width = rate / frame  # Hz per bin
 
     def group(freqs: tuple[float, ...]) -> Floats:
         shares = []
         for freq in freqs:
             centre = round(freq / width)
-            shares.append(spectrum[:, max(centre - 1, 0) : centre + 2].sum(axis=1) / total)
+            columns = [bins.index(b) for b in range(max(centre - 1, 0), centre + 2)]
+            shares.append(spectrum[:, columns].sum(axis=1) / total)
         best: Floats = np.max(np.stack(shares), axis=0).astype(np.float64)
         return best
 

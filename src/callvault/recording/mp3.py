@@ -50,11 +50,16 @@ def _frame_info(header: int) -> tuple[int, int, int, bool] | None:
 
 def _count_frames(data: bytes) -> int:
     pos = frames = 0
+    sizes: dict[int, int] = {}  # CBR: a handful of distinct headers (padding on or off)
     while pos + 4 <= len(data):
-        info = _frame_info(int.from_bytes(data[pos : pos + 4], "big"))
-        if info is None:
-            break
-        pos += info[0]
+        header = int.from_bytes(data[pos : pos + 4], "big")
+        size = sizes.get(header)
+        if size is None:
+            info = _frame_info(header)
+            if info is None:
+                break
+            size = sizes[header] = info[0]
+        pos += size
         frames += 1
     return frames
 

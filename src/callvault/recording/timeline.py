@@ -14,6 +14,13 @@ Events (RFC 4733) and comfort noise (RFC 3389) are counted and skipped; lost
 packets leave silence; where packets overlap, the later one wins. Everything
 is resampled to one output rate; ``StreamTimeline.render(rate)`` lets the
 finisher pick one rate for all streams of a call.
+
+Two ways in, one result: ``feed`` takes one packet at a time; ``from_spool``
+takes a whole stream file and, for G.711 (the usual call), parses, orders
+(``packet_arrays``), places and decodes it over whole arrays (issue 12: no
+Python per packet). Whatever the arrays cannot decide exactly as ``feed``
+does (a sequence restart, another codec) goes through ``feed``; a
+differential test holds the two to the same samples and counters.
 """
 
 from __future__ import annotations
@@ -24,10 +31,14 @@ from dataclasses import dataclass, field
 
 import numpy as np
 import numpy.typing as npt
+from numpy.lib.stride_tricks import sliding_window_view
 
 from callvault.errors import RemoteProtocolError
+from callvault.media.codec import Codec
 from callvault.media.codecs import (
+    ALAW_TABLE,
     STATIC_PAYLOAD_TYPES,
+    ULAW_TABLE,
     Decoder,
     G711Decoder,
     Samples,
@@ -37,7 +48,14 @@ from callvault.media.codecs import (
 )
 from callvault.media.reorder import ReorderBuffer
 from callvault.media.rtp import RtpPacket
-from callvault.recording.journal import Codec
+from callvault.recording.packet_arrays import (
+    Bytes,
+    Ints,
+    PacketArrays,
+    parse_records,
+    runs_of,
+    sequence_order,
+)
 
 CodecMap = Mapping[int, Codec]
 REANCHOR_MS = 500
@@ -161,6 +179,43 @@ class StreamTimeline:
             0,
         )
         self._finished = False
+        # from_spool's result: blocks laid out over whole arrays, and the order's counters
+        self._array_blocks: list[tuple[int, int, Samples]] = []
+        self._order_stats: dict[str, int] | None = None
+        self.vectorised = False  # whether from_spool placed the stream over whole arrays
+
+    @classmethod
+    def from_spool(
+        cls,
+        records: bytes,
+        codecs: CodecMap,
+        *,
+        codec_history: Sequence[tuple[int, CodecMap]] = (),
+        window: int = 64,
+        reanchor_ms: int = REANCHOR_MS,
+    ) -> StreamTimeline:
+        """A finished timeline of one whole stream file (``spool.py`` records)."""
+        timeline = cls(codecs, codec_history=codec_history, window=window, reanchor_ms=reanchor_ms)
+        packets = parse_records(records)
+        if not timeline._place_arrays(packets):
+            for record in range(packets.records):
+                timeline.feed(*packets.raw(record))
+        timeline.finish()
+        return timeline
+
+    def _place_arrays(self, packets: PacketArrays) -> bool:
+        """Lay the whole stream out at once (``_lay_out_arrays``); False: not done."""
+        if self.counts["packets"] or self._finished:
+            return False
+        layout = _lay_out_arrays(packets, self._history, self._reorder.window, self._reanchor_ms)
+        if layout is None:
+            return False
+        self.counts.update(layout.counts)
+        self._order_stats = layout.order_stats
+        self._array_blocks = layout.blocks
+        self.ssrcs, self.codecs = layout.ssrcs, layout.codecs
+        self.vectorised = self._finished = True
+        return True
 
     def feed(self, arrival_ms: int, raw: bytes) -> None:
         self.counts["packets"] += 1
@@ -258,11 +313,12 @@ class StreamTimeline:
     def native_rate(self) -> int:
         """8000 when everything decoded was narrowband, else 16000."""
         top = max((piece[2] for piece in self._pieces), default=8000)
+        top = max((block[1] for block in self._array_blocks), default=top)
         return 8000 if top <= 8000 else WIDEBAND_RATE
 
     def stats(self) -> dict[str, int]:
         merged = dict(self.counts)
-        merged.update(self._reorder.stats.as_dict())
+        merged.update(self._order_stats or self._reorder.stats.as_dict())
         merged["ssrcs"] = len(self.ssrcs)
         return merged
 
@@ -299,6 +355,8 @@ class StreamTimeline:
 
     def _blocks(self) -> list[tuple[int, int, Samples]]:
         """Pieces joined into contiguous blocks (resampled as one, no seams)."""
+        if self.vectorised:
+            return self._array_blocks
         blocks: list[tuple[int, int, Samples]] = []
         cur_start = cur_end = cur_rate = 0
         chunks: list[Samples | bytes] = []
@@ -328,6 +386,204 @@ class StreamTimeline:
         if chunks:
             close()
         return blocks
+
+
+@dataclass
+class _ArrayLayout:
+    """What ``_lay_out_arrays`` found: the timeline's blocks, counters and names."""
+
+    blocks: list[tuple[int, int, Samples]]
+    counts: dict[str, int]
+    order_stats: dict[str, int]
+    ssrcs: list[int]
+    codecs: list[str]
+
+
+_G711_TABLES = {"pcmu": ULAW_TABLE, "pcma": ALAW_TABLE}
+
+
+def _codec_ids(
+    history: Sequence[tuple[int, CodecMap]], packets: PacketArrays
+) -> tuple[Ints, list[Codec]]:
+    """Each packet's codec as ``StreamTimeline._codec`` picks it (an index into the
+    returned list; -1: none)."""
+    ids = np.full(len(packets), -1, dtype=np.int64)
+    known: list[Codec] = []
+
+    def assign(selected: npt.NDArray[np.bool_], codec: Codec) -> None:
+        if codec not in known:
+            known.append(codec)
+        ids[selected] = known.index(codec)
+
+    payload_type, arrival = packets.payload_type, packets.arrival_ms
+    for from_ms, codecs in reversed(history):
+        effective = arrival >= from_ms
+        for pt, codec in codecs.items():
+            assign((ids < 0) & (payload_type == pt) & effective, codec)
+    tables = [codecs for _, codecs in reversed(history)]  # sent before a re-INVITE took effect
+    for codecs in [*tables, STATIC_PAYLOAD_TYPES]:
+        for pt, codec in codecs.items():
+            assign((ids < 0) & (payload_type == pt), codec)
+    return ids, known
+
+
+def _first_of_each(values: Ints) -> list[int]:
+    """The distinct values in order of first appearance."""
+    _, first = np.unique(values, return_index=True)
+    return [int(values[i]) for i in np.sort(first)]
+
+
+def _runs(
+    ssrc: Ints, clock: Ints, ts: Ints, arrival: Ints, reanchor_ms: int
+) -> tuple[list[tuple[int, int]], Ints, int]:
+    """Runs of the audio packets as ``StreamTimeline._place`` starts them: on a new
+    SSRC or clock, and where the timestamps stray from the arrival clock by more
+    than ``reanchor_ms`` (found in growing windows). Returns the runs, each
+    packet's ticks from its run's anchor, and the number of re-anchorings."""
+    n = len(ts)
+    step = np.zeros(n, dtype=np.int64)
+    step[1:] = ((ts[1:] - ts[:-1] + 0x80000000) & 0xFFFFFFFF) - 0x80000000
+    total = np.cumsum(step)  # extended timestamp, relative to the first audio packet
+    key = ssrc * 1_000_003 + clock  # a change of either starts a run
+    runs: list[tuple[int, int]] = []
+    reanchors = 0
+    for start, stop in runs_of(key):
+        run = start
+        while run < stop:
+            origin, rate, base = int(arrival[run]), int(clock[run]), int(total[run])
+            cut, low, width = stop, run + 1, 64
+            while low < stop:
+                high = min(stop, low + width)
+                # the same float expression as ``_place``: predicted vs arrival
+                predicted = origin + ((total[low:high] - base) * 1000) / rate
+                strays = np.abs(predicted - arrival[low:high]) > reanchor_ms
+                if strays.any():
+                    cut = low + int(np.argmax(strays))
+                    break
+                low, width = high, width * 2
+            runs.append((run, cut))
+            if cut < stop:
+                reanchors += 1
+            run = cut
+    ticks = total.copy()
+    for start, stop in runs:
+        ticks[start:stop] -= total[start]
+    return runs, ticks, reanchors
+
+
+def _payload_bytes(data: Bytes, start: Ints, length: Ints) -> Bytes:
+    """The payloads ``data[start:start + length]`` joined, gathered as rows of one
+    length at a time (a payload is then one row copy, not a byte-wise index)."""
+    if len(start) == 0:
+        return np.zeros(0, dtype=np.uint8)
+    size = int(length[0])
+    if bool((length == size).all()) and size > 0:
+        rows: Bytes = sliding_window_view(data, size)[start]
+        return rows.reshape(-1)
+    before = np.cumsum(length) - length
+    source = np.repeat(start - before, length) + np.arange(int(length.sum()), dtype=np.int64)
+    joined: Bytes = data[source]
+    return joined
+
+
+def _lay_out_arrays(
+    packets: PacketArrays,
+    history: Sequence[tuple[int, CodecMap]],
+    window: int,
+    reanchor_ms: int,
+) -> _ArrayLayout | None:
+    """A G.711 stream laid out over whole arrays, exactly as feeding it packet by
+    packet does; None where only that can decide (see ``sequence_order``) or a
+    codec other than G.711 carries audio."""
+    order = sequence_order(packets, window)
+    if order is None:
+        return None
+    placed = packets.take(order.index)
+    ids, known = _codec_ids(history, placed)
+    counts = {"packets": packets.records, "malformed": packets.malformed}
+    counts["unknown_payload"] = int(np.count_nonzero(ids < 0))
+    audio = np.zeros(len(placed), dtype=bool)
+    table_of = np.full(len(known), -1, dtype=np.int64)
+    clock_of = np.zeros(len(known), dtype=np.int64)
+    counts["dtmf_packets"] = counts["cn_packets"] = 0
+    for k, codec in enumerate(known):
+        selected = ids == k
+        name = codec.name.lower()
+        if not is_audio(codec):
+            counts["cn_packets" if name == "cn" else "dtmf_packets"] += int(selected.sum())
+            continue
+        if name not in _G711_TABLES:
+            if selected.any():
+                return None  # a decoder with state: packet by packet
+            continue
+        audio |= selected
+        table_of[k] = 0 if name == "pcmu" else 1
+        clock_of[k] = codec.clock_rate
+    voiced = placed.take(np.flatnonzero(audio))
+    voiced_ids = ids[audio]
+    clock = clock_of[voiced_ids]
+    if bool((clock <= 0).any()):
+        return None
+    runs, ticks, counts["reanchors"] = _runs(
+        voiced.ssrc, clock, voiced.timestamp, voiced.arrival_ms, reanchor_ms
+    )
+    decoded = voiced.payload_length > 0
+    counts["decoded"] = int(decoded.sum())
+    counts["undecodable"] = len(voiced) - counts["decoded"]
+    counts["unsupported"] = 0
+
+    # each run's anchor: the earliest its first ANCHOR_PACKETS decoded packets allow
+    run_of = np.repeat(np.arange(len(runs)), [b - a for a, b in runs])
+    earliest = voiced.arrival_ms - (ticks * 1000) / clock
+    rank: Ints = np.cumsum(decoded, dtype=np.int64) - decoded  # decoded packets before
+    run_first = np.array([a for a, _ in runs], dtype=np.int64)
+    if runs:
+        rank -= rank[run_first][run_of]  # ... within the packet's run
+    anchors = np.full(len(runs), math.inf)
+    counted = decoded & (rank < ANCHOR_PACKETS)
+    np.minimum.at(anchors, run_of[counted], earliest[counted])
+
+    # decoded pieces: where each lands, joined into blocks as ``_blocks`` joins them
+    pieces = np.flatnonzero(decoded)
+    tables = table_of[voiced_ids[pieces]]
+    length = voiced.payload_length[pieces]
+    rate = G711Decoder.rate
+    position = np.rint(
+        (anchors[run_of[pieces]] / 1000 + ticks[pieces] / clock[pieces]) * rate
+    ).astype(np.int64)
+    before = np.cumsum(length) - length  # samples of the pieces before
+    drift = position - before  # equal within a block (give or take one sample)
+    starts = [0] if len(pieces) else []
+    if len(pieces) > 1:
+        changes = np.flatnonzero((drift[1:] != drift[:-1]) | (tables[1:] != tables[:-1])) + 1
+        block_drift, block_table = int(drift[0]), int(tables[0])
+        for i, d, t in zip(
+            changes.tolist(), drift[changes].tolist(), tables[changes].tolist(), strict=True
+        ):
+            if t != block_table or abs(d - block_drift) > 1:
+                starts.append(i)
+                block_drift, block_table = d, t
+    # every payload byte through its table, in one pass over the stream file
+    codes = _payload_bytes(packets.data, voiced.payload_start[pieces], length)
+    if not tables.any():
+        samples: Samples = ULAW_TABLE[codes]
+    elif tables.all():
+        samples = ALAW_TABLE[codes]
+    else:  # both laws in one stream (a re-INVITE changed it)
+        samples = np.where(np.repeat(tables == 1, length), ALAW_TABLE[codes], ULAW_TABLE[codes])
+    ends = [*starts[1:], len(pieces)] if starts else []
+    blocks = [
+        (int(position[a]), rate, samples[int(before[a]) : int(before[b - 1] + length[b - 1])])
+        for a, b in zip(starts, ends, strict=True)
+    ]
+    names = [known[k].name for k in _first_of_each(voiced_ids)]
+    return _ArrayLayout(
+        blocks=blocks,
+        counts=counts,
+        order_stats=order.stats,
+        ssrcs=_first_of_each(voiced.ssrc),
+        codecs=list(dict.fromkeys(names)),
+    )
 
 
 def lay_out_stream(
