@@ -26,6 +26,7 @@ from sipmessage import URI, Request, Response
 from callvault.b2bua.route_store import add_route
 from callvault.db.engine import make_engine, make_sessionmaker
 from callvault.db.models import Tenant
+from callvault.live.listen import FRAME_HEADER, ListenHub, Listening
 from callvault.media.analysis import goertzel_power
 from callvault.media.codecs import ULAW_TABLE
 from callvault.media.sender import G711Stream
@@ -374,3 +375,35 @@ async def test_no_route_is_a_404_that_says_why(tmp_path: Path) -> None:
         response = await a_endpoint.request(invite, rec.sip)
         assert response.code == 404
         assert "no call route" in (response.headers.get("Warning") or "")
+
+
+async def test_a_bridged_call_is_heard_live_user_left_other_right(tmp_path: Path) -> None:
+    """LiveCenter's listening works on B2BUA calls as on SIPREC ones: with a listener
+    the relay's tap leaves its native path for the receiver's, which feeds the
+    listener; alice (the user) is heard left, the other party right."""
+    async with bridged_call(tmp_path, 4) as call:
+        [recorded] = list(call.rec.app.calls.calls.values())
+        assert recorded.bridged
+        hub = ListenHub(asyncio.get_running_loop())
+        subscriber = hub.subscribe(recorded, Listening("both"))
+        sending = asyncio.gather(call.media_a.run(), call.media_b.run())
+        frames: list[bytes] = []
+        while not sending.done():
+            try:
+                frame = await asyncio.wait_for(subscriber.queue.get(), 0.5)
+            except TimeoutError:
+                continue
+            if frame is not None:
+                frames.append(frame)
+        await sending
+        hub.unsubscribe(recorded, subscriber)
+        bye = call.dialog.create_request("BYE")
+        assert (await call.a.request(bye, call.rec.sip)).code == 200
+        await call.rec.wait_finished(1, timeout=60)
+    pcm = np.concatenate(
+        [np.frombuffer(f[FRAME_HEADER.size :], "<i2").reshape(-1, 2) for f in frames]
+    )
+    assert len(pcm) > 8000 * 2, len(pcm)  # seconds of live audio, not a stray frame
+    left, right = pcm[-8000:, 0], pcm[-8000:, 1]
+    assert loud(left, A_HZ) > 100 * loud(left, B_HZ)
+    assert loud(right, B_HZ) > 100 * loud(right, A_HZ)
