@@ -9,6 +9,7 @@ from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import httpx
 import numpy as np
@@ -122,7 +123,7 @@ async def running_recorder(
     mode: str = "always",
     accept_notice: bool = True,
     tls_client_context: ssl.SSLContext | None = None,
-    **overrides: object,
+    **overrides: Any,  # settings fields, checked by load_settings
 ) -> AsyncIterator[Recorder]:
     base = random.randrange(20000, 50000, 1000)
     settings = load_settings(
