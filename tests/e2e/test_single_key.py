@@ -190,7 +190,9 @@ def test_the_other_partys_five_stays_in_the_recording(results: Results) -> None:
     at = OTHER_FIVE - segment["call_start_ms"] / 1000  # where it lies in the file
     right = pcm[1]
     for freq in KEY_TONES["5"]:
-        assert _covered(tone_spans(right, rate, freq), at - 0.2, at + 0.3) > 0.05, freq
+        # a cut would leave nothing of the tone; on a loaded box the detector's edges
+        # have been seen to find 45 ms of it, so "present" is more than 25 ms
+        assert _covered(tone_spans(right, rate, freq), at - 0.2, at + 0.3) > 0.025, freq
     dtmf = [(d["digit"], d["source"]) for d in meta["dtmf"]]
     assert ("5", "rfc4733") in dtmf  # journalled, and ignored by the policy
     assert "code pressed at 2." in meta["kept_reason"]
