@@ -1,6 +1,6 @@
 """Headless baresip phones as real peers for the B2BUA tests (issue 10, "How it is checked").
 
-A ``Phone`` runs one Debian baresip 1.0 (see ../shared notes on test peers,
+A ``Phone`` runs one Debian baresip 1.0 (the test peers: see this module,
 repeated here so the module stands alone):
 
 - ``sip_listen <its own 127.0.0.x>:PORT`` binds SIP (UDP and TCP on PORT, TLS

@@ -518,11 +518,9 @@ class Streams(_Line):
 
 
 @dataclass(frozen=True, kw_only=True)
-class Pause(_Line):
-    """The SRC paused a stream (``a=inactive``, ``c=0.0.0.0``), or the whole
-    recording when ``stream`` is None."""
+class _StreamChange(_Line):
+    """A change of one stream (``stream``), or of the whole recording when None."""
 
-    type: ClassVar[str] = "pause"
     t: int
     stream: int | None = None
 
@@ -535,19 +533,18 @@ class Pause(_Line):
 
 
 @dataclass(frozen=True, kw_only=True)
-class Resume(_Line):
+class Pause(_StreamChange):
+    """The SRC paused a stream (``a=inactive``, ``c=0.0.0.0``), or the whole
+    recording when ``stream`` is None."""
+
+    type: ClassVar[str] = "pause"
+
+
+@dataclass(frozen=True, kw_only=True)
+class Resume(_StreamChange):
     """The SRC resumed a stream (or, ``stream`` None, everything)."""
 
     type: ClassVar[str] = "resume"
-    t: int
-    stream: int | None = None
-
-    def body(self) -> dict[str, Any]:
-        return {"stream": self.stream}
-
-    @classmethod
-    def parse(cls, raw: Mapping[str, Any]) -> Self:
-        return cls(t=_int(raw, "t"), stream=_opt_int(raw, "stream"))
 
 
 @dataclass(frozen=True, kw_only=True)
