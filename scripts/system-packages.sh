@@ -16,6 +16,9 @@ command -v chromium >/dev/null || need+=(chromium)
 # baresip: the phones of the B2BUA tests; rtpengine: the relay the media bench compares to
 command -v baresip >/dev/null || need+=(baresip-core)
 command -v rtpengine >/dev/null || need+=(rtpengine-daemon)
+# kamailio: the SIP dispatcher in front of the cluster tests' nodes (its dispatcher,
+# tm, rr and ipops modules are in the main package)
+command -v kamailio >/dev/null || need+=(kamailio)
 if [ ${#need[@]} -gt 0 ]; then
   if [ "$(id -u)" != 0 ]; then
     echo "missing system packages: ${need[*]} (run as root or install them)" >&2
