@@ -28,7 +28,9 @@
 #include <pthread.h>
 #include <stdint.h>
 #include <string.h>
+#include <sys/epoll.h>
 #include <sys/socket.h>
+#include <unistd.h>
 
 #define MAX_BATCH 64
 #define SLOT 65536 /* any UDP datagram fits: nothing relayed is ever cut */
@@ -247,93 +249,16 @@ fd_argument(PyObject *arg, int *fd)
 
 /* -- the module's functions ------------------------------------------------------ */
 
-PyDoc_STRVAR(relay_doc,
-"relay(fd, latched, out_fd, dest, copy_all) -> (fast, sent, errors, packets, rest)\n\n"
-"One recvmmsg on fd. The leading packets from the source `latched` (fast of\n"
-"them) are sent to `dest` through `out_fd` with sendmmsg (not when out_fd < 0\n"
-"or dest is None: sent is then 0). `packets` holds those packets as bytes:\n"
-"all of them when copy_all, else only the last. `rest`: the packets from the\n"
-"first one from elsewhere on, as (bytes, address), untouched and not sent.\n"
-"ValueError (before anything is received) when an address is not numeric.");
-
-static PyObject *
-batchudp_relay(PyObject *module, PyObject *const *args, Py_ssize_t nargs)
-{
-    if (nargs != 5) {
-        PyErr_SetString(PyExc_TypeError, "relay() takes 5 arguments");
-        return NULL;
-    }
-    int fd, out_fd, copy_all;
-    struct sockaddr_storage latched, dest;
-    socklen_t latched_len, dest_len = 0;
-    if (fd_argument(args[0], &fd) < 0 || parse_address(args[1], &latched, &latched_len) < 0 ||
-        fd_argument(args[2], &out_fd) < 0 || (copy_all = PyObject_IsTrue(args[4])) < 0) {
-        return NULL;
-    }
-    int forward = out_fd >= 0 && args[3] != Py_None;
-    if (forward && parse_address(args[3], &dest, &dest_len) < 0) {
-        return NULL;
-    }
-    Batch *b = get_batch();
-    if (b == NULL) {
-        return NULL;
-    }
-    int n = receive(fd, b, MAX_BATCH);
-    if (n < 0) {
-        return NULL;
-    }
-    int fast = 0;
-    while (fast < n && same_source(&b->from[fast], &latched)) {
-        fast++;
-    }
-    int sent = 0, errors = 0;
-    if (forward && fast > 0) {
-        for (int i = 0; i < fast; i++) {
-            b->out_iov[i].iov_base = b->in_iov[i].iov_base;
-            b->out_iov[i].iov_len = b->in[i].msg_len;
-            b->out[i].msg_hdr.msg_name = &dest;
-            b->out[i].msg_hdr.msg_namelen = dest_len;
-        }
-        sent = transmit(out_fd, b, fast, &errors);
-    }
-    PyObject *packets = PyList_New(0), *rest = PyList_New(0);
-    if (packets == NULL || rest == NULL) {
-        goto fail;
-    }
-    for (int i = copy_all ? 0 : fast - 1; i >= 0 && i < fast; i++) {
-        PyObject *data = PyBytes_FromStringAndSize(b->in_iov[i].iov_base, b->in[i].msg_len);
-        if (data == NULL || PyList_Append(packets, data) < 0) {
-            Py_XDECREF(data);
-            goto fail;
-        }
-        Py_DECREF(data);
-    }
-    for (int i = fast; i < n; i++) {
-        PyObject *item = Py_BuildValue("(y#N)", (const char *)b->in_iov[i].iov_base,
-                                       (Py_ssize_t)b->in[i].msg_len, make_address(&b->from[i]));
-        if (item == NULL || PyList_Append(rest, item) < 0) {
-            Py_XDECREF(item);
-            goto fail;
-        }
-        Py_DECREF(item);
-    }
-    return Py_BuildValue("(iiiNN)", fast, sent, errors, packets, rest);
-fail:
-    Py_XDECREF(packets);
-    Py_XDECREF(rest);
-    return NULL;
-}
-
 /* Appends the RECORD_HEADER-framed records (recording/spool.py: <u32 arrival_ms>
  * <u16 length><packet>, little endian) of the RTP packets in[0..count) to the
  * spool's bytearray, as RtpReceiver.datagram_received would: a packet shorter
  * than the fixed header or not version 2 is malformed, RTCP (RFC 5761) is
  * skipped, neither is spooled. The RFC 4733 packets (te_map[pt] != 0) are
- * also appended to `events` for the receiver's DTMF tracker. counts[]:
+ * also appended to *events (made when the first comes) for the DTMF tracker. counts[]:
  * spooled packets, their bytes, malformed, RTCP. -1 with an exception set. */
 static int
 spool_records(Batch *b, int count, PyObject *spool, uint32_t arrival_ms,
-              const unsigned char *te_map, PyObject *events, long counts[4])
+              const unsigned char *te_map, PyObject **events, long counts[4])
 {
     Py_ssize_t need = 0;
     for (int i = 0; i < count; i++) {
@@ -372,8 +297,11 @@ spool_records(Batch *b, int count, PyObject *spool, uint32_t arrival_ms,
         counts[0]++;
         counts[1] += len;
         if (te_map[p[1] & 0x7F]) {
+            if (*events == NULL && (*events = PyList_New(0)) == NULL) {
+                return -1;
+            }
             PyObject *data = PyBytes_FromStringAndSize((const char *)p, len);
-            if (data == NULL || PyList_Append(events, data) < 0) {
+            if (data == NULL || PyList_Append(*events, data) < 0) {
                 Py_XDECREF(data);
                 return -1;
             }
@@ -381,6 +309,145 @@ spool_records(Batch *b, int count, PyObject *spool, uint32_t arrival_ms,
         }
     }
     return 0;
+}
+
+/* What to do with one socket's batch: the latched source's packets are
+ * forwarded to dest through out_fd (forward), and spooled (spool != NULL). */
+typedef struct {
+    struct sockaddr_storage latched;
+    struct sockaddr_storage dest;
+    socklen_t dest_len;
+    int out_fd;
+    int forward;
+    PyObject *spool; /* borrowed bytearray, or NULL: not recorded here */
+    uint32_t arrival_ms;
+    const unsigned char *te_map;
+} Route;
+
+/* One recvmmsg on fd, the leading packets from the latched source (*fast)
+ * forwarded with one sendmmsg and spooled (RFC 4733 ones also appended to
+ * events). Returns the number received (packets fast.. are from elsewhere,
+ * untouched), -1 with an exception set. */
+static int
+serve(int fd, Batch *b, const Route *r, PyObject **events, int *fast, int *sent, int *errors,
+      long counts[4])
+{
+    int n = receive(fd, b, MAX_BATCH);
+    if (n < 0) {
+        return -1;
+    }
+    int f = 0;
+    while (f < n && same_source(&b->from[f], &r->latched)) {
+        f++;
+    }
+    *fast = f;
+    if (r->forward && f > 0) {
+        for (int i = 0; i < f; i++) {
+            b->out_iov[i].iov_base = b->in_iov[i].iov_base;
+            b->out_iov[i].iov_len = b->in[i].msg_len;
+            b->out[i].msg_hdr.msg_name = (void *)&r->dest;
+            b->out[i].msg_hdr.msg_namelen = r->dest_len;
+        }
+        *sent += transmit(r->out_fd, b, f, errors);
+    }
+    if (r->spool != NULL && spool_records(b, f, r->spool, r->arrival_ms, r->te_map, events, counts) < 0) {
+        return -1;
+    }
+    return n;
+}
+
+/* The packets in[from..n) as [(bytes, address), ...]; NULL with an exception set. */
+static PyObject *
+rest_list(Batch *b, int from, int n)
+{
+    PyObject *rest = PyList_New(0);
+    for (int i = from; rest != NULL && i < n; i++) {
+        PyObject *item = Py_BuildValue("(y#N)", (const char *)b->in_iov[i].iov_base,
+                                       (Py_ssize_t)b->in[i].msg_len, make_address(&b->from[i]));
+        if (item == NULL || PyList_Append(rest, item) < 0) {
+            Py_XDECREF(item);
+            Py_CLEAR(rest);
+        }
+        Py_XDECREF(item);
+    }
+    return rest;
+}
+
+/* The route's latched source and destination from Python addresses: -1 with
+ * an exception set (ValueError when not numeric). */
+static int
+route_addresses(Route *r, PyObject *latched, int out_fd, PyObject *dest)
+{
+    socklen_t latched_len;
+    if (parse_address(latched, &r->latched, &latched_len) < 0) {
+        return -1;
+    }
+    r->out_fd = out_fd;
+    r->forward = out_fd >= 0 && dest != Py_None;
+    r->dest_len = 0;
+    if (r->forward && parse_address(dest, &r->dest, &r->dest_len) < 0) {
+        return -1;
+    }
+    return 0;
+}
+
+static int
+te_map_argument(PyObject *arg, const unsigned char **te_map)
+{
+    if (!PyBytes_Check(arg) || PyBytes_GET_SIZE(arg) != 128) {
+        PyErr_SetString(PyExc_TypeError, "te_map must be 128 bytes");
+        return -1;
+    }
+    *te_map = (const unsigned char *)PyBytes_AS_STRING(arg);
+    return 0;
+}
+
+PyDoc_STRVAR(relay_doc,
+"relay(fd, latched, out_fd, dest, copy_all) -> (fast, sent, errors, packets, rest)\n\n"
+"One recvmmsg on fd. The leading packets from the source `latched` (fast of\n"
+"them) are sent to `dest` through `out_fd` with sendmmsg (not when out_fd < 0\n"
+"or dest is None: sent is then 0). `packets` holds those packets as bytes:\n"
+"all of them when copy_all, else only the last. `rest`: the packets from the\n"
+"first one from elsewhere on, as (bytes, address), untouched and not sent.\n"
+"ValueError (before anything is received) when an address is not numeric.");
+
+static PyObject *
+batchudp_relay(PyObject *module, PyObject *const *args, Py_ssize_t nargs)
+{
+    if (nargs != 5) {
+        PyErr_SetString(PyExc_TypeError, "relay() takes 5 arguments");
+        return NULL;
+    }
+    int fd, out_fd, copy_all;
+    Route r = {0};
+    if (fd_argument(args[0], &fd) < 0 || fd_argument(args[2], &out_fd) < 0 ||
+        (copy_all = PyObject_IsTrue(args[4])) < 0 ||
+        route_addresses(&r, args[1], out_fd, args[3]) < 0) {
+        return NULL;
+    }
+    Batch *b = get_batch();
+    if (b == NULL) {
+        return NULL;
+    }
+    int fast = 0, sent = 0, errors = 0;
+    long counts[4] = {0, 0, 0, 0};
+    int n = serve(fd, b, &r, NULL, &fast, &sent, &errors, counts); /* no spool: no events */
+    if (n < 0) {
+        return NULL;
+    }
+    PyObject *packets = PyList_New(0), *rest = NULL;
+    for (int i = copy_all ? 0 : fast - 1; packets != NULL && i >= 0 && i < fast; i++) {
+        PyObject *data = PyBytes_FromStringAndSize(b->in_iov[i].iov_base, b->in[i].msg_len);
+        if (data == NULL || PyList_Append(packets, data) < 0) {
+            Py_CLEAR(packets);
+        }
+        Py_XDECREF(data);
+    }
+    if (packets == NULL || (rest = rest_list(b, fast, n)) == NULL) {
+        Py_XDECREF(packets);
+        return NULL;
+    }
+    return Py_BuildValue("(iiiNN)", fast, sent, errors, packets, rest);
 }
 
 PyDoc_STRVAR(relay_record_doc,
@@ -403,56 +470,31 @@ batchudp_relay_record(PyObject *module, PyObject *const *args, Py_ssize_t nargs)
         return NULL;
     }
     int fd, out_fd;
-    struct sockaddr_storage latched, dest;
-    socklen_t latched_len, dest_len = 0;
-    if (fd_argument(args[0], &fd) < 0 || parse_address(args[1], &latched, &latched_len) < 0 ||
-        fd_argument(args[2], &out_fd) < 0) {
+    Route r = {0};
+    if (fd_argument(args[0], &fd) < 0 || fd_argument(args[2], &out_fd) < 0 ||
+        route_addresses(&r, args[1], out_fd, args[3]) < 0) {
         return NULL;
     }
-    PyObject *spool = args[4];
-    if (!PyByteArray_Check(spool)) {
+    r.spool = args[4];
+    if (!PyByteArray_Check(r.spool)) {
         PyErr_SetString(PyExc_TypeError, "spool must be a bytearray");
         return NULL;
     }
     unsigned long long arrival = PyLong_AsUnsignedLongLongMask(args[5]);
-    if (arrival == (unsigned long long)-1 && PyErr_Occurred()) {
+    if ((arrival == (unsigned long long)-1 && PyErr_Occurred()) ||
+        te_map_argument(args[6], &r.te_map) < 0) {
         return NULL;
     }
-    if (!PyBytes_Check(args[6]) || PyBytes_GET_SIZE(args[6]) != 128) {
-        PyErr_SetString(PyExc_TypeError, "te_map must be 128 bytes");
-        return NULL;
-    }
-    const unsigned char *te_map = (const unsigned char *)PyBytes_AS_STRING(args[6]);
-    int forward = out_fd >= 0 && args[3] != Py_None;
-    if (forward && parse_address(args[3], &dest, &dest_len) < 0) {
-        return NULL;
-    }
+    r.arrival_ms = (uint32_t)arrival;
     Batch *b = get_batch();
     if (b == NULL) {
         return NULL;
     }
-    int n = receive(fd, b, MAX_BATCH);
-    if (n < 0) {
-        return NULL;
-    }
-    int fast = 0;
-    while (fast < n && same_source(&b->from[fast], &latched)) {
-        fast++;
-    }
-    int sent = 0, errors = 0;
-    if (forward && fast > 0) {
-        for (int i = 0; i < fast; i++) {
-            b->out_iov[i].iov_base = b->in_iov[i].iov_base;
-            b->out_iov[i].iov_len = b->in[i].msg_len;
-            b->out[i].msg_hdr.msg_name = &dest;
-            b->out[i].msg_hdr.msg_namelen = dest_len;
-        }
-        sent = transmit(out_fd, b, fast, &errors);
-    }
+    int fast = 0, sent = 0, errors = 0;
     long counts[4] = {0, 0, 0, 0};
-    PyObject *events = PyList_New(0), *rest = PyList_New(0), *last = NULL;
-    if (events == NULL || rest == NULL ||
-        spool_records(b, fast, spool, (uint32_t)arrival, te_map, events, counts) < 0) {
+    PyObject *events = NULL, *rest = NULL, *last = NULL;
+    int n = serve(fd, b, &r, &events, &fast, &sent, &errors, counts);
+    if (n < 0 || (events == NULL && (events = PyList_New(0)) == NULL)) {
         goto fail;
     }
     if (fast > 0) {
@@ -460,23 +502,13 @@ batchudp_relay_record(PyObject *module, PyObject *const *args, Py_ssize_t nargs)
     } else {
         last = Py_NewRef(Py_None);
     }
-    if (last == NULL) {
+    if (last == NULL || (rest = rest_list(b, fast, n)) == NULL) {
         goto fail;
-    }
-    for (int i = fast; i < n; i++) {
-        PyObject *item = Py_BuildValue("(y#N)", (const char *)b->in_iov[i].iov_base,
-                                       (Py_ssize_t)b->in[i].msg_len, make_address(&b->from[i]));
-        if (item == NULL || PyList_Append(rest, item) < 0) {
-            Py_XDECREF(item);
-            goto fail;
-        }
-        Py_DECREF(item);
     }
     return Py_BuildValue("(iiiNN(llll)N)", fast, sent, errors, last, events, counts[0],
                          counts[1], counts[2], counts[3], rest);
 fail:
     Py_XDECREF(events);
-    Py_XDECREF(rest);
     Py_XDECREF(last);
     return NULL;
 }
@@ -594,6 +626,437 @@ batchudp_send_batch(PyObject *module, PyObject *const *args, Py_ssize_t nargs)
     return PyLong_FromLong(sent);
 }
 
+/* -- the pump: every relay socket of a process in one epoll set ------------------ */
+
+/* One socket's state in the pump. A configured slot (mode > 0) is served
+ * here: its latched source's packets forwarded (and spooled, mode 2); what
+ * it did is summed until Python collects it. An unconfigured slot (mode 0)
+ * is handed to Python, which reads the socket itself. */
+typedef struct {
+    int fd;
+    int mode; /* 0: Python reads it; 1: forward; 2: forward and spool */
+    PyObject *leg; /* what run() hands back to Python */
+    Route route;
+    PyObject *spool; /* owned reference while mode 2 */
+    long long offset_ms; /* the recording's clock minus run()'s now_ms */
+    unsigned char te_map[128];
+    /* summed since the last collect */
+    int dirty;
+    long fast, sent, errors, held, counts[4];
+    unsigned char *last; /* the last packet from the latched source */
+    size_t last_len, last_cap;
+} Slot;
+
+typedef struct {
+    PyObject_HEAD
+    int epfd;
+    Slot **slots; /* by file descriptor */
+    int nslots;
+} Pump;
+
+#define PUMP_EVENTS 256
+
+static void
+slot_unconfigure(Slot *slot)
+{
+    slot->mode = 0;
+    Py_CLEAR(slot->spool);
+    slot->route.spool = NULL;
+}
+
+static void
+slot_free(Slot *slot)
+{
+    slot_unconfigure(slot);
+    Py_CLEAR(slot->leg);
+    free(slot->last);
+    free(slot);
+}
+
+static Slot *
+pump_slot(Pump *self, PyObject *arg)
+{
+    int fd;
+    if (fd_argument(arg, &fd) < 0) {
+        return NULL;
+    }
+    if (fd < 0 || fd >= self->nslots || self->slots[fd] == NULL) {
+        PyErr_Format(PyExc_KeyError, "fd %d is not in the pump", fd);
+        return NULL;
+    }
+    return self->slots[fd];
+}
+
+static PyObject *
+pump_new(PyTypeObject *type, PyObject *args, PyObject *kwargs)
+{
+    if (PyTuple_GET_SIZE(args) != 0 || (kwargs != NULL && PyDict_GET_SIZE(kwargs) != 0)) {
+        PyErr_SetString(PyExc_TypeError, "Pump() takes no arguments");
+        return NULL;
+    }
+    Pump *self = (Pump *)type->tp_alloc(type, 0);
+    if (self == NULL) {
+        return NULL;
+    }
+    self->epfd = epoll_create1(EPOLL_CLOEXEC);
+    if (self->epfd < 0) {
+        PyErr_SetFromErrno(PyExc_OSError);
+        Py_DECREF(self);
+        return NULL;
+    }
+    return (PyObject *)self;
+}
+
+static void
+pump_dealloc(Pump *self)
+{
+    for (int i = 0; i < self->nslots; i++) {
+        if (self->slots[i] != NULL) {
+            slot_free(self->slots[i]);
+        }
+    }
+    free(self->slots);
+    if (self->epfd >= 0) {
+        close(self->epfd);
+    }
+    Py_TYPE(self)->tp_free((PyObject *)self);
+}
+
+static PyObject *
+pump_fileno(Pump *self, PyObject *unused)
+{
+    return PyLong_FromLong(self->epfd);
+}
+
+static PyObject *
+pump_add(Pump *self, PyObject *const *args, Py_ssize_t nargs)
+{
+    int fd;
+    if (nargs != 2) {
+        PyErr_SetString(PyExc_TypeError, "add() takes 2 arguments");
+        return NULL;
+    }
+    if (fd_argument(args[0], &fd) < 0) {
+        return NULL;
+    }
+    if (fd < 0 || (fd < self->nslots && self->slots[fd] != NULL)) {
+        PyErr_Format(PyExc_ValueError, "fd %d is negative or already in the pump", fd);
+        return NULL;
+    }
+    if (fd >= self->nslots) {
+        int n = fd + 64;
+        Slot **grown = realloc(self->slots, sizeof(Slot *) * (size_t)n);
+        if (grown == NULL) {
+            return PyErr_NoMemory();
+        }
+        memset(grown + self->nslots, 0, sizeof(Slot *) * (size_t)(n - self->nslots));
+        self->slots = grown;
+        self->nslots = n;
+    }
+    Slot *slot = calloc(1, sizeof(Slot));
+    if (slot == NULL) {
+        return PyErr_NoMemory();
+    }
+    struct epoll_event ev = {.events = EPOLLIN};
+    ev.data.fd = fd;
+    if (epoll_ctl(self->epfd, EPOLL_CTL_ADD, fd, &ev) < 0) {
+        free(slot);
+        return PyErr_SetFromErrno(PyExc_OSError);
+    }
+    slot->fd = fd;
+    slot->leg = Py_NewRef(args[1]);
+    self->slots[fd] = slot;
+    Py_RETURN_NONE;
+}
+
+/* The slot's sums as (fast, sent, errors, held, (spooled, bytes, malformed,
+ * rtcp), last), zeroed; None when nothing happened since the last. */
+static PyObject *
+slot_collect(Slot *slot)
+{
+    if (!slot->dirty) {
+        Py_RETURN_NONE;
+    }
+    PyObject *last = slot->last_len ? PyBytes_FromStringAndSize((const char *)slot->last,
+                                                                (Py_ssize_t)slot->last_len)
+                                    : Py_NewRef(Py_None);
+    if (last == NULL) {
+        return NULL;
+    }
+    PyObject *result = Py_BuildValue("(llll(llll)N)", slot->fast, slot->sent, slot->errors,
+                                     slot->held, slot->counts[0], slot->counts[1],
+                                     slot->counts[2], slot->counts[3], last);
+    if (result != NULL) {
+        slot->dirty = 0;
+        slot->fast = slot->sent = slot->errors = slot->held = 0;
+        memset(slot->counts, 0, sizeof(slot->counts));
+        slot->last_len = 0;
+    }
+    return result;
+}
+
+static PyObject *
+pump_remove(Pump *self, PyObject *arg)
+{
+    Slot *slot = pump_slot(self, arg);
+    if (slot == NULL) {
+        return NULL;
+    }
+    PyObject *sums = slot_collect(slot);
+    if (sums == NULL) {
+        return NULL;
+    }
+    /* the socket may be closed already (EBADF): it left the set then */
+    epoll_ctl(self->epfd, EPOLL_CTL_DEL, slot->fd, NULL);
+    self->slots[slot->fd] = NULL;
+    slot_free(slot);
+    return sums;
+}
+
+static PyObject *
+pump_collect(Pump *self, PyObject *arg)
+{
+    Slot *slot = pump_slot(self, arg);
+    return slot == NULL ? NULL : slot_collect(slot);
+}
+
+static PyObject *
+pump_collect_all(Pump *self, PyObject *unused)
+{
+    PyObject *result = PyList_New(0);
+    for (int i = 0; result != NULL && i < self->nslots; i++) {
+        Slot *slot = self->slots[i];
+        if (slot == NULL || !slot->dirty) {
+            continue;
+        }
+        PyObject *sums = slot_collect(slot);
+        PyObject *item = sums == NULL ? NULL : PyTuple_Pack(2, slot->leg, sums);
+        Py_XDECREF(sums);
+        if (item == NULL || PyList_Append(result, item) < 0) {
+            Py_CLEAR(result);
+        }
+        Py_XDECREF(item);
+    }
+    return result;
+}
+
+static PyObject *
+pump_configure(Pump *self, PyObject *const *args, Py_ssize_t nargs)
+{
+    if (nargs != 7) {
+        PyErr_SetString(PyExc_TypeError, "configure() takes 7 arguments");
+        return NULL;
+    }
+    Slot *slot = pump_slot(self, args[0]);
+    int out_fd;
+    if (slot == NULL || fd_argument(args[2], &out_fd) < 0) {
+        return NULL;
+    }
+    Route r = {0};
+    if (route_addresses(&r, args[1], out_fd, args[3]) < 0) {
+        return NULL;
+    }
+    PyObject *spool = args[4];
+    long long offset = 0;
+    const unsigned char *te_map = NULL;
+    if (spool != Py_None) {
+        if (!PyByteArray_Check(spool)) {
+            PyErr_SetString(PyExc_TypeError, "spool must be a bytearray or None");
+            return NULL;
+        }
+        offset = PyLong_AsLongLong(args[5]);
+        if ((offset == -1 && PyErr_Occurred()) || te_map_argument(args[6], &te_map) < 0) {
+            return NULL;
+        }
+    }
+    slot_unconfigure(slot);
+    slot->route = r;
+    if (spool != Py_None) {
+        slot->spool = Py_NewRef(spool);
+        slot->route.spool = spool;
+        slot->offset_ms = offset;
+        memcpy(slot->te_map, te_map, 128);
+        slot->route.te_map = slot->te_map;
+        slot->mode = 2;
+    } else {
+        slot->mode = 1;
+    }
+    Py_RETURN_NONE;
+}
+
+static PyObject *
+pump_unconfigure(Pump *self, PyObject *arg)
+{
+    Slot *slot = pump_slot(self, arg);
+    if (slot == NULL) {
+        return NULL;
+    }
+    slot_unconfigure(slot);
+    Py_RETURN_NONE;
+}
+
+/* Keeps a copy of in[i] as the slot's last packet; -1 when out of memory. */
+static int
+slot_keep_last(Slot *slot, Batch *b, int i)
+{
+    size_t len = b->in[i].msg_len;
+    if (len > slot->last_cap) {
+        unsigned char *grown = realloc(slot->last, len);
+        if (grown == NULL) {
+            PyErr_NoMemory();
+            return -1;
+        }
+        slot->last = grown;
+        slot->last_cap = len;
+    }
+    memcpy(slot->last, b->in_iov[i].iov_base, len);
+    slot->last_len = len;
+    return 0;
+}
+
+/* Serves one ready slot; appends (leg, rest, events, arrival_ms) to `handoff`
+ * when Python has a part in it. Returns the packets received, -1 on error. */
+static int
+pump_serve(Slot *slot, Batch *b, long long now_ms, PyObject *handoff)
+{
+    Route *r = &slot->route;
+    long long arrival = now_ms + slot->offset_ms;
+    r->arrival_ms = (uint32_t)(arrival < 0 ? 0 : arrival);
+    PyObject *events = NULL, *rest = NULL;
+    int fast = 0, sent = 0, errors = 0;
+    long counts[4] = {0, 0, 0, 0};
+    int n = serve(slot->fd, b, r, &events, &fast, &sent, &errors, counts);
+    if (n < 0) {
+        Py_XDECREF(events);
+        return -1;
+    }
+    if (fast > 0) {
+        slot->dirty = 1;
+        slot->fast += fast;
+        slot->sent += sent;
+        slot->errors += errors;
+        if (!r->forward) {
+            slot->held += fast;
+        }
+        for (int k = 0; k < 4; k++) {
+            slot->counts[k] += counts[k];
+        }
+        if (slot_keep_last(slot, b, fast - 1) < 0) {
+            Py_XDECREF(events);
+            return -1;
+        }
+    }
+    if (n > fast && (rest = rest_list(b, fast, n)) == NULL) {
+        Py_XDECREF(events);
+        return -1;
+    }
+    if (rest != NULL || events != NULL) {
+        PyObject *item = Py_BuildValue("(ONNL)", slot->leg, rest ? rest : Py_NewRef(Py_None),
+                                       events ? events : Py_NewRef(Py_None),
+                                       (long long)r->arrival_ms);
+        if (item == NULL || PyList_Append(handoff, item) < 0) {
+            Py_XDECREF(item);
+            return -1;
+        }
+        Py_DECREF(item);
+    }
+    return n;
+}
+
+PyDoc_STRVAR(pump_run_doc,
+"run(now_ms) -> (ready, handoff)\n\n"
+"Serves every socket that is ready (epoll_wait without blocking): a\n"
+"configured slot's packets are relayed (and spooled) here, an unconfigured\n"
+"slot's leg is handed to Python as (leg, None, None, 0) to read itself; a\n"
+"configured slot's packets from another source and its RFC 4733 packets\n"
+"come as (leg, rest or None, events or None, arrival_ms). `ready`: how\n"
+"many sockets were ready.");
+
+static PyObject *
+pump_run(Pump *self, PyObject *arg)
+{
+    long long now_ms = PyLong_AsLongLong(arg);
+    if (now_ms == -1 && PyErr_Occurred()) {
+        return NULL;
+    }
+    Batch *b = get_batch();
+    if (b == NULL) {
+        return NULL;
+    }
+    struct epoll_event events[PUMP_EVENTS];
+    int ready;
+    do {
+        ready = epoll_wait(self->epfd, events, PUMP_EVENTS, 0);
+    } while (ready < 0 && errno == EINTR);
+    if (ready < 0) {
+        return PyErr_SetFromErrno(PyExc_OSError);
+    }
+    PyObject *handoff = PyList_New(0);
+    if (handoff == NULL) {
+        return NULL;
+    }
+    for (int i = 0; i < ready; i++) {
+        int fd = events[i].data.fd;
+        Slot *slot = fd < self->nslots ? self->slots[fd] : NULL;
+        if (slot == NULL) {
+            continue;
+        }
+        if (slot->mode == 0) {
+            PyObject *item = Py_BuildValue("(OOOi)", slot->leg, Py_None, Py_None, 0);
+            if (item == NULL || PyList_Append(handoff, item) < 0) {
+                Py_XDECREF(item);
+                goto fail;
+            }
+            Py_DECREF(item);
+            continue;
+        }
+        if (pump_serve(slot, b, now_ms, handoff) < 0) {
+            if (!PyErr_ExceptionMatches(PyExc_OSError)) {
+                goto fail;
+            }
+            /* a socket error (ICMP unreachable came back): Python reads it next */
+            PyErr_Clear();
+            slot_unconfigure(slot);
+        }
+    }
+    return Py_BuildValue("(iN)", ready, handoff);
+fail:
+    Py_DECREF(handoff);
+    return NULL;
+}
+
+static PyMethodDef pump_methods[] = {
+    {"fileno", (PyCFunction)pump_fileno, METH_NOARGS, "The epoll set's descriptor."},
+    {"add", (PyCFunction)(void (*)(void))pump_add, METH_FASTCALL,
+     "add(fd, leg): watch fd; `leg` is handed back when Python has a part."},
+    {"remove", (PyCFunction)pump_remove, METH_O,
+     "remove(fd) -> sums or None: stop watching fd (before it is closed)."},
+    {"configure", (PyCFunction)(void (*)(void))pump_configure, METH_FASTCALL,
+     "configure(fd, latched, out_fd, dest, spool, offset_ms, te_map): serve fd here:\n"
+     "packets from `latched` go to `dest` through `out_fd` (out_fd < 0 or dest None:\n"
+     "held), and into the bytearray `spool` stamped now_ms + offset_ms (spool None:\n"
+     "not recorded here)."},
+    {"unconfigure", (PyCFunction)pump_unconfigure, METH_O,
+     "unconfigure(fd): hand fd's readiness to Python again."},
+    {"collect", (PyCFunction)pump_collect, METH_O,
+     "collect(fd) -> (fast, sent, errors, held, counts, last) or None, zeroed."},
+    {"collect_all", (PyCFunction)pump_collect_all, METH_NOARGS,
+     "collect_all() -> [(leg, sums), ...] for every slot with something to report."},
+    {"run", (PyCFunction)pump_run, METH_O, pump_run_doc},
+    {NULL, NULL, 0, NULL},
+};
+
+static PyTypeObject PumpType = {
+    PyVarObject_HEAD_INIT(NULL, 0)
+    .tp_name = "callvault.media._batchudp.Pump",
+    .tp_doc = "Every relay socket of the process in one epoll set, served in C.",
+    .tp_basicsize = sizeof(Pump),
+    .tp_flags = Py_TPFLAGS_DEFAULT,
+    .tp_new = pump_new,
+    .tp_dealloc = (destructor)pump_dealloc,
+    .tp_methods = pump_methods,
+};
+
 static PyMethodDef batchudp_methods[] = {
     {"relay", (PyCFunction)(void (*)(void))batchudp_relay, METH_FASTCALL, relay_doc},
     {"relay_record", (PyCFunction)(void (*)(void))batchudp_relay_record, METH_FASTCALL,
@@ -628,8 +1091,12 @@ PyInit__batchudp(void)
         }
         key_made = 1;
     }
+    if (PyType_Ready(&PumpType) < 0) {
+        return NULL;
+    }
     PyObject *m = PyModule_Create(&batchudp_module);
-    if (m != NULL && PyModule_AddIntConstant(m, "MAX_BATCH", MAX_BATCH) < 0) {
+    if (m != NULL && (PyModule_AddIntConstant(m, "MAX_BATCH", MAX_BATCH) < 0 ||
+                      PyModule_AddObjectRef(m, "Pump", (PyObject *)&PumpType) < 0)) {
         Py_DECREF(m);
         return NULL;
     }

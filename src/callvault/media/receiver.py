@@ -96,7 +96,10 @@ class RtpReceiver(asyncio.DatagramProtocol):
         self.packets = 0
         self.bytes = 0
         # (decrypted RTP packet, arrival ms) for live listening; None when nobody listens
-        self.listener: Callable[[bytes, int], None] | None = None
+        self._listener: Callable[[bytes, int], None] | None = None
+        # called before what ``fast_tap`` answers changes (the relay's native
+        # pump caches it)
+        self.fast_changed: Callable[[], None] | None = None
         self.dtmf_events = 0
         self.malformed = 0
         self.rtcp = 0  # RTCP multiplexed on the RTP port (RFC 5761), not spooled
@@ -129,16 +132,29 @@ class RtpReceiver(asyncio.DatagramProtocol):
         self.bytes += len(data)
         if (second & 0x7F) in self._te_pts:
             self._telephone_event(data, now)
-        if self.listener is not None:  # LiveCenter: someone hears this stream live
-            self.listener(data, now)
+        if self._listener is not None:  # LiveCenter: someone hears this stream live
+            self._listener(data, now)
 
     # -- the relay's native tap --
+
+    @property
+    def listener(self) -> Callable[[bytes, int], None] | None:
+        return self._listener
+
+    @listener.setter
+    def listener(self, listener: Callable[[bytes, int], None] | None) -> None:
+        self._changing()
+        self._listener = listener
+
+    def _changing(self) -> None:
+        if self.fast_changed is not None:
+            self.fast_changed()
 
     def fast_tap(self, source: Address) -> FastTap | None:
         """What the relay's native code needs to spool packets from ``source``
         itself; None when a packet needs this class (not latched to ``source``
         yet, SRTP, a live listener): the relay then calls ``datagram_received``."""
-        if source != self.remote or self._unprotect is not None or self.listener is not None:
+        if source != self.remote or self._unprotect is not None or self._listener is not None:
             return None
         return self._records, self._clock_ms(), self._te_map
 
@@ -166,11 +182,13 @@ class RtpReceiver(asyncio.DatagramProtocol):
 
     def set_telephone_events(self, pts: Iterable[int]) -> None:
         """The telephone-event payload types of the current SDP (re-INVITE)."""
+        self._changing()
         self._te_pts = frozenset(pts)
         self._te_map = _te_map(self._te_pts)
 
     def set_unprotect(self, unprotect: Callable[[bytes], bytes | None] | None) -> None:
         """A re-offer changed the SRTP key (or turned SRTP on or off)."""
+        self._changing()
         self._unprotect = unprotect
 
     def expect(self, host: str | None) -> None:
@@ -179,6 +197,7 @@ class RtpReceiver(asyncio.DatagramProtocol):
         A different host than the latched one drops the latch, so the next
         packet from that host latches again (the SRC moved the stream)."""
         if host is not None and self.remote is not None and self.remote[0] != host:
+            self._changing()
             log.info("stream %d: sender moves to %s", self.stream_index, host)
             self.remote = None
             self.source_changes += 1
@@ -189,6 +208,7 @@ class RtpReceiver(asyncio.DatagramProtocol):
         """Someone else sends this stream now (a B2BUA transfer to a party on the
         same host): the next packet latches again."""
         if self.remote is not None:
+            self._changing()
             self.remote = None
             self.source_changes += 1
 
@@ -234,6 +254,7 @@ class RtpReceiver(asyncio.DatagramProtocol):
                     self._expected_host,
                 )
             return False
+        self._changing()
         self.remote = addr
         log.info("stream %d: RTP from %s", self.stream_index, _fmt(addr))
         return True

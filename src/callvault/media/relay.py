@@ -52,6 +52,7 @@ import asyncio
 import logging
 import socket
 import struct
+import weakref
 from collections.abc import Callable
 from typing import Any, Literal, cast
 
@@ -84,6 +85,99 @@ _UNSPECIFIED = frozenset({"0.0.0.0", "::"})  # RFC 3264 section 8.4: hold
 _NUMBERS = struct.Struct("!HII")  # seq, timestamp, ssrc at offset 2
 _HEADER = struct.Struct("!BBHII")
 _G711: dict[str, Callable[[Any], bytes]] = {"pcmu": encode_pcmu, "pcma": encode_pcma}
+
+
+POLL_S = 0.001
+"""While packets keep coming, the pump is run on a timer this often instead of
+on each socket's readiness: one wake-up serves every socket that has packets."""
+COLLECT_S = 0.25
+"""How often the pump's per-socket sums reach the legs' and receivers' counters."""
+
+
+class _Engine:
+    """One native pump per event loop: every batched leg's socket in one epoll
+    set (``_batchudp.Pump``), served in C while the leg is in its common case.
+
+    The loop watches the pump's epoll descriptor. On its first readiness the
+    pump is run and, while sockets keep being ready, run again every
+    ``POLL_S`` on a timer without watching the descriptor (interrupt
+    coalescing, as NAPI does): under load one wake-up serves many sockets, and
+    a packet waits at most about ``POLL_S`` for it. When a run finds nothing
+    ready the descriptor is watched again. Python has a part only in a leg
+    that is not configured (it reads its socket itself, ``_Leg.readable``),
+    in packets from another source and in RFC 4733 packets (the receiver's
+    DTMF tracker); the counters are collected every ``COLLECT_S`` and before
+    anything that reads or changes a leg's state."""
+
+    def __init__(self, loop: asyncio.AbstractEventLoop) -> None:
+        self.loop = loop
+        self.pump = _batchudp.Pump()
+        self.fd = self.pump.fileno()
+        self.legs = 0
+        self.polling: asyncio.TimerHandle | None = None
+        self.collecting: asyncio.TimerHandle | None = None
+
+    def add(self, leg: _Leg) -> None:
+        self.pump.add(leg.fd, leg)
+        self.legs += 1
+        if self.legs == 1:
+            self.loop.add_reader(self.fd, self._ready)
+            self.collecting = self.loop.call_later(COLLECT_S, self._collect)
+
+    def remove(self, leg: _Leg) -> None:
+        leg.absorb(self.pump.remove(leg.fd))
+        self.legs -= 1
+        if self.legs == 0:
+            for timer in (self.polling, self.collecting):
+                if timer is not None:
+                    timer.cancel()
+            self.polling = self.collecting = None
+            self.loop.remove_reader(self.fd)
+
+    def _ready(self) -> None:
+        if self._run():
+            self.loop.remove_reader(self.fd)
+            self.polling = self.loop.call_later(POLL_S, self._tick)
+
+    def _tick(self) -> None:
+        if self._run():
+            self.polling = self.loop.call_later(POLL_S, self._tick)
+        else:
+            self.polling = None
+            self.loop.add_reader(self.fd, self._ready)
+
+    def now_ms(self) -> int:
+        """The clock the pump stamps with: a receiver's clock is this plus an offset."""
+        return int(self.loop.time() * 1000)
+
+    def _run(self) -> int:
+        ready, handoff = self.pump.run(self.now_ms())
+        for leg, rest, events, arrival_ms in handoff:
+            if rest is None and events is None:
+                leg.readable()
+                continue
+            if events is not None and leg.recorder is not None:
+                leg.recorder.absorb((0, 0, 0, 0), events, arrival_ms)
+            for data, addr in rest or ():
+                leg.datagram_received(data, addr)
+        return ready
+
+    def _collect(self) -> None:
+        for leg, sums in self.pump.collect_all():
+            leg.absorb(sums)
+        self.collecting = self.loop.call_later(COLLECT_S, self._collect)
+
+
+_engines: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, _Engine] = (
+    weakref.WeakKeyDictionary()
+)
+
+
+def _engine(loop: asyncio.AbstractEventLoop) -> _Engine:
+    engine = _engines.get(loop)
+    if engine is None:
+        engine = _engines[loop] = _Engine(loop)
+    return engine
 
 
 def other(side: Side) -> Side:
@@ -124,7 +218,8 @@ class _Leg(asyncio.DatagramProtocol):
         self.tap_filter: TapFilter | None = None
         self.mixing: Callable[[bytes, int], None] | None = None  # audio FROM this side
         self.mixed = 0  # mixed frames sent to this side
-        self.last: bytes | None = None  # the last packet received from this side
+        self._last: bytes | None = None  # the last packet received from this side
+        self.engine: _Engine | None = None  # the batched path's pump, while attached
         # False while packets from this side need more than a sendto: a code is
         # hidden on this side, or the peer hears (or heard) a prompt.
         self.fast = True
@@ -157,7 +252,7 @@ class _Leg(asyncio.DatagramProtocol):
         tap = self.tap
         if tap is not None:
             tap(data, addr)
-        self.last = data
+        self._last = data
         peer = self.peer
         if not self.fast:
             self.relay._forward_slow(self, peer, data)
@@ -184,16 +279,25 @@ class _Leg(asyncio.DatagramProtocol):
 
     # -- the batched path --
 
+    @property
+    def last(self) -> bytes | None:
+        """The last packet received from this side."""
+        self.collect()
+        return self._last
+
     def attach(self, loop: asyncio.AbstractEventLoop, sock: socket.socket) -> None:
         self.sock = sock
         self.fd = sock.fileno()
         self.sendto = self._sock_sendto
         self.is_open = True
-        loop.add_reader(self.fd, self.readable)
+        self.engine = _engine(loop)
+        self.engine.add(self)
 
     def detach(self, loop: asyncio.AbstractEventLoop) -> None:
         if self.sock is not None:
-            loop.remove_reader(self.fd)
+            if self.engine is not None:
+                self.engine.remove(self)  # collects what the pump summed
+                self.engine = None
             self.sock.close()  # at once: the port can go back now
             self.sock = None
         self.fd = -1
@@ -207,11 +311,44 @@ class _Leg(asyncio.DatagramProtocol):
         except OSError as exc:  # a full send buffer drops the packet, as RTP may
             self.error_received(exc)
 
+    # -- the pump's part --
+
+    def collect(self) -> None:
+        """The pump's sums for this socket reach the counters (and ``last``)."""
+        if self.engine is not None:
+            self.absorb(self.engine.pump.collect(self.fd))
+
+    def absorb(self, sums: _batchudp.Sums | None) -> None:
+        """What the pump did with this side's packets since it last said."""
+        if sums is None:
+            return
+        _fast, sent, errors, held, counts, last = sums
+        if last is not None:
+            self._last = last
+        self.relayed += sent
+        self.peer.send_errors += errors
+        self.peer.on_hold += held
+        if self.recorder is not None and counts[0] + counts[2] + counts[3]:
+            self.recorder.absorb(counts, [], 0)
+
+    def invalidate(self) -> None:
+        """This side's state changes: the pump hands its socket back to Python
+        (which reads the next batch and configures the pump again) after its
+        sums are collected, so they count under the state they were made in."""
+        if self.engine is not None:
+            self.collect()
+            self.engine.pump.unconfigure(self.fd)
+
     def readable(self) -> None:
         """The socket has datagrams: one batch is received, the packets from the
         latched source forwarded in C while this side is on the fast path (and
-        spooled in C when the tap is a recording receiver in its common case)."""
+        spooled in C when the tap is a recording receiver in its common case).
+        Then the pump is told to serve the next batches itself, the same way,
+        until the state changes (``invalidate``)."""
+        if self.fd < 0:
+            return  # closed by what an earlier socket of the same run did
         latched = self.latched
+        engine = self.engine
         try:
             if self.fast and latched is not None:
                 peer = self.peer
@@ -224,8 +361,11 @@ class _Leg(asyncio.DatagramProtocol):
                     fast, sent, errors, last, events, counts, rest = _batchudp.relay_record(
                         self.fd, latched, out, dest, records, arrival_ms, te_map
                     )
+                    if engine is not None:
+                        offset = arrival_ms - engine.now_ms()
+                        engine.pump.configure(self.fd, latched, out, dest, records, offset, te_map)
                     if fast:
-                        self.last = last
+                        self._last = last
                         if out >= 0:
                             self.relayed += sent
                             peer.send_errors += errors
@@ -237,8 +377,10 @@ class _Leg(asyncio.DatagramProtocol):
                     fast, sent, errors, packets, rest = _batchudp.relay(
                         self.fd, latched, out, dest, tap is not None
                     )
+                    if engine is not None and tap is None:
+                        engine.pump.configure(self.fd, latched, out, dest, None, 0, None)
                     if fast:
-                        self.last = packets[-1]
+                        self._last = packets[-1]
                         if out >= 0:
                             self.relayed += sent
                             peer.send_errors += errors
@@ -272,6 +414,7 @@ class _Leg(asyncio.DatagramProtocol):
                 )
             self.foreign += 1
             return False
+        self.relay._invalidate()
         self.latched = addr
         if self.dest is not None:
             self.dest = addr  # symmetric RTP: answer where it comes from
@@ -341,6 +484,7 @@ class MediaRelay:
         An unspecified host (None, 0.0.0.0) or port 0 is hold: nothing is sent
         to it. A changed host drops the latch; on hold the host packets are
         accepted from stays the one before (a party on hold may resume)."""
+        self._invalidate()
         leg = self._legs[side]
         unspecified = host is None or host in _UNSPECIFIED
         # another host, or another port on it (a transfer to a phone on the same
@@ -372,12 +516,18 @@ class MediaRelay:
         leg.tap_filter = tap_filter
         self._compose_tap(leg)
 
-    @staticmethod
-    def _compose_tap(leg: _Leg) -> None:
+    def _compose_tap(self, leg: _Leg) -> None:
+        self._invalidate()
         tap, tap_filter = leg.user_tap, leg.tap_filter
         owner = getattr(tap, "__self__", None)
         plain = getattr(tap, "__func__", None) is RtpReceiver.datagram_received
+        if leg.recorder is not None:
+            leg.recorder.fast_changed = None
         leg.recorder = owner if plain and tap_filter is None else None
+        if leg.recorder is not None:
+            # what fast_tap answers changes (latch, SRTP, a listener): the pump
+            # must ask again
+            leg.recorder.fast_changed = self._invalidate
         if tap is None or tap_filter is None:
             leg.tap = tap
             return
@@ -542,7 +692,19 @@ class MediaRelay:
 
     # -- the slow path --
 
+    def _invalidate(self) -> None:
+        """A leg's state changes: both sockets go back to Python for a batch."""
+        for leg in self._legs.values():
+            leg.invalidate()
+
+    def collect(self) -> None:
+        """The counters (the relay's, the recording receivers') brought up to
+        date with what the native pump did (it reports every ``COLLECT_S``)."""
+        for leg in self._legs.values():
+            leg.collect()
+
     def _refresh(self) -> None:
+        self._invalidate()
         for leg in self._legs.values():
             peer = leg.peer
             leg.fast = (
@@ -617,6 +779,7 @@ class MediaRelay:
     # -- reporting, tear-down --
 
     def stats(self) -> dict[str, int]:
+        self.collect()
         a, b = self._legs["a"], self._legs["b"]
         legs = (a, b)
         return {
