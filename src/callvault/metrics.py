@@ -2,8 +2,40 @@
 
 from __future__ import annotations
 
+import time
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
+
+
+@dataclass
+class OutboxMetrics:
+    """The S3 outbox (``storage/outbox.py``): blobs waiting for upload, and how uploads go."""
+
+    files: int = 0
+    bytes: int = 0
+    oldest_since: float | None = None  # wall-clock time the oldest waiting blob was queued
+    uploads: int = 0
+    failures: int = 0
+
+    def rows(self) -> list[tuple[str, str, str, float]]:
+        age = 0.0 if self.oldest_since is None else max(0.0, time.time() - self.oldest_since)
+        return [
+            ("callvault_blob_outbox_files", "gauge", "blobs waiting for upload", self.files),
+            ("callvault_blob_outbox_bytes", "gauge", "bytes waiting for upload", self.bytes),
+            (
+                "callvault_blob_outbox_oldest_age_seconds",
+                "gauge",
+                "how long the oldest waiting blob has waited",
+                round(age, 1),
+            ),
+            ("callvault_blob_uploads_total", "counter", "blobs uploaded", self.uploads),
+            (
+                "callvault_blob_upload_failures_total",
+                "counter",
+                "failed upload attempts (retried)",
+                self.failures,
+            ),
+        ]
 
 
 @dataclass
@@ -25,11 +57,12 @@ class Metrics:
     sip_requests_refused_unknown_source: int = 0
     sip_requests_refused_limit: int = 0
     live: Callable[[], dict[str, int]] = field(default=lambda: {})
+    outbox: OutboxMetrics = field(default_factory=OutboxMetrics)  # blob_store = "s3" only
 
     def render(self, jobs: Mapping[str, int] | None = None) -> str:
         """The exposition; ``jobs``: background jobs per state (``jobs.queue.state_counts``)."""
         live = self.live()
-        rows = [
+        rows: list[tuple[str, str, str, float]] = [
             ("callvault_active_calls", "gauge", "calls being recorded now", live.get("calls", 0)),
             (
                 "callvault_calls_started_total",
@@ -116,6 +149,7 @@ class Metrics:
                 "spools waiting to be finished",
                 live.get("pending", 0),
             ),
+            *self.outbox.rows(),
         ]
         out = []
         for name, kind, text, value in rows:

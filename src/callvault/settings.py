@@ -10,12 +10,18 @@ import ipaddress
 import os
 import tomllib
 from pathlib import Path
-from typing import Any, Literal
+from typing import Annotated, Any, Literal
 
 from pydantic import Field, SecretStr, ValidationError, field_validator, model_validator
-from pydantic_settings import BaseSettings, SettingsConfigDict
+from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
 ENV_PREFIX = "CALLVAULT_"
+
+# What one process runs (issue 13): media = SIP, RTP capture, the B2BUA and the finishing
+# of this node's spools; web = portal and API; worker = the job runner (retention,
+# exports, mail, push). ``callvault serve`` runs all three unless told otherwise.
+Role = Literal["media", "web", "worker"]
+ALL_ROLES: frozenset[Role] = frozenset(("media", "web", "worker"))
 CONFIG_ENV = "CALLVAULT_CONFIG"
 
 
@@ -27,6 +33,9 @@ class Settings(BaseSettings):
     model_config = SettingsConfigDict(env_prefix=ENV_PREFIX, extra="forbid", frozen=True)
 
     data_dir: Path = Field(default=Path("data"), description="spool, blobs and SQLite live here")
+    # which roles this process runs; env CALLVAULT_ROLES=media,worker, CLI --roles media,worker
+    # (NoDecode: a comma list, not JSON, from the environment; ``_roles`` splits it)
+    roles: Annotated[frozenset[Role], NoDecode] = ALL_ROLES
     database_url: str | None = Field(default=None, description="SQLAlchemy URL; default SQLite")
     sip_host: str = "127.0.0.1"
     sip_port: int = Field(default=5060, ge=0, le=65535)
@@ -89,6 +98,20 @@ class Settings(BaseSettings):
     # every key is stored under this prefix ("recordings/" → "recordings/<tenant>/...")
     s3_prefix: str = Field(default="", max_length=200, pattern=r"^([A-Za-z0-9][A-Za-z0-9._/-]*/)?$")
     s3_timeout_s: float = Field(default=30.0, gt=0, le=300)
+    # finished blobs go to data_dir/outbox first and are uploaded with retry (storage/outbox.py):
+    # an S3 outage never blocks finishing; off: straight to S3, finishing waits for it
+    s3_outbox: bool = True
+    s3_outbox_retry_max_s: float = Field(default=60.0, gt=0, le=3600)  # backoff's cap
+
+    @field_validator("roles", mode="before")
+    @classmethod
+    def _roles(cls, value: object) -> object:
+        """A comma list ("media,worker") from the environment or the command line."""
+        if isinstance(value, str):
+            value = [part.strip() for part in value.split(",") if part.strip()]
+        if isinstance(value, list | tuple | set | frozenset) and not value:
+            raise ValueError("name at least one of media, web, worker")
+        return value
 
     @field_validator("sip_tls_cert", "sip_tls_key", "sip_tls_ca")
     @classmethod
@@ -193,5 +216,5 @@ def load_settings(config_file: Path | None = None, **overrides: Any) -> Settings
     except ValidationError as exc:
         first = exc.errors()[0]
         key = ".".join(str(p) for p in first["loc"]) or "settings"
-        origin = source.get(key, "default")
+        origin = source.get(str(first["loc"][0]) if first["loc"] else key, "default")
         raise SettingsError(f"invalid setting '{key}' (from {origin}): {first['msg']}") from exc

@@ -1,4 +1,6 @@
-"""A real S3 HTTP server for the tests: moto's server app on 127.0.0.1, a random port.
+"""A real S3 HTTP server for the tests: moto's server app on 127.0.0.1, a random port
+(``S3Server``, in this process), or moto's standalone server as its own process
+(``S3Process``, which a test can kill).
 
 The app is wrapped in ``S3Server``'s WSGI layer, which logs every request the
 way the server saw it (method, path, query, Range header, status, bytes
@@ -9,10 +11,15 @@ over HTTP, with nothing in boto3 patched.
 
 from __future__ import annotations
 
+import socket
+import subprocess
+import sys
 import threading
+import time
 import uuid
 from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
 from tests.peers import require_module
@@ -136,3 +143,62 @@ class S3Server:
             close = getattr(body, "close", None)
             if close is not None:
                 close()
+
+
+class S3Process:
+    """moto's standalone S3 server as a process of its own on a fixed loopback port: the
+    outage test kills it (SIGKILL) and starts a fresh one on the same port.
+
+    A fresh moto knows nothing (no persistence): ``create_bucket`` again after a start.
+    Its request log (werkzeug's, one line per request with the status) is ``log_file``.
+    """
+
+    def __init__(self, log_file: Path) -> None:
+        require_module("moto", "an S3 server for the S3 outbox's tests (moto[server])")
+        with socket.socket() as probe:
+            probe.bind(("127.0.0.1", 0))
+            self.port = int(probe.getsockname()[1])
+        self.url = f"http://127.0.0.1:{self.port}"
+        self.log_file = log_file
+        self._process: subprocess.Popen[bytes] | None = None
+
+    def start(self, timeout: float = 60) -> None:
+        with open(self.log_file, "ab") as log:
+            self._process = subprocess.Popen(
+                [sys.executable, "-m", "moto.server", "-H", "127.0.0.1", "-p", str(self.port)],
+                stdout=log,
+                stderr=subprocess.STDOUT,
+            )
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:  # until it accepts connections
+            if self._process.poll() is not None:
+                raise RuntimeError(f"moto server exited: {self.log_file.read_text()[-2000:]}")
+            with socket.socket() as s:
+                if s.connect_ex(("127.0.0.1", self.port)) == 0:
+                    return
+            time.sleep(0.05)
+        raise RuntimeError("moto server did not start")
+
+    def kill(self) -> None:
+        if self._process is not None:
+            self._process.kill()
+            self._process.wait()
+            self._process = None
+
+    def create_bucket(self, name: str) -> str:
+        import boto3
+
+        client = boto3.client(
+            "s3",
+            endpoint_url=self.url,
+            region_name="us-east-1",
+            aws_access_key_id="testing",
+            aws_secret_access_key="testing",
+        )
+        client.create_bucket(Bucket=name)
+        client.close()
+        return name
+
+    def requests(self) -> list[str]:
+        """The request lines moto logged so far (``GET /bucket/key HTTP/1.1" 206``)."""
+        return [line for line in self.log_file.read_text().splitlines() if '" ' in line]

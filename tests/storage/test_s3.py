@@ -1,4 +1,5 @@
-"""The blob stores' behaviour, the same for the local directory and an S3 bucket (issue 13).
+"""The blob stores' behaviour, the same for the local directory, an S3 bucket and the
+outbox in front of one (issue 13).
 
 The S3 store talks HTTP to a real S3 server (moto's, ``s3_server.py``); what
 crossed the wire is read from that server's request log, never from boto3.
@@ -11,8 +12,10 @@ from pathlib import Path
 
 import pytest
 
+from callvault.metrics import OutboxMetrics
 from callvault.storage.blobs import CHUNK, BlobNotFound, BlobStore, BlobStoreError, LocalBlobStore
 from callvault.storage.factory import make_blob_store
+from callvault.storage.outbox import OutboxBlobStore
 from callvault.storage.s3 import S3BlobStore
 from tests.storage.conftest import s3_settings
 from tests.storage.s3_server import S3Server
@@ -21,17 +24,38 @@ MIB = 1024 * 1024
 AUDIO = bytes(range(256)) * 1200  # 300 KiB
 
 
-@pytest.fixture(params=["local", "s3"])
+class DrainedOutbox(OutboxBlobStore):
+    """The outbox, drained after every write: its reads then come from the bucket."""
+
+    def put(self, key: str, data: bytes) -> None:
+        super().put(key, data)
+        self.drain_once()
+        assert not self.pending()
+
+    def put_file(self, key: str, path: Path) -> None:
+        super().put_file(key, path)
+        self.drain_once()
+        assert not self.pending()
+
+
+@pytest.fixture(params=["local", "s3", "outbox", "outbox-drained"])
 def store(request: pytest.FixtureRequest, tmp_path: Path) -> BlobStore:
+    """Each store kind; the outbox before its upload (local reads) and after (S3 reads)."""
     if request.param == "local":
         return LocalBlobStore(tmp_path / "blobs")
     server: S3Server = request.getfixturevalue("s3")
-    return make_blob_store(s3_settings(server.url, tmp_path, server.new_bucket()))
+    settings = s3_settings(server.url, tmp_path, server.new_bucket())
+    if request.param == "s3":
+        return S3BlobStore.from_settings(settings)
+    made = make_blob_store(settings)  # s3_outbox is on by default
+    assert isinstance(made, OutboxBlobStore)
+    if request.param == "outbox":
+        return made
+    return DrainedOutbox(made.root, made.remote, OutboxMetrics())
 
 
 def s3_store(server: S3Server, tmp_path: Path, **tuning: int) -> S3BlobStore:
-    made = make_blob_store(s3_settings(server.url, tmp_path, server.new_bucket()))
-    assert isinstance(made, S3BlobStore)
+    made = S3BlobStore.from_settings(s3_settings(server.url, tmp_path, server.new_bucket()))
     if not tuning:
         return made
     return S3BlobStore(made.client, made.bucket, made.prefix, **tuning)

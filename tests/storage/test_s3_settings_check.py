@@ -11,6 +11,7 @@ from callvault.check import check_storage, findings
 from callvault.settings import SettingsError, load_settings
 from callvault.storage.blobs import LocalBlobStore
 from callvault.storage.factory import make_blob_store
+from callvault.storage.outbox import OutboxBlobStore
 from callvault.storage.s3 import S3BlobStore
 from tests.storage.conftest import s3_settings
 from tests.storage.s3_server import S3Server
@@ -18,9 +19,14 @@ from tests.storage.s3_server import S3Server
 
 def test_the_settings_choose_the_store(s3: S3Server, tmp_path: Path) -> None:
     assert isinstance(make_blob_store(load_settings(data_dir=tmp_path)), LocalBlobStore)
-    store = make_blob_store(s3_settings(s3.url, tmp_path, "my-bucket"))
+    outbox = make_blob_store(s3_settings(s3.url, tmp_path, "my-bucket"))
+    assert isinstance(outbox, OutboxBlobStore)  # finished blobs reach the disk first
+    assert outbox.root == tmp_path / "outbox"
+    store = outbox.remote
     assert isinstance(store, S3BlobStore)
     assert (store.bucket, store.prefix) == ("my-bucket", "rec/")
+    direct = make_blob_store(s3_settings(s3.url, tmp_path, "my-bucket", s3_outbox=False))
+    assert isinstance(direct, S3BlobStore)
 
 
 @pytest.mark.parametrize(

@@ -27,7 +27,7 @@ from callvault.portal.auth import CurrentPrincipal, Now, Principal, SessionDep
 from callvault.portal.exports.schemas import ExportIn, ExportOut
 from callvault.portal.exports.services import export_of, export_out, exports_of, is_expired
 from callvault.portal.roles import OwnAdminTenant
-from callvault.storage.blobs import BlobNotFound, BlobStore
+from callvault.storage.blobs import BlobNotFound, BlobStore, BlobStoreError
 
 router = APIRouter(prefix="/api/v1", tags=["exports"])
 
@@ -133,6 +133,11 @@ def stream_file(
         size = blobs.size(file.blob_key)
     except BlobNotFound as exc:
         raise ApiError("the file is gone", error_id=ErrorId.EXPORT_EXPIRED) from exc
+    except BlobStoreError as exc:
+        raise ApiError(
+            "the export's storage does not answer; try again shortly",
+            error_id=ErrorId.STORAGE_UNAVAILABLE,
+        ) from exc
     range_header = request.headers.get("range")
     start, end, status = 0, size, 200
     headers = {

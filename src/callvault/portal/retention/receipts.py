@@ -32,7 +32,7 @@ from callvault.portal.auth import MAX_ID, CurrentPrincipal, DbId, Now, SessionDe
 from callvault.portal.roles import AdminTenant, OperatorOnly
 from callvault.portal.timefmt import UtcDateTime
 from callvault.retention.purge import KIND as PURGE_JOB
-from callvault.storage.blobs import BlobNotFound, BlobStore
+from callvault.storage.blobs import BlobNotFound, BlobStore, BlobStoreError
 
 router = APIRouter(prefix="/api/v1", tags=["retention"])
 
@@ -125,6 +125,11 @@ def _checked_stream(blobs: BlobStore, receipt: DeletionReceipt) -> Iterator[byte
                 digest.update(chunk)
     except BlobNotFound as exc:
         raise ReceiptIntegrityError("the receipt's file list is missing") from exc
+    except BlobStoreError as exc:
+        raise ApiError(
+            "the receipt's storage does not answer; try again shortly",
+            error_id=ErrorId.STORAGE_UNAVAILABLE,
+        ) from exc
     if digest.hexdigest() != receipt.sha256:
         raise ReceiptIntegrityError("the receipt's file list does not match its SHA-256")
 

@@ -1,0 +1,342 @@
+"""The S3 outbox (issue 13, "S3-compatible blob store"; SPEC section 10): local disk first.
+
+``OutboxBlobStore`` stands in front of the S3 store (``blob_store = "s3"``,
+``s3_outbox`` on): a recording, an export part or a receipt list is written to
+``data_dir/outbox/<key>`` and ``put``/``put_file`` return at once, so an S3
+outage never blocks capture or finishing. A drain uploads what waits there,
+oldest first, and removes the local copy only once S3 confirms it (a HEAD
+answering the same size). Until then every read is answered from the local
+copy; afterwards from S3. An outage therefore loses nothing: the backlog
+shows in ``/metrics`` (``callvault_blob_outbox_*``) and drains when S3 answers
+again.
+
+- Durability: a blob is written to ``<name>~<random>`` (``~`` never occurs in
+  a key, ``blobs.check_key``), fsynced and renamed, then its directory fsynced:
+  it survives a crash the moment ``put`` returns. The waiting blobs are the
+  files in the outbox directory, so a restart picks them up again (oldest
+  modification time first); leftovers of an interrupted write (``~`` names) are
+  removed at start. One process owns a ``data_dir``, as with the spool.
+- The drain is a thread (``start``/``close``): boto3 blocks, and a thread keeps
+  the uploads off the event loop without ``to_thread`` churn. ``put`` wakes it;
+  one pass (``drain_once``) uploads until the outbox is empty or an upload fails.
+  A failure (the store's, not one key's: it is one bucket) stops the pass and
+  the next is due after a capped exponential backoff (``retry_min_s`` doubling
+  to ``retry_max_s``), read on the ``clock`` passed in, so tests need no sleeps.
+- Uploading: the local file is hard-linked to ``<name>~upload`` and that link is
+  handed to the remote's ``put_file`` (which consumes what it is given: the
+  S3 store streams it, multipart when large): the blob itself stays readable
+  until it is confirmed. A blob replaced while it was uploading (another inode)
+  stays queued and is uploaded again.
+- Deleting (purge, termination, "do not store"): the local copy goes first,
+  then the remote's confirmed delete; a delete waits for an upload of the same
+  key in flight, so a purged blob is never re-uploaded behind its delete.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import shutil
+import threading
+import time
+import uuid
+from collections.abc import Callable, Iterator
+from pathlib import Path
+from typing import BinaryIO
+
+from callvault.metrics import OutboxMetrics
+from callvault.storage.blobs import (
+    BlobNotFound,
+    BlobStore,
+    BlobStoreError,
+    LocalBlobStore,
+    check_key,
+)
+
+log = logging.getLogger(__name__)
+
+TMP = "~"  # marks a file that is not (yet) a blob: never part of a valid key
+RETRY_MIN_S = 1.0
+RETRY_MAX_S = 60.0
+CLOSE_WAIT_S = 10.0  # how long ``close`` lets an upload in flight finish
+
+
+def _fsync_dir(directory: Path) -> None:
+    fd = os.open(directory, os.O_RDONLY)
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)
+
+
+class OutboxBlobStore:
+    """A ``BlobStore``: local disk first (``root``), uploaded to ``remote`` by the drain."""
+
+    def __init__(
+        self,
+        root: Path,
+        remote: BlobStore,
+        metrics: OutboxMetrics,
+        *,
+        clock: Callable[[], float] = time.time,
+        retry_min_s: float = RETRY_MIN_S,
+        retry_max_s: float = RETRY_MAX_S,
+    ) -> None:
+        self.root = root
+        self.remote = remote
+        self.metrics = metrics
+        self._clock = clock
+        self.retry_min_s = min(retry_min_s, retry_max_s)
+        self.retry_max_s = retry_max_s
+        self._local = LocalBlobStore(root)  # reads of what still waits here
+        self._cond = threading.Condition()
+        # key -> (size, queued at): insertion order is upload order, oldest first
+        self._pending: dict[str, tuple[int, float]] = {}
+        self._bytes = 0
+        self._uploading: str | None = None
+        self._failures_in_row = 0
+        self.retry_at = 0.0  # no upload before this (clock time), after a failure
+        self._wake = threading.Event()
+        self._stopping = threading.Event()
+        self._thread: threading.Thread | None = None
+        self._recover()
+
+    # -- the waiting blobs --------------------------------------------------------------
+    def _recover(self) -> None:
+        """The outbox as a restart finds it: blobs to upload, interrupted writes removed."""
+        found: list[tuple[float, str, int]] = []
+        for path in self.root.rglob("*"):
+            if not path.is_file():
+                continue
+            if TMP in path.name:
+                path.unlink(missing_ok=True)  # a write or upload link a crash interrupted
+                continue
+            key = path.relative_to(self.root).as_posix()
+            try:
+                check_key(key)
+            except ValueError:
+                log.warning("outbox: %s is not a blob key; left alone", path)
+                continue
+            stat = path.stat()
+            found.append((stat.st_mtime, key, stat.st_size))
+        with self._cond:
+            for since, key, size in sorted(found):
+                self._pending[key] = (size, since)
+                self._bytes += size
+            self._gauges()
+        if found:
+            log.info("outbox: %d blobs (%d bytes) wait for upload", len(found), self._bytes)
+
+    def _gauges(self) -> None:
+        """The metrics of the backlog; the caller holds ``_cond``."""
+        self.metrics.files = len(self._pending)
+        self.metrics.bytes = self._bytes
+        first = next(iter(self._pending.values()), None)
+        self.metrics.oldest_since = None if first is None else first[1]
+
+    def _queued(self, key: str, size: int) -> None:
+        with self._cond:
+            self._forget(key)
+            self._pending[key] = (size, self._clock())
+            self._bytes += size
+            self._gauges()
+        self._wake.set()
+
+    def _forget(self, key: str) -> None:
+        """Drops ``key`` from the backlog; the caller holds ``_cond``."""
+        old = self._pending.pop(key, None)
+        if old is not None:
+            self._bytes -= old[0]
+            self._gauges()
+
+    def pending(self) -> list[str]:
+        """The keys waiting for upload, oldest first."""
+        with self._cond:
+            return list(self._pending)
+
+    def _path(self, key: str) -> Path:
+        return self.root / check_key(key)
+
+    # -- BlobStore: writes ----------------------------------------------------------------
+    def put(self, key: str, data: bytes) -> None:
+        path = self._path(key)
+        path.parent.mkdir(parents=True, exist_ok=True)
+        tmp = path.with_name(f"{path.name}{TMP}{uuid.uuid4().hex[:12]}")
+        try:
+            with open(tmp, "wb") as fh:
+                fh.write(data)
+                fh.flush()
+                os.fsync(fh.fileno())
+            os.replace(tmp, path)
+        except BaseException:
+            tmp.unlink(missing_ok=True)
+            raise
+        _fsync_dir(path.parent)
+        self._queued(key, len(data))
+
+    def put_file(self, key: str, path: Path) -> None:
+        """Moves ``path`` into the outbox (a rename on the same file system)."""
+        target = self._path(key)
+        target.parent.mkdir(parents=True, exist_ok=True)
+        with open(path, "rb") as fh:
+            os.fsync(fh.fileno())
+        try:
+            os.replace(path, target)
+        except OSError:  # another file system: copy, then rename into place
+            tmp = target.with_name(f"{target.name}{TMP}{uuid.uuid4().hex[:12]}")
+            try:
+                shutil.copyfile(path, tmp)
+                with open(tmp, "rb") as fh:
+                    os.fsync(fh.fileno())
+                os.replace(tmp, target)
+            except BaseException:
+                tmp.unlink(missing_ok=True)
+                raise
+            path.unlink()
+        _fsync_dir(target.parent)
+        self._queued(key, target.stat().st_size)
+
+    def delete(self, key: str) -> None:
+        """The local copy, then the remote's confirmed delete (after an upload in flight)."""
+        path = self._path(key)
+        with self._cond:
+            path.unlink(missing_ok=True)
+            self._forget(key)
+            while self._uploading == key:
+                self._cond.wait()
+        self.remote.delete(key)
+
+    # -- BlobStore: reads (the local copy while it waits, else the remote) -------------
+    def size(self, key: str) -> int:
+        try:
+            return self._local.size(key)
+        except BlobNotFound:
+            return self.remote.size(key)
+
+    def read(self, key: str, start: int = 0, end: int | None = None) -> bytes:
+        try:
+            return self._local.read(key, start, end)
+        except BlobNotFound:
+            return self.remote.read(key, start, end)
+
+    def open(self, key: str) -> BinaryIO:
+        try:
+            return self._local.open(key)
+        except BlobNotFound:
+            return self.remote.open(key)
+
+    def read_range(self, key: str, start: int, end: int) -> Iterator[bytes]:
+        try:  # an open file stays readable when the drain removes it after its upload
+            return self._local.read_range(key, start, end)
+        except BlobNotFound:
+            return self.remote.read_range(key, start, end)
+
+    # -- the drain --------------------------------------------------------------------------
+    def drain_once(self) -> int:
+        """Uploads the waiting blobs, oldest first, until none is left or one fails; nothing
+        before ``retry_at``. Returns how many were uploaded."""
+        done = 0
+        while not self._stopping.is_set():
+            with self._cond:
+                if not self._pending or self._clock() < self.retry_at:
+                    break
+                key = next(iter(self._pending))
+                self._uploading = key
+            try:
+                uploaded = self._upload(key)
+            finally:
+                with self._cond:
+                    self._uploading = None
+                    self._cond.notify_all()
+            if not uploaded:
+                break
+            done += 1
+        return done
+
+    def _upload(self, key: str) -> bool:
+        """One blob to the remote, confirmed, then its local copy removed; False on failure."""
+        path = self._path(key)
+        link = path.with_name(f"{path.name}{TMP}upload")
+        try:
+            link.unlink(missing_ok=True)
+            try:
+                blob = path.stat()
+                try:
+                    os.link(path, link)
+                except FileNotFoundError:
+                    raise
+                except OSError:  # no hard links on this file system
+                    shutil.copyfile(path, link)
+            except FileNotFoundError:  # deleted meanwhile (purge): nothing to upload
+                with self._cond:
+                    if not path.exists():
+                        self._forget(key)
+                return True
+            size = link.stat().st_size
+            self.remote.put_file(key, link)
+            stored = self.remote.size(key)
+            if stored != size:
+                raise BlobStoreError(f"{key!r}: {stored} bytes stored, {size} sent")
+        except (BlobStoreError, BlobNotFound, OSError) as exc:
+            self._failed(key, exc)
+            return False
+        finally:
+            link.unlink(missing_ok=True)
+        with self._cond:
+            self.metrics.uploads += 1
+            if self._failures_in_row:
+                log.info("outbox: uploads succeed again after %d failures", self._failures_in_row)
+            self._failures_in_row, self.retry_at = 0, 0.0
+            try:
+                now = path.stat()
+            except FileNotFoundError:
+                self._forget(key)
+                return True
+            # the very file uploaded, not one put again under the key meanwhile (a rename
+            # makes a new inode): that one stays queued and is uploaded next
+            if (now.st_ino, now.st_mtime_ns, now.st_size) == (
+                blob.st_ino,
+                blob.st_mtime_ns,
+                blob.st_size,
+            ):
+                path.unlink()
+                self._forget(key)
+        return True
+
+    def _failed(self, key: str, exc: BaseException) -> None:
+        with self._cond:
+            self._failures_in_row += 1
+            self.metrics.failures += 1
+            delay = min(self.retry_max_s, self.retry_min_s * 2 ** (self._failures_in_row - 1))
+            self.retry_at = self._clock() + delay
+            failures, waiting = self._failures_in_row, len(self._pending)
+        # one warning per outage, not one per retry
+        level = logging.WARNING if failures == 1 else logging.DEBUG
+        log.log(level, "outbox: upload of %s failed (%s); %d blobs wait", key, exc, waiting)
+
+    def _run(self) -> None:
+        while not self._stopping.is_set():
+            self._wake.clear()  # before the pass: a put during it wakes the next wait
+            try:
+                self.drain_once()
+            except Exception as exc:  # the drain must outlive whatever goes wrong
+                log.exception("outbox: drain pass failed")
+                self._failed("(pass)", exc)
+            with self._cond:
+                delay = max(0.0, self.retry_at - self._clock()) if self._pending else None
+            self._wake.wait(delay)
+
+    def start(self) -> None:
+        """Starts the drain thread (``callvault serve``); tests call ``drain_once``."""
+        if self._thread is None:
+            self._stopping.clear()
+            self._thread = threading.Thread(target=self._run, name="blob-outbox", daemon=True)
+            self._thread.start()
+
+    def close(self) -> None:
+        """Stops the drain; what still waits is uploaded after the next start."""
+        self._stopping.set()
+        self._wake.set()
+        if self._thread is not None:
+            self._thread.join(CLOSE_WAIT_S)
+            self._thread = None

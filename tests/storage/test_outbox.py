@@ -1,0 +1,276 @@
+"""The S3 outbox (issue 13): local disk first, uploaded with retry, served locally until
+confirmed; retries on a fake clock, restarts, deletes while waiting or uploading.
+
+The remote is the S3 store talking HTTP to the tests' S3 server (moto's); an
+outage is that server answering 503 (``S3Server.fail``), what was uploaded is
+read from its request log.
+"""
+
+from __future__ import annotations
+
+import os
+import threading
+import time
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+
+import pytest
+
+from callvault.metrics import Metrics, OutboxMetrics
+from callvault.storage.blobs import BlobNotFound
+from callvault.storage.outbox import OutboxBlobStore
+from callvault.storage.s3 import S3BlobStore
+from tests.storage.conftest import s3_settings
+from tests.storage.s3_server import S3Server
+
+AUDIO = bytes(range(256)) * 400  # 100 KiB
+
+
+class Clock:
+    def __init__(self) -> None:
+        # wall-clock seconds, as the outbox's default; ``/metrics`` reads the oldest blob's
+        # age against the real wall clock, to which this one is 100 s behind
+        self.now = time.time() - 100
+
+    def __call__(self) -> float:
+        return self.now
+
+    def advance(self, seconds: float) -> None:
+        self.now += seconds
+
+
+@dataclass
+class Box:
+    store: OutboxBlobStore
+    remote: S3BlobStore
+    server: S3Server
+    clock: Clock
+    metrics: OutboxMetrics
+
+    def path(self, key: str) -> str:
+        """The object's path on the S3 server, as its request log shows it."""
+        return f"/{self.remote.bucket}/{self.remote.prefix}{key}"
+
+    def in_s3(self, key: str) -> bytes | None:
+        try:
+            return self.remote.read(key)
+        except BlobNotFound:
+            return None
+
+    def reopened(self) -> OutboxBlobStore:
+        """The outbox as the next start of the process finds it."""
+        self.metrics = OutboxMetrics()
+        self.store = OutboxBlobStore(
+            self.store.root, self.remote, self.metrics, clock=self.clock, retry_max_s=8
+        )
+        return self.store
+
+
+@pytest.fixture
+def box(s3: S3Server, tmp_path: Path) -> Iterator[Box]:
+    settings = s3_settings(s3.url, tmp_path, s3.new_bucket())
+    remote = S3BlobStore.from_settings(settings, attempts=1)  # one request per try: countable
+    clock, metrics = Clock(), OutboxMetrics()
+    store = OutboxBlobStore(tmp_path / "outbox", remote, metrics, clock=clock, retry_max_s=8)
+    s3.clear_log()
+    yield Box(store, remote, s3, clock, metrics)
+    store.close()
+
+
+def test_a_put_returns_before_any_upload_and_reads_come_from_disk(box: Box) -> None:
+    box.store.put("7/2026/01/02/a.mp3", AUDIO)
+    box.clock.advance(3)
+    box.store.put("7/2026/01/02/b.mp3", b"bee")
+    assert box.server.log == []  # S3 was not asked: finishing never waits for it
+    assert (box.store.root / "7/2026/01/02/a.mp3").read_bytes() == AUDIO
+    assert box.store.pending() == ["7/2026/01/02/a.mp3", "7/2026/01/02/b.mp3"]
+    assert box.store.size("7/2026/01/02/a.mp3") == len(AUDIO)
+    assert box.store.read("7/2026/01/02/a.mp3", 10, 20) == AUDIO[10:20]
+    assert b"".join(box.store.read_range("7/2026/01/02/a.mp3", 5, 5000)) == AUDIO[5:5000]
+    with box.store.open("7/2026/01/02/a.mp3") as stream:
+        assert stream.read() == AUDIO
+    assert box.server.log == []
+    m = box.metrics
+    assert (m.files, m.bytes, m.uploads, m.failures) == (2, len(AUDIO) + 3, 0, 0)
+    assert m.oldest_since == box.clock.now - 3
+    text = Metrics(outbox=m).render()
+    assert "callvault_blob_outbox_files 2\n" in text
+    assert f"callvault_blob_outbox_bytes {len(AUDIO) + 3}\n" in text
+    [age] = [line for line in text.splitlines() if line.startswith("callvault_blob_outbox_old")]
+    assert 96 < float(age.split()[1]) < 200  # the first blob has waited since clock.now - 3
+
+
+def test_the_drain_uploads_oldest_first_confirms_then_serves_from_s3(box: Box) -> None:
+    for name in ("c", "a", "b"):
+        box.store.put(f"7/{name}.mp3", name.encode() * 1000)
+        box.clock.advance(1)
+    assert box.store.drain_once() == 3
+    puts = [r.path for r in box.server.requests("PUT")]
+    assert puts == [box.path("7/c.mp3"), box.path("7/a.mp3"), box.path("7/b.mp3")]
+    # each upload is confirmed by a HEAD before its local copy goes
+    assert [r.method for r in box.server.log] == ["PUT", "HEAD"] * 3
+    assert box.store.pending() == [] and not (box.store.root / "7/c.mp3").exists()
+    assert box.in_s3("7/a.mp3") == b"a" * 1000
+    m = box.metrics
+    assert (m.files, m.bytes, m.oldest_since, m.uploads) == (0, 0, None, 3)
+    box.server.clear_log()
+    assert b"".join(box.store.read_range("7/a.mp3", 10, 20)) == b"a" * 10
+    assert [(r.method, r.range) for r in box.server.log] == [("GET", "bytes=10-19")]
+
+
+def test_an_outage_backs_off_exponentially_to_the_cap_and_drains_when_s3_is_back(
+    box: Box,
+) -> None:
+    box.store.put("7/a.mp3", AUDIO)
+    box.store.put("7/b.mp3", AUDIO)
+    box.server.fail("*", 503, times=1000)
+    delays = []
+    for _ in range(6):
+        assert box.store.drain_once() == 0
+        delays.append(round(box.store.retry_at - box.clock.now, 3))
+        box.server.clear_log()
+        assert box.store.drain_once() == 0  # not due: S3 is not asked again
+        assert box.server.log == []
+        box.clock.advance(delays[-1])
+    assert delays == [1, 2, 4, 8, 8, 8]  # doubling from 1 s, capped at retry_max_s
+    assert box.metrics.failures == 6 and box.metrics.uploads == 0
+    assert box.store.pending() == ["7/a.mp3", "7/b.mp3"]  # nothing lost
+    assert box.store.read("7/a.mp3") == AUDIO  # and still served, from the disk
+    box.server.calm()
+    assert box.store.drain_once() == 2
+    assert box.store.retry_at == 0 and box.store.pending() == []
+    assert box.in_s3("7/a.mp3") == AUDIO and box.in_s3("7/b.mp3") == AUDIO
+
+
+def test_a_failed_upload_keeps_the_local_copy_and_order(box: Box) -> None:
+    box.store.put("7/a.mp3", b"first")
+    box.clock.advance(1)
+    box.store.put("7/b.mp3", b"second")
+    box.server.fail("HEAD", 503)  # uploaded, but not confirmed: not yet done
+    assert box.store.drain_once() == 0
+    assert box.store.pending() == ["7/a.mp3", "7/b.mp3"]
+    assert (box.store.root / "7/a.mp3").read_bytes() == b"first"
+    box.clock.advance(1)
+    assert box.store.drain_once() == 2
+    assert [r.path for r in box.server.requests("PUT")] == [
+        box.path("7/a.mp3"),
+        box.path("7/a.mp3"),
+        box.path("7/b.mp3"),
+    ]
+
+
+def test_a_restart_finds_the_backlog_oldest_first_and_drops_interrupted_writes(
+    box: Box,
+) -> None:
+    box.store.put("7/new.mp3", b"new")
+    box.store.put("7/old.mp3", b"old")
+    old = box.store.root / "7/old.mp3"
+    stamp = time.time() - 3600
+    os.utime(old, (stamp, stamp))  # written an hour before the other
+    half = box.store.root / "7/half.mp3~1a2b3c"  # a write the crash interrupted
+    half.write_bytes(b"half")
+    link = box.store.root / "7/new.mp3~upload"  # an upload the crash interrupted
+    link.write_bytes(b"new")
+    store = box.reopened()
+    assert store.pending() == ["7/old.mp3", "7/new.mp3"]
+    assert not half.exists() and not link.exists()
+    assert (box.metrics.files, box.metrics.bytes) == (2, 6)
+    assert box.metrics.oldest_since == pytest.approx(stamp)
+    assert store.drain_once() == 2
+    assert [r.path for r in box.server.requests("PUT")] == [
+        box.path("7/old.mp3"),
+        box.path("7/new.mp3"),
+    ]
+    assert box.in_s3("7/half.mp3") is None
+
+
+def test_deleting_a_waiting_blob_is_never_uploaded_later(box: Box) -> None:
+    box.store.put("7/a.mp3", AUDIO)
+    box.server.fail("*", 503)
+    assert box.store.drain_once() == 0  # S3 down: it waits
+    box.store.delete("7/a.mp3")  # purge meanwhile: gone locally, confirmed gone in S3
+    assert box.store.pending() == [] and box.metrics.files == 0
+    box.reopened()  # nor after a restart
+    box.clock.advance(60)
+    box.server.clear_log()
+    assert box.store.drain_once() == 0
+    assert box.server.requests("PUT") == []
+    with pytest.raises(BlobNotFound):
+        box.store.size("7/a.mp3")
+
+
+class Gate:
+    """Holds the remote's upload until released: an upload in flight, for as long as needed."""
+
+    def __init__(self, box: Box) -> None:
+        self.entered, self.release = threading.Event(), threading.Event()
+        self.calls: list[str] = []
+        remote, gate = box.remote, self
+
+        class Held(S3BlobStore):
+            def put_file(self, key: str, path: Path) -> None:
+                gate.calls.append("put_file")
+                gate.entered.set()
+                assert gate.release.wait(30)
+                super().put_file(key, path)
+
+            def delete(self, key: str) -> None:
+                gate.calls.append("delete")
+                super().delete(key)
+
+        box.store.remote = Held(remote.client, remote.bucket, remote.prefix)
+
+
+def test_a_delete_during_the_upload_waits_for_it_then_deletes_in_s3(box: Box) -> None:
+    box.store.put("7/a.mp3", AUDIO)
+    gate = Gate(box)
+    drain = threading.Thread(target=box.store.drain_once)
+    drain.start()
+    assert gate.entered.wait(30)
+    delete = threading.Thread(target=box.store.delete, args=("7/a.mp3",))
+    delete.start()
+    delete.join(0.3)
+    assert delete.is_alive()  # it waits for the upload in flight
+    assert not (box.store.root / "7/a.mp3").exists()  # but the local copy is gone already
+    gate.release.set()
+    drain.join(30)
+    delete.join(30)
+    assert gate.calls == ["put_file", "delete"]  # S3's delete comes after the upload
+    assert box.in_s3("7/a.mp3") is None
+    assert box.store.pending() == []
+
+
+def test_a_blob_put_again_while_uploading_stays_and_is_uploaded_again(box: Box) -> None:
+    box.store.put("7/a.mp3", b"old take")
+    gate = Gate(box)
+    drain = threading.Thread(target=box.store.drain_once)
+    drain.start()
+    assert gate.entered.wait(30)
+    box.store.put("7/a.mp3", b"new take")
+    gate.release.set()
+    drain.join(30)
+    # the first upload's confirmation did not remove the new take: it went up after it
+    assert gate.calls == ["put_file", "put_file"]
+    assert box.store.pending() == [] and box.in_s3("7/a.mp3") == b"new take"
+
+
+def test_put_file_moves_the_file_in(box: Box, tmp_path: Path) -> None:
+    source = tmp_path / "part-001.zip"
+    source.write_bytes(AUDIO)
+    box.store.put_file("exports/7/x/part-001.zip", source)
+    assert not source.exists() and box.server.log == []
+    assert box.store.pending() == ["exports/7/x/part-001.zip"]
+    assert box.store.drain_once() == 1
+    assert box.in_s3("exports/7/x/part-001.zip") == AUDIO
+
+
+def test_the_drain_thread_uploads_what_is_put(box: Box) -> None:
+    """``start``: the thread ``callvault serve`` runs; a put wakes it (no timer involved)."""
+    box.store.start()
+    box.store.put("7/a.mp3", AUDIO)
+    deadline = time.monotonic() + 30
+    while box.store.pending() and time.monotonic() < deadline:
+        time.sleep(0.01)
+    box.store.close()
+    assert box.store.pending() == [] and box.in_s3("7/a.mp3") == AUDIO
