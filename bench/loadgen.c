@@ -8,6 +8,22 @@
  *       calls (R/s) and waits for the final responses.  Reports its own achieved
  *       send rate against the target N*2*50 pps and its late ticks.
  *
+ *   loadgen steady --server 127.0.0.1:5060 --load E [--hold-mean H] [--duration D]
+ *                  [--seed S] [--rate R] [--stats-interval I] [--sync]
+ *       Steady state (issue 12): first sets up E calls (R/s), each with an
+ *       exponential hold of mean H seconds from the start of the window (the
+ *       stationary state of the process below: holds are memoryless), then for D
+ *       seconds starts new calls as a Poisson process of rate E/H per second,
+ *       each holding an exponential time of mean H, so that E calls are up on
+ *       average (E Erlang).  Every answered call sends two PCMU streams, as in
+ *       media mode, until its hold ends, then BYEs.  At the end of the window
+ *       new calls stop and every call still up is BYEd (R/s).  A line
+ *       "STAT t=... up=... sent=..." every I seconds (default 1) lets a driver
+ *       follow the window; the same --seed gives the same arrivals and holds.
+ *       --bye-gap-ms G stops a call's media G ms before its BYE (default 0:
+ *       the BYE goes with the last packet, so a receiver that closes its
+ *       sockets on BYE without reading them loses what is still queued).
+ *
  *   loadgen setup --server 127.0.0.1:5060 [--window W] [--duration D] [--max-calls M]
  *       Keeps W calls in flight, each INVITE -> 200 -> ACK -> BYE -> 200 without
  *       media, for D seconds or M calls.  Reports completed calls/s, failures and
@@ -70,6 +86,9 @@ typedef struct {
     uint16_t seq[2];
     uint32_t ts[2];
     uint32_t ssrc[2];
+    int64_t hold_ns;     /* steady mode: how long the call holds once answered */
+    int64_t t_hangup;    /* steady mode: when it BYEs (0: not yet answered) */
+    uint8_t muted;       /* steady mode, --bye-gap-ms: media stopped, BYE at t_hangup */
 } call_t;
 
 /* ---------------------------------------------------------------- options */
@@ -82,6 +101,9 @@ static double opt_rate = 200, opt_duration = 10, opt_timeout = 10, opt_sync_time
 static long opt_max_calls = 1000000;
 static int opt_local_port = 0;
 static const char *opt_aor = "agent@bench.example";
+static double opt_load = 0, opt_hold_mean = 180, opt_stats = 1.0;
+static unsigned long long opt_seed = 0;
+static int opt_slots = 0, opt_bye_gap_ms = 0;
 
 /* ---------------------------------------------------------------- state */
 static int sip_fd = -1, rtp_fd = -1, ep_fd = -1, tick_fd = -1;
@@ -486,6 +508,7 @@ static void on_datagram(char *msg, int len) {
         npending--;
         c->state = S_UP;
         c_answered++;
+        if (c->hold_ns) c->t_hangup = t_now + c->hold_ns; /* steady mode */
         if (media_mode) {
             const char *body = strstr(msg, "\r\n\r\n");
             int ok = body ? parse_answer(c, body + 4, end) : 0;
@@ -543,7 +566,7 @@ static void send_rtp_round(void) {
     for (int i = 0; i <= ncalls; i++) {
         if (i < ncalls) {
             call_t *c = &calls[i];
-            if (c->state != S_UP) continue;
+            if (c->state != S_UP || c->muted) continue;
             for (int k = 0; k < c->nstreams; k++) {
                 if (!c->dst[k].sin_port) continue;
                 uint8_t *h = hdrs[nb];
@@ -792,10 +815,198 @@ static int run_setup(void) {
     return 0;
 }
 
+/* ---------------------------------------------------------------- steady state */
+static uint64_t rng_state;
+static long c_blocked; /* arrivals with no free call slot */
+static long c_held;    /* calls BYEd when their hold ended */
+
+static double rnd_unit(void) { /* xorshift64*, in (0, 1): reproducible with --seed */
+    rng_state ^= rng_state >> 12;
+    rng_state ^= rng_state << 25;
+    rng_state ^= rng_state >> 27;
+    uint64_t x = rng_state * 2685821657736338717ULL;
+    return ((double)(x >> 11) + 0.5) / 9007199254740992.0;
+}
+
+static double rnd_exp(double mean) { return -log(rnd_unit()) * mean; }
+
+static int free_slot(void) {
+    static int cursor;
+    for (int k = 0; k < ncalls; k++) {
+        int i = (cursor + k) % ncalls;
+        uint8_t s = calls[i].state;
+        if (s == S_IDLE || s == S_DONE || s == S_FAILED) {
+            cursor = i + 1;
+            if (s != S_IDLE) calls[i].gen++; /* late answers to the old call are told apart */
+            return i;
+        }
+    }
+    return -1;
+}
+
+static void start_call(int64_t now, double hold_s) {
+    int slot = free_slot();
+    if (slot < 0) { c_blocked++; return; }
+    start_invite(slot, now);
+    calls[slot].hold_ns = hold_s * 1e9 < 1 ? 1 : (int64_t)(hold_s * 1e9);
+}
+
+static void hang_up_due(int64_t now) {
+    for (int i = 0; i < ncalls; i++) {
+        call_t *c = &calls[i];
+        if (c->state == S_UP && c->t_hangup && now >= c->t_hangup) {
+            if (opt_bye_gap_ms && !c->muted) { /* the last packet now, the BYE a gap later */
+                c->muted = 1;
+                c->t_hangup = now + (int64_t)opt_bye_gap_ms * 1000000;
+                continue;
+            }
+            c_held++; /* held its whole time */
+            start_bye(i, now);
+        }
+    }
+}
+
+static void print_stat(int64_t now, int64_t start) {
+    printf("STAT t=%.2f up=%d inviting=%d byeing=%d started=%ld answered=%ld ended=%ld "
+           "failed=%ld bye_failed=%ld blocked=%ld sent=%" PRIu64 "\n",
+           (now - start) / 1e9, count_state(S_UP), count_state(S_INVITING),
+           count_state(S_BYEING), c_started, c_answered, c_byes_ok, c_failed, c_bye_failed,
+           c_blocked, rtp_sent);
+    fflush(stdout);
+}
+
+static int run_steady(void) {
+    media_mode = 1;
+    if (opt_load <= 0 || opt_hold_mean <= 0) die("steady needs --load > 0 and --hold-mean > 0");
+    int prefill = (int)lround(opt_load);
+    ncalls = opt_slots ? opt_slots : (int)(opt_load * 3) + 200;
+    calls = calloc((size_t)ncalls, sizeof *calls);
+    if (!calls) die("out of memory");
+    uint64_t seed = opt_seed ? opt_seed : run_id;
+    rng_state = (seed ^ 0x9E3779B97F4A7C15ULL) | 1;
+    /* --- the stationary start: E calls up, their holds memoryless --- */
+    int64_t t0 = now_ns();
+    int64_t setup_deadline = t0 + (int64_t)((prefill / opt_rate + opt_timeout + 5) * 1e9);
+    int started = 0;
+    while (now_ns() < setup_deadline) {
+        int64_t now = now_ns();
+        long due = (long)((now - t0) / 1e9 * opt_rate) + 1;
+        for (; started < prefill && started < due; started++) start_call(now, rnd_exp(opt_hold_mean));
+        if (started == prefill && npending == 0) break;
+        poll_once(2);
+    }
+    int up = count_state(S_UP);
+    printf("setup: %d/%d calls up in %.2f s (%ld failed, %ld timeouts, %ld retransmissions)\n",
+           up, prefill, (now_ns() - t0) / 1e9, c_failed, c_timeouts, c_retrans);
+    print_codes();
+    printf("PHASE established calls=%d streams=%d\n", up, 2 * up);
+    fflush(stdout);
+    wait_sync("established");
+
+    /* --- the window: Poisson arrivals, exponential holds, media every 20 ms --- */
+    tick_fd = timerfd_create(CLOCK_MONOTONIC, TFD_NONBLOCK);
+    int64_t m0 = now_ns() + TICK_NS;
+    struct itimerspec its = {{0, TICK_NS}, {m0 / 1000000000LL, m0 % 1000000000LL}};
+    timerfd_settime(tick_fd, TFD_TIMER_ABSTIME, &its, NULL);
+    struct epoll_event ev = {.events = EPOLLIN, .data.fd = tick_fd};
+    epoll_ctl(ep_fd, EPOLL_CTL_ADD, tick_fd, &ev);
+    for (int i = 0; i < ncalls; i++)
+        if (calls[i].state == S_UP) calls[i].t_hangup = m0 + calls[i].hold_ns;
+    double per_s = opt_load / opt_hold_mean; /* arrivals per second */
+    int64_t next_arrival = m0 + (int64_t)(rnd_exp(1.0 / per_s) * 1e9);
+    long nticks = (long)(opt_duration * 1e9 / TICK_NS);
+    int64_t deadline = m0 + (int64_t)(opt_duration * 1e9) + 5000000000LL;
+    int64_t stat_every = (int64_t)(opt_stats * 1e9), next_stat = m0 + stat_every;
+    double cpu0 = cpu_seconds();
+    uint64_t sent0 = rtp_sent;
+    long max_up = 0;
+    print_stat(m0, m0);
+    while (ticks < nticks && now_ns() < deadline) {
+        struct epoll_event evs[8];
+        int n = epoll_wait(ep_fd, evs, 8, 50);
+        for (int i = 0; i < n; i++) {
+            if (evs[i].data.fd == sip_fd) { drain_sip(); continue; }
+            if (evs[i].data.fd != tick_fd) continue;
+            uint64_t exp = 0;
+            if (read(tick_fd, &exp, sizeof exp) != sizeof exp || exp == 0) continue;
+            if (exp > 1) missed_ticks += (long)exp - 1;
+            for (uint64_t e = 0; e < exp && ticks < nticks; e++) {
+                int64_t sched = m0 + ticks * TICK_NS;
+                int64_t b0 = now_ns();
+                int64_t late = b0 - sched;
+                if (late > max_late_ns) max_late_ns = late;
+                if (late > 5000000) late_ticks++;
+                while (next_arrival <= sched) {
+                    start_call(b0, rnd_exp(opt_hold_mean));
+                    next_arrival += (int64_t)(rnd_exp(1.0 / per_s) * 1e9);
+                }
+                hang_up_due(sched);
+                send_rtp_round();
+                int64_t burst = now_ns() - b0;
+                sum_burst_ns += burst;
+                if (burst > max_burst_ns) max_burst_ns = burst;
+                ticks++;
+            }
+        }
+        t_now = now_ns();
+        check_timers(t_now);
+        if (t_now >= next_stat) {
+            long u = count_state(S_UP);
+            if (u > max_up) max_up = u;
+            print_stat(t_now, m0);
+            next_stat += stat_every;
+        }
+    }
+    int64_t media_end = now_ns();
+    double media_s = ticks ? (media_end - m0 + TICK_NS) / 1e9 : 0;
+    double gen_cpu = cpu_seconds() - cpu0;
+    uint64_t sent = rtp_sent - sent0;
+    print_stat(media_end, m0);
+    printf("PHASE window_done sent=%" PRIu64 "\n", sent);
+    fflush(stdout);
+
+    /* --- new calls stop; every call still up is BYEd, rate limited --- */
+    for (int64_t until = now_ns() + (int64_t)opt_bye_gap_ms * 1000000; now_ns() < until;)
+        poll_once(1);
+    int64_t b0 = now_ns();
+    int64_t bye_deadline = b0 + (int64_t)((ncalls / opt_rate + opt_timeout + 5) * 1e9);
+    int nextb = 0;
+    long byes_started = 0, cut = 0;
+    while (now_ns() < bye_deadline) {
+        int64_t now = now_ns();
+        long due = (long)((now - b0) / 1e9 * opt_rate) + 1;
+        for (; nextb < ncalls && byes_started < due; nextb++) {
+            if (calls[nextb].state == S_UP) { start_bye(nextb, now); byes_started++; cut++; }
+        }
+        if (nextb >= ncalls && npending == 0) break;
+        poll_once(2);
+    }
+    printf("teardown: %ld calls cut at the end of the window; %ld BYEs answered 2xx in all, "
+           "%ld failed\n", cut, c_byes_ok, c_bye_failed);
+    qsort(lat, nlat, sizeof *lat, cmp64);
+    printf("RESULT mode=steady load=%.1f hold_mean_s=%.1f started=%ld answered=%ld "
+           "setup_failed=%ld timeouts=%ld blocked=%ld held_to_end=%ld cut_at_end=%ld "
+           "byes_ok=%ld bye_failed=%ld server_bye=%ld max_up=%ld sent=%" PRIu64
+           " call_s=%.1f duration_s=%.3f ticks=%ld late_ticks=%ld missed_ticks=%ld "
+           "max_late_ms=%.3f max_burst_ms=%.3f avg_burst_ms=%.3f gen_cpu_pct=%.1f "
+           "send_eagain=%" PRIu64 " send_errors=%" PRIu64 " setup_p50_ms=%.3f "
+           "setup_p99_ms=%.3f retrans=%ld\n",
+           opt_load, opt_hold_mean, c_started, c_answered, c_failed, c_timeouts, c_blocked,
+           c_held, cut, c_byes_ok, c_bye_failed, c_server_bye, max_up, sent,
+           sent / 100.0, media_s, ticks, late_ticks, missed_ticks, max_late_ns / 1e6,
+           max_burst_ns / 1e6, ticks ? sum_burst_ns / 1e6 / ticks : 0.0,
+           media_s > 0 ? 100 * gen_cpu / media_s : 0.0, rtp_eagain, rtp_errors, pct(50),
+           pct(99), c_retrans);
+    return 0;
+}
+
 static void usage(void) {
     fprintf(stderr,
         "usage: loadgen media --server HOST:PORT --calls N [--rate R] [--duration S] [--sync]\n"
         "       loadgen setup --server HOST:PORT [--window W] [--duration S] [--max-calls M]\n"
+        "       loadgen steady --server HOST:PORT --load E [--hold-mean S] [--duration S]\n"
+        "                      [--seed N] [--rate R] [--stats-interval S] [--slots N] [--sync]\n"
+        "                      [--bye-gap-ms G]\n"
         "common: [--timeout S] [--local-port P] [--aor user@domain] [--batch B]\n"
         "        [--sync-timeout S]\n");
     exit(2);
@@ -820,12 +1031,21 @@ int main(int argc, char **argv) {
         else if (ARG("--aor")) opt_aor = v;
         else if (ARG("--batch")) opt_batch = atoi(v);
         else if (ARG("--sync-timeout")) opt_sync_timeout = atof(v);
+        else if (ARG("--load")) opt_load = atof(v);
+        else if (ARG("--hold-mean")) opt_hold_mean = atof(v);
+        else if (ARG("--seed")) opt_seed = strtoull(v, NULL, 10);
+        else if (ARG("--stats-interval")) opt_stats = atof(v);
+        else if (ARG("--slots")) opt_slots = atoi(v);
+        else if (ARG("--bye-gap-ms")) opt_bye_gap_ms = atoi(v);
         else if (strcmp(a, "--sync") == 0) opt_sync = 1;
         else usage();
 #undef ARG
     }
     if (opt_calls < 1 || opt_window < 1 || opt_rate <= 0 || opt_duration < 0 || opt_batch < 1 ||
-        opt_calls > 1000000 || opt_window > 1000000 || opt_duration > 3600 || opt_timeout > 120)
+        opt_calls > 1000000 || opt_window > 1000000 || opt_duration > 7200 || opt_timeout > 120 ||
+        opt_load < 0 || opt_load > 200000 || opt_slots < 0 || opt_slots > 1000000 ||
+        opt_bye_gap_ms < 0 || opt_bye_gap_ms > 10000 ||
+        opt_stats < 0.1 || opt_hold_mean > 86400)
         die("option out of range");
     memset(&server, 0, sizeof server);
     server.sin_family = AF_INET;
@@ -869,6 +1089,7 @@ int main(int argc, char **argv) {
     setvbuf(stdout, NULL, _IOLBF, 0);
     if (strcmp(mode, "media") == 0) return run_media();
     if (strcmp(mode, "setup") == 0) return run_setup();
+    if (strcmp(mode, "steady") == 0) return run_steady();
     usage();
     return 2;
 }
