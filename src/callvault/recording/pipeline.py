@@ -10,6 +10,11 @@ A call with several recordings (one per recorded user, SPEC section 2) is
 decoded once in the pool and stored in one savepoint: every tenant's call and
 every kept recording, or none.
 
+A spool this process closed is not read back (``spool.take_closed``: its
+journal lines are still in memory), and spools are removed by the database
+writer's thread after the commit, never on the event loop (issue 12: call
+set-ups and tear-downs per second).
+
 Finishing never delays capture (issue 12): the pool's worker processes run at
 a lower priority (``FINISH_NICENESS``, and ``SCHED_BATCH`` where the kernel has
 it), so on a core shared with capture the kernel serves the event loop first;
@@ -25,6 +30,7 @@ import multiprocessing
 import os
 import shutil
 from collections.abc import Callable
+from dataclasses import dataclass
 from pathlib import Path
 
 from sqlalchemy.exc import IntegrityError
@@ -32,7 +38,8 @@ from sqlalchemy.orm import Session, sessionmaker
 
 from callvault.metrics import Metrics
 from callvault.recording.finisher import FinishedAudio, finish_all
-from callvault.recording.spool import SpoolReader
+from callvault.recording.journal import read_lines
+from callvault.recording.spool import SpoolReader, take_closed
 from callvault.recording.store import CallSummary, delete_call, persist_finished, summarise
 from callvault.storage.blobs import BlobStore
 
@@ -62,6 +69,21 @@ def lower_priority() -> None:
             os.sched_setscheduler(0, batch, os.sched_param(0))
         except OSError:  # a kernel or sandbox without it: the niceness still applies
             log.debug("SCHED_BATCH refused; finisher worker runs at nice only")
+
+
+@dataclass(frozen=True)
+class _Write:
+    """A finished call waiting for the database writer."""
+
+    summary: CallSummary
+    audios: Finished | None
+    future: asyncio.Future[str | None]
+    directory: Path  # its spool, removed once its rows committed
+
+
+def remove_spool(directory: Path) -> None:
+    """Delete a call's spool (blocking: run it off the event loop)."""
+    shutil.rmtree(directory, ignore_errors=True)
 
 
 def finish_directory(directory: str) -> Finished:
@@ -94,7 +116,7 @@ class Finisher:
         # nothing is kept when nobody does
         self._subscribers: list[asyncio.Queue[tuple[str, str | None]]] = []
         # finished calls waiting for the database: written in batches, one transaction each
-        self._writes: list[tuple[CallSummary, Finished | None, asyncio.Future[str | None]]] = []
+        self._writes: list[_Write] = []
         self._writer: asyncio.Task[None] | None = None
 
     @property
@@ -123,7 +145,11 @@ class Finisher:
     async def _finish(self, directory: Path) -> str | None:
         loop = asyncio.get_running_loop()
         reader = SpoolReader(directory)
-        events = await asyncio.to_thread(reader.events)
+        closed = take_closed(directory)  # this process just wrote it: nothing to read back
+        if closed is not None:
+            events = read_lines(closed.lines).events
+        else:
+            events = await asyncio.to_thread(reader.events)
         crashed = not any(e.type == "end" for e in events)
         try:
             # only a call cut short by a crash needs its last packet's time
@@ -131,24 +157,23 @@ class Finisher:
             summary = summarise(events, fallback)
         except (ValueError, KeyError) as exc:
             log.warning("spool %s is unusable (%s); removed", directory.name, exc)
-            shutil.rmtree(directory, ignore_errors=True)
+            await asyncio.to_thread(remove_spool, directory)
             return None
         if not summary.recorded:
             await self._list_unrecorded(directory, summary)
             return None
         try:
-            if reader.has_audio():
+            if closed.has_audio if closed is not None else reader.has_audio():
                 audios: Finished | None = await loop.run_in_executor(
                     self.pool, finish_directory, str(directory)
                 )
             else:  # no RTP at all: the call is listed, there is nothing to encode
                 audios = None
-            recording_id = await self._store(summary, audios)
+            recording_id = await self._store(summary, audios, directory)  # spool removed
         except Exception:
             log.exception("finishing call %s failed; spool kept for a retry", summary.call_uuid)
             self.metrics.finish_failures += 1
             return None
-        shutil.rmtree(directory, ignore_errors=True)
         for audio in audios or ():
             if audio.policy is not None and not audio.policy.keep:
                 whose = "" if audio.key is None else f" (recording {audio.key})"
@@ -167,19 +192,23 @@ class Finisher:
         log.info("call %s (%s) not recorded: %s", summary.call_uuid, summary.sip_call_id, reason)
         if summary.listed:
             try:
-                await self._store(summary, None)
+                await self._store(summary, None, directory)  # spool removed
             except Exception:
                 log.exception("listing call %s failed; spool kept for a retry", summary.call_uuid)
                 self.metrics.finish_failures += 1
                 return
-        shutil.rmtree(directory, ignore_errors=True)
+        else:
+            await asyncio.to_thread(remove_spool, directory)
         self.metrics.calls_not_recorded += 1
         self._announce(summary.call_uuid, None)
 
-    async def _store(self, summary: CallSummary, audios: Finished | None) -> str | None:
-        """Queue the call for the writer; the first stored recording's id (None: none)."""
+    async def _store(
+        self, summary: CallSummary, audios: Finished | None, directory: Path
+    ) -> str | None:
+        """Queue the call for the writer; the first stored recording's id (None: none).
+        Its spool ``directory`` is removed by the writer once the rows committed."""
         future: asyncio.Future[str | None] = asyncio.get_running_loop().create_future()
-        self._writes.append((summary, audios, future))
+        self._writes.append(_Write(summary, audios, future, directory))
         if self._writer is None or self._writer.done():
             self._writer = asyncio.ensure_future(self._write_batches())
         return await future
@@ -191,7 +220,8 @@ class Finisher:
                 results = await asyncio.to_thread(self._store_batch, batch)
             except Exception as exc:  # the whole transaction failed
                 results = [exc] * len(batch)
-            for (_summary, _audio, future), result in zip(batch, results, strict=True):
+            for write, result in zip(batch, results, strict=True):
+                future = write.future
                 if future.done():
                     continue
                 if isinstance(result, BaseException):
@@ -199,14 +229,15 @@ class Finisher:
                 else:
                     future.set_result(result)
 
-    def _store_batch(
-        self, batch: list[tuple[CallSummary, Finished | None, asyncio.Future[str | None]]]
-    ) -> list[str | BaseException | None]:
+    def _store_batch(self, batch: list[_Write]) -> list[str | BaseException | None]:
         """Runs in a thread: every call of the batch in one transaction; a call that
-        fails is rolled back to its savepoint and reported alone."""
+        fails is rolled back to its savepoint and reported alone. After the commit
+        the spools of the stored calls are removed here, off the event loop (a
+        directory's removal can wait on the file system's journal for milliseconds)."""
         results: list[str | BaseException | None] = []
         with self.sessions() as session:
-            for summary, audios, _future in batch:
+            for write in batch:
+                summary, audios = write.summary, write.audios
                 try:
                     try:
                         with session.begin_nested():
@@ -224,6 +255,9 @@ class Finisher:
                 except Exception as exc:
                     results.append(exc)
             session.commit()
+        for write, result in zip(batch, results, strict=True):
+            if not isinstance(result, BaseException):
+                remove_spool(write.directory)
         return results
 
     def recover(self, active: set[str]) -> list[asyncio.Task[str | None]]:

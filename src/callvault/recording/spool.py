@@ -11,14 +11,27 @@ The per-packet path only appends bytes to an in-memory buffer; ``flush()`` is
 called by a periodic task (every 250 ms by default), so ``kill -9`` loses at
 most that much audio. A torn last record (killed mid-write) is ignored by the
 reader. Nothing here parses RTP: the finisher does that, off the event loop.
+
+Durability: each journal event is one ``write`` to the file (``O_APPEND``)
+before ``record`` returns, so the ``start`` event survives a crash of the
+process (``kill -9``) from the moment the call is answered. There is no
+``fsync``: a power loss may lose the last seconds of every spool, as it always
+could; the page cache is the kernel's, not ours.
+
+The set-up rate (issue 12): a spool this process wrote and closed need not be
+read back by this process's finisher. ``SpoolWriter.close`` leaves its journal
+lines and whether any stream holds a packet in a small bounded registry;
+``take_closed`` hands them over once, when the journal on disk still has the
+size the writer gave it (anything else, and after a restart: read the disk).
 """
 
 from __future__ import annotations
 
 import os
 import struct
-from collections import Counter
+from collections import Counter, OrderedDict
 from collections.abc import Iterator
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Protocol
 
@@ -121,18 +134,67 @@ def _records(data: bytes | bytearray) -> Iterator[tuple[int, bytes]]:
         pos += length
 
 
+MAX_KEPT_JOURNAL = 64 * 1024  # journal bytes kept in memory for the finisher, per call
+MAX_CLOSED = 4096  # closed spools waiting for this process's finisher
+
+
+@dataclass(frozen=True)
+class ClosedSpool:
+    """What this process's finisher would read back from a spool it just closed."""
+
+    lines: tuple[str, ...]  # the journal's lines, each with its newline
+    has_audio: bool  # some stream file holds at least one packet record
+
+
+_closed: OrderedDict[Path, tuple[ClosedSpool, int]] = OrderedDict()
+
+
+def take_closed(directory: Path) -> ClosedSpool | None:
+    """The journal lines and audio flag of a spool this process closed, once; None
+    when it did not (a spool left by a crash), when it forgot it (more than
+    ``MAX_CLOSED`` waiting, or a journal too long to keep), or when the journal on
+    disk is no longer what it wrote (then the disk is the truth)."""
+    entry = _closed.pop(directory, None)
+    if entry is None:
+        return None
+    closed, size = entry
+    try:
+        if os.stat(directory / JOURNAL).st_size != size:
+            return None
+    except OSError:
+        return None
+    return closed
+
+
 class SpoolWriter:
     """The spool of one call: its journal and its stream files."""
 
     def __init__(self, directory: Path) -> None:
         self.directory = directory
-        directory.mkdir(parents=True, exist_ok=True)
-        self._journal = open(directory / JOURNAL, "a", encoding="utf-8")  # noqa: SIM115
+        try:
+            os.mkdir(directory)
+        except FileNotFoundError:  # the spool root itself is new
+            directory.mkdir(parents=True, exist_ok=True)
+        except FileExistsError:  # a crashed call's spool, finished again
+            pass
+        self._journal = os.open(
+            directory / JOURNAL, os.O_WRONLY | os.O_CREAT | os.O_APPEND | os.O_CLOEXEC, 0o640
+        )
+        self._journal_bytes = 0
+        self._lines: list[str] | None = []  # what the finisher would read back; None: too long
         self.streams: dict[int, StreamSpool] = {}
 
     def record(self, event: JournalEvent) -> None:
-        self._journal.write(event.to_json() + "\n")
-        self._journal.flush()
+        line = event.to_json() + "\n"
+        data = line.encode("utf-8")
+        written = 0
+        while written < len(data):  # one write for a file; a short one only when the disk fills
+            written += os.write(self._journal, data[written:])
+        self._journal_bytes += len(data)
+        if self._lines is not None:
+            self._lines.append(line)
+            if self._journal_bytes > MAX_KEPT_JOURNAL:
+                self._lines = None
 
     def stream(self, index: int) -> StreamSpool:
         spool = self.streams.get(index)
@@ -147,7 +209,15 @@ class SpoolWriter:
     def close(self, gate: Gate | None = None, now_ms: int | None = None) -> None:
         for spool in self.streams.values():
             spool.close(gate, now_ms)
-        self._journal.close()
+        if self._journal < 0:
+            return
+        os.close(self._journal)
+        self._journal = -1
+        if self._lines is not None:
+            audio = any(spool.written > RECORD_HEADER.size for spool in self.streams.values())
+            _closed[self.directory] = (ClosedSpool(tuple(self._lines), audio), self._journal_bytes)
+            while len(_closed) > MAX_CLOSED:
+                _closed.popitem(last=False)
 
 
 class SpoolReader:

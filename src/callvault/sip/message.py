@@ -11,6 +11,7 @@ exception.
 
 from __future__ import annotations
 
+import functools
 import re
 from collections.abc import Iterable
 
@@ -197,9 +198,28 @@ _OTHER_ADDRESS = re.compile(
 )
 
 
+# Parsed header values, shared by validation, matching and dialogs: one request's
+# Via is read four or five times (validation, stamping, the response address, the
+# transaction key) and its From/To three times (validation, tags, the dialog), and
+# sipmessage's parsers are a large share of a call's set-up (issue 12). Keyed by
+# the exact text, so a cached value is what parsing it again would give; callers
+# only read the objects (never change their parameters).
+PARSE_CACHE = 1024
+
+
+@functools.lru_cache(maxsize=PARSE_CACHE)
+def _parse_via(value: str) -> Via:
+    return Via.parse(value)
+
+
+@functools.lru_cache(maxsize=PARSE_CACHE)
+def _parse_address(value: str) -> Address:
+    return Address.parse(value)
+
+
 def _valid_address(value: str) -> bool:
     try:
-        Address.parse(value)
+        _parse_address(value)
         return True
     except ValueError:
         pass
@@ -221,7 +241,7 @@ def _validate(msg: Message) -> int | None:
             raise RemoteProtocolError(f"Multiple {name} headers")
     for value in headers.getlist("Via"):
         try:
-            Via.parse(value)
+            _parse_via(value)
         except ValueError as exc:
             raise RemoteProtocolError(f"Malformed Via {value[:60]!r}") from exc
     for name in ("From", "To"):
@@ -339,14 +359,14 @@ def tag_of(address: str | None) -> str | None:
     if address is None:
         return None
     try:
-        return Address.parse(address).parameters.get("tag")
+        return _parse_address(address).parameters.get("tag")
     except ValueError:
         return None
 
 
 def top_via(msg: Message) -> Via:
-    """The topmost Via of a message that passed ``parse_message``."""
-    return Via.parse(msg.headers.getlist("Via")[0])
+    """The topmost Via of a message that passed ``parse_message`` (shared: read only)."""
+    return _parse_via(msg.headers.getlist("Via")[0])
 
 
 _DIALOG_CREATING = frozenset({"INVITE", "SUBSCRIBE", "REFER"})
