@@ -325,3 +325,25 @@ async def test_loopback_sender_to_spool(tmp_path: Path) -> None:
     assert 120 <= digits[1].start_ms < 200  # 7 packet times later
     assert receiver.malformed == 0
     assert receiver.remote is not None and receiver.source_changes == 0
+
+
+async def test_what_the_loop_had_not_read_at_hang_up_is_drained(tmp_path: Path) -> None:
+    """Packets sent before the BYE but still in the socket (capture behind)
+    are read at hang-up, not dropped with the socket."""
+    loop = asyncio.get_running_loop()
+    writer = SpoolWriter(tmp_path)
+    base = free_udp_port() & ~1
+    pool = RtpPortPool(base, base + 20)
+    streams = RtpStreamSet(loop, "127.0.0.1", pool)
+    receiver = RtpReceiver(writer.stream(0), FakeClock(), None, frozenset())
+    await streams.add(0, pool.acquire(), receiver)
+    with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as peer:
+        for seq in range(30):  # the loop does not run in between: none is read yet
+            peer.sendto(rtp(0, seq, 0, b"\xff" * 160), ("127.0.0.1", streams.ports[0]))
+        assert receiver.packets == 0
+        assert streams.drain() == 30
+        assert streams.drain() == 0  # nothing twice
+    assert receiver.packets == 30
+    streams.close()
+    writer.close()
+    assert len(list(SpoolReader(tmp_path).packets(0))) == 30

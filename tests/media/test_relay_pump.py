@@ -217,3 +217,19 @@ def test_the_pump_refuses_what_it_cannot_serve() -> None:
             pump.unconfigure(sock.fileno())
     finally:
         sock.close()
+
+
+async def test_what_the_loop_had_not_read_at_hang_up_is_relayed_and_recorded(
+    relay: MediaRelay, tmp_path: Path
+) -> None:
+    a, b = await phones(relay)
+    tapped = recorder(tmp_path, asyncio.get_running_loop())
+    relay.set_tap("a", tapped.datagram_received)
+    port = relay.local_port("a")
+    await send_one_by_one(a, port, b, range(0, 3))  # configured in the pump
+    assert a.transport is not None
+    for seq in range(3, 40):  # sent before the BYE, not read: the loop does not run
+        a.transport.sendto(rtp(0, seq), (HOST, port))
+    relay.drain()
+    assert tapped.packets == 40
+    assert relay.stats()["relayed_a_to_b"] == 40

@@ -763,7 +763,7 @@ class BridgedCall:
             self.timer = None
         if self.coach is not None:
             self.coach.call_ended()  # BYE to the supervisor, the bridge off the relay
-        self.relay.collect()  # the final counts include what the native pump relayed
+        self.relay.drain()  # what was sent before the BYE is relayed and recorded too
         self.recording.end(reason)  # unanswered: an empty journal the finisher drops
         self.relay.close()
         self.ctx.on_closed(self)

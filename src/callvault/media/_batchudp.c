@@ -249,6 +249,38 @@ fd_argument(PyObject *arg, int *fd)
 
 /* -- the module's functions ------------------------------------------------------ */
 
+/* Sets the bytearray's size to `size`, its allocation growing by doubling
+ * (at least SPOOL_MIN_ALLOC): bytearray's own resize allocates exactly when
+ * it grows by more than an eighth, which, from the empty buffer a flush
+ * leaves, is almost every packet. -1 with an exception set. */
+#define SPOOL_MIN_ALLOC 8192
+static int
+grow_spool(PyObject *spool, Py_ssize_t size)
+{
+    PyByteArrayObject *array = (PyByteArrayObject *)spool;
+    Py_ssize_t offset = array->ob_start - array->ob_bytes; /* after a del of its head */
+    if (offset + size + 1 > array->ob_alloc) {
+        Py_ssize_t want = array->ob_alloc * 2;
+        if (want < size) {
+            want = size;
+        }
+        if (want < SPOOL_MIN_ALLOC) {
+            want = SPOOL_MIN_ALLOC;
+        }
+        /* allocates want + 1 (a major upsize is exact), or BufferError */
+        if (PyByteArray_Resize(spool, want) < 0) {
+            return -1;
+        }
+    } else if (array->ob_exports > 0) {
+        PyErr_SetString(PyExc_BufferError, "Existing exports of data: object cannot be re-sized");
+        return -1;
+    }
+    /* a shrink within the allocation, as bytearray's own "minor downsize" */
+    Py_SET_SIZE(spool, size);
+    PyByteArray_AS_STRING(spool)[size] = '\0';
+    return 0;
+}
+
 /* Appends the RECORD_HEADER-framed records (recording/spool.py: <u32 arrival_ms>
  * <u16 length><packet>, little endian) of the RTP packets in[0..count) to the
  * spool's bytearray, as RtpReceiver.datagram_received would: a packet shorter
@@ -276,7 +308,7 @@ spool_records(Batch *b, int count, PyObject *spool, uint32_t arrival_ms,
         return 0;
     }
     Py_ssize_t at = PyByteArray_GET_SIZE(spool);
-    if (PyByteArray_Resize(spool, at + need) < 0) {
+    if (grow_spool(spool, at + need) < 0) {
         return -1; /* BufferError while someone holds a view of it */
     }
     unsigned char *out = (unsigned char *)PyByteArray_AS_STRING(spool) + at;

@@ -90,6 +90,8 @@ _G711: dict[str, Callable[[Any], bytes]] = {"pcmu": encode_pcmu, "pcma": encode_
 POLL_S = 0.001
 """While packets keep coming, the pump is run on a timer this often instead of
 on each socket's readiness: one wake-up serves every socket that has packets."""
+DRAIN_BATCHES = 64
+"""At most this many batches (of up to 64 packets) are read per side at hang-up."""
 COLLECT_S = 0.25
 """How often the pump's per-socket sums reach the legs' and receivers' counters."""
 
@@ -339,16 +341,17 @@ class _Leg(asyncio.DatagramProtocol):
             self.collect()
             self.engine.pump.unconfigure(self.fd)
 
-    def readable(self) -> None:
+    def readable(self) -> int:
         """The socket has datagrams: one batch is received, the packets from the
         latched source forwarded in C while this side is on the fast path (and
         spooled in C when the tap is a recording receiver in its common case).
         Then the pump is told to serve the next batches itself, the same way,
-        until the state changes (``invalidate``)."""
+        until the state changes (``invalidate``). Returns the packets read."""
         if self.fd < 0:
-            return  # closed by what an earlier socket of the same run did
+            return 0  # closed by what an earlier socket of the same run did
         latched = self.latched
         engine = self.engine
+        fast = 0
         try:
             if self.fast and latched is not None:
                 peer = self.peer
@@ -395,9 +398,10 @@ class _Leg(asyncio.DatagramProtocol):
             rest = _batchudp.recv_batch(self.fd)
         except OSError as exc:
             self.error_received(exc)
-            return
+            return 0
         for data, addr in rest:
             self.datagram_received(data, addr)
+        return fast + len(rest)
 
     # -- latching --
 
@@ -702,6 +706,18 @@ class MediaRelay:
         date with what the native pump did (it reports every ``COLLECT_S``)."""
         for leg in self._legs.values():
             leg.collect()
+
+    def drain(self, max_batches: int = DRAIN_BATCHES) -> None:
+        """Relay (and record) what the kernel still holds for either side, then
+        ``collect``: at hang-up, packets sent before the BYE that the loop had
+        not read yet, because it was behind, belong in the recording."""
+        for leg in self._legs.values():
+            if leg.engine is not None:
+                leg.invalidate()  # read here, not by the pump
+                for _ in range(max_batches):
+                    if not leg.readable():
+                        break
+        self.collect()
 
     def _refresh(self) -> None:
         self._invalidate()

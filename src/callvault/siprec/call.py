@@ -610,6 +610,7 @@ class RecordedCall:
         self.ended = True
         if self.timer_handle is not None:
             self.timer_handle.cancel()
+        self.media.drain()  # what was sent before the BYE and not read yet is kept
         self.final_stats = self.live_stats()
         self.media.close()  # also gives the ports back
         now = self.now_ms()
