@@ -50,7 +50,7 @@ from tests.cluster.cluster import (
 )
 from tests.e2e.test_sipp_siprec import DTMF_PCAP, SCENARIO, _tone_file
 from tests.peers import program, require
-from tests.storage.s3_server import S3Server
+from tests.storage.s3_server import Logged, S3Server
 
 pytestmark = pytest.mark.peer
 
@@ -121,6 +121,17 @@ async def _sipp(workdir: Path, kamailio: tuple[str, int]) -> str:
     report = f"exit {proc.returncode}\n{err.decode(errors='replace')[-2000:]}{logs}"
     assert proc.returncode == 0, report
     return report
+
+
+async def _audio(http: httpx.AsyncClient, url: str) -> bytes:
+    """The MP3, once the node that finished it has uploaded it (its outbox drains)."""
+    for _ in range(60):
+        response = await http.get(url)
+        if response.status_code == 200:
+            return response.content
+        assert response.status_code in (404, 503), response.text
+        await asyncio.sleep(0.5)
+    raise AssertionError(f"{url}: {response.status_code} {response.text}")
 
 
 async def _listed(http: httpx.AsyncClient, url: str, count: int, why: str) -> list[dict]:  # type: ignore[type-arg]
@@ -201,23 +212,28 @@ async def test_a_node_killed_mid_call_fails_over_and_finishes_its_calls_on_resta
         url = f"{survivor.http}/api/v1/tenants/{seeded.tenant_id}/recordings?limit=100"
         items = await _listed(http, url, total, victim.output() + survivor.output())
         audio: dict[str, bytes] = {}
-        for item in items:
-            mp3 = await http.get(f"{survivor.http}{item['audio_url']}")
-            mp3.raise_for_status()
-            audio[item["id"]] = mp3.content
+        for item in items:  # the other node's recordings: from S3 once uploaded
+            audio[item["id"]] = await _audio(http, f"{survivor.http}{item['audio_url']}")
 
         # 4. the other node's portal lists every call; audio through ranged reads from S3
         calls = await _listed(
             http, f"{victim.http}/api/v1/tenants/{seeded.tenant_id}/calls?limit=100", total, ""
         )
-        s3_server.clear_log()
+        # a node serves its own recordings from its outbox until S3 confirmed the
+        # upload (storage/outbox.py): ask until the answer comes from S3
         first = items[0]
-        ranged = await http.get(
-            f"{victim.http}{first['audio_url']}", headers={"Range": "bytes=100-1099"}
-        )
-        assert ranged.status_code == 206, ranged.text
-        assert ranged.content == audio[first["id"]][100:1100]
-        gets = [r for r in s3_server.requests("GET") if r.path.startswith(f"/{bucket}/")]
+        gets: list[Logged] = []
+        for _ in range(40):
+            s3_server.clear_log()
+            ranged = await http.get(
+                f"{victim.http}{first['audio_url']}", headers={"Range": "bytes=100-1099"}
+            )
+            assert ranged.status_code == 206, ranged.text
+            assert ranged.content == audio[first["id"]][100:1100]
+            gets = [r for r in s3_server.requests("GET") if r.path.startswith(f"/{bucket}/")]
+            if gets:
+                break
+            await asyncio.sleep(0.5)
         assert gets and all(r.range for r in gets), gets
     finally:
         await http.aclose()
