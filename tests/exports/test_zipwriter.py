@@ -1,7 +1,8 @@
-"""The ZIP writer alone: constant memory however large a recording, parts within their
-limit, and a part's SHA-256 (taken while writing, no second read) equal to the file's;
-the pipeline's threads keep every byte in order, hand written ranges to writeback as
-they go, and a disk error reaches the caller."""
+"""The ZIP writer alone, into the local blob store: constant memory however large a
+recording, parts within their limit, and a part's SHA-256 (taken while writing, no
+second read) equal to the blob's; the pipeline's threads keep every byte in order, the
+local writer hands written ranges to writeback as they go, and a disk error reaches the
+caller and leaves nothing in the store. (Into S3: tests/storage/test_export_s3.py.)"""
 
 from __future__ import annotations
 
@@ -17,9 +18,10 @@ from typing import Any
 
 import pytest
 
-from callvault.exports import zipwriter
 from callvault.exports.manifest import ManifestEntry
 from callvault.exports.zipwriter import BUFFERS, CHUNK, ExportZipWriter, FinishedPart
+from callvault.storage import blobs
+from callvault.storage.blobs import BlobWriter, LocalBlobStore, LocalWriter
 
 
 class Tone(io.RawIOBase):
@@ -36,6 +38,22 @@ class Tone(io.RawIOBase):
         n = min(self.left, CHUNK if n < 0 else n)
         self.left -= n
         return self.block[:n]
+
+
+def _writer(
+    store: LocalBlobStore, limit: int, on_part: Any, header: dict[str, Any] | None = None
+) -> ExportZipWriter:
+    return ExportZipWriter(
+        store,
+        lambda n: f"exports/1/e/part-{n:03d}.zip",
+        limit,
+        header or {"month": "2026-11"},
+        on_part,
+    )
+
+
+def _files(store: LocalBlobStore) -> list[Path]:
+    return sorted(p for p in store.root.rglob("*") if p.is_file())
 
 
 def _entry(n: int, size: int) -> ManifestEntry:
@@ -67,7 +85,8 @@ def test_memory_stays_flat_while_large_recordings_are_written_and_parts_split(
     sizes = [12_000_000, 12_000_000, 12_000_000, 40_000_000]  # the last alone, over the limit
     tracemalloc.start()
     try:
-        writer = ExportZipWriter(tmp_path, "t", limit, {"month": "2026-11"}, parts.append)
+        store = LocalBlobStore(tmp_path)
+        writer = _writer(store, limit, parts.append)
         for n, size in enumerate(sizes):
             writer.add(_entry(n, size), Tone(size, n))  # type: ignore[arg-type]
         writer.close()
@@ -78,8 +97,10 @@ def test_memory_stays_flat_while_large_recordings_are_written_and_parts_split(
     assert peak < (BUFFERS + 3) * CHUNK, peak
     assert [p.recordings for p in parts] == [2, 1, 1]
     assert all(p.size_bytes <= limit for p in parts[:2])
+    assert [p.key for p in parts] == [f"exports/1/e/part-00{n}.zip" for n in (1, 2, 3)]
+    assert _files(store) == [store.root / p.key for p in parts]  # no temporary file left
     for part in parts:
-        data = part.path.read_bytes()
+        data = store.read(part.key)
         assert len(data) == part.size_bytes
         assert hashlib.sha256(data).hexdigest() == part.sha256
         with zipfile.ZipFile(io.BytesIO(data)) as zf:
@@ -108,7 +129,8 @@ class ShortReads(io.RawIOBase):
 
 def test_every_byte_in_order_through_the_pipeline_whatever_the_reads(tmp_path: Path) -> None:
     parts: list[FinishedPart] = []
-    writer = ExportZipWriter(tmp_path, "t", 10**9, {"month": "2026-11"}, parts.append)
+    store = LocalBlobStore(tmp_path)
+    writer = _writer(store, 10**9, parts.append)
     sizes = [0, 1, CHUNK - 1, CHUNK, 3 * CHUNK + 12_345, 2 * BUFFERS * CHUNK + 7]
     recordings = [os.urandom(size) for size in sizes]
     for n, data in enumerate(recordings):
@@ -116,7 +138,7 @@ def test_every_byte_in_order_through_the_pipeline_whatever_the_reads(tmp_path: P
         assert (sha, size) == (hashlib.sha256(data).hexdigest(), len(data))
     writer.close()
     [part] = parts
-    raw = part.path.read_bytes()
+    raw = store.read(part.key)
     assert (len(raw), hashlib.sha256(raw).hexdigest()) == (part.size_bytes, part.sha256)
     with zipfile.ZipFile(io.BytesIO(raw)) as zf:
         assert zf.testzip() is None  # every member's CRC-32
@@ -131,15 +153,16 @@ def test_written_ranges_go_to_writeback_while_the_part_is_written(
     the disk writes while the next chunks are read and hashed."""
     hints: list[tuple[int, int, int, int, int]] = []
     parts: list[FinishedPart] = []
-    monkeypatch.setattr(zipwriter, "WRITEBACK_EVERY", 1 << 20)
+    monkeypatch.setattr(blobs, "WRITEBACK_EVERY", 1 << 20)
     monkeypatch.setattr(
-        zipwriter,
+        blobs,
         "_FADVISE",
         lambda fd, offset, length, advice: hints.append(
             (offset, length, advice, os.fstat(fd).st_size, len(parts))
         ),
     )
-    writer = ExportZipWriter(tmp_path, "t", 10**9, {"month": "2026-11"}, parts.append)
+    store = LocalBlobStore(tmp_path)
+    writer = _writer(store, 10**9, parts.append)
     writer.add(_entry(0, 6 * CHUNK), Tone(6 * CHUNK, 0))  # type: ignore[arg-type]
     writer.close()
     # one hint per chunk written (each over the 1 MiB), all before the part's fsync
@@ -150,11 +173,11 @@ def test_written_ranges_go_to_writeback_while_the_part_is_written(
     assert all(length == 0 and offset < size for offset, length, _a, size, _d in hints)
     offsets = [offset for offset, *_rest in hints]
     assert offsets == sorted(offsets) and offsets[-1] > 4 * CHUNK
-    assert parts[0].sha256 == hashlib.sha256(parts[0].path.read_bytes()).hexdigest()
+    assert parts[0].sha256 == hashlib.sha256(store.read(parts[0].key)).hexdigest()
 
 
-class FullDisk(io.BufferedWriter):
-    """A file on a disk that fills up after ``room`` bytes."""
+class FullDisk(LocalWriter):
+    """A blob file on a disk that fills up after ``room`` bytes."""
 
     room = 5 * CHUNK
 
@@ -165,24 +188,28 @@ class FullDisk(io.BufferedWriter):
         return super().write(data)
 
 
+class FullDiskStore(LocalBlobStore):
+    def writer(self, key: str) -> BlobWriter:
+        return FullDisk(self.root / key)
+
+
 def test_a_disk_error_on_the_write_thread_reaches_the_caller_and_leaves_no_file(
-    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+    tmp_path: Path,
 ) -> None:
-    monkeypatch.setattr(
-        zipwriter, "open", lambda path, mode: FullDisk(io.FileIO(path, "w")), raising=False
-    )
-    writer = ExportZipWriter(tmp_path, "t", 10**9, {"month": "2026-11"}, lambda part: None)
+    store = FullDiskStore(tmp_path)
+    writer = _writer(store, 10**9, lambda part: None)
     with pytest.raises(OSError, match="No space left"):
         writer.add(_entry(0, 12 * CHUNK), Tone(12 * CHUNK, 0))  # type: ignore[arg-type]
     writer.abort()
-    assert list(tmp_path.iterdir()) == []
+    assert _files(store) == []
 
 
 def test_a_part_of_many_short_recordings_closes_in_little_memory(tmp_path: Path) -> None:
     """Closing a part writes two headers per recording in small pieces: gathered, not each
     handed to the write thread with its own future (24 MiB for 2,000 recordings)."""
     parts: list[FinishedPart] = []
-    writer = ExportZipWriter(tmp_path, "t", 10**9, {"month": "2026-11"}, parts.append)
+    store = LocalBlobStore(tmp_path)
+    writer = _writer(store, 10**9, parts.append)
     for n in range(2000):
         writer.add(_entry(n, 1000), io.BytesIO(os.urandom(1000)))
     tracemalloc.start()
@@ -192,6 +219,6 @@ def test_a_part_of_many_short_recordings_closes_in_little_memory(tmp_path: Path)
     finally:
         tracemalloc.stop()
     assert peak < 12 << 20, peak  # the manifest's CSV and JSON are most of it
-    with zipfile.ZipFile(parts[0].path) as zf:
+    with zipfile.ZipFile(store.root / parts[0].key) as zf:
         assert zf.testzip() is None
         assert len(json.loads(zf.read("manifest.json"))["files"]) == 2000

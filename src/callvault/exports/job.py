@@ -2,8 +2,12 @@
 
 ``exports.build`` writes every recording of the month (local month in the
 tenant's time zone; only the chosen users, only audio still available) into
-ZIP parts with ``ExportZipWriter``, each part moved into the blob store and
-recorded as an ``ExportFile`` as soon as it is finished. The SHA-256 of every
+ZIP parts with ``ExportZipWriter``, each part streamed into the blob store as
+it is written (with S3: read by ranged GETs, written as a multipart upload,
+never through the local disk; issue 13) and recorded as an ``ExportFile`` once
+it is committed. A failure aborts the part being written (no object, no
+incomplete upload is left) and the job is retried: the retry discards the
+parts of the attempt before and builds the export again. The SHA-256 of every
 MP3 as written must equal the one stored at finish, else the export fails and
 says which recording. When it is ready, ``exports.mail`` is queued: a mail
 server that is down delays the mail (retried with backoff), never the export,
@@ -45,8 +49,8 @@ def _utc(value: datetime) -> datetime:
     return value.replace(tzinfo=UTC) if value.tzinfo is None else value
 
 
-def blob_key(export: Export, ordinal: int) -> str:
-    return f"exports/{export.tenant_id}/{export.id}/part-{ordinal:03d}.zip"
+def part_key(tenant_id: int, export_id: str, ordinal: int) -> str:
+    return f"exports/{tenant_id}/{export_id}/part-{ordinal:03d}.zip"
 
 
 def _member_name(recording: Recording, call: Call, user: str | None, zone: ZoneInfo) -> str:
@@ -183,7 +187,6 @@ def build(ctx: JobContext) -> dict[str, Any] | None:
             "users": export.user_ids,
             "created_at": local_time(at, zone),
         }
-        prefix = f"{export.tenant_id}-{export.id}"
         tenant_id = tenant.id
     ctx.progress(0, len(ids), f"0/{len(ids)}")
 
@@ -191,16 +194,12 @@ def build(ctx: JobContext) -> dict[str, Any] | None:
 
     def store(part: FinishedPart) -> None:
         with ctx.sessions() as session:
-            export = session.get(Export, export_id)
-            assert export is not None
-            key = blob_key(export, part.ordinal)
-            ctx.blobs.put_file(key, part.path)
             session.add(
                 ExportFile(
                     export_id=export_id,
                     tenant_id=tenant_id,
                     ordinal=part.ordinal,
-                    blob_key=key,
+                    blob_key=part.key,
                     size_bytes=part.size_bytes,
                     sha256=part.sha256,
                     recordings=part.recordings,
@@ -212,7 +211,11 @@ def build(ctx: JobContext) -> dict[str, Any] | None:
 
     settings = ctx.services.settings
     writer = ExportZipWriter(
-        settings.data_dir / "tmp", prefix, settings.export_part_max_bytes, header, store
+        ctx.blobs,
+        lambda ordinal: part_key(tenant_id, export_id, ordinal),
+        settings.export_part_max_bytes,
+        header,
+        store,
     )
     done = 0
     try:

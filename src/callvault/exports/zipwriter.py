@@ -1,23 +1,26 @@
 """Writing an export's ZIP parts with constant memory (SPEC 5, bulk download).
 
 Each recording is copied into the ZIP (stored, not deflated: MP3 is
-compressed already) while its SHA-256 is taken. The ZIP goes to a temporary
-file through a writer that hashes every byte as it passes and cannot seek,
-so ``zipfile`` writes data descriptors instead of going back to patch
-headers: the part's own SHA-256 is known when it is closed, with no second
-read. A part is closed before the next recording would take it over
-``max_bytes`` (a single larger recording gets a part of its own); each part
-ends with the manifest of its recordings.
+compressed already) while its SHA-256 is taken. The ZIP streams into the blob
+store (``BlobStore.writer``: a temporary file renamed into place on the local
+disk, a multipart upload on S3, issue 13 "ZIP exports stream from S3 to S3")
+through a writer that hashes every byte as it passes and cannot seek, so
+``zipfile`` writes data descriptors instead of going back to patch headers:
+the part's own SHA-256 is known when it is closed, with no second read and no
+copy on the local disk. A part is closed before the next recording would take
+it over ``max_bytes`` (a single larger recording gets a part of its own); each
+part ends with the manifest of its recordings, and is committed (visible in
+the store, durable) before ``on_part`` hears of it. A failure aborts the part
+being written: nothing of it is left in the store.
 
 Speed (issue 8: the export at 80 % of the disk's own write speed): the
 copy is a pipeline over a few reused 4 MiB buffers. This thread reads the
 next chunk and takes its CRC-32 (inside ``zipfile``) while one thread writes
-the previous chunk to the file, one takes the part's SHA-256 and one the
-recording's; hashlib, zlib and file writes release the GIL for buffers this
-large, so the disk is the one that waits. Written ranges are handed to the
-kernel's writeback as they go (``posix_fadvise`` DONTNEED), so the fsync that
-closes a part finds little left to write and the export's data does not pile
-up in the page cache.
+the previous chunk to the blob writer, one takes the part's SHA-256 and one
+the recording's; hashlib, zlib and file writes release the GIL for buffers
+this large, so the disk (or S3) is the one that waits. The local store's
+writer hands written ranges to the kernel's writeback as they go
+(``storage/blobs.py``), so the fsync that closes a part finds little left.
 """
 
 from __future__ import annotations
@@ -25,12 +28,10 @@ from __future__ import annotations
 import contextlib
 import hashlib
 import io
-import os
 import zipfile
 from collections.abc import Callable
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, replace
-from pathlib import Path
 from typing import Any, BinaryIO
 
 from callvault.exports.manifest import (
@@ -42,24 +43,22 @@ from callvault.exports.manifest import (
     manifest_csv,
     manifest_json,
 )
+from callvault.storage.blobs import BlobStore, BlobWriter
 
 CHUNK = 4 << 20
 # buffers in flight: one being read, one being written and hashed, one spare for the slower
 BUFFERS = 3
-# how much is written between two writeback hints
-WRITEBACK_EVERY = 32 << 20
 # writes below this (ZIP headers, the central directory) are gathered, not handed over one
 # by one: a part of 2,000 recordings would otherwise hold 4,000 futures at its close
 SMALL_WRITE = 1 << 16
 # local header + data descriptor + central directory record, with their ZIP64 extras
 _MEMBER_OVERHEAD = 30 + 24 + 46 + 2 * 32
-_FADVISE = getattr(os, "posix_fadvise", None)  # Linux; elsewhere the fsync does it all
 
 
 @dataclass(frozen=True)
 class FinishedPart:
     ordinal: int  # 1, 2, ...
-    path: Path  # the temporary file, to be moved into the blob store
+    key: str  # the blob, committed
     size_bytes: int
     sha256: str
     recordings: int
@@ -91,15 +90,16 @@ def _fill(source: BinaryIO, view: memoryview) -> int:
 
 
 class _HashingSink(io.RawIOBase):
-    """Forward-only file: what is written goes to ``target`` on one thread and into the
-    part's SHA-256 on another, in order; it counts the bytes and refuses to seek.
+    """Forward-only file: what is written goes to the blob writer ``target`` on one thread
+    and into the part's SHA-256 on another, in order; it counts the bytes and refuses to
+    seek.
 
     ``write`` returns before the bytes are on their way: a caller that reuses its buffer
     waits for the futures ``take`` hands it, and ``drain`` waits for all of them.
     """
 
     def __init__(
-        self, target: BinaryIO, writer: ThreadPoolExecutor, hasher: ThreadPoolExecutor
+        self, target: BlobWriter, writer: ThreadPoolExecutor, hasher: ThreadPoolExecutor
     ) -> None:
         self._target = target
         self._writer = writer
@@ -107,7 +107,6 @@ class _HashingSink(io.RawIOBase):
         self._hash = hashlib.sha256()
         self._pending: list[Future[Any]] = []
         self._small = bytearray()
-        self._hinted = 0  # handed to writeback up to here
         self.position = 0
 
     def writable(self) -> bool:
@@ -123,9 +122,6 @@ class _HashingSink(io.RawIOBase):
             self._hand_over_small()
             self._hand_over(view)
         self.position += len(view)
-        if _FADVISE is not None and self.position - self._hinted >= WRITEBACK_EVERY:
-            start, self._hinted = self._hinted, self.position
-            self._pending.append(self._writer.submit(self._writeback, start))
         return len(view)
 
     def _hand_over(self, view: memoryview) -> None:
@@ -137,24 +133,16 @@ class _HashingSink(io.RawIOBase):
             gathered, self._small = self._small, bytearray()
             self._hand_over(memoryview(gathered))
 
-    def _writeback(self, start: int) -> None:
-        """Start writing back what was written since ``start`` without waiting for it, and
-        drop what the previous hint wrote back from the cache (runs after those writes)."""
-        assert _FADVISE is not None
-        self._target.flush()
-        back = max(0, start - WRITEBACK_EVERY)
-        _FADVISE(self._target.fileno(), back, 0, os.POSIX_FADV_DONTNEED)
-
     def take(self) -> list[Future[Any]]:
         """The futures of what was written since the last ``take``."""
         pending, self._pending = self._pending, []
         return pending
 
     def drain(self) -> None:
-        """Wait until everything written is in the file and in the hash."""
+        """Wait until everything written is in the blob writer and in the hash."""
         self._hand_over_small()
         _wait(self._pending)
-        self._writer.submit(self._target.flush).result()
+        self._writer.submit(lambda: None).result()
         self._hasher.submit(lambda: None).result()
 
     def tell(self) -> int:
@@ -172,12 +160,12 @@ class _HashingSink(io.RawIOBase):
 
 class _Part:
     def __init__(
-        self, ordinal: int, path: Path, writer: ThreadPoolExecutor, hasher: ThreadPoolExecutor
+        self, ordinal: int, key: str, blob: BlobWriter, pools: list[ThreadPoolExecutor]
     ) -> None:
         self.ordinal = ordinal
-        self.path = path
-        self.file = open(path, "wb")  # noqa: SIM115 (closed in ``finish``)
-        self.sink = _HashingSink(self.file, writer, hasher)
+        self.key = key
+        self.blob = blob  # committed in ``ExportZipWriter._finish``, else aborted
+        self.sink = _HashingSink(blob, pools[0], pools[1])
         self.zip = zipfile.ZipFile(self.sink, "w", zipfile.ZIP_STORED)
         self.entries: list[ManifestEntry] = []
         self.manifest_bytes = MANIFEST_BASE_BYTES
@@ -187,23 +175,23 @@ class _Part:
             self.zip.close()
         with contextlib.suppress(Exception):  # a write that failed must not hide the first error
             self.sink.drain()
-        self.file.close()
-        self.path.unlink(missing_ok=True)
+        self.blob.abort()  # nothing of the part is left in the store
 
 
 class ExportZipWriter:
-    """Adds recordings to ZIP parts; ``on_part`` receives each finished part."""
+    """Adds recordings to ZIP parts written into ``blobs`` under ``key_for(ordinal)``;
+    ``on_part`` receives each finished part once it is committed."""
 
     def __init__(
         self,
-        tmp_dir: Path,
-        prefix: str,
+        blobs: BlobStore,
+        key_for: Callable[[int], str],
         max_bytes: int,
         header: dict[str, Any],
         on_part: Callable[[FinishedPart], None],
     ) -> None:
-        self.tmp_dir = tmp_dir
-        self.prefix = prefix
+        self.blobs = blobs
+        self.key_for = key_for
         self.max_bytes = max_bytes
         self.header = header
         self.on_part = on_part
@@ -221,7 +209,6 @@ class ExportZipWriter:
             (memoryview(bytearray(CHUNK)), []) for _ in range(BUFFERS)
         ]
         self._turn = 0
-        tmp_dir.mkdir(parents=True, exist_ok=True)
 
     def add(self, entry: ManifestEntry, source: BinaryIO) -> tuple[str, int]:
         """Copy ``source`` into the ZIP as ``entry.file``; its SHA-256 and size as written.
@@ -295,8 +282,8 @@ class ExportZipWriter:
 
     def _open(self) -> _Part:
         self.parts += 1
-        path = self.tmp_dir / f"{self.prefix}-part{self.parts:03d}.zip.tmp"
-        self._part = _Part(self.parts, path, self._pools[0], self._pools[1])
+        key = self.key_for(self.parts)
+        self._part = _Part(self.parts, key, self.blobs.writer(key), self._pools)
         return self._part
 
     def _finish(self) -> None:
@@ -304,17 +291,20 @@ class ExportZipWriter:
         assert part is not None
         self._part = None
         header = {**self.header, "part": part.ordinal}
-        part.zip.writestr(CSV_NAME, manifest_csv(part.entries))
-        part.zip.writestr(JSON_NAME, manifest_json(part.entries, header))
-        part.zip.close()
-        self._settle()
-        part.sink.drain()
-        os.fsync(part.file.fileno())  # durable before the row says the part exists
-        part.file.close()
+        try:
+            part.zip.writestr(CSV_NAME, manifest_csv(part.entries))
+            part.zip.writestr(JSON_NAME, manifest_json(part.entries, header))
+            part.zip.close()
+            self._settle()
+            part.sink.drain()
+        except BaseException:
+            part.discard()
+            raise
+        part.blob.commit()  # whole and durable before the row says the part exists
         self.on_part(
             FinishedPart(
                 ordinal=part.ordinal,
-                path=part.path,
+                key=part.key,
                 size_bytes=part.sink.position,
                 sha256=part.sink.hexdigest(),
                 recordings=len(part.entries),

@@ -30,6 +30,8 @@ again.
 - Deleting (purge, termination, "do not store"): the local copy goes first,
   then the remote's confirmed delete; a delete waits for an upload of the same
   key in flight, so a purged blob is never re-uploaded behind its delete.
+- ``writer`` (an export's ZIP part) bypasses the outbox: it streams to the
+  remote, and a failure fails the export's job, which builds it again later.
 """
 
 from __future__ import annotations
@@ -49,6 +51,7 @@ from callvault.storage.blobs import (
     BlobNotFound,
     BlobStore,
     BlobStoreError,
+    BlobWriter,
     LocalBlobStore,
     check_key,
 )
@@ -198,13 +201,26 @@ class OutboxBlobStore:
 
     def delete(self, key: str) -> None:
         """The local copy, then the remote's confirmed delete (after an upload in flight)."""
+        self._withdraw(key)
+        self.remote.delete(key)
+
+    def writer(self, key: str) -> BlobWriter:
+        """Straight to the remote, not through the outbox: an export's part is streamed
+        from S3 to S3 and rebuilt by its job's retry when S3 fails (docs/storage.md).
+        What waits here under ``key`` is withdrawn first: it must not overwrite the new
+        blob when it is uploaded later."""
+        self._withdraw(key)
+        return self.remote.writer(key)
+
+    def _withdraw(self, key: str) -> None:
+        """Removes the local copy of ``key`` from the backlog once an upload of it in flight
+        ended."""
         path = self._path(key)
         with self._cond:
             path.unlink(missing_ok=True)
             self._forget(key)
             while self._uploading == key:
                 self._cond.wait()
-        self.remote.delete(key)
 
     # -- BlobStore: reads (the local copy while it waits, else the remote) -------------
     def size(self, key: str) -> int:

@@ -7,6 +7,17 @@ Any store speaking the S3 API (AWS S3, MinIO, Ceph RGW, ...) through boto3:
   above it (parts of ``MULTIPART_CHUNK``), never reading the file whole. S3
   makes an object visible only once its upload completed, so a reader never
   sees half a file; a failed multipart upload is aborted by s3transfer.
+- ``writer`` streams a blob that is made as it is written (an export's ZIP
+  part, read from S3 and written to S3 without touching the disk): the bytes
+  fill a buffer of ``MULTIPART_CHUNK``; each full buffer is one part of a
+  multipart upload (S3's smallest part is 5 MiB, the last excepted), sent by
+  a thread while the next fills, at most ``PARTS_IN_FLIGHT`` at once, so the
+  memory is (1 + ``PARTS_IN_FLIGHT``) parts whatever the blob's size.
+  ``commit`` sends the rest as the last part and completes the upload (a blob
+  smaller than one part is one PUT); a failure, or ``abort``, aborts the
+  upload after its parts in flight ended, so that no incomplete upload is
+  left to be billed (a bucket lifecycle rule aborting incomplete uploads
+  after a day is the backstop for a process killed mid-upload).
 - ``read_range`` is one ranged GET (``Range: bytes=a-b``) whose body is handed
   on in chunks: the audio route's 206 never loads the whole file. ``open``
   gives a seekable stream that fetches ``READ_PART`` bytes per ranged GET
@@ -33,8 +44,11 @@ from __future__ import annotations
 
 import contextlib
 import io
+import logging
+import threading
 import uuid
 from collections.abc import Iterator
+from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, BinaryIO
@@ -45,15 +59,28 @@ from boto3.s3.transfer import TransferConfig
 from botocore.config import Config
 from botocore.exceptions import BotoCoreError, ClientError
 
-from callvault.storage.blobs import CHUNK, BlobNotFound, BlobStoreError, check_key
+from callvault.storage.blobs import (
+    CHUNK,
+    BlobNotFound,
+    BlobStoreError,
+    BlobWriter,
+    Bytes,
+    WriterBase,
+    check_key,
+)
 
 if TYPE_CHECKING:
     from _typeshed import WriteableBuffer
 
     from callvault.settings import Settings
 
+log = logging.getLogger(__name__)
+
 MULTIPART_THRESHOLD = 64 * 1024 * 1024
 MULTIPART_CHUNK = 16 * 1024 * 1024  # S3's smallest part is 5 MiB; at most 10,000 parts
+MIN_PART = 5 * 1024 * 1024
+MAX_PARTS = 10_000
+PARTS_IN_FLIGHT = 2  # a writer's parts being sent while the next one fills
 READ_PART = 8 * 1024 * 1024  # one ranged GET of ``open``'s stream
 S3_ATTEMPTS = 5  # botocore's first try included
 UPLOAD_THREADS = 4
@@ -103,11 +130,16 @@ class S3BlobStore:
         multipart_threshold: int = MULTIPART_THRESHOLD,
         multipart_chunk: int = MULTIPART_CHUNK,
         read_part: int = READ_PART,
+        parts_in_flight: int = PARTS_IN_FLIGHT,
     ) -> None:
+        if multipart_chunk < MIN_PART:
+            raise ValueError(f"S3's parts are at least {MIN_PART} bytes, not {multipart_chunk}")
         self.client = client  # a boto3 S3 client (thread-safe; shared by the portal's threads)
         self.bucket = bucket
         self.prefix = prefix
         self.read_part = read_part
+        self.part_size = multipart_chunk
+        self.parts_in_flight = max(1, parts_in_flight)
         self._transfer = TransferConfig(
             multipart_threshold=multipart_threshold,
             multipart_chunksize=multipart_chunk,
@@ -154,6 +186,10 @@ class S3BlobStore:
         with _asking("upload", key):
             self.client.upload_file(str(path), self.bucket, self._key(key), Config=self._transfer)
         path.unlink()
+
+    def writer(self, key: str) -> BlobWriter:
+        """A multipart upload fed as it is written (see the module's docstring)."""
+        return MultipartWriter(self, check_key(key))
 
     def _head(self, key: str) -> dict[str, Any]:
         with _asking("HEAD", key):
@@ -277,3 +313,125 @@ class _RangedReader(io.RawIOBase):
         view[:count] = self._part[offset : offset + count]
         self._pos += count
         return count
+
+
+class MultipartWriter(WriterBase):
+    """One blob uploaded while it is written: full buffers of ``store.part_size`` become
+    parts, sent by a thread pool, at most ``store.parts_in_flight`` at once."""
+
+    def __init__(self, store: S3BlobStore, key: str) -> None:
+        self._store, self._key = store, key
+        self._s3_key = store._key(key)
+        self._buffer = bytearray(store.part_size)
+        self._filled = 0
+        self._upload_id: str | None = None
+        self._parts: list[Future[dict[str, Any]]] = []
+        self._slots = threading.BoundedSemaphore(store.parts_in_flight)
+        self._pool: ThreadPoolExecutor | None = None
+        self._done = False
+        self.size = 0
+
+    def write(self, data: Bytes) -> int:
+        if self._done:
+            raise ValueError(f"S3 upload of {self._key!r}: committed already, or aborted")
+        view = memoryview(data).cast("B")
+        taken = 0
+        while taken < len(view):
+            count = min(len(self._buffer) - self._filled, len(view) - taken)
+            self._buffer[self._filled : self._filled + count] = view[taken : taken + count]
+            self._filled += count
+            taken += count
+            if self._filled == len(self._buffer):
+                self._send(self._buffer)
+                self._buffer, self._filled = bytearray(self._store.part_size), 0
+        self.size += taken
+        return taken
+
+    def _send(self, body: bytearray) -> None:
+        """``body`` as the next part; waits while ``parts_in_flight`` are being sent."""
+        for part in self._parts:  # a part that failed fails the writer now, not at commit
+            if part.done() and part.exception() is not None:
+                part.result()
+        if len(self._parts) >= MAX_PARTS:
+            raise BlobStoreError(f"S3 upload of {self._key!r}: more than {MAX_PARTS} parts")
+        client, bucket = self._store.client, self._store.bucket
+        if self._upload_id is None:
+            with _asking("multipart upload", self._key):
+                created = client.create_multipart_upload(Bucket=bucket, Key=self._s3_key)
+            self._upload_id = str(created["UploadId"])
+            self._pool = ThreadPoolExecutor(
+                self._store.parts_in_flight, thread_name_prefix="s3-part"
+            )
+        assert self._pool is not None
+        number, upload_id = len(self._parts) + 1, self._upload_id
+        self._slots.acquire()  # memory stays bounded: no more parts than slots in flight
+
+        def upload() -> dict[str, Any]:
+            try:
+                with _asking(f"upload of part {number}", self._key):
+                    answer = client.upload_part(
+                        Bucket=bucket,
+                        Key=self._s3_key,
+                        UploadId=upload_id,
+                        PartNumber=number,
+                        Body=body,
+                    )
+                return {"PartNumber": number, "ETag": answer["ETag"]}
+            finally:
+                self._slots.release()
+
+        self._parts.append(self._pool.submit(upload))
+
+    def commit(self) -> None:
+        """The rest as the last part and the upload completed (one PUT when it all fit in
+        one part); the blob is then visible whole. On failure the upload is aborted."""
+        if self._done:
+            raise ValueError(f"S3 upload of {self._key!r}: committed already, or aborted")
+        client, bucket = self._store.client, self._store.bucket
+        try:
+            if self._upload_id is None:
+                with _asking("upload", self._key):
+                    client.put_object(
+                        Bucket=bucket, Key=self._s3_key, Body=bytes(self._buffer[: self._filled])
+                    )
+            else:
+                if self._filled:
+                    self._send(self._buffer[: self._filled])
+                parts = [part.result() for part in self._parts]
+                with _asking("multipart upload", self._key):
+                    client.complete_multipart_upload(
+                        Bucket=bucket,
+                        Key=self._s3_key,
+                        UploadId=self._upload_id,
+                        MultipartUpload={"Parts": parts},
+                    )
+        except BaseException:
+            self.abort()
+            raise
+        self._done = True
+        self._release()
+
+    def abort(self) -> None:
+        """Aborts the upload once its parts in flight ended; best effort (logged): the
+        caller is handling the error that brought it here."""
+        if self._done:
+            return
+        self._done = True
+        self._release()
+        if self._upload_id is None:
+            return
+        try:
+            with _asking("abort of the multipart upload", self._key):
+                self._store.client.abort_multipart_upload(
+                    Bucket=self._store.bucket, Key=self._s3_key, UploadId=self._upload_id
+                )
+        except BlobStoreError as exc:
+            left = self._upload_id
+            log.warning("%s; upload %s stays until the bucket's lifecycle rule", exc, left)
+
+    def _release(self) -> None:
+        """Waits for the parts in flight and lets go of the threads and the buffer."""
+        if self._pool is not None:
+            self._pool.shutdown(wait=True, cancel_futures=True)
+            self._pool = None
+        self._buffer, self._filled = bytearray(), 0
