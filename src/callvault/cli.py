@@ -17,6 +17,8 @@ def _settings(args: argparse.Namespace) -> Settings:
     overrides = {}
     if getattr(args, "data_dir", None):
         overrides["data_dir"] = args.data_dir
+    if getattr(args, "roles", None):
+        overrides["roles"] = args.roles  # "media,worker": checked like CALLVAULT_ROLES
     return load_settings(args.config, **overrides)
 
 
@@ -169,6 +171,12 @@ def build_parser() -> argparse.ArgumentParser:
 
     serve = sub.add_parser("serve", help="run SIP, RTP, HTTP and workers in one process")
     serve.add_argument("--data-dir", type=Path)
+    serve.add_argument(
+        "--roles",
+        help="comma list of media, web, worker (default all three; setting roles,"
+        " CALLVAULT_ROLES): media = SIP, RTP and finishing, web = portal and API,"
+        " worker = jobs",
+    )
     serve.set_defaults(func=_serve)
 
     demo = sub.add_parser("demo", help="start a server with demo data and record a few calls")

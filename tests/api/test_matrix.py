@@ -840,6 +840,8 @@ MATRIX: dict[tuple[str, str], Entry] = {
     ("GET", "/redoc"): Entry("200 200 200 200 200", foreign="same"),
     ("GET", "/metrics"): Entry("200 403 403 403 401", foreign="same"),
     ("GET", "/healthz"): Entry("200 200 200 200 200", foreign="same"),
+    ("GET", "/livez"): Entry("200 200 200 200 200", foreign="same"),
+    ("GET", "/readyz"): Entry("200 200 200 200 200", foreign="same"),
 }
 
 # Server-rendered pages (owned by the pages' own tests); listed so that a new

@@ -752,3 +752,12 @@ class AnnouncementPrompt(Base):
     original_name: Mapped[str | None] = mapped_column(String(200))
     uploaded_at: Mapped[datetime] = mapped_column(default=utcnow)
     uploaded_by: Mapped[str] = mapped_column(String(200))
+
+
+class DirectoryVersion(Base):
+    """One row (id 1): bumped by triggers with every change of the directory's tables
+    (migration 0023), so every node reloads within a second (``roles/directory.py``)."""
+
+    __tablename__ = "directory_version"
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    version: Mapped[int] = mapped_column(BigInteger)

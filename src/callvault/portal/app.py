@@ -7,8 +7,9 @@ It also answers 415 to any multipart body before a route or the CSRF check
 could try to parse one (no route takes multipart; parsing it needs a library
 we do not ship, which used to end in a 500).
 
-``/metrics`` needs ``Authorization: Bearer`` with the ``metrics_token``
-setting or an operator's API token. ``/docs`` and ``/redoc`` need a login
+``/metrics``, ``/livez``, ``/readyz`` and ``/healthz`` are ``operations.py``'s
+(``/metrics`` needs ``Authorization: Bearer`` with the ``metrics_token``
+setting or an operator's API token). ``/docs`` and ``/redoc`` need a login
 (their Swagger/ReDoc assets come from cdn.jsdelivr.net, so these two pages
 get a CSP of their own). ``/openapi.json`` stays public: it describes the
 routes of this open-source server, which anyone can read in its source, holds
@@ -17,20 +18,17 @@ no data, and API clients and tools fetch it before they have a token.
 
 from __future__ import annotations
 
-import hmac
 import secrets
 
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.openapi.docs import get_redoc_html, get_swagger_ui_html
-from fastapi.responses import HTMLResponse, JSONResponse, PlainTextResponse, Response
+from fastapi.responses import HTMLResponse, JSONResponse, Response
 from fastapi.staticfiles import StaticFiles
-from sqlalchemy.exc import SQLAlchemyError
 from starlette.datastructures import Headers, MutableHeaders
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-from callvault.errors import ApiError, ErrorId, Forbidden, Unauthorized
-from callvault.jobs.queue import state_counts
+from callvault.errors import ApiError, ErrorId
 from callvault.portal import pages
 from callvault.portal.announcements import http as announcements
 from callvault.portal.api import (
@@ -59,6 +57,7 @@ from callvault.portal.live import coach_http as live_coach
 from callvault.portal.live import http as livecenter
 from callvault.portal.live import listen_ws as live_listen
 from callvault.portal.live import pages as livecenter_page
+from callvault.portal.operations import add_operations_routes
 from callvault.portal.pages.render import login_redirect
 from callvault.portal.playback import http as playback_answers
 from callvault.portal.playback import pages as playback_pages
@@ -146,23 +145,6 @@ class SecurityHeaders:
         await app(scope, receive, with_headers)
 
 
-def _authorise_metrics(request: Request, metrics_token: str | None) -> None:
-    """A configured metrics token or an operator's credentials; 401/403 otherwise."""
-    header = request.headers.get("authorization", "")
-    scheme, _, presented = header.partition(" ")
-    if (
-        metrics_token
-        and scheme.lower() == "bearer"
-        and hmac.compare_digest(presented.strip().encode(), metrics_token.encode())
-    ):
-        return
-    principal = optional_principal(request)
-    if principal is None:
-        raise Unauthorized("metrics need a bearer token", error_id=ErrorId.AUTH_REQUIRED)
-    if not principal.is_operator:
-        raise Forbidden("metrics are for the operator", error_id=ErrorId.ROLE_REQUIRED)
-
-
 def create_app(context: PortalContext, *, metrics_token: str | None = None) -> FastAPI:
     app = FastAPI(
         title="callvault",
@@ -237,29 +219,9 @@ def create_app(context: PortalContext, *, metrics_token: str | None = None) -> F
             return login_redirect(request)
         return _no_store(get_redoc_html(openapi_url="/openapi.json", title="callvault API"))
 
-    @app.get("/metrics", include_in_schema=False)
-    def _metrics(request: Request) -> PlainTextResponse:
-        _authorise_metrics(request, metrics_token)
-        return PlainTextResponse(
-            context.metrics.render(jobs=_job_counts(context)),
-            media_type="text/plain; version=0.0.4",
-            headers={"Cache-Control": "no-store"},
-        )
-
-    @app.get("/healthz", include_in_schema=False)
-    def _health() -> dict[str, str]:
-        return {"status": "ok"}
+    add_operations_routes(app, context, metrics_token=metrics_token)
 
     return app
-
-
-def _job_counts(context: PortalContext) -> dict[str, int] | None:
-    """Jobs per state for ``/metrics`` (one GROUP BY); None while the database is away."""
-    try:
-        with context.sessions() as session:
-            return state_counts(session)
-    except SQLAlchemyError:
-        return None
 
 
 def _no_store(page: HTMLResponse) -> HTMLResponse:

@@ -29,3 +29,6 @@ class PortalContext:
     # LiveCenter's coach button: (tenant, call id, supervisor's user id) -> callvault calls
     # the supervisor's phone (b2bua/coaching.py); None without a B2BUA (tests of the portal)
     coach: Callable[[int, str, int], CoachStarted] | None = None
+    # /readyz: this process's own checks besides the database (SIP bound, job runner
+    # running: roles/); None for a portal alone
+    readiness: Callable[[], dict[str, bool]] | None = None

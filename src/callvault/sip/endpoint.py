@@ -146,6 +146,7 @@ class SipEndpoint:
         allow: str = ALLOW,
         accept: str = ACCEPT,
         supported: str = "timer",
+        screen: Callable[[Request, Flow], bool] | None = None,
     ) -> None:
         self._handler = handler
         self._routes: dict[str, RequestHandler] = {}
@@ -155,6 +156,7 @@ class SipEndpoint:
             user_agent=user_agent, timers=self.timers, allow=allow, accept=accept,
             supported=supported,
         )
+        self._core.screen = screen  # who may talk to us at all (see ``screen``)
         self.udp_port: int | None = None
         self.tcp_port: int | None = None
         self.tls_port: int | None = None

@@ -55,13 +55,15 @@ class SiprecServer:
         contact_host: str,
         contact_port: int,
         metrics: Metrics | None = None,
+        endpoint: SipEndpoint | None = None,
+        session_expires_s: int = 1800,
     ) -> None:
         self.ctx = ctx
         self.metrics = metrics or Metrics()
         self.contact = f"<sip:srs@{contact_host}:{contact_port}>"
         self.tasks: set[asyncio.Task[None]] = set()
-        self.endpoint: SipEndpoint | None = None  # set by the composition root
-        self.session_expires_s = 1800
+        self.endpoint = endpoint  # None: answers only (tests), no requests of our own
+        self.session_expires_s = session_expires_s
 
     # -- dispatch ---------------------------------------------------------------
     def handle(self, request: IncomingRequest) -> None:

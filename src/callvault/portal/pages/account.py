@@ -8,6 +8,7 @@ from urllib.parse import parse_qs, unquote, urlsplit
 from fastapi import APIRouter, Request, Response
 from fastapi.responses import HTMLResponse, RedirectResponse
 from sqlalchemy import delete
+from starlette.concurrency import run_in_threadpool
 
 from callvault.db.models import User, WebSession
 from callvault.errors import ErrorId, Forbidden, InvalidInput
@@ -94,12 +95,16 @@ async def logout(request: Request, viewer: ViewerDep, session: SessionDep) -> Re
                 "the form is out of date; reload the page", error_id=ErrorId.CSRF_FAILED
             )
         token = request.cookies.get(SESSION_COOKIE, "")
-        session.execute(
-            delete(WebSession).where(
-                WebSession.token_hash == hashlib.sha256(token.encode()).hexdigest()
+
+        def end_session() -> None:  # database work off the event loop (issue 13)
+            session.execute(
+                delete(WebSession).where(
+                    WebSession.token_hash == hashlib.sha256(token.encode()).hexdigest()
+                )
             )
-        )
-        session.commit()
+            session.commit()
+
+        await run_in_threadpool(end_session)
     response = RedirectResponse("/login", status_code=303)
     response.delete_cookie(SESSION_COOKIE, path="/")
     return response
@@ -119,10 +124,15 @@ async def switch_language(request: Request, viewer: ViewerDep, session: SessionD
                 "the form is out of date; reload the page", error_id=ErrorId.CSRF_FAILED
             )
         if principal.user_id is not None:
-            user = session.get(User, principal.user_id)
-            if user is not None and user.tenant_id == principal.tenant_id:
-                user.language = language
-                session.commit()
+            user_id, tenant_id = principal.user_id, principal.tenant_id
+
+            def store() -> None:  # database work off the event loop (issue 13)
+                user = session.get(User, user_id)
+                if user is not None and user.tenant_id == tenant_id:
+                    user.language = language
+                    session.commit()
+
+            await run_in_threadpool(store)
     response = RedirectResponse(safe_next(form.get("next")), status_code=303)
     response.set_cookie(LANGUAGE_COOKIE, language, max_age=_YEAR, samesite="lax", path="/")
     return response
