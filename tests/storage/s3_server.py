@@ -51,8 +51,9 @@ class S3Server:
         self._app = DomainDispatcherApplication(create_backend_app)
         self.log: list[Logged] = []
         self._lock = threading.Lock()
-        # (method, answer status): the next requests of that method are answered so
-        self._failures: list[tuple[str, int]] = []
+        # (method, answer status, query part): the next requests of that method (whose query
+        # string holds that part) are answered so
+        self._failures: list[tuple[str, int, str]] = []
         self._server = make_server(
             "127.0.0.1", 0, self, threaded=True, request_handler=MotoRequestHandler
         )
@@ -64,10 +65,11 @@ class S3Server:
         self._server.shutdown()
         self._thread.join()
 
-    def fail(self, method: str, status: int, times: int = 1) -> None:
-        """Answer the next ``times`` requests of ``method`` (``*``: any) with ``status``."""
+    def fail(self, method: str, status: int, times: int = 1, query: str = "") -> None:
+        """Answer the next ``times`` requests of ``method`` (``*``: any) with ``status``;
+        with ``query``, only requests whose query string contains it (``partNumber=2``)."""
         with self._lock:
-            self._failures.extend([(method, status)] * times)
+            self._failures.extend([(method, status, query)] * times)
 
     def calm(self) -> None:
         with self._lock:
@@ -102,10 +104,10 @@ class S3Server:
         client.close()
         return name
 
-    def _failure(self, method: str) -> int | None:
+    def _failure(self, method: str, query: str) -> int | None:
         with self._lock:
-            for i, (wanted, status) in enumerate(self._failures):
-                if wanted in (method, "*"):
+            for i, (wanted, status, part) in enumerate(self._failures):
+                if wanted in (method, "*") and part in query:
                     del self._failures[i]
                     return status
         return None
@@ -119,7 +121,7 @@ class S3Server:
         )
         with self._lock:
             self.log.append(entry)
-        failed = self._failure(entry.method)
+        failed = self._failure(entry.method, entry.query)
         if failed is not None:
             entry.status = failed
             environ["wsgi.input"].read(int(environ.get("CONTENT_LENGTH") or 0))
