@@ -34,7 +34,14 @@
  * before going on (at most --sync-timeout seconds), so a driver can take
  * measurements between phases.  The last stdout line is "RESULT key=value ...".
  *
- * Traffic goes to 127.0.0.1 only (the --server host must be a 127.x address).
+ * In-dialog requests follow RFC 3261 section 12: when the 2xx to the INVITE carries
+ * Record-Route (a proxy such as Kamailio in front of the recorder), ACK and BYE go
+ * to the answer's Contact as Request-URI with the reversed Record-Route as Route,
+ * still sent to --server (the first, loose-routing hop).  Without Record-Route they
+ * go to --server with the INVITE's Request-URI, as before.  RTP always goes to the
+ * c=/m= addresses of the SDP answer, never through the proxy.
+ *
+ * Traffic goes to 127.x only (the --server host and the answer's media addresses).
  * Every loop is bounded: set-up, media, BYE and drain phases all have deadlines.
  *
  * Build: gcc -O2 -Wall -o bench/bin/loadgen bench/loadgen.c
@@ -69,6 +76,9 @@
 #define T1_MS 500
 #define T2_MS 4000
 #define MAX_TAG 64
+#define MAX_TARGET 128
+#define MAX_ROUTE 256
+#define MAX_RR 8
 
 enum { S_IDLE = 0, S_INVITING, S_UP, S_BYEING, S_DONE, S_FAILED };
 
@@ -89,6 +99,8 @@ typedef struct {
     int64_t hold_ns;     /* steady mode: how long the call holds once answered */
     int64_t t_hangup;    /* steady mode: when it BYEs (0: not yet answered) */
     uint8_t muted;       /* steady mode, --bye-gap-ms: media stopped, BYE at t_hangup */
+    char target[MAX_TARGET]; /* remote target (2xx Contact), set only with a route set */
+    char route[MAX_ROUTE];   /* Route header value: the 2xx's Record-Route reversed */
 } call_t;
 
 /* ---------------------------------------------------------------- options */
@@ -248,38 +260,57 @@ static void send_invite(int slot) {
     sip_send(msg, len);
 }
 
-/* ACK: for a 2xx a new transaction (new branch); for a non-2xx the INVITE's branch. */
-static void send_ack(int slot, uint32_t gen, const char *totag, int for_2xx) {
-    char cid[96], msg[1024];
+/* The Request-URI and Route line of an in-dialog request: RFC 3261 12.2.1.1 with a
+ * loose-routing first hop when the dialog has a route set, else the INVITE's. */
+static void dialog_uri(char *ruri, size_t n, char *route_line, size_t rn, const char *target,
+                       const char *route) {
+    if (route && route[0] && target && target[0]) {
+        snprintf(ruri, n, "%s", target);
+        snprintf(route_line, rn, "Route: %s\r\n", route);
+    } else {
+        snprintf(ruri, n, "sip:srs@%s:%d", server_host, server_port);
+        route_line[0] = 0;
+    }
+}
+
+/* ACK: for a 2xx a new transaction (new branch) along the dialog's route; for a
+ * non-2xx the INVITE's branch, hop by hop (no route set). */
+static void send_ack(int slot, uint32_t gen, const char *totag, int for_2xx, const char *target,
+                     const char *route) {
+    char cid[96], msg[1536], ruri[MAX_TARGET + 32], rline[MAX_ROUTE + 16];
     call_id(cid, sizeof cid, slot, gen);
+    dialog_uri(ruri, sizeof ruri, rline, sizeof rline, for_2xx ? target : NULL, route);
     int len = snprintf(msg, sizeof msg,
-        "ACK sip:srs@%s:%d SIP/2.0\r\n"
+        "ACK %s SIP/2.0\r\n"
         "Via: SIP/2.0/UDP 127.0.0.1:%d;branch=z9hG4bK%08x-%d-%u-%s;rport\r\n"
+        "%s"
         "Max-Forwards: 70\r\n"
         "From: <sip:src@127.0.0.1>;tag=f%08x-%d-%u\r\n"
         "To: <sip:srs@%s>%s%s\r\n"
         "Call-ID: %s\r\n"
         "CSeq: 1 ACK\r\n"
         "Content-Length: 0\r\n\r\n",
-        server_host, server_port, local_port, run_id, slot, gen, for_2xx ? "a" : "i",
+        ruri, local_port, run_id, slot, gen, for_2xx ? "a" : "i", rline,
         run_id, slot, gen, server_host, totag[0] ? ";tag=" : "", totag, cid);
     sip_send(msg, len);
 }
 
 static void send_bye(int slot) {
     call_t *c = &calls[slot];
-    char cid[96], msg[1024];
+    char cid[96], msg[1536], ruri[MAX_TARGET + 32], rline[MAX_ROUTE + 16];
     call_id(cid, sizeof cid, slot, c->gen);
+    dialog_uri(ruri, sizeof ruri, rline, sizeof rline, c->target, c->route);
     int len = snprintf(msg, sizeof msg,
-        "BYE sip:srs@%s:%d SIP/2.0\r\n"
+        "BYE %s SIP/2.0\r\n"
         "Via: SIP/2.0/UDP 127.0.0.1:%d;branch=z9hG4bK%08x-%d-%u-b;rport\r\n"
+        "%s"
         "Max-Forwards: 70\r\n"
         "From: <sip:src@127.0.0.1>;tag=f%08x-%d-%u\r\n"
         "To: <sip:srs@%s>;tag=%s\r\n"
         "Call-ID: %s\r\n"
         "CSeq: 2 BYE\r\n"
         "Content-Length: 0\r\n\r\n",
-        server_host, server_port, local_port, run_id, slot, c->gen, run_id, slot, c->gen,
+        ruri, local_port, run_id, slot, c->gen, rline, run_id, slot, c->gen,
         server_host, c->totag, cid);
     sip_send(msg, len);
 }
@@ -342,10 +373,11 @@ static void check_timers(int64_t now) {
 }
 
 /* ---------------------------------------------------------------- SIP parsing */
-/* Find header value (full or compact name); returns pointer and length (to CRLF). */
-static const char *hdr(const char *msg, const char *end, const char *name, const char *compact,
-                       int *vlen) {
-    const char *p = strstr(msg, "\r\n");
+/* Find a header value (full or compact name) after ``p``, which points at the CRLF
+ * that ends the start line or a previous header; returns the value and its length
+ * (to CRLF).  A value's end is where the search for the next one starts. */
+static const char *hdr_at(const char *p, const char *end, const char *name, const char *compact,
+                          int *vlen) {
     size_t nl = strlen(name);
     while (p && p + 2 < end) {
         p += 2;
@@ -367,17 +399,74 @@ static const char *hdr(const char *msg, const char *end, const char *name, const
     return NULL;
 }
 
+static const char *hdr(const char *msg, const char *end, const char *name, const char *compact,
+                       int *vlen) {
+    return hdr_at(strstr(msg, "\r\n"), end, name, compact, vlen);
+}
+
+/* The dialog's route set and remote target from a 2xx to the INVITE (RFC 3261
+ * 12.1.2): every Record-Route entry, in reverse order, joined as one Route value,
+ * and the Contact URI.  Both stay empty when there is no Record-Route, or when
+ * they do not fit (the in-dialog requests then go as without a proxy). */
+static void dialog_route(const char *msg, const char *end, char *route, size_t rn, char *target,
+                         size_t tn) {
+    const char *entry[MAX_RR];
+    int elen[MAX_RR], ne = 0, vl;
+    route[0] = target[0] = 0;
+    for (const char *v = hdr(msg, end, "Record-Route", NULL, &vl); v;
+         v = hdr_at(v + vl, end, "Record-Route", NULL, &vl)) {
+        int i = 0, depth = 0, quoted = 0, start = 0;
+        for (; i <= vl; i++) { /* split at the commas outside <> and quotes */
+            char ch = i < vl ? v[i] : ',';
+            if (ch == '"') quoted = !quoted;
+            else if (!quoted && ch == '<') depth++;
+            else if (!quoted && ch == '>') depth--;
+            else if (!quoted && depth == 0 && ch == ',') {
+                int a = start, b = i;
+                while (a < b && isspace((unsigned char)v[a])) a++;
+                while (b > a && isspace((unsigned char)v[b - 1])) b--;
+                if (b > a) {
+                    if (ne == MAX_RR) return;
+                    entry[ne] = v + a;
+                    elen[ne++] = b - a;
+                }
+                start = i + 1;
+            }
+        }
+    }
+    if (!ne) return;
+    const char *m = hdr(msg, end, "Contact", "m", &vl);
+    if (!m) return;
+    const char *lt = memchr(m, '<', (size_t)vl);
+    const char *u = lt ? lt + 1 : m;
+    int ul = 0;
+    while (u + ul < m + vl && u[ul] != '>' && (lt || (u[ul] != ';' && !isspace((unsigned char)u[ul]))))
+        ul++;
+    if (ul == 0 || (size_t)ul >= tn) return;
+    size_t used = 0;
+    for (int k = ne - 1; k >= 0; k--) {
+        int w = snprintf(route + used, rn - used, "%s%.*s", used ? ", " : "", elen[k], entry[k]);
+        if (w < 0 || used + (size_t)w >= rn) { route[0] = 0; return; }
+        used += (size_t)w;
+    }
+    memcpy(target, u, (size_t)ul);
+    target[ul] = 0;
+}
+
 static void reply_to_request(const char *msg, const char *end) {
-    /* Answer a request from the server (BYE, OPTIONS, UPDATE...) with 200 OK. */
-    char out[2048];
+    /* Answer a request from the server (BYE, OPTIONS, UPDATE...) with 200 OK.  Every
+     * Via goes back (RFC 3261 8.2.6.2): through a proxy there are two or more. */
+    char out[4096];
     int n = snprintf(out, sizeof out, "SIP/2.0 200 OK\r\n");
     const char *names[] = {"Via", "From", "To", "Call-ID", "CSeq"};
     const char *compact[] = {"v", "f", "t", "i", NULL};
     for (int k = 0; k < 5; k++) {
         int vl;
-        const char *v = hdr(msg, end, names[k], compact[k], &vl);
-        if (v && n + vl + 32 < (int)sizeof out)
-            n += snprintf(out + n, sizeof out - (size_t)n, "%s: %.*s\r\n", names[k], vl, v);
+        for (const char *v = hdr(msg, end, names[k], compact[k], &vl); v;
+             v = k == 0 ? hdr_at(v + vl, end, names[k], compact[k], &vl) : NULL) {
+            if (n + vl + 32 < (int)sizeof out)
+                n += snprintf(out + n, sizeof out - (size_t)n, "%s: %.*s\r\n", names[k], vl, v);
+        }
     }
     n += snprintf(out + n, sizeof out - (size_t)n, "Content-Length: 0\r\n\r\n");
     sip_send(out, n);
@@ -484,14 +573,18 @@ static void on_datagram(char *msg, int len) {
     }
     if (gen != c->gen) {
         /* response for an earlier call in this slot (retransmitted 2xx): just ACK it */
-        if (is_invite && code >= 200 && code < 300) send_ack(slot, gen, totag, 1);
+        if (is_invite && code >= 200 && code < 300) {
+            char route[MAX_ROUTE], target[MAX_TARGET];
+            dialog_route(msg, end, route, sizeof route, target, sizeof target);
+            send_ack(slot, gen, totag, 1, target, route);
+        }
         c_stray++;
         return;
     }
     if (is_invite) {
         if (code < 200) { c->provisional = 1; return; }
         if (code >= 300) {
-            send_ack(slot, gen, totag, 0);
+            send_ack(slot, gen, totag, 0, NULL, NULL);
             if (c->state == S_INVITING) {
                 c_failed++;
                 c_non2xx++;
@@ -500,7 +593,9 @@ static void on_datagram(char *msg, int len) {
             }
             return;
         }
-        send_ack(slot, gen, totag, 1); /* also for retransmitted 200s */
+        if (c->state == S_INVITING)
+            dialog_route(msg, end, c->route, sizeof c->route, c->target, sizeof c->target);
+        send_ack(slot, gen, totag, 1, c->target, c->route); /* also for retransmitted 200s */
         if (c->state != S_INVITING) return;
         snprintf(c->totag, sizeof c->totag, "%s", totag);
         int64_t setup = t_now - c->t_start;
