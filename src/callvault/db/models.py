@@ -246,7 +246,7 @@ class UserContact(Base):
     id: Mapped[int] = mapped_column(Integer, primary_key=True)
     tenant_id: Mapped[int] = mapped_column(ForeignKey("tenants.id", ondelete="CASCADE"), index=True)
     user_id: Mapped[int] = mapped_column(ForeignKey("users.id", ondelete="CASCADE"), index=True)
-    list: Mapped[str] = mapped_column(String(8))  # blacklist | whitelist
+    list: Mapped[str] = mapped_column(String(16))  # blacklist | whitelist (0024: 8 was short)
     value: Mapped[str] = mapped_column(String(255))
 
 

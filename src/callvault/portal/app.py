@@ -57,6 +57,7 @@ from callvault.portal.live import coach_http as live_coach
 from callvault.portal.live import http as livecenter
 from callvault.portal.live import listen_ws as live_listen
 from callvault.portal.live import pages as livecenter_page
+from callvault.portal.nul_text import RefuseNulText
 from callvault.portal.operations import add_operations_routes
 from callvault.portal.pages.render import login_redirect
 from callvault.portal.playback import http as playback_answers
@@ -156,6 +157,7 @@ def create_app(context: PortalContext, *, metrics_token: str | None = None) -> F
     app.state.context = context
     # signs play links (``audio``); per process, so links die with a restart (they last minutes)
     app.state.play_key = secrets.token_bytes(32)
+    app.add_middleware(RefuseNulText)  # PostgreSQL's text holds no NUL: 422 on both engines
     app.add_middleware(SecurityHeaders)
     app.include_router(tenants.router)
     app.include_router(calls_report.router)
