@@ -14,13 +14,14 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session, sessionmaker
 
 from callvault.admin import bootstrap_operator, create_tenant, create_user, enable_feature
-from callvault.db.engine import make_engine, make_sessionmaker, migrate
+from callvault.db.engine import make_engine, make_sessionmaker
 from callvault.db.models import Call, CallParty, Operator, Recording, Segment, User
 from callvault.portal.app import create_app
 from callvault.portal.auth import issue_token
 from callvault.portal.context import PortalContext
 from callvault.portal.passwords import hash_password
 from callvault.storage.blobs import LocalBlobStore
+from tests.databases import database_url, parametrize_databases, register_marker
 
 
 @dataclass
@@ -91,10 +92,26 @@ def seed_recording(
     return recording.id
 
 
+def pytest_configure(config: pytest.Config) -> None:
+    register_marker(config)
+
+
+def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:
+    parametrize_databases(metafunc)  # every test here with a world: [sqlite] and [postgresql]
+
+
 @pytest.fixture
-def world(tmp_path: Path) -> Iterator[World]:
-    url = f"sqlite:///{tmp_path / 'db.sqlite'}"
-    migrate(url)
+def world(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[World]:
+    """Two tenants, their users, tokens and recordings, on a fresh database.
+
+    SQLite unless the suite parametrises it (tests/databases.py): the suites
+    borrowing this fixture from here stay on SQLite.
+    """
+    with database_url(request, tmp_path) as url:
+        yield from _world(url, tmp_path)
+
+
+def _world(url: str, tmp_path: Path) -> Iterator[World]:
     engine = make_engine(url)
     sessions = make_sessionmaker(engine)
     blobs = LocalBlobStore(tmp_path / "blobs")

@@ -444,6 +444,9 @@ def test_recordings_list_takes_the_same_filters(report: Report) -> None:
 # --- query plans (EXPLAIN QUERY PLAN is deterministic for a given schema) -------------
 
 
+SQLITE_PLAN = pytest.mark.sqlite_only("EXPLAIN QUERY PLAN: the plans of SQLite's planner")
+
+
 def _plan(report: Report, users: list[int] | None, after: bool = False, **kw: Any) -> list[str]:
     with report.world.sessions() as session:
         tenant = session.get(Tenant, report.world.tenant_a)
@@ -486,6 +489,7 @@ WALK_PLANS: list[tuple[str, dict[str, Any], bool, str]] = [
 ]
 
 
+@SQLITE_PLAN
 @pytest.mark.parametrize("name,kw,after,needle", WALK_PLANS, ids=[p[0] for p in WALK_PLANS])
 def test_walk_plans_use_the_time_indexes(
     report: Report,
@@ -511,6 +515,7 @@ def test_walk_plans_use_the_time_indexes(
         assert "SEARCH recordings USING COVERING INDEX ix_recordings_call_id (call_id=?)" in plan
 
 
+@SQLITE_PLAN
 @pytest.mark.parametrize(
     "team,probe",
     [
@@ -534,6 +539,7 @@ def test_walk_plan_for_restricted_callers_probes_parties_per_call(
     assert not any("TEMP B-TREE" in line for line in plan), plan
 
 
+@SQLITE_PLAN
 @pytest.mark.parametrize(
     "kw,users,driver_index",
     [
