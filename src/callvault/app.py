@@ -17,7 +17,6 @@ for ``/livez``, ``/readyz`` and ``/metrics`` (``roles/http.py``).
 from __future__ import annotations
 
 import asyncio
-import gc
 import logging
 import secrets
 import signal
@@ -30,6 +29,7 @@ from sqlalchemy.orm import Session, sessionmaker
 
 from callvault.db.engine import make_engine, make_sessionmaker, migrate
 from callvault.db.models import Operator
+from callvault.gc_policy import tune_after_startup
 from callvault.logs import configure_logging
 from callvault.metrics import Metrics
 from callvault.portal.context import PortalContext
@@ -284,12 +284,7 @@ def run_server(settings: Settings, ask: AskOperator | None = None) -> None:
     async def main() -> None:
         app = Application(settings)
         await app.start()
-        # Everything loaded so far (the web framework, the ORM, codecs) lives as long
-        # as the process: keep it out of the cyclic collector's full passes, which
-        # otherwise scan it all and stall the capture loop (hundreds of ms at 1,000
-        # calls).
-        gc.collect()
-        gc.freeze()
+        tune_after_startup()  # start-up's heap frozen, a larger young generation
         stop = asyncio.Event()
         loop = asyncio.get_running_loop()
         for sig in (signal.SIGINT, signal.SIGTERM):

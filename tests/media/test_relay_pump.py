@@ -1,4 +1,4 @@
-"""The relay's native pump (``_batchudp.Pump`` driven by ``relay._Engine``):
+"""The relay's native pump (``_batchudp.Pump`` driven by ``pump.Engine``):
 every relay socket of the loop in one epoll set, legs in their common case
 served in C, handed back to Python when their state changes.
 
@@ -19,7 +19,7 @@ from pathlib import Path
 import pytest
 from tests.media.test_relay_tap import HOST, Phone, phones, rtp, until
 
-from callvault.media import relay as relay_module
+from callvault.media import pump as pump_module
 from callvault.media.ports import RtpPortPool
 from callvault.media.receiver import RtpReceiver
 from callvault.media.relay import MediaRelay, _Leg
@@ -177,7 +177,7 @@ async def test_many_sockets_are_served_by_one_run(tmp_path: Path) -> None:
         pairs = [await phones(each) for each in relays]
         for each, (a, b) in zip(relays, pairs, strict=True):
             await send_one_by_one(a, each.local_port("a"), b, range(0, 2))
-        engine = relay_module._engines[loop]
+        engine = pump_module._engines[loop]
         runs: list[int] = []
         run = engine._run
 

@@ -37,11 +37,13 @@ import os
 import re
 import socket
 from collections.abc import Callable, Iterable
-from typing import Any, cast
+from typing import Any, Protocol, cast
 
 from callvault.errors import RemoteProtocolError
+from callvault.media.capture import PumpedStream
 from callvault.media.dtmf import DtmfDigit, Rfc4733Tracker
 from callvault.media.ports import RtpPortPool, rtp_socket
+from callvault.media.pump import BATCHED, engine_for
 from callvault.media.rtp import RtpPacket
 from callvault.recording.spool import StreamSpool
 
@@ -313,6 +315,43 @@ async def open_stream(
     return transport
 
 
+class OpenStream(Protocol):
+    """A recorded stream's open socket, however it is read."""
+
+    def drain(self, limit: int) -> int: ...
+    def close(self) -> None: ...
+
+
+class _TransportStream:
+    """A stream read by an asyncio transport (where the native pump is not built)."""
+
+    def __init__(self, transport: asyncio.DatagramTransport) -> None:
+        self.transport = transport
+
+    def drain(self, limit: int) -> int:
+        receiver = cast(RtpReceiver, self.transport.get_protocol())
+        sock = self.transport.get_extra_info("socket")
+        if sock is None:
+            return 0
+        try:  # a socket object of our own: the transport's does not read
+            own = socket.socket(fileno=os.dup(sock.fileno()))
+        except OSError:
+            return 0
+        drained = 0
+        with own:
+            for _ in range(limit):
+                try:
+                    data, addr = own.recvfrom(_DATAGRAM_MAX, socket.MSG_DONTWAIT)
+                except OSError:  # BlockingIOError: nothing left
+                    break
+                receiver.datagram_received(data, addr)
+                drained += 1
+        return drained
+
+    def close(self) -> None:
+        self.transport.close()  # the receiver's connection_lost comes with the loop
+
+
 class RtpStreamSet:
     """The receivers and sockets of one call's recorded streams."""
 
@@ -327,14 +366,20 @@ class RtpStreamSet:
         self._pool = pool  # ports given back to it on close
         self.receivers: dict[int, RtpReceiver] = {}
         self.ports: dict[int, int] = {}
-        self._transports: dict[int, asyncio.DatagramTransport] = {}
+        self._transports: dict[int, OpenStream] = {}
 
     async def add(self, index: int, port: int, receiver: RtpReceiver) -> None:
-        """Open ``port`` for stream ``index`` (an index already open is replaced)."""
+        """Open ``port`` for stream ``index`` (an index already open is replaced):
+        read by the loop's native pump where it is built, else by asyncio."""
         receiver.set_stream_index(index)
         if index in self._transports:
             self._close_one(index)
-        self._transports[index] = await open_stream(self._loop, self.host, port, receiver)
+        if BATCHED:
+            sock = rtp_socket(self.host, port)  # raises OSError: the port is taken
+            stream: OpenStream = PumpedStream(engine_for(self._loop), sock, receiver)
+        else:
+            stream = _TransportStream(await open_stream(self._loop, self.host, port, receiver))
+        self._transports[index] = stream
         self.receivers[index] = receiver
         self.ports[index] = port
 
@@ -365,25 +410,7 @@ class RtpStreamSet:
         ``limit`` packets each): packets sent before the BYE that capture had not
         read yet, because the loop was behind, belong in the recording. Returns
         how many were read."""
-        drained = 0
-        for index, transport in list(self._transports.items()):
-            receiver = self.receivers.get(index)
-            sock = transport.get_extra_info("socket")
-            if receiver is None or sock is None:
-                continue
-            try:  # a socket object of our own: the transport's does not read
-                own = socket.socket(fileno=os.dup(sock.fileno()))
-            except OSError:
-                continue
-            with own:
-                for _ in range(limit):
-                    try:
-                        data, addr = own.recvfrom(_DATAGRAM_MAX, socket.MSG_DONTWAIT)
-                    except OSError:  # BlockingIOError: nothing left
-                        break
-                    receiver.datagram_received(data, addr)
-                    drained += 1
-        return drained
+        return sum(stream.drain(limit) for stream in list(self._transports.values()))
 
     def close(self) -> None:
         for index in list(self._transports):

@@ -52,7 +52,6 @@ import asyncio
 import logging
 import socket
 import struct
-import weakref
 from collections.abc import Callable
 from typing import Any, Literal, cast
 
@@ -63,15 +62,11 @@ from callvault.media.code_filter import CodeFilter
 from callvault.media.codec import Codec
 from callvault.media.codecs import STATIC_PAYLOAD_TYPES, encode_pcma, encode_pcmu
 from callvault.media.ports import RtpPortPool, bind_from_pool
+from callvault.media.pump import BATCHED, DRAIN_BATCHES, Engine, engine_for
 from callvault.media.receiver import RtpReceiver
 
-try:
+if BATCHED:
     from callvault.media import _batchudp
-
-    BATCHED = True
-    """Whether relays read their sockets with recvmmsg/sendmmsg (the native path)."""
-except ImportError:  # built with optional=True: no compiler, not Linux
-    BATCHED = False
 
 log = logging.getLogger(__name__)
 
@@ -85,101 +80,6 @@ _UNSPECIFIED = frozenset({"0.0.0.0", "::"})  # RFC 3264 section 8.4: hold
 _NUMBERS = struct.Struct("!HII")  # seq, timestamp, ssrc at offset 2
 _HEADER = struct.Struct("!BBHII")
 _G711: dict[str, Callable[[Any], bytes]] = {"pcmu": encode_pcmu, "pcma": encode_pcma}
-
-
-POLL_S = 0.001
-"""While packets keep coming, the pump is run on a timer this often instead of
-on each socket's readiness: one wake-up serves every socket that has packets."""
-DRAIN_BATCHES = 64
-"""At most this many batches (of up to 64 packets) are read per side at hang-up."""
-COLLECT_S = 0.25
-"""How often the pump's per-socket sums reach the legs' and receivers' counters."""
-
-
-class _Engine:
-    """One native pump per event loop: every batched leg's socket in one epoll
-    set (``_batchudp.Pump``), served in C while the leg is in its common case.
-
-    The loop watches the pump's epoll descriptor. On its first readiness the
-    pump is run and, while sockets keep being ready, run again every
-    ``POLL_S`` on a timer without watching the descriptor (interrupt
-    coalescing, as NAPI does): under load one wake-up serves many sockets, and
-    a packet waits at most about ``POLL_S`` for it. When a run finds nothing
-    ready the descriptor is watched again. Python has a part only in a leg
-    that is not configured (it reads its socket itself, ``_Leg.readable``),
-    in packets from another source and in RFC 4733 packets (the receiver's
-    DTMF tracker); the counters are collected every ``COLLECT_S`` and before
-    anything that reads or changes a leg's state."""
-
-    def __init__(self, loop: asyncio.AbstractEventLoop) -> None:
-        self.loop = loop
-        self.pump = _batchudp.Pump()
-        self.fd = self.pump.fileno()
-        self.legs = 0
-        self.polling: asyncio.TimerHandle | None = None
-        self.collecting: asyncio.TimerHandle | None = None
-
-    def add(self, leg: _Leg) -> None:
-        self.pump.add(leg.fd, leg)
-        self.legs += 1
-        if self.legs == 1:
-            self.loop.add_reader(self.fd, self._ready)
-            self.collecting = self.loop.call_later(COLLECT_S, self._collect)
-
-    def remove(self, leg: _Leg) -> None:
-        leg.absorb(self.pump.remove(leg.fd))
-        self.legs -= 1
-        if self.legs == 0:
-            for timer in (self.polling, self.collecting):
-                if timer is not None:
-                    timer.cancel()
-            self.polling = self.collecting = None
-            self.loop.remove_reader(self.fd)
-
-    def _ready(self) -> None:
-        if self._run():
-            self.loop.remove_reader(self.fd)
-            self.polling = self.loop.call_later(POLL_S, self._tick)
-
-    def _tick(self) -> None:
-        if self._run():
-            self.polling = self.loop.call_later(POLL_S, self._tick)
-        else:
-            self.polling = None
-            self.loop.add_reader(self.fd, self._ready)
-
-    def now_ms(self) -> int:
-        """The clock the pump stamps with: a receiver's clock is this plus an offset."""
-        return int(self.loop.time() * 1000)
-
-    def _run(self) -> int:
-        ready, handoff = self.pump.run(self.now_ms())
-        for leg, rest, events, arrival_ms in handoff:
-            if rest is None and events is None:
-                leg.readable()
-                continue
-            if events is not None and leg.recorder is not None:
-                leg.recorder.absorb((0, 0, 0, 0), events, arrival_ms)
-            for data, addr in rest or ():
-                leg.datagram_received(data, addr)
-        return ready
-
-    def _collect(self) -> None:
-        for leg, sums in self.pump.collect_all():
-            leg.absorb(sums)
-        self.collecting = self.loop.call_later(COLLECT_S, self._collect)
-
-
-_engines: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, _Engine] = (
-    weakref.WeakKeyDictionary()
-)
-
-
-def _engine(loop: asyncio.AbstractEventLoop) -> _Engine:
-    engine = _engines.get(loop)
-    if engine is None:
-        engine = _engines[loop] = _Engine(loop)
-    return engine
 
 
 def other(side: Side) -> Side:
@@ -221,7 +121,7 @@ class _Leg(asyncio.DatagramProtocol):
         self.mixing: Callable[[bytes, int], None] | None = None  # audio FROM this side
         self.mixed = 0  # mixed frames sent to this side
         self._last: bytes | None = None  # the last packet received from this side
-        self.engine: _Engine | None = None  # the batched path's pump, while attached
+        self.engine: Engine | None = None  # the batched path's pump, while attached
         # False while packets from this side need more than a sendto: a code is
         # hidden on this side, or the peer hears (or heard) a prompt.
         self.fast = True
@@ -292,7 +192,7 @@ class _Leg(asyncio.DatagramProtocol):
         self.fd = sock.fileno()
         self.sendto = self._sock_sendto
         self.is_open = True
-        self.engine = _engine(loop)
+        self.engine = engine_for(loop)
         self.engine.add(self)
 
     def detach(self, loop: asyncio.AbstractEventLoop) -> None:

@@ -1,0 +1,140 @@
+"""The native pump: every media socket of an event loop in one epoll set.
+
+Issue 10 (the B2BUA's relay) and issue 12 (capture per packet): Python's
+socket module reads one datagram per system call and the event loop calls
+Python once per readable socket; at thousands of packets a second that per
+wake-up cost is most of the CPU. ``_batchudp.Pump`` (``media/_batchudp.c``)
+holds the sockets of relay legs (``media/relay.py``) and of recorded SIPREC
+streams (``media/capture.py``) in one epoll set and serves, in C, each socket
+that is *configured*: packets from its latched source are forwarded to the
+other leg (relay) and appended to the recording's spool buffer (both), with
+no Python per packet. Python keeps what needs it: a socket that is not
+configured (its owner reads it: ``readable``), packets from another source,
+RFC 4733 packets for the DTMF tracker, and the counters (collected).
+
+What is registered is a ``Pumped`` object; the owner configures its socket
+after reading a batch itself and unconfigures it (``invalidate``) before its
+state changes, so the pump never acts on stale state.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import weakref
+from typing import Any, Protocol
+
+try:
+    from callvault.media import _batchudp
+
+    BATCHED = True
+    """Whether media sockets are read with recvmmsg/sendmmsg (the native path)."""
+except ImportError:  # built with optional=True: no compiler, not Linux
+    BATCHED = False
+
+
+class Pumped(Protocol):
+    """A socket's owner as the pump sees it."""
+
+    fd: int
+    recorder: Any  # an RtpReceiver (or None): RFC 4733 packets go to its absorb
+
+    def readable(self) -> int: ...
+    def datagram_received(self, data: bytes, addr: tuple[Any, ...]) -> None: ...
+    def absorb(self, sums: Any) -> None: ...
+
+
+POLL_S = 0.001
+"""While packets keep coming, the pump is run on a timer this often instead of
+on each socket's readiness: one wake-up serves every socket that has packets."""
+DRAIN_BATCHES = 64
+"""At most this many batches (of up to 64 packets) are read per side at hang-up."""
+COLLECT_S = 0.25
+"""How often the pump's per-socket sums reach the legs' and receivers' counters."""
+
+
+class Engine:
+    """One native pump per event loop: every pumped socket in one epoll set
+    (``_batchudp.Pump``), served in C while its owner is in its common case.
+
+    The loop watches the pump's epoll descriptor. On its first readiness the
+    pump is run and, while sockets keep being ready, run again every
+    ``POLL_S`` on a timer without watching the descriptor (interrupt
+    coalescing, as NAPI does): under load one wake-up serves many sockets, and
+    a packet waits at most about ``POLL_S`` for it. When a run finds nothing
+    ready the descriptor is watched again. Python has a part only in a socket
+    that is not configured (its owner reads it, ``Pumped.readable``), in
+    packets from another source and in RFC 4733 packets (the receiver's DTMF
+    tracker); the counters are collected every ``COLLECT_S`` and before
+    anything that reads or changes an owner's state."""
+
+    def __init__(self, loop: asyncio.AbstractEventLoop) -> None:
+        self.loop = loop
+        self.pump = _batchudp.Pump()
+        self.fd = self.pump.fileno()
+        self.legs = 0
+        self.polling: asyncio.TimerHandle | None = None
+        self.collecting: asyncio.TimerHandle | None = None
+
+    def add(self, leg: Pumped) -> None:
+        self.pump.add(leg.fd, leg)
+        self.legs += 1
+        if self.legs == 1:
+            self.loop.add_reader(self.fd, self._ready)
+            self.collecting = self.loop.call_later(COLLECT_S, self._collect)
+
+    def remove(self, leg: Pumped) -> None:
+        leg.absorb(self.pump.remove(leg.fd))
+        self.legs -= 1
+        if self.legs == 0:
+            for timer in (self.polling, self.collecting):
+                if timer is not None:
+                    timer.cancel()
+            self.polling = self.collecting = None
+            self.loop.remove_reader(self.fd)
+
+    def _ready(self) -> None:
+        if self._run() and self.legs:
+            self.loop.remove_reader(self.fd)
+            self.polling = self.loop.call_later(POLL_S, self._tick)
+
+    def _tick(self) -> None:
+        ready = self._run()
+        if not self.legs:  # the last socket left during the run
+            self.polling = None
+        elif ready:
+            self.polling = self.loop.call_later(POLL_S, self._tick)
+        else:
+            self.polling = None
+            self.loop.add_reader(self.fd, self._ready)
+
+    def now_ms(self) -> int:
+        """The clock the pump stamps with: a receiver's clock is this plus an offset."""
+        return int(self.loop.time() * 1000)
+
+    def _run(self) -> int:
+        ready, handoff = self.pump.run(self.now_ms())
+        for leg, rest, events, arrival_ms in handoff:
+            if rest is None and events is None:
+                leg.readable()
+                continue
+            if events is not None and leg.recorder is not None:
+                leg.recorder.absorb((0, 0, 0, 0), events, arrival_ms)
+            for data, addr in rest or ():
+                leg.datagram_received(data, addr)
+        return ready
+
+    def _collect(self) -> None:
+        for leg, sums in self.pump.collect_all():
+            leg.absorb(sums)
+        self.collecting = self.loop.call_later(COLLECT_S, self._collect)
+
+
+_engines: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, Engine] = weakref.WeakKeyDictionary()
+
+
+def engine_for(loop: asyncio.AbstractEventLoop) -> Engine:
+    """The loop's pump (made on first use)."""
+    engine = _engines.get(loop)
+    if engine is None:
+        engine = _engines[loop] = Engine(loop)
+    return engine
