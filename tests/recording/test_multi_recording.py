@@ -168,9 +168,9 @@ def test_decoding_and_key_detection_are_done_once_per_call(
         calls["render"].append(id(self))
         return render(self, rate)
 
-    def counted_detect(samples: Any, rate: int, index: int = 0) -> Any:
+    def counted_detect(samples: Any, rate: int, index: int = 0, **skip: Any) -> Any:
         calls["detect"].append(index)
-        return detect(samples, rate, index)
+        return detect(samples, rate, index, **skip)
 
     monkeypatch.setattr(finisher.StreamTimeline, "render", counted_render)
     monkeypatch.setattr(finisher, "detect_keys", counted_detect)

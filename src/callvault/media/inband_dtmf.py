@@ -33,11 +33,17 @@ tones, 25 ms for pauses).
 The work is numpy over whole blocks: every sample is projected once onto the
 probes in 2.5 ms sub-blocks, and windows are sums of ten sub-blocks (about
 1 000 times real time on one core).
+
+After the call, ``detect_keys`` runs a cheap per-frame gate over a whole stream
+and this detector only around the frames it flags; what the live listener
+(``live_keys.py``) already analysed during the call, the gate skips except
+around the keys the listener heard (issue 12, "Make finishing cheap").
 """
 
 from __future__ import annotations
 
 import math
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 
 import numpy as np
@@ -48,6 +54,12 @@ from callvault.media.dtmf import DtmfDigit
 ROWS = (697.0, 770.0, 852.0, 941.0)
 COLUMNS = (1209.0, 1336.0, 1477.0, 1633.0)
 KEYS = "123A456B789C*0#D"  # row-major: KEYS[row * 4 + column]
+
+DETECTOR_VERSION = "q24/1"
+"""The detector with its default parameters, as the journal names it: the live
+listener writes it with each stretch it analysed (``recording/journal.py``
+``InbandListened``) and the finisher skips only what this same version heard.
+Change it whenever a change here may find other keys, or the same keys elsewhere."""
 
 FULL_SCALE_DBM0 = 3.17  # a full-scale sine, in dBm0 (ITU-T G.711)
 _PROBES = (-0.015, 0.0, 0.015)  # relative offsets probed around each frequency
@@ -378,17 +390,15 @@ def _gate_basis(frame: int, rate: int) -> tuple[list[int], npt.NDArray[np.float3
     return cached
 
 
-def candidate_spans(samples: Pcm, rate: int) -> list[tuple[int, int]]:
-    """Sample ranges that might hold a key press: frames where one row tone and one
-    column tone both stand out (a Hann-windowed FFT per 20 ms frame). Speech and
-    music rarely pass, silence and single tones never; the exact detector then runs
-    only on these ranges, which makes whole-call detection several times cheaper.
-    A 40 ms tone always fills at least one whole frame, so no key is missed here."""
+def _gate_hits(
+    samples: Pcm, rate: int, at: npt.NDArray[np.intp] | None = None
+) -> npt.NDArray[np.intp]:
+    """The 20 ms frames (of all, or of the frame indices ``at``) where one row tone
+    and one column tone both stand out: see ``candidate_spans``."""
     frame = rate * GATE_FRAME_MS // 1000
     count = len(samples) // frame
-    if count == 0:
-        return []
-    frames = samples[: count * frame].reshape(count, frame).astype(np.float32) / 32768.0
+    whole = samples[: count * frame].reshape(count, frame)
+    frames = (whole if at is None else whole[at]).astype(np.float32) / 32768.0
     windowed = frames * np.hanning(frame).astype(np.float32)
     bins, basis = _gate_basis(frame, rate)
     # only the bins around the eight tones, as one product (not a whole FFT per frame)
@@ -414,6 +424,12 @@ def candidate_spans(samples: Pcm, rate: int) -> list[tuple[int, int]]:
 
     loud = total > _power_of_dbm0(-36.0) * frame * frame * 0.375  # Hann power gain
     hits = np.flatnonzero(loud & (group(ROWS) > GATE_MIN_SHARE) & (group(COLUMNS) > GATE_MIN_SHARE))
+    return hits if at is None else at[hits]
+
+
+def _spans_of_hits(hits: Iterable[int], samples: int, rate: int) -> list[tuple[int, int]]:
+    """Sample ranges around the gate's frames, joined where they touch."""
+    frame = rate * GATE_FRAME_MS // 1000
     margin = rate * GATE_MARGIN_MS // 1000
     spans: list[tuple[int, int]] = []
     for index in hits:
@@ -421,14 +437,79 @@ def candidate_spans(samples: Pcm, rate: int) -> list[tuple[int, int]]:
         if spans and start <= spans[-1][1]:
             spans[-1] = (spans[-1][0], max(spans[-1][1], end))
         else:
-            spans.append((start, min(end, len(samples))))
+            spans.append((start, min(end, samples)))
     return spans
 
 
-def detect_keys(samples: Pcm, rate: int, stream_index: int = 0) -> list[DtmfDigit]:
-    """Every key press in a whole decoded stream (t = 0 at its first sample)."""
+def candidate_spans(samples: Pcm, rate: int) -> list[tuple[int, int]]:
+    """Sample ranges that might hold a key press: frames where one row tone and one
+    column tone both stand out (a Hann-windowed FFT per 20 ms frame). Speech and
+    music rarely pass, silence and single tones never; the exact detector then runs
+    only on these ranges, which makes whole-call detection several times cheaper.
+    A 40 ms tone always fills at least one whole frame, so no key is missed here."""
+    if len(samples) < rate * GATE_FRAME_MS // 1000:
+        return []
+    return _spans_of_hits(_gate_hits(samples, rate).tolist(), len(samples), rate)
+
+
+def _gate_hits_unheard(
+    samples: Pcm,
+    rate: int,
+    heard: Sequence[tuple[int, int]],
+    keys_heard: Sequence[tuple[int, int]],
+) -> list[int]:
+    """The gate's frames outside ``heard`` (sample ranges a live listener analysed)
+    and around ``keys_heard`` (sample ranges of the keys it found there), plus every
+    frame the gate's spans could join to those: the same spans ``candidate_spans``
+    gives there, at the cost of the frames looked at."""
+    frame = rate * GATE_FRAME_MS // 1000
+    count = len(samples) // frame
+    look = np.ones(count + 1, dtype=np.bool_)
+    for start, end in heard:  # frames wholly inside what was heard
+        look[max(0, -(-start // frame)) : max(0, end // frame)] = False
+    for start, end in keys_heard:
+        look[max(0, start // frame) : max(0, end // frame + 1)] = True
+    look = look[:count]
+    # two hits join into one span when fewer frames than this lie between them
+    reach = 2 * (rate * GATE_MARGIN_MS // 1000) // frame + 1
+    seen = np.zeros(count, dtype=np.bool_)
+    hits: list[npt.NDArray[np.intp]] = []
+    while look.any():
+        found = _gate_hits(samples, rate, np.flatnonzero(look))
+        seen |= look
+        hits.append(found)
+        # the frames a found hit could join decide where its span ends: look at them too
+        near = np.zeros(count + 1, dtype=np.int32)
+        np.add.at(near, np.maximum(found - reach, 0), 1)
+        np.add.at(near, np.minimum(found + reach + 1, count), -1)
+        look = (np.cumsum(near[:count]) > 0) & ~seen
+    return sorted(set(np.concatenate(hits).tolist())) if hits else []
+
+
+def detect_keys(
+    samples: Pcm,
+    rate: int,
+    stream_index: int = 0,
+    *,
+    heard: Sequence[tuple[int, int]] = (),
+    keys_heard: Sequence[tuple[int, int]] = (),
+) -> list[DtmfDigit]:
+    """Every key press in a whole decoded stream (t = 0 at its first sample).
+
+    ``heard``: sample ranges the live listener (``live_keys.py``, this detector,
+    ``DETECTOR_VERSION``) already analysed, and ``keys_heard`` the sample ranges
+    around the keys it found there: the whole-stream gate skips the rest of those
+    ranges. Where it still looks (outside them, and around those keys) it finds
+    what it finds without them, so a key the listener heard gets the timeline's
+    own start and length, as before."""
+    if len(samples) < rate * GATE_FRAME_MS // 1000:
+        return []
+    if heard:
+        hits = _gate_hits_unheard(samples, rate, heard, keys_heard)
+    else:
+        hits = _gate_hits(samples, rate).tolist()
     found: list[DtmfDigit] = []
-    for start, end in candidate_spans(samples, rate):
+    for start, end in _spans_of_hits(hits, len(samples), rate):
         detector = InbandDtmfDetector(rate, stream_index=stream_index)
         t0 = start * 1000 // rate
         found += detector.feed(samples[start:end], t0) + detector.finish()

@@ -12,6 +12,12 @@ segments (``cut``) or keep the call's timeline with silence in the pauses
 File time 0 is call time ``segments[0].call_start_ms``; the MP3 carries a LAME
 gapless tag, so decoders that honour it (see ``mp3.py``) keep that exact.
 
+In-band keys (the short code, cut from the user's side in every mode) are
+searched for in the decoded streams, except in what the live listener already
+searched during the call (the journal's ``inband_listened`` stretches): there
+the finisher only looks again around the keys the listener journalled, so each
+keeps the start and length the timeline gives it (docs/finishing.md).
+
 ``finish_all(reader)`` finishes every recording of a call (SPEC section 2,
 "Matching parties": each recorded user gets their own, under their own
 policy, with that user on the left). Decoding and the call timeline are done
@@ -33,7 +39,7 @@ import numpy as np
 import numpy.typing as npt
 
 from callvault.media.dtmf import DtmfDigit
-from callvault.media.inband_dtmf import detect_keys
+from callvault.media.inband_dtmf import DETECTOR_VERSION, detect_keys
 from callvault.recording.journal import Channel, Dtmf, PolicySnapshot, Side
 from callvault.recording.mp3 import encode_mp3
 from callvault.recording.policy_apply import (
@@ -57,6 +63,11 @@ from callvault.recording.timeline import StreamAudio, StreamTimeline
 PauseMode = Literal["cut", "silence"]
 Channels = Literal["both", "user", "other", "mix"]
 CODE_MARGIN_MS = 30  # around the short code's key presses, cut with the tones
+# The live listener's clock is arrival time, the timeline's is RTP time anchored on
+# the earliest packet (re-anchored beyond 500 ms): the two differ by the jitter.
+# What it heard is trusted this far inside its edges, and the finisher looks again
+# this far around each key it heard.
+LISTENED_GUARD_MS = 1000
 T = TypeVar("T")
 
 
@@ -170,12 +181,39 @@ class _Decoded:
     inband: dict[int, list[DtmfDigit]] = field(default_factory=dict)  # streams listened to
 
     def inband_keys(self, index: int) -> list[DtmfDigit]:
-        """In-band keys of a stream, detected once however many recordings ask."""
+        """In-band keys of a stream, detected once however many recordings ask;
+        audio the live listener searched is skipped (``_listened``)."""
         found = self.inband.get(index)
         if found is None:
             audio = self.audios[index]
-            found = self.inband[index] = detect_keys(audio.samples, audio.rate, index)
+            heard, keys_heard = self._listened(index, audio.rate)
+            found = self.inband[index] = detect_keys(
+                audio.samples, audio.rate, index, heard=heard, keys_heard=keys_heard
+            )
         return found
+
+    def _listened(
+        self, index: int, rate: int
+    ) -> tuple[list[tuple[int, int]], list[tuple[int, int]]]:
+        """Sample ranges of the stream the live listener searched with this very
+        detector, and around the in-band keys it journalled. Its keys are in the
+        journal already; the finisher looks again around them only so that each
+        keeps the start and length the timeline gives it (its cut), as before."""
+        guard = LISTENED_GUARD_MS
+        heard = [
+            (_ms_to_sample(a + guard, rate), _ms_to_sample(b - guard, rate))
+            for (a, b), detector in self.journal.listened.get(index, [])
+            if detector == DETECTOR_VERSION and b - a > 2 * guard
+        ]
+        keys_heard = [
+            (
+                _ms_to_sample(max(0, key.t - guard), rate),
+                _ms_to_sample(key.t + key.duration_ms + guard, rate),
+            )
+            for key in self.journal.dtmf
+            if key.stream == index and key.source == "inband"
+        ]
+        return heard, keys_heard if heard else []
 
 
 def _decode(reader: SpoolReader) -> _Decoded:

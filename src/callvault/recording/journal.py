@@ -592,6 +592,48 @@ class Dtmf(_Line):
 
 
 @dataclass(frozen=True, kw_only=True)
+class InbandListened(_Line):
+    """The live key listener (``media/live_keys.py``) analysed the audio of
+    ``stream`` that arrived from ``from_ms`` to ``to_ms`` with in-band detector
+    ``detector`` (``media/inband_dtmf.py`` ``DETECTOR_VERSION``), and journalled
+    every key it heard there as a ``dtmf`` event of source ``inband``. Written
+    when the listener stops (the call ends, the stream goes, keys stop mattering),
+    so the finisher need not search that audio again. A journal without it (an
+    older recorder, a mode without live keys) is searched whole, as always."""
+
+    type: ClassVar[str] = "inband_listened"
+    t: int
+    stream: int
+    from_ms: int
+    to_ms: int
+    detector: str
+
+    def body(self) -> dict[str, Any]:
+        return {
+            "stream": self.stream,
+            "from_ms": self.from_ms,
+            "to_ms": self.to_ms,
+            "detector": self.detector,
+        }
+
+    @classmethod
+    def parse(cls, raw: Mapping[str, Any]) -> Self:
+        from_ms, to_ms = _int(raw, "from_ms"), _int(raw, "to_ms")
+        if not 0 <= from_ms <= to_ms:
+            raise MalformedEvent("a listened stretch must run forward from call time 0")
+        detector = _str(raw, "detector")
+        if not 0 < len(detector) <= 64:
+            raise MalformedEvent("a detector's name must have 1 to 64 characters")
+        return cls(
+            t=_int(raw, "t"),
+            stream=_int(raw, "stream"),
+            from_ms=from_ms,
+            to_ms=to_ms,
+            detector=detector,
+        )
+
+
+@dataclass(frozen=True, kw_only=True)
 class Capture(_Line):
     """The live policy's capture gate opened or closed (``policy/live.py``)."""
 
@@ -647,12 +689,34 @@ class End(_Line):
 
 
 JournalEvent = (
-    Start | Parties | Answer | Streams | Pause | Resume | Dtmf | Capture | RecordNow | End
+    Start
+    | Parties
+    | Answer
+    | Streams
+    | Pause
+    | Resume
+    | Dtmf
+    | InbandListened
+    | Capture
+    | RecordNow
+    | End
 )
 
 EVENT_TYPES: dict[str, type[JournalEvent]] = {
     kind.type: kind
-    for kind in (Start, Parties, Answer, Streams, Pause, Resume, Dtmf, Capture, RecordNow, End)
+    for kind in (
+        Start,
+        Parties,
+        Answer,
+        Streams,
+        Pause,
+        Resume,
+        Dtmf,
+        InbandListened,
+        Capture,
+        RecordNow,
+        End,
+    )
 }
 
 

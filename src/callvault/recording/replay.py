@@ -3,7 +3,8 @@
 ``replay(events)`` walks the typed journal (``journal.py``) once, in call time
 (equal times in the order written), and returns ``CallFacts``: the call's ids
 and clock, who took part over time, each stream's codecs, sides, senders and
-pauses, the whole-recording pauses, the key presses, the live gate's capture
+pauses, the whole-recording pauses, the key presses (and which audio the live
+key listener already searched for in-band keys), the live gate's capture
 windows, LiveCenter's record-now stretches, each recording key's users and
 presence (SPEC section 2, "Matching parties") and the end. The finisher
 (``finisher.py``) cuts and mixes from these facts; the store (``store.py``)
@@ -23,6 +24,7 @@ from callvault.recording.journal import (
     Channel,
     Dtmf,
     End,
+    InbandListened,
     JournalEvent,
     Parties,
     Party,
@@ -38,6 +40,7 @@ from callvault.recording.journal import (
 
 Interval = tuple[int, int]
 FOREVER_MS = 2**62
+MAX_LISTENED = 256  # listened stretches believed per stream
 
 
 @dataclass
@@ -90,6 +93,8 @@ class CallFacts:
     plans: dict[int, StreamPlan] = field(default_factory=dict)  # per stream
     paused: list[Interval] = field(default_factory=list)  # whole-recording pauses
     dtmf: list[Dtmf] = field(default_factory=list)
+    # stream -> ((from_ms, to_ms) of arrival, detector): audio the live listener analysed
+    listened: dict[int, list[tuple[Interval, str]]] = field(default_factory=dict)
     # the one-recording format: the first recorded user's tenant, and their policy
     tenant_id: int | None = None
     recorded_user_id: int | None = None
@@ -162,6 +167,10 @@ class _Replay:
                 self.close(event.stream, self.stream_pause.pop(event.stream), t)
         elif isinstance(event, Dtmf):
             facts.dtmf.append(event)
+        elif isinstance(event, InbandListened):
+            spans = facts.listened.setdefault(event.stream, [])
+            if len(spans) < MAX_LISTENED:  # beyond: searched again, which is never wrong
+                spans.append(((event.from_ms, event.to_ms), event.detector))
         elif isinstance(event, Capture):
             if facts.captured is None:
                 facts.captured = CaptureGate()

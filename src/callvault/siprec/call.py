@@ -25,6 +25,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any, Protocol
 
 from callvault.media.dtmf import DtmfDigit
+from callvault.media.inband_dtmf import DETECTOR_VERSION
 from callvault.media.live_keys import InbandKeyListener
 from callvault.media.ports import BIND_ATTEMPTS, PortsExhausted, RtpPortPool
 from callvault.media.receiver import RtpReceiver, RtpStreamSet
@@ -37,6 +38,7 @@ from callvault.recording.journal import (
     Channel,
     Dtmf,
     End,
+    InbandListened,
     JournalEvent,
     Parties,
     Party,
@@ -524,7 +526,7 @@ class RecordedCall:
             elif wanted and stream.keys is not None:
                 stream.keys.set_codecs(stream.layout.codecs)
             elif not wanted:
-                stream.keys = None
+                self._stop_listening(stream)
         self._listening = any(stream.keys is not None for stream in self.streams.values())
 
     def _live_key(self, digit: DtmfDigit, index: int) -> None:
@@ -534,9 +536,29 @@ class RecordedCall:
             sender = stream.layout.participant_id or "?"
         self.live.key(digit.start_ms, digit.digit, sender)
 
-    def _close_stream(self, index: int) -> None:
-        if self.streams.pop(index, None) is None:
+    def _stop_listening(self, stream: ActiveStream) -> None:
+        """Journal the key still sounding and what the listener heard: the finisher
+        does not search that audio again (``recording/journal.py`` ``InbandListened``)."""
+        listener, stream.keys = stream.keys, None
+        if listener is None:
             return
+        self._journal_inband(stream.layout.index, listener.finish())
+        for start, end in listener.heard:
+            self._journal(
+                InbandListened(
+                    t=self.now_ms(),
+                    stream=listener.stream_index,
+                    from_ms=start,
+                    to_ms=end,
+                    detector=DETECTOR_VERSION,
+                )
+            )
+
+    def _close_stream(self, index: int) -> None:
+        closed = self.streams.pop(index, None)
+        if closed is None:
+            return
+        self._stop_listening(closed)
         if index in self.media.ports:
             self.media.remove(index)
         elif self.stream_binder is not None:
@@ -594,15 +616,19 @@ class RecordedCall:
                 continue
             for digit in stream.keys.feed(spool.pending()):
                 self._live_key(digit, stream.layout.index)
-                self.spool.record(
-                    Dtmf(
-                        t=digit.start_ms,
-                        stream=stream.layout.index,
-                        digit=digit.digit,
-                        duration_ms=digit.duration_ms,
-                        source="inband",
-                    )
+                self._journal_inband(stream.layout.index, [digit])
+
+    def _journal_inband(self, index: int, digits: list[DtmfDigit]) -> None:
+        for digit in digits:
+            self._journal(
+                Dtmf(
+                    t=digit.start_ms,
+                    stream=index,
+                    digit=digit.digit,
+                    duration_ms=digit.duration_ms,
+                    source="inband",
                 )
+            )
 
     def end(self, reason: str) -> None:
         if self.ended:
@@ -615,6 +641,8 @@ class RecordedCall:
         self.media.close()  # also gives the ports back
         now = self.now_ms()
         self._hear_inband(now)
+        for stream in self.streams.values():
+            self._stop_listening(stream)
         self.streams.clear()
         self._journal(End(t=self.now_ms(), reason=reason))
         self.live.hangup(now)
