@@ -30,18 +30,19 @@ Two ways to read the sockets, the same behaviour (``BATCHED`` says which one
 is in use):
 
 * batched (the native ``media/_batchudp.c``, built with the package): each
-  leg's socket is watched with ``loop.add_reader``; on readiness one C call
-  receives a batch (recvmmsg) and forwards the packets from the latched
-  source with one sendmmsg straight from the receive buffers, returning
-  only the bytes the tap needs. Python sees a batch once, not each packet.
-  When the tap is a recording receiver in its common case
-  (``RtpReceiver.fast_tap``), the C call spools the packets too and returns
-  only the counts and the RFC 4733 packets (``RtpReceiver.absorb``): an
-  audio packet then never becomes a Python object.
+  leg's socket joins the loop's native pump (``media/pump.py``). A leg not
+  yet configured there is read here (``_Leg.readable``): one C call receives
+  a batch (recvmmsg) and forwards the packets from the latched source with
+  one sendmmsg straight from the receive buffers; when the tap is a
+  recording receiver in its common case (``RtpReceiver.fast_tap``) it spools
+  them too, returning only the counts and the RFC 4733 packets
+  (``RtpReceiver.absorb``). It then configures the pump with the same
+  state, and the pump serves the next batches in C with no Python at all,
+  until the state changes (``_Leg.invalidate``, called before every change:
+  latch, address, tap, prompt, hidden code, mixing, the receiver's own).
   Packets from anyone else, and every packet of a leg on the slow path, go
   through the per-packet Python path below. A state change made by the tap
-  (a prompt started on a DTMF key) applies from the next batch: a batch is
-  what one socket queued since the loop last looked (usually one packet);
+  (a prompt started on a DTMF key) applies from the next batch;
 * asyncio (where the extension could not be built): a ``DatagramProtocol``
   per leg, one recvfrom and one sendto per packet.
 """
