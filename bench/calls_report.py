@@ -1,8 +1,12 @@
-"""Reports › Calls at scale: API latency of the calls list over a big SQLite DB.
+"""Reports › Calls at scale: API latency of the calls list over a big SQLite or
+PostgreSQL database.
 
 Run: ``python bench/calls_report.py`` (200,000 calls, quick) or
 ``python bench/calls_report.py --calls 1000000`` (the figure SPEC section 11
-asks for). Builds a fresh SQLite database in a temp dir: one tenant with
+asks for), ``--database postgresql --calls 10000000`` for issue 13's figure
+(a throw-away PostgreSQL server, ``bench/calls_report_pg.py``; ``--keep`` keeps
+it, ``--reuse DIR`` times again on the kept one). Builds a fresh database in a
+temp dir: one tenant with
 ``--calls`` calls, a second tenant with a tenth of that, two parties per call,
 about 30% recorded, some recordings labelled; then serves the app in-process
 (FastAPI ``TestClient``) and prints p50/p95/p99 per query, for an admin (the
@@ -13,6 +17,7 @@ this prints a table, it is not a test.
 from __future__ import annotations
 
 import argparse
+import json
 import os
 import random
 import shutil
@@ -29,13 +34,19 @@ from typing import Any
 
 from fastapi.testclient import TestClient
 
-from callvault.admin import bootstrap_operator, create_tenant, create_user
-from callvault.db.engine import make_engine, make_sessionmaker, migrate
-from callvault.db.models import Team, TeamMember
-from callvault.portal.app import create_app
-from callvault.portal.auth import issue_token
-from callvault.portal.context import PortalContext
-from callvault.storage.blobs import LocalBlobStore
+BENCH = Path(__file__).resolve().parent
+if str(BENCH.parent) not in sys.path:  # run as a script: ``bench`` is the package next door
+    sys.path.insert(0, str(BENCH.parent))
+
+from bench.calls_report_pg import PgServer, TenantRows, database_size, generate  # noqa: E402
+
+from callvault.admin import bootstrap_operator, create_tenant, create_user  # noqa: E402
+from callvault.db.engine import make_engine, make_sessionmaker, migrate  # noqa: E402
+from callvault.db.models import Team, TeamMember  # noqa: E402
+from callvault.portal.app import create_app  # noqa: E402
+from callvault.portal.auth import issue_token  # noqa: E402
+from callvault.portal.context import PortalContext  # noqa: E402
+from callvault.storage.blobs import LocalBlobStore  # noqa: E402
 
 USERS_PER_TENANT = 200
 TEAM_SIZE = 10
@@ -259,25 +270,28 @@ def _percentiles(samples: list[float]) -> tuple[float, float, float]:
     return qs[49], qs[94], qs[98]
 
 
-def main(argv: list[str]) -> int:
-    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--calls", type=int, default=200_000, help="calls of the big tenant")
-    parser.add_argument("--requests", type=int, default=200, help="timed requests per row")
-    parser.add_argument("--depth", type=int, default=200, help="pages walked for the deep page")
-    parser.add_argument("--keep", action="store_true", help="keep the database")
-    args = parser.parse_args(argv)
-    directory = Path(tempfile.mkdtemp(prefix="callvault-bench-"))
-    path = directory / "db.sqlite"
-    began = time.perf_counter()
-    big, _small = build(path, args.calls)
-    size = os.path.getsize(path) / 1e6
-    print(
-        f"built {args.calls:,} + {max(1, args.calls // 10):,} calls in "
-        f"{time.perf_counter() - began:.1f} s ({size:.0f} MB)",
-        flush=True,
+def build_postgres(url: str, calls: int) -> Seeded:
+    """Migrates, seeds both tenants' accounts, generates their calls in SQL."""
+    migrate(url)
+    big = _seed_accounts(url, "Big", 1)
+    small = _seed_accounts(url, "Small", 2)
+    generate(
+        url,
+        [
+            TenantRows(t.tenant_id, t.user_ids, t.user_numbers, count)
+            for t, count in ((big, calls), (small, max(1, calls // 10)))
+        ],
+        LABELS,
+        end_at=END,
+        span_s=SPAN_S,
     )
-    engine = make_engine(f"sqlite:///{path}")
-    app = create_app(PortalContext(make_sessionmaker(engine), LocalBlobStore(directory / "blobs")))
+    return big
+
+
+def time_queries(url: str, blobs: Path, big: Seeded, requests: int, depth_max: int) -> None:
+    """The table: each filter, for an admin and for a listener, through the API."""
+    engine = make_engine(url)
+    app = create_app(PortalContext(make_sessionmaker(engine), LocalBlobStore(blobs)))
     base = f"/api/v1/tenants/{big.tenant_id}/calls"
     period = {"from": "2026-03-01T00:00:00Z", "to": "2026-06-01T00:00:00Z"}
     member = big.user_ids[5]  # in the listener's team (users 0..9)
@@ -293,6 +307,7 @@ def main(argv: list[str]) -> int:
             (who, "recorded", {"recorded": "true"}),
         ]
     tokens = {"admin": big.admin_token, "listener": big.listener_token}
+    print(f"load average before: {_load()}")
     print("\n| who | query | rows | p50 ms | p95 ms | p99 ms |\n|---|---|---|---|---|---|")
     with TestClient(app) as client:
         for who, name, params in rows:
@@ -300,7 +315,7 @@ def main(argv: list[str]) -> int:
             query = {"limit": 50} | {k: v for k, v in params.items() if not k.startswith("_")}
             if params.get("_deep"):
                 depth = 0
-                for _ in range(args.depth):
+                for _ in range(depth_max):
                     page = client.get(base, params=query, headers=headers).json()
                     if not page["next_cursor"]:
                         break
@@ -311,17 +326,75 @@ def main(argv: list[str]) -> int:
             assert got.status_code == 200, got.text
             count = len(got.json()["items"])
             samples = []
-            for _ in range(args.requests):
+            for _ in range(requests):
                 t0 = time.perf_counter()
                 client.get(base, params=query, headers=headers)
                 samples.append((time.perf_counter() - t0) * 1000)
             p50, p95, p99 = _percentiles(samples)
             print(f"| {who} | {name} | {count} | {p50:.1f} | {p95:.1f} | {p99:.1f} |", flush=True)
+    print(f"\nload average after: {_load()}")
     engine.dispose()
+
+
+def _load() -> str:
+    return " ".join(f"{x:.2f}" for x in os.getloadavg())
+
+
+def main(argv: list[str]) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--calls", type=int, default=200_000, help="calls of the big tenant")
+    parser.add_argument("--requests", type=int, default=200, help="timed requests per row")
+    parser.add_argument("--depth", type=int, default=200, help="pages walked for the deep page")
+    parser.add_argument("--database", choices=("sqlite", "postgresql"), default="sqlite")
+    parser.add_argument("--keep", action="store_true", help="keep the database")
+    parser.add_argument(
+        "--reuse", type=Path, help="postgresql: time again on a kept server directory"
+    )
+    args = parser.parse_args(argv)
+    if args.database == "postgresql":
+        return _main_postgres(args)
+    directory = Path(tempfile.mkdtemp(prefix="callvault-bench-"))
+    path = directory / "db.sqlite"
+    began = time.perf_counter()
+    big, _small = build(path, args.calls)
+    size = os.path.getsize(path) / 1e6
+    print(
+        f"built {args.calls:,} + {max(1, args.calls // 10):,} calls in "
+        f"{time.perf_counter() - began:.1f} s ({size:.0f} MB)",
+        flush=True,
+    )
+    time_queries(f"sqlite:///{path}", directory / "blobs", big, args.requests, args.depth)
     if args.keep:
         print(f"\nkept {path}")
     else:
         shutil.rmtree(directory)
+    return 0
+
+
+def _main_postgres(args: argparse.Namespace) -> int:
+    server = PgServer.start(args.reuse)
+    seeded = server.root / "seeded.json"
+    blobs = Path(tempfile.mkdtemp(prefix="callvault-bench-blobs-"))
+    try:
+        if args.reuse is not None:
+            big = Seeded(**json.loads(seeded.read_text()))
+            print(f"reusing {server.root}", flush=True)
+        else:
+            began = time.perf_counter()
+            big = build_postgres(server.url, args.calls)
+            seeded.write_text(json.dumps(big.__dict__))
+            print(
+                f"built {args.calls:,} + {max(1, args.calls // 10):,} calls in "
+                f"{time.perf_counter() - began:.1f} s "
+                f"({database_size(server.url) / 1e6:.0f} MB)",
+                flush=True,
+            )
+        time_queries(server.url, blobs, big, args.requests, args.depth)
+    finally:
+        server.stop(remove=not args.keep)
+        shutil.rmtree(blobs, ignore_errors=True)
+    if args.keep:
+        print(f"\nkept {server.root}: --reuse {server.root}")
     return 0
 
 

@@ -17,6 +17,7 @@ from collections.abc import Collection
 from sqlalchemy import ColumnElement, Select, SQLColumnExpression, and_, exists, false, or_, select
 from sqlalchemy.orm import Session, aliased
 
+from callvault.db.hints import unindexed
 from callvault.db.models import Call, CallParty, Recording, TeamMember
 from callvault.portal.auth import Principal
 
@@ -82,7 +83,7 @@ def has_party(
     For queries that walk calls in time order, so one probe per call. For one
     user that is a covering look-up in ``ix_call_parties_tenant_user``; for a
     team it is one look-up of the call's (two or so) parties by
-    ``ix_call_parties_call_id`` instead of one per member. ``tenant_id + 0``
+    ``ix_call_parties_call_id`` instead of one per member. ``unindexed``
     keeps the scope while hiding the tenant index from SQLite's planner.
     """
     if not user_ids:
@@ -100,7 +101,7 @@ def has_party(
         select(CallParty.call_id).where(
             CallParty.call_id == call_id,
             CallParty.user_id.in_(ids),
-            (CallParty.tenant_id + 0) == tenant_id,
+            unindexed(CallParty.tenant_id) == tenant_id,
         )
     )
 

@@ -40,6 +40,7 @@ from sqlalchemy import (
 )
 from sqlalchemy.orm import Session
 
+from callvault.db.hints import unindexed
 from callvault.db.models import Call, Recording, RecordingLabel, Tenant
 from callvault.errors import ErrorId, InvalidInput
 from callvault.portal import visibility
@@ -76,10 +77,11 @@ class ReportParams(BaseModel):
 
 
 def by_id_in(column: SQLColumnExpression[int], tenant_id: int) -> ColumnElement[bool]:
-    """``column == tenant_id`` for look-ups by a list of ids: the same scope, but no
-    index can serve it, so that the planner uses the ids' index rather than walk
-    every row of the tenant (SQLite has no statistics to tell which is smaller)."""
-    return (column + 0) == tenant_id
+    """``column == tenant_id`` for look-ups by a list of ids: the same scope, but on
+    SQLite no index can serve it, so that the planner uses the ids' index rather
+    than walk every row of the tenant (SQLite has no statistics to tell which is
+    smaller; PostgreSQL has, see ``db.hints``)."""
+    return unindexed(column) == tenant_id
 
 
 def normalise_label(text: str) -> str:
@@ -216,13 +218,33 @@ def decode_cursor(cursor: str, fingerprint: str = "") -> tuple[datetime, str]:
 # or a label costs a few more steps than comparing a number.
 DRIVE_LIMITS = {"users": 3000, "label": 5000, "number": 2000}
 
+# PostgreSQL: a set too big to drive may be read once into a hash
+# (``coalesce(calls.id IN (set), false)``: a "hashed SubPlan", which keeps the
+# walk in time order), each walked call then checked against the hash rather
+# than probed in the set's index one call at a time. Hashing costs the set's
+# size S; probing costs the calls walked for a page, page × N / S for a tenant
+# of N calls, each a probe that costs HASH_GAIN times one row of the hash. So
+# the set is hashed where S² < page × N × HASH_GAIN. The gains are per-row costs
+# measured with EXPLAIN ANALYZE (bench/calls_report.py --database postgresql;
+# they do not depend on the tenant's size): probing a call's parties costs about
+# 50 rows of a hashed set of calls read from ix_call_parties_tenant_user, and a
+# walked call's probes of recordings and labels about 5 labels, each of which
+# looks up its recording to hash its call. At 10 M calls, a user's 55,000 calls
+# are hashed (a page would probe 9,300 calls), a team's 550,000 probed (one of
+# theirs every 18 calls). SQLite cannot hash a subquery this way (it builds an
+# index of it, row by row) and has no estimates: there it is the walk.
+HASH_GAIN = {"users": 50.0, "label": 5.0, "number": 0.0}
+HASHED_DIALECTS = frozenset({"postgresql"})
+
 
 @dataclass(frozen=True)
 class CallPagePlan:
-    """How one page is fetched: ``driver`` names the driving set, None the walk."""
+    """How one page is fetched: ``driver`` names the driving set, None the walk;
+    ``hashed`` the sets the walk checks against a hash of them."""
 
     driver: str | None
     query: Select[str, datetime]
+    hashed: tuple[str, ...] = ()
 
 
 def _driving_sets(
@@ -246,10 +268,12 @@ def _driving_sets(
 
 
 def _call_conditions(
-    tenant_id: int, users: visibility.UserIds, filters: ReportFilters, driver: str | None
+    tenant_id: int, users: visibility.UserIds, filters: ReportFilters, skip: set[str]
 ) -> list[ColumnElement[bool]]:
-    """The filters as checks on one call, but for the driving set's own."""
+    """The filters as checks on one call, but for the sets in ``skip`` (the driving
+    set, the hashed ones: the caller adds those)."""
     conditions: list[ColumnElement[bool]] = []
+    driver = "users" if "users" in skip else None
     if users is not None and driver != "users":
         conditions.append(visibility.has_party(tenant_id, users, Call.id))
     if filters.since is not None:
@@ -258,9 +282,9 @@ def _call_conditions(
         conditions.append(Call.started_at < filters.until)
     if filters.direction is not None:
         conditions.append(Call.direction == filters.direction)
-    if filters.number is not None and driver != "number":
+    if filters.number is not None and "number" not in skip:
         conditions.append(or_(Call.from_number == filters.number, Call.to_number == filters.number))
-    if filters.label is not None and driver != "label":
+    if filters.label is not None and "label" not in skip:
         # correlated on the call only (indexes on call_id and recording_id);
         # recordings and labels belong to their call's tenant
         conditions.append(
@@ -278,6 +302,20 @@ def _call_conditions(
     return conditions
 
 
+def worth_hashing(name: str, size: float, calls: float, limit: int) -> bool:
+    """Whether the set ``name`` of ``size`` calls is cheaper hashed than probed call by
+    call in a walk for ``limit`` calls of a tenant with ``calls`` (see HASH_GAIN)."""
+    return size**2 < limit * calls * HASH_GAIN[name]
+
+
+def estimated_rows(session: Session, query: Select[Any] | CompoundSelect[Any]) -> float:
+    """How many rows PostgreSQL's statistics say ``query`` gives (its plan, not a count)."""
+    connection = session.connection()
+    compiled = query.compile(connection, compile_kwargs={"render_postcompile": True})
+    plan = connection.exec_driver_sql(f"EXPLAIN (FORMAT JSON) {compiled}", compiled.params)
+    return float(plan.scalar_one()[0]["Plan"]["Plan Rows"])
+
+
 def plan_call_page(
     session: Session,
     tenant_id: int,
@@ -288,8 +326,10 @@ def plan_call_page(
 ) -> CallPagePlan:
     """(id, started_at) of one page of calls after ``after``, newest first."""
     sets = _driving_sets(tenant_id, users, filters)
+    hashing = session.get_bind().dialect.name in HASHED_DIALECTS
     driver: str | None = None
     smallest = 0
+    counts: dict[str, float] = {}
     for name, ids in sets.items():
         cap = DRIVE_LIMITS[name]
         counted: Select[Any] | CompoundSelect[Any] = ids
@@ -300,15 +340,26 @@ def plan_call_page(
             )
         count = session.scalar(select(func.count()).select_from(counted.limit(cap + 1).subquery()))
         assert count is not None
+        counts[name] = count
         if count <= cap and (driver is None or count < smallest):
             driver, smallest = name, count
-    conditions = _call_conditions(tenant_id, users, filters, driver)
+        elif count > cap and hashing:
+            counts[name] = max(count, estimated_rows(session, counted))
+    hashed: list[str] = []
+    if hashing and driver is None:  # a driving set's few calls are probed, not hashed
+        calls = estimated_rows(session, select(Call.id).where(Call.tenant_id == tenant_id))
+        hashed = [name for name, size in counts.items() if worth_hashing(name, size, calls, limit)]
+    skip = {*hashed, driver} if driver is not None else set(hashed)
+    conditions = _call_conditions(tenant_id, users, filters, skip)
+    # a set that is hashed is a plain membership test; coalesce() keeps PostgreSQL
+    # from turning it into a join (which would lose the walk's order)
+    conditions += [func.coalesce(Call.id.in_(sets[name]), false()) for name in hashed]
     if driver is None:
         conditions.insert(0, Call.tenant_id == tenant_id)
     else:
         # the same scope, written so that no index of calls can serve it: the
         # planner must start from the driving set's ids
-        conditions[:0] = [(Call.tenant_id + 0) == tenant_id, Call.id.in_(sets[driver])]
+        conditions[:0] = [unindexed(Call.tenant_id) == tenant_id, Call.id.in_(sets[driver])]
     if after is not None:
         conditions.append(tuple_(Call.started_at, Call.id) < tuple_(*after))
     query = (
@@ -317,7 +368,7 @@ def plan_call_page(
         .order_by(Call.started_at.desc(), Call.id.desc())
         .limit(limit)
     )
-    return CallPagePlan(driver, query)
+    return CallPagePlan(driver, query, tuple(hashed))
 
 
 def recording_conditions(
