@@ -8,9 +8,17 @@ shipped ``dispatcher.list`` with the nodes' real ports. It listens on
 source the cluster registers (docs/kamailio.md, "Who is the source"). The
 SBCs (the tests' SIPREC client and sipp) send from 127.0.0.1.
 
-Nodes are real ``callvault serve`` processes (a ``kill -9`` must leave a
-spool behind), each with its own data directory, SIP port and RTP range,
-sharing one PostgreSQL database and one S3 bucket.
+Nodes are real ``callvault serve --roles ...`` processes (a ``kill -9`` must
+leave a spool behind), each with its own data directory, SIP and HTTP ports
+and RTP range, sharing one PostgreSQL database and one S3 bucket. A node is
+ready when its ``/readyz`` answers 200; its ``/metrics`` need the metrics
+token (metrics are internal).
+
+Ports: a node's SIP and HTTP ports, Kamailio's and sipp's are drawn from
+``FIXED_PORTS``, above both the kernel's ephemeral range (32768-60999) and
+every test's RTP ranges (20000-60000), so nothing takes a killed node's SIP
+port before it restarts on it; RTP ranges are 1000-port blocks below, a
+different one per node (a node's pool skips a port someone else holds).
 """
 
 from __future__ import annotations
@@ -48,17 +56,25 @@ DISPATCHER_LIST = ROOT / "deploy" / "kamailio" / "dispatcher.list"
 KAMAILIO_IP = "127.0.0.2"  # what the nodes see as the source of every request
 SBC_IP = "127.0.0.1"
 START_TIMEOUT_S = 90.0
+FIXED_PORTS = (61000, 65500)  # SIP, HTTP, Kamailio, sipp: see the module docstring
+RTP_BLOCKS = range(20000, 50000, 1000)
+_handed_out: set[int] = set()  # ports given to this process's clusters
+_rtp_given: set[int] = set()  # RTP blocks given, likewise
 
 
 def free_port(host: str = "127.0.0.1") -> int:
-    """A port free for UDP and TCP on ``host`` (SIP listens on both)."""
+    """A port free for UDP and TCP on ``host`` (SIP listens on both), never handed out
+    twice by this process (a node binds its ports only when it starts)."""
     for _ in range(200):
-        port = random.randrange(21000, 60000)
+        port = random.randrange(*FIXED_PORTS)
+        if port in _handed_out:
+            continue
         udp = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
         tcp = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
         try:
             udp.bind((host, port))
             tcp.bind((host, port))
+            _handed_out.add(port)
             return port
         except OSError:
             continue
@@ -184,14 +200,20 @@ def _options(to: tuple[str, int], local: tuple[str, int]) -> bytes:
     ).encode()
 
 
+def serve(roles: str | None = None) -> list[str]:
+    """``callvault serve``, with ``--roles`` (e.g. ``"media"``) as the units run it."""
+    argv = [sys.executable, "-m", "callvault", "serve"]
+    return [*argv, "--roles", roles] if roles else argv
+
+
 @dataclass
 class Node:
-    """One ``callvault serve`` process: its environment says all it is."""
+    """One ``callvault serve`` process: its environment and argv say all it is."""
 
     name: str
     data_dir: Path
     env: dict[str, str]
-    argv: list[str] = field(default_factory=lambda: [sys.executable, "-m", "callvault", "serve"])
+    argv: list[str] = field(default_factory=serve)
     proc: subprocess.Popen[bytes] | None = None
 
     @property
@@ -226,17 +248,37 @@ class Node:
     def output(self) -> str:
         return self.log.read_text(errors="replace")[-6000:]
 
-    async def wait_healthy(self, client: httpx.AsyncClient) -> None:
+    async def wait_ready(self, client: httpx.AsyncClient) -> None:
+        """Until ``/readyz`` answers 200: the database reached and the roles' parts
+        running (SIP bound on a media node, the job runner on a worker)."""
         assert self.proc is not None
         loop = asyncio.get_running_loop()
         deadline = loop.time() + START_TIMEOUT_S
+        last = "no answer"
         while loop.time() < deadline:
             assert self.proc.poll() is None, f"{self.name} exited:\n{self.output()}"
             with contextlib.suppress(httpx.HTTPError):
-                if (await client.get(f"{self.http}/healthz")).status_code == 200:
+                response = await client.get(f"{self.http}/readyz")
+                if response.status_code == 200:
                     return
+                last = f"{response.status_code} {response.text}"
             await asyncio.sleep(0.2)
-        raise AssertionError(f"{self.name} not up after {START_TIMEOUT_S} s:\n{self.output()}")
+        raise AssertionError(
+            f"{self.name} not ready after {START_TIMEOUT_S} s ({last}):\n{self.output()}"
+        )
+
+    async def metrics(self, client: httpx.AsyncClient, token: str) -> dict[str, float]:
+        """``/metrics`` as name -> value (the unlabelled samples callvault exposes)."""
+        response = await client.get(
+            f"{self.http}/metrics", headers={"Authorization": f"Bearer {token}"}
+        )
+        response.raise_for_status()
+        samples: dict[str, float] = {}
+        for line in response.text.splitlines():
+            if line and not line.startswith("#"):
+                name, _, value = line.rpartition(" ")
+                samples[name] = float(value)
+        return samples
 
     def kill(self) -> None:
         """``kill -9``: no shutdown code runs."""
@@ -262,7 +304,8 @@ class Node:
 
 def node_env(data_dir: Path, shared: dict[str, str], **more: str) -> dict[str, str]:
     """A node's environment: fresh loopback ports, its own data dir and RTP range."""
-    base = random.randrange(20000, 50000, 1000)
+    base = random.choice([b for b in RTP_BLOCKS if b not in _rtp_given])
+    _rtp_given.add(base)
     env = {k: v for k, v in os.environ.items() if not k.startswith("CALLVAULT_")}
     env.update(shared)
     env.update(
@@ -300,8 +343,9 @@ class Seeded:
 
 
 def seed_cluster(url: str) -> Seeded:
-    """The schema, an operator, tenant Acme (alice and bob recorded) and Kamailio as
-    the one recording source: the nodes only ever see Kamailio's address."""
+    """The schema, an operator, tenant Acme (alice and bob recorded "always", carol
+    not recorded) and Kamailio as the one recording source: the nodes only ever see
+    Kamailio's address. ``token`` is the tenant admin's API token."""
     migrate(url)
     engine = make_engine(url)
     sessions = make_sessionmaker(engine)
@@ -321,6 +365,10 @@ def seed_cluster(url: str) -> Seeded:
         }  # fmt: skip
         for user in users.values():
             user.recording_mode = "always"
+        # not on the recording list: a test puts her on it through the web node
+        users["carol"] = create_user(
+            session, tenant, "Carol", extension="203", aors=["carol@acme.example"]
+        )
         admin = create_user(session, tenant, "Admin", extension="299", role="admin")
         enable_feature(session, tenant, reference="DECL-TEST")
         accept_legal_notice(session, tenant, admin)

@@ -1,29 +1,41 @@
-"""Two callvault nodes behind Kamailio's dispatcher; one is ``kill -9``-ed mid-call (issue 13).
+"""The issue's cluster: two media nodes behind Kamailio, a web node and a worker (issue 13).
 
-PostgreSQL, moto's S3 server over HTTP (``blob_store = "s3"``), two
-``callvault serve`` nodes sharing both (own data dirs, SIP ports and RTP
-ranges), and Kamailio with the shipped ``deploy/kamailio/kamailio.cfg`` in
-front. SIPREC calls go to Kamailio only, from the tests' SIPREC client and
-from sipp; a node reached directly refuses them (Kamailio is the source).
+PostgreSQL, moto's S3 server over HTTP (``blob_store = "s3"``) and four
+``callvault serve`` processes sharing both, each with its own data dir and
+ports, run as the units in deploy/systemd run them: two ``--roles media``
+(SIP, RTP, finishing their own spools), one ``--roles web`` (portal and API:
+it reads audio from S3 only, having no spool or outbox of the media nodes),
+one ``--roles worker`` (jobs). Kamailio with the shipped
+``deploy/kamailio/kamailio.cfg`` is in front of the media nodes. Every
+process is waited for on ``/readyz``. SIPREC calls go to Kamailio only, from
+the tests' SIPREC client and from sipp; a media node reached directly refuses
+them (Kamailio is the source).
 
-1. Four calls (each with its own pair of tones) are spread over both nodes.
-2. One node is killed with SIGKILL while they stream. Its calls are cut;
-   new calls (client and sipp), placed at once, are all answered and
+0. A change through the web node reaches both media nodes within a second:
+   carol is not recorded (her call's streams are declined); the web node's
+   API puts her on the recording list; a second later two calls of hers,
+   one on each media node (round-robin; each node's metrics say so), are
+   recorded.
+1. Four calls (each with its own pair of tones) are spread over both media nodes.
+2. One media node is killed with SIGKILL while they stream. Its calls are
+   cut; new calls (client and sipp), placed at once, are all answered and
    recorded in full by the other node: a new call Kamailio still sends to
-   the dead node fails over (408 after 2 s), and within seconds its
-   OPTIONS probes have taken the node out of the set.
+   the dead node fails over (408 after 2 s), and within seconds its OPTIONS
+   probes have taken the node out of the set.
 3. The killed node restarts on the same data dir and finishes its cut calls
    from its spool: each holds its own tones up to about a second before
    the kill and ends within 1.2 s of it.
-4. Either node's portal lists every call, and the audio plays through
-   ranged reads from S3 (a Range request answered 206, a ranged GET seen by
-   the S3 server).
+4. The web node lists every call. Once both media nodes' outboxes have
+   uploaded everything (``callvault_blob_outbox_files 0`` in their
+   ``/metrics``) every recording plays through the web node, from S3, and a
+   Range request is answered 206 with ranged GETs to S3.
 """
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
+import secrets
 import shutil
 import subprocess
 import time
@@ -47,10 +59,11 @@ from tests.cluster.cluster import (
     node_env,
     s3_env,
     seed_cluster,
+    serve,
 )
 from tests.e2e.test_sipp_siprec import DTMF_PCAP, SCENARIO, _tone_file
 from tests.peers import program, require
-from tests.storage.s3_server import Logged, S3Server
+from tests.storage.s3_server import S3Server
 
 pytestmark = pytest.mark.peer
 
@@ -64,16 +77,20 @@ BEFORE = [(440.0, 1300.0), (520.0, 1450.0), (600.0, 1600.0), (680.0, 1750.0)]
 AFTER = [(760.0, 1900.0), (840.0, 2050.0)]
 LATE = (920.0, 2200.0)  # a call once the dead node is out of the set
 LATE_S = 2.0
+CAROL_UNLISTED = (1000.0, 2350.0)  # declined: nobody recorded (no recording, no tones)
+CAROL = [(1080.0, 2500.0), (1160.0, 2650.0)]  # after the web node listed her
+CAROL_S = 1.5
+DIRECTORY_S = 1.0  # issue 13: every node follows a change within a second
 
 
 def _refuse(request: IncomingRequest) -> None:
     request.respond(405)
 
 
-def _plan(tones: tuple[float, float], seconds: float) -> CallPlan:
+def _plan(tones: tuple[float, float], seconds: float, user: str = "alice") -> CallPlan:
     mine, theirs = tones
     return CallPlan(
-        caller=Participant("sip:alice@acme.example", "Alice", sine(mine, seconds)),
+        caller=Participant(f"sip:{user}@acme.example", user.title(), sine(mine, seconds)),
         callee=Participant("sip:+31612345678@pstn.example", "Customer", sine(theirs, seconds + 1)),
         duration_s=seconds,
     )
@@ -123,15 +140,19 @@ async def _sipp(workdir: Path, kamailio: tuple[str, int]) -> str:
     return report
 
 
-async def _audio(http: httpx.AsyncClient, url: str) -> bytes:
-    """The MP3, once the node that finished it has uploaded it (its outbox drains)."""
-    for _ in range(60):
-        response = await http.get(url)
-        if response.status_code == 200:
-            return response.content
-        assert response.status_code in (404, 503), response.text
-        await asyncio.sleep(0.5)
-    raise AssertionError(f"{url}: {response.status_code} {response.text}")
+async def _uploaded(http: httpx.AsyncClient, nodes: list[Node], token: str) -> None:
+    """Until every media node's outbox is empty: what they finished is in S3, where the
+    web node reads it (it has none of their outbox files to serve from)."""
+    loop = asyncio.get_running_loop()
+    deadline = loop.time() + 60
+    waiting: dict[str, float] = {}
+    while loop.time() < deadline:
+        for node in nodes:
+            waiting[node.name] = (await node.metrics(http, token))["callvault_blob_outbox_files"]
+        if not any(waiting.values()):
+            return
+        await asyncio.sleep(0.2)
+    raise AssertionError(f"outboxes not drained: {waiting}")
 
 
 async def _listed(http: httpx.AsyncClient, url: str, count: int, why: str) -> list[dict]:  # type: ignore[type-arg]
@@ -148,34 +169,72 @@ async def _listed(http: httpx.AsyncClient, url: str, count: int, why: str) -> li
     raise AssertionError(f"{len(items)} of {count} listed: {why}")
 
 
-async def test_a_node_killed_mid_call_fails_over_and_finishes_its_calls_on_restart(
+async def _placed_on(
+    http: httpx.AsyncClient, nodes: list[Node], token: str, before: list[dict[str, float]]
+) -> list[tuple[float, float]]:
+    """Per media node: (sessions accepted, sessions declined) since ``before``."""
+    started, declined = "callvault_calls_started_total", "callvault_calls_declined_total"
+    counts = []
+    for node, earlier in zip(nodes, before, strict=True):
+        now = await node.metrics(http, token)
+        counts.append((now[started] - earlier[started], now[declined] - earlier[declined]))
+    return counts
+
+
+async def test_a_media_node_killed_mid_call_fails_over_and_finishes_its_calls_on_restart(
     tmp_path: Path, cluster_db: str, s3_server: S3Server
 ) -> None:
     program("kamailio", "the SIP dispatcher in front of the nodes (Debian kamailio)")
     program("sipp", "Debian package sip-tester")
     bucket = s3_server.new_bucket()
     seeded = await asyncio.to_thread(seed_cluster, cluster_db)
-    shared = {"CALLVAULT_DATABASE_URL": cluster_db, **s3_env(s3_server.url, bucket)}
-    nodes = [Node(name, tmp_path / name, node_env(tmp_path / name, shared)) for name in "ab"]
-    kamailio = Kamailio(tmp_path / "kamailio", [n.sip for n in nodes])
+    token = secrets.token_urlsafe(32)  # metrics are internal: behind the metrics token
+    shared = {
+        "CALLVAULT_DATABASE_URL": cluster_db,
+        "CALLVAULT_METRICS_TOKEN": token,
+        **s3_env(s3_server.url, bucket),
+    }
+
+    def node(name: str, roles: str) -> Node:
+        return Node(name, tmp_path / name, node_env(tmp_path / name, shared), argv=serve(roles))
+
+    media = [node("media-1", "media"), node("media-2", "media")]
+    web, worker = node("web", "web"), node("worker", "worker")
+    everyone = [*media, web, worker]
+    kamailio = Kamailio(tmp_path / "kamailio", [n.sip for n in media])
     endpoint = SipEndpoint(_refuse)
     http = httpx.AsyncClient(headers={"Authorization": f"Bearer {seeded.token}"}, timeout=30)
+    api = f"{web.http}/api/v1/tenants/{seeded.tenant_id}"
     try:
-        for node in nodes:  # one after the other: the first start migrates alone
-            node.start()
-            await node.wait_healthy(http)
+        for each in everyone:  # together: the schema is there, so none migrates
+            each.start()
+        await asyncio.gather(*(each.wait_ready(http) for each in everyone))
         kamailio.start()
         await kamailio.wait_ready()
         await endpoint.listen(SBC_IP, 0, 0)
         client = SiprecClient(endpoint, kamailio.address, local_ip=SBC_IP)
 
-        # a node reached directly refuses the SBC: only Kamailio is a source
-        direct = await SiprecClient(endpoint, nodes[0].sip, local_ip=SBC_IP).place(
+        # a media node reached directly refuses the SBC: only Kamailio is a source
+        direct = await SiprecClient(endpoint, media[0].sip, local_ip=SBC_IP).place(
             _plan(BEFORE[0], 1.0)
         )
         assert direct.status == 403, direct
 
-        # 1. four calls over both nodes
+        # 0. the directory: a change through the web node reaches both media nodes
+        unlisted = await client.place(_plan(CAROL_UNLISTED, 1.0, "carol"))
+        assert unlisted.status == 200 and unlisted.declined == 2, unlisted
+        counted = [await n.metrics(http, token) for n in media]
+        listed = await http.post(
+            f"{api}/recording-list", json={"user_id": seeded.users["carol"], "mode": "always"}
+        )
+        assert listed.status_code == 201, listed.text
+        await asyncio.sleep(DIRECTORY_S)
+        carol = await asyncio.gather(*(client.place(_plan(t, CAROL_S, "carol")) for t in CAROL))
+        assert [(r.status, r.declined) for r in carol] == [(200, 0), (200, 0)], carol
+        # round-robin: one call on each media node, neither declined
+        assert await _placed_on(http, media, token, counted) == [(1, 0), (1, 0)]
+
+        # 1. four calls over both media nodes
         loop = asyncio.get_running_loop()
         before = []
         for tones in BEFORE:
@@ -183,11 +242,11 @@ async def test_a_node_killed_mid_call_fails_over_and_finishes_its_calls_on_resta
             await asyncio.sleep(0.2)
         await asyncio.sleep(KILL_AFTER_S - 0.2 * len(BEFORE))
         assert not any(c.done() for c in before), [c.result() for c in before if c.done()]
-        spooled = [_spooled(node) for node in nodes]
+        spooled = [_spooled(n) for n in media]
         assert all(spooled), (spooled, kamailio.output())  # round-robin: both have calls
-        victim, survivor = nodes
+        victim, survivor = media
 
-        # 2. kill -9 one node; new calls at once
+        # 2. kill -9 one media node; new calls at once
         killed_at = time.time()
         victim.kill()
         after_started = loop.time()
@@ -207,44 +266,51 @@ async def test_a_node_killed_mid_call_fails_over_and_finishes_its_calls_on_resta
 
         # 3. the killed node restarts on its data dir and finishes the cut calls
         victim.start()
-        await victim.wait_healthy(http)
-        total = len(BEFORE) + len(AFTER) + 2  # + sipp + the late call
-        url = f"{survivor.http}/api/v1/tenants/{seeded.tenant_id}/recordings?limit=100"
-        items = await _listed(http, url, total, victim.output() + survivor.output())
-        audio: dict[str, bytes] = {}
-        for item in items:  # the other node's recordings: from S3 once uploaded
-            audio[item["id"]] = await _audio(http, f"{survivor.http}{item['audio_url']}")
-
-        # 4. the other node's portal lists every call; audio through ranged reads from S3
-        calls = await _listed(
-            http, f"{victim.http}/api/v1/tenants/{seeded.tenant_id}/calls?limit=100", total, ""
+        await victim.wait_ready(http)
+        total = len(BEFORE) + len(AFTER) + len(CAROL) + 2  # + sipp + the late call
+        items = await _listed(
+            http, f"{api}/recordings?limit=100", total, victim.output() + survivor.output()
         )
-        # a node serves its own recordings from its outbox until S3 confirmed the
-        # upload (storage/outbox.py): ask until the answer comes from S3
+        # + carol's declined call: a call row without a recording
+        calls = await _listed(http, f"{api}/calls?limit=100", total + 1, "")
+
+        # 4. through the web node, from S3 once the media nodes' outboxes drained
+        await _uploaded(http, media, token)
+        audio: dict[str, bytes] = {}
+        for item in items:
+            response = await http.get(f"{web.http}{item['audio_url']}")
+            assert response.status_code == 200, (item, response.status_code, response.text)
+            audio[item["id"]] = response.content
         first = items[0]
-        gets: list[Logged] = []
-        for _ in range(40):
-            s3_server.clear_log()
-            ranged = await http.get(
-                f"{victim.http}{first['audio_url']}", headers={"Range": "bytes=100-1099"}
-            )
-            assert ranged.status_code == 206, ranged.text
-            assert ranged.content == audio[first["id"]][100:1100]
-            gets = [r for r in s3_server.requests("GET") if r.path.startswith(f"/{bucket}/")]
-            if gets:
-                break
-            await asyncio.sleep(0.5)
+        s3_server.clear_log()
+        ranged = await http.get(
+            f"{web.http}{first['audio_url']}", headers={"Range": "bytes=100-1099"}
+        )
+        assert ranged.status_code == 206, ranged.text
+        assert ranged.content == audio[first["id"]][100:1100]
+        gets = [r for r in s3_server.requests("GET") if r.path.startswith(f"/{bucket}/")]
         assert gets and all(r.range for r in gets), gets
+        # every process still up and ready, the worker included
+        for each in everyone:
+            assert (await http.get(f"{each.http}/readyz")).status_code == 200, each.output()
     finally:
         await http.aclose()
         with contextlib.suppress(Exception):
             await endpoint.close()
         kamailio.stop()
-        for node in nodes:
-            node.stop()
+        for each in everyone:
+            each.stop()
 
-    assert {c["id"] for c in calls} == {item["call_id"] for item in items}
+    unrecorded = [c for c in calls if not c["recording_ids"]]
+    assert [c["from_aor"] for c in unrecorded] == ["sip:carol@acme.example"], unrecorded
+    assert {c["id"] for c in calls} - {c["id"] for c in unrecorded} == {
+        item["call_id"] for item in items
+    }
     decoded = {item["id"]: decode_mp3(audio[item["id"]]) for item in items}
+    played = [
+        *((t, CALL_S) for t in BEFORE), *((t, AFTER_S) for t in AFTER), (LATE, LATE_S),
+        ((SIPP_TONE, SIPP_TONE), SIPP_S), *((t, CAROL_S) for t in CAROL),
+    ]  # fmt: skip
     by_tone: dict[float, list[tuple[dict, np.ndarray, int]]] = {}  # type: ignore[type-arg]
     for item in items:
         pcm, rate = decoded[item["id"]]
@@ -252,17 +318,21 @@ async def test_a_node_killed_mid_call_fails_over_and_finishes_its_calls_on_resta
         duration = pcm.shape[1] / rate
         heard = [
             theirs
-            for _mine, theirs in [*BEFORE, *AFTER, LATE, (SIPP_TONE, SIPP_TONE)]
+            for (_mine, theirs), _s in [*played, (CAROL_UNLISTED, 1.0)]
             if _covered(tone_spans(pcm[1], rate, theirs), 0, duration) > 0.5
         ]
         assert len(heard) == 1, (item, heard)  # nothing crossed calls
         by_tone.setdefault(heard[0], []).append((item, pcm, rate))
     assert all(len(found) == 1 for found in by_tone.values()), by_tone
-    assert len(by_tone) == total, (sorted(by_tone), sipp_report)
+    assert len(by_tone) == total and CAROL_UNLISTED[1] not in by_tone, (
+        sorted(by_tone),
+        sipp_report,
+    )
+    carols = {by_tone[theirs][0][0]["user_id"] for _mine, theirs in CAROL}
+    assert carols == {seeded.users["carol"]}, carols
 
     cut = 0
-    for (mine, theirs), seconds in [*((t, CALL_S) for t in BEFORE), *((t, AFTER_S) for t in AFTER),
-                                    (LATE, LATE_S), ((SIPP_TONE, SIPP_TONE), SIPP_S)]:  # fmt: skip
+    for (mine, theirs), seconds in played:
         [(item, pcm, rate)] = by_tone[theirs]
         duration = pcm.shape[1] / rate
         file_start = _utc(item["started_at"]) + item["segments"][0]["call_start_ms"] / 1000
