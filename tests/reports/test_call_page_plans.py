@@ -207,6 +207,12 @@ def test_hashed_sets_list_what_the_other_plans_list(
             lambda c: colleague in c.user_ids and OUTSIDE[1] in c.numbers,
         ),
         ("a_user", {"label": "sales"}, lambda c: users["a_user"] in c.user_ids and bool(c.labels)),
+        ("a_admin", {"number": OUTSIDE[0]}, lambda c: OUTSIDE[0] in c.numbers),
+        (
+            "a_listener",
+            {"number": f"+3120111{users['a_user']:04d}"},
+            lambda c: bool(c.user_ids & team) and f"+3120111{users['a_user']:04d}" in c.numbers,
+        ),
     ]
     plain = [calls.walk(who, **params) for who, params, _match in cases]
     _force_hashing(monkeypatch, drive=drive)
