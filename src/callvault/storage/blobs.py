@@ -164,17 +164,7 @@ class LocalBlobStore:
             self._path(key).unlink()
 
     def put_file(self, key: str, path: Path) -> None:
-        target = self._path(key)
-        target.parent.mkdir(parents=True, exist_ok=True)
-        with open(path, "rb") as fh:
-            os.fsync(fh.fileno())
-        try:
-            os.replace(path, target)  # same file system: a rename
-        except OSError:
-            tmp = target.with_name(target.name + ".tmp")
-            shutil.copyfile(path, tmp)
-            os.replace(tmp, target)
-            path.unlink()
+        move_into(path, self._path(key))
 
     def writer(self, key: str) -> BlobWriter:
         return LocalWriter(self._path(key))
@@ -198,12 +188,42 @@ def _chunks(source: BinaryIO, length: int) -> Iterator[bytes]:
             yield chunk
 
 
-def _fsync_dir(directory: Path) -> None:
+def fsync_dir(directory: Path) -> None:
+    """A rename or new file in ``directory`` survives a crash once this returns."""
     fd = os.open(directory, os.O_RDONLY)
     try:
         os.fsync(fd)
     finally:
         os.close(fd)
+
+
+def temporary_name(path: Path) -> Path:
+    """``<name>~<random>`` next to ``path``: ``~`` never occurs in a key, so such a
+    file is never taken for a blob (a crash may leave one behind)."""
+    return path.with_name(f"{path.name}~{uuid.uuid4().hex[:12]}")
+
+
+def move_into(path: Path, target: Path) -> None:
+    """Move the finished file ``path`` to ``target`` durably: a rename on the same
+    file system, else a copy to a temporary name renamed into place (never a
+    half-written target), then the directory is synced."""
+    target.parent.mkdir(parents=True, exist_ok=True)
+    with open(path, "rb") as fh:
+        os.fsync(fh.fileno())
+    try:
+        os.replace(path, target)
+    except OSError:  # another file system
+        tmp = temporary_name(target)
+        try:
+            shutil.copyfile(path, tmp)
+            with open(tmp, "rb") as fh:
+                os.fsync(fh.fileno())
+            os.replace(tmp, target)
+        except BaseException:
+            tmp.unlink(missing_ok=True)
+            raise
+        path.unlink()
+    fsync_dir(target.parent)
 
 
 class LocalWriter(WriterBase):
@@ -214,7 +234,7 @@ class LocalWriter(WriterBase):
     def __init__(self, path: Path) -> None:
         path.parent.mkdir(parents=True, exist_ok=True)
         self.path = path
-        self.tmp = path.with_name(f"{path.name}~{uuid.uuid4().hex[:12]}")
+        self.tmp = temporary_name(path)
         self._file = open(self.tmp, "wb")  # noqa: SIM115 (closed by commit or abort)
         self._written = 0
         self._hinted = 0  # handed to writeback up to here
@@ -247,7 +267,7 @@ class LocalWriter(WriterBase):
             self.abort()
             raise
         self._done = True
-        _fsync_dir(self.path.parent)
+        fsync_dir(self.path.parent)
 
     def abort(self) -> None:
         if self._done:

@@ -41,7 +41,6 @@ import os
 import shutil
 import threading
 import time
-import uuid
 from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import BinaryIO
@@ -54,6 +53,9 @@ from callvault.storage.blobs import (
     BlobWriter,
     LocalBlobStore,
     check_key,
+    fsync_dir,
+    move_into,
+    temporary_name,
 )
 
 log = logging.getLogger(__name__)
@@ -62,14 +64,6 @@ TMP = "~"  # marks a file that is not (yet) a blob: never part of a valid key
 RETRY_MIN_S = 1.0
 RETRY_MAX_S = 60.0
 CLOSE_WAIT_S = 10.0  # how long ``close`` lets an upload in flight finish
-
-
-def _fsync_dir(directory: Path) -> None:
-    fd = os.open(directory, os.O_RDONLY)
-    try:
-        os.fsync(fd)
-    finally:
-        os.close(fd)
 
 
 class OutboxBlobStore:
@@ -164,7 +158,7 @@ class OutboxBlobStore:
     def put(self, key: str, data: bytes) -> None:
         path = self._path(key)
         path.parent.mkdir(parents=True, exist_ok=True)
-        tmp = path.with_name(f"{path.name}{TMP}{uuid.uuid4().hex[:12]}")
+        tmp = temporary_name(path)
         try:
             with open(tmp, "wb") as fh:
                 fh.write(data)
@@ -174,29 +168,13 @@ class OutboxBlobStore:
         except BaseException:
             tmp.unlink(missing_ok=True)
             raise
-        _fsync_dir(path.parent)
+        fsync_dir(path.parent)
         self._queued(key, len(data))
 
     def put_file(self, key: str, path: Path) -> None:
         """Moves ``path`` into the outbox (a rename on the same file system)."""
         target = self._path(key)
-        target.parent.mkdir(parents=True, exist_ok=True)
-        with open(path, "rb") as fh:
-            os.fsync(fh.fileno())
-        try:
-            os.replace(path, target)
-        except OSError:  # another file system: copy, then rename into place
-            tmp = target.with_name(f"{target.name}{TMP}{uuid.uuid4().hex[:12]}")
-            try:
-                shutil.copyfile(path, tmp)
-                with open(tmp, "rb") as fh:
-                    os.fsync(fh.fileno())
-                os.replace(tmp, target)
-            except BaseException:
-                tmp.unlink(missing_ok=True)
-                raise
-            path.unlink()
-        _fsync_dir(target.parent)
+        move_into(path, target)
         self._queued(key, target.stat().st_size)
 
     def delete(self, key: str) -> None:
