@@ -186,8 +186,12 @@ async def test_record_now_records_an_on_demand_call_from_that_moment(tmp_path: P
         await asyncio.to_thread(_setup, rec)
         placing = asyncio.create_task(rec.client.place(_plan(6.0)))
         loop = asyncio.get_running_loop()
-        while not (calls := [c for c in rec.app.calls.calls.values() if c.answered_ms]):
-            await asyncio.sleep(0.02)  # the call coming up, not a timer
+        async with asyncio.timeout(15):  # a call that never comes up fails, not hangs
+            while not (calls := [c for c in rec.app.calls.calls.values() if c.answered_ms]):
+                if placing.done():
+                    placing.result()  # the client gave up: its error says why
+                    raise AssertionError("the call ended before it was seen answered")
+                await asyncio.sleep(0.02)  # the call coming up, not a timer
         (call,) = calls
         record = f"/api/v1/tenants/{rec.tenant_id}/live/calls/{call.uuid}/record"
 
