@@ -18,7 +18,7 @@ import contextlib
 import socket
 from typing import TYPE_CHECKING, Any
 
-from callvault.media.pump import BATCHED, Engine
+from callvault.media.pump import BATCHED, Engine, drain
 
 if BATCHED:
     from callvault.media import _batchudp
@@ -55,6 +55,7 @@ class PumpedStream:
             receiver.datagram_received(data, addr)
         source = receiver.remote
         tap = receiver.fast_tap(source) if source is not None else None
+        # the receiver's callbacks may have closed the stream meanwhile (engine None)
         if source is not None and tap is not None and self.engine is not None:
             records, arrival_ms, te_map = tap
             offset = arrival_ms - engine.now_ms()
@@ -89,12 +90,7 @@ class PumpedStream:
         """What the kernel still holds, read at hang-up, ``limit`` packets at
         most (about: whole batches; see ``RtpStreamSet.drain``)."""
         self.invalidate()
-        drained = 0
-        while drained < limit:
-            got = self.readable()
-            if not got:
-                break
-            drained += got
+        drained = drain(self, limit)
         self.invalidate()
         return drained
 

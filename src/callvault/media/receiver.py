@@ -43,7 +43,7 @@ from callvault.errors import RemoteProtocolError
 from callvault.media.capture import PumpedStream
 from callvault.media.dtmf import DtmfDigit, Rfc4733Tracker
 from callvault.media.ports import RtpPortPool, rtp_socket
-from callvault.media.pump import BATCHED, engine_for
+from callvault.media.pump import BATCHED, DRAIN_PACKETS, engine_for
 from callvault.media.rtp import RtpPacket
 from callvault.recording.spool import StreamSpool
 
@@ -53,9 +53,6 @@ _STREAM_FILE = re.compile(r"stream-(\d+)\.rtp$")
 
 Address = tuple[Any, ...]
 
-DRAIN_LIMIT = 4096
-"""At most this many queued packets are read per stream when a call ends (about
-80 s of one 20 ms stream: more than any socket buffer holds)."""
 _DATAGRAM_MAX = 65536
 
 
@@ -405,7 +402,7 @@ class RtpStreamSet:
         for receiver in self.receivers.values():
             receiver.tick(now_ms)
 
-    def drain(self, limit: int = DRAIN_LIMIT) -> int:
+    def drain(self, limit: int = DRAIN_PACKETS) -> int:
         """Read what the kernel still holds for each open stream (at most
         ``limit`` packets each): packets sent before the BYE that capture had not
         read yet, because the loop was behind, belong in the recording. Returns

@@ -63,7 +63,7 @@ from callvault.media.code_filter import CodeFilter
 from callvault.media.codec import Codec
 from callvault.media.codecs import STATIC_PAYLOAD_TYPES, encode_pcma, encode_pcmu
 from callvault.media.ports import RtpPortPool, bind_from_pool
-from callvault.media.pump import BATCHED, DRAIN_BATCHES, Engine, engine_for
+from callvault.media.pump import BATCHED, Engine, drain, engine_for
 from callvault.media.receiver import RtpReceiver
 
 if BATCHED:
@@ -608,16 +608,13 @@ class MediaRelay:
         for leg in self._legs.values():
             leg.collect()
 
-    def drain(self, max_batches: int = DRAIN_BATCHES) -> None:
-        """Relay (and record) what the kernel still holds for either side, then
-        ``collect``: at hang-up, packets sent before the BYE that the loop had
-        not read yet, because it was behind, belong in the recording."""
+    def drain(self) -> None:
+        """Relay (and record) what the kernel still holds for either side
+        (``pump.drain``), then ``collect``."""
         for leg in self._legs.values():
             if leg.engine is not None:
                 leg.invalidate()  # read here, not by the pump
-                for _ in range(max_batches):
-                    if not leg.readable():
-                        break
+                drain(leg)
         self.collect()
 
     def _refresh(self) -> None:
