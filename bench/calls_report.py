@@ -144,6 +144,9 @@ def _rows(
         uid, unum = tenant.user_ids[u], tenant.user_numbers[u]
         roll = rng.random()
         ext = externals[rng.randrange(len(externals))]
+        frm: tuple[str, int | None]  # (number, user id or none for an outside number)
+        to: tuple[str, int | None]
+        other_uid: int | None
         if roll < 0.45:
             direction, frm, to, other_uid = "inbound", (ext, None), (unum, uid), None
         elif roll < 0.9:

@@ -36,7 +36,7 @@ from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any, cast
 
 import numpy as np
 from fastapi import FastAPI, WebSocket
@@ -50,6 +50,9 @@ from callvault.media.codecs import encode_pcmu  # noqa: E402
 from callvault.media.rtp import RtpPacket  # noqa: E402
 from callvault.media.tones import sine  # noqa: E402
 from callvault.recording.journal import StreamLayout  # noqa: E402
+
+if TYPE_CHECKING:
+    from callvault.siprec.call import RecordedCall
 
 
 # -- the server ----------------------------------------------------------------
@@ -115,9 +118,10 @@ def serve(port: int, calls: int) -> None:
     @app.websocket("/listen/{n}")
     async def listen(websocket: WebSocket, n: int) -> None:
         hub: ListenHub = state["hub"]
-        call = running[n]
+        # the hub reads uuid, streams (receiver, layout), ended and now_ms: the stand-in's
+        call = cast("RecordedCall", running[n])
         await websocket.accept()
-        subscriber = hub.subscribe(call, Listening("both"))  # type: ignore[arg-type]
+        subscriber = hub.subscribe(call, Listening("both"))
         await websocket.send_text(json.dumps({"rate": 8000, "channels": 2}))
         try:
             while (frame := await subscriber.queue.get()) is not None:
