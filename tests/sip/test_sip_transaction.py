@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
+
 import pytest
 from sipmessage import Request, Response
 
@@ -44,8 +46,13 @@ def make_request(method: str, branch: str = "z9hG4bKabc", cseq_method: str | Non
     return msg
 
 
-def sends(actions: list[object]) -> int:
+def sends(actions: Sequence[object]) -> int:
     return sum(isinstance(a, Send) for a in actions)
+
+
+def state_now(txn: ServerInviteTransaction) -> State:
+    """The state read afresh: mypy keeps ``txn.state`` narrowed across the calls that change it."""
+    return txn.state
 
 
 def fire_until(txn: ServerInviteTransaction | ClientInviteTransaction
@@ -64,7 +71,7 @@ def test_server_invite_error_response_retransmitted_with_timer_g_until_h() -> No
     assert sends(txn.send_response(build_response(invite, 100), 0.0)) == 1
     assert txn.receive_request(invite, 0.1) == [Send(serialize(build_response(invite, 100)))]
     txn.send_response(build_response(invite, 486, to_tag="t"), 1.0)
-    assert txn.state is State.COMPLETED
+    assert state_now(txn) is State.COMPLETED
     fired = fire_until(txn, 1.0 + 64 * T.t1)
     times = [round(at - 1.0, 3) for at, a in fired if isinstance(a, Send)]
     assert times[:6] == [0.5, 1.5, 3.5, 7.5, 11.5, 15.5]  # T1 doubling, capped at T2
