@@ -146,10 +146,10 @@ class PushService:
         await self._runner.setup()
         site = web.TCPSite(self._runner, self.host, self.port, reuse_address=True)
         await site.start()
-        if self.port == 0:
-            server = site._server  # the bound port
-            assert server is not None and server.sockets
-            self.port = server.sockets[0].getsockname()[1]
+        if self.port == 0:  # the port the system bound
+            addresses = self._runner.addresses
+            assert addresses
+            self.port = int(addresses[0][1])
 
     async def _down(self) -> None:
         if self._runner is not None:
