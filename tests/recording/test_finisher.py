@@ -8,7 +8,17 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from callbuilder import EVENT, G722, OPUS, PCMA, PCMU, CallBuilder, Timed, layout, rtp_stream
+from tests.recording.callbuilder import (
+    EVENT,
+    G722,
+    OPUS,
+    PCMA,
+    PCMU,
+    CallBuilder,
+    Timed,
+    layout,
+    rtp_stream,
+)
 
 from callvault.media.analysis import dominant_frequency, rms_dbfs, tone_spans
 from callvault.media.rtp import RtpPacket

@@ -17,10 +17,10 @@ from typing import Any
 
 import numpy as np
 import pytest
-from callbuilder import EVENT, PCMA, PCMU, CallBuilder, layout, rtp_stream
 from fastapi.testclient import TestClient
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session, sessionmaker
+from tests.recording.callbuilder import EVENT, PCMA, PCMU, CallBuilder, layout, rtp_stream
 
 from callvault.admin import create_tenant, create_user
 from callvault.db.engine import make_engine, make_sessionmaker, migrate
@@ -159,10 +159,12 @@ def test_decoding_and_key_detection_are_done_once_per_call(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     """Only mixing, policy and encoding are per recording."""
+    from callvault.media.inband_dtmf import detect_keys as detect
     from callvault.recording import finisher
+    from callvault.recording.timeline import StreamTimeline
 
     calls: dict[str, list[int]] = {"render": [], "detect": []}
-    render, detect = finisher.StreamTimeline.render, finisher.detect_keys
+    render = StreamTimeline.render
 
     def counted_render(self: Any, rate: int) -> Any:
         calls["render"].append(id(self))
@@ -172,8 +174,8 @@ def test_decoding_and_key_detection_are_done_once_per_call(
         calls["detect"].append(index)
         return detect(samples, rate, index, **skip)
 
-    monkeypatch.setattr(finisher.StreamTimeline, "render", counted_render)
-    monkeypatch.setattr(finisher, "detect_keys", counted_detect)
+    monkeypatch.setattr(StreamTimeline, "render", counted_render)
+    monkeypatch.setattr(finisher, "detect_keys", counted_detect)  # the name the finisher calls
     recordings = [ref("1.0", 11, "pa", "on_demand_user"), ref("2.0", 21, "pb", "always")]
     parties = [party("pa", "sip:a@alpha.example", 11, "user"), party("pb", "sip:b@x", 21)]
     call = two_party_call(tmp_path, recordings, parties=parties, tenant_id=1)

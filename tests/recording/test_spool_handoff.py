@@ -7,8 +7,8 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
-from callbuilder import PCMU, CallBuilder, layout, rtp_stream
-from test_multi_recording import END_MS, Db, _finish, db, party, ref, two_party_call
+from tests.recording.callbuilder import PCMU, CallBuilder, layout, rtp_stream
+from tests.recording.test_multi_recording import END_MS, Db, _finish, db, party, ref, two_party_call
 
 from callvault.recording.journal import End, read_lines
 from callvault.recording.spool import JOURNAL, SpoolReader, SpoolWriter, take_closed

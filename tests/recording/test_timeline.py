@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import numpy as np
-from callbuilder import EVENT, PCMU, rtp_stream
+from tests.recording.callbuilder import EVENT, PCMU, rtp_stream
 
 from callvault.media.analysis import tone_spans
 from callvault.media.codec import Codec

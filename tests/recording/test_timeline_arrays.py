@@ -8,9 +8,9 @@ import struct
 
 import numpy as np
 import pytest
-from callbuilder import EVENT, PCMA, PCMU, rtp_stream
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
+from tests.recording.callbuilder import EVENT, PCMA, PCMU, rtp_stream
 
 from callvault.media.analysis import tone_spans
 from callvault.media.codec import Codec

@@ -8,7 +8,8 @@ import time
 import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
-from sip_torture import (
+from sipmessage import Request, Response
+from tests.sip.sip_torture import (
     BAD_RESPONSES,
     BADBRANCH,
     BADDATE,
@@ -32,7 +33,6 @@ from sip_torture import (
     ZEROMF,
     wire,
 )
-from sipmessage import Request, Response
 
 from callvault.errors import RemoteProtocolError
 from callvault.sip.message import (
