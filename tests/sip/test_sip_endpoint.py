@@ -18,9 +18,9 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 import pytest
-from sip_torture import INVALID, wire
 from sipmessage import URI, Request, Response
 from tests.peers import program
+from tests.sip.sip_torture import INVALID, wire
 from tests.sip.tls_certs import Certificate, client_context, self_signed
 
 from callvault.sip.dialog import Dialog
@@ -77,6 +77,10 @@ def certs(tmp_path_factory: pytest.TempPathFactory) -> Certs:
     return Certs(self_signed(directory, "server"), self_signed(directory, "client"))
 
 
+def answer_200(incoming: IncomingRequest) -> None:
+    incoming.respond(200)
+
+
 def tls_certs(request: pytest.FixtureRequest) -> Certs | None:
     """The certificates, for tests run over TLS only (the others need no openssl)."""
     callspec = getattr(request.node, "callspec", None)
@@ -104,7 +108,7 @@ async def uas(request: pytest.FixtureRequest) -> AsyncIterator[tuple[SipEndpoint
 async def uac(request: pytest.FixtureRequest) -> AsyncIterator[SipEndpoint]:
     certs = tls_certs(request)
     endpoint = SipEndpoint(
-        lambda incoming: incoming.respond(200), timers=FAST,
+        answer_200, timers=FAST,
         tls_client_context=None if certs is None else client_context(certs.server, certs.client),
     )
     await endpoint.listen(HOST, 0, 0)
@@ -234,7 +238,7 @@ async def test_cancel_unknown_invite_gets_481(
 
 
 async def test_request_timeout() -> None:
-    uac = SipEndpoint(lambda incoming: incoming.respond(200), timers=FASTER)
+    uac = SipEndpoint(answer_200, timers=FASTER)
     await uac.listen(HOST, 0, None)
     silent = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
     silent.bind((HOST, 0))
