@@ -14,7 +14,7 @@ from typing import Any
 
 import pytest
 
-from callvault.media import relay
+from callvault.media import pump
 from callvault.recording.spool import StreamSpool
 
 try:
@@ -29,7 +29,7 @@ except ImportError:
 
 
 def test_the_relay_uses_the_batched_path() -> None:
-    assert relay.BATCHED
+    assert pump.BATCHED  # the relay and its pump take this path where it is true
 
 
 @pytest.fixture
@@ -76,15 +76,18 @@ def test_a_datagram_of_any_size_is_received_whole(v4: list[socket.socket]) -> No
 def test_send_batch_sends_more_than_one_batch(v4: list[socket.socket]) -> None:
     sock, sender, _ = v4
     sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 1 << 20)
-    packets = [(n.to_bytes(2, "big"), sock.getsockname()) for n in range(150)]
+    packets: list[tuple[bytes | bytearray, Any]] = [
+        (n.to_bytes(2, "big"), sock.getsockname()) for n in range(150)
+    ]
     packets[3] = (bytearray(b"\x00\x03"), sock.getsockname())  # any buffer
     assert _batchudp.send_batch(sender.fileno(), packets) == 150
     got = drain(sock)
     assert [int.from_bytes(d, "big") for d, _ in got] == list(range(150))
     with pytest.raises(ValueError, match="numeric"):
         _batchudp.send_batch(sender.fileno(), [(b"x", ("localhost", 9))])
+    not_pairs: list[Any] = [b"x"]  # a buffer where a (buffer, address) pair belongs
     with pytest.raises(TypeError):
-        _batchudp.send_batch(sender.fileno(), [b"x"])
+        _batchudp.send_batch(sender.fileno(), not_pairs)
 
 
 def test_relay_forwards_the_latched_prefix_and_returns_the_rest(

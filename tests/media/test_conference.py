@@ -26,7 +26,8 @@ from callvault.media.conference import CoachingBridge
 from callvault.media.dtmf import DIGIT_EVENTS, TelephoneEvent
 from callvault.media.mixer import CoachMode, Party
 from callvault.media.ports import RtpPortPool
-from callvault.media.relay import BATCHED, MediaRelay, Side
+from callvault.media.pump import BATCHED
+from callvault.media.relay import MediaRelay, Side
 from callvault.media.rtp import RtpPacket
 
 HOST = "127.0.0.1"

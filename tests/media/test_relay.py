@@ -21,7 +21,8 @@ from callvault.media.codec import Codec
 from callvault.media.codecs import STATIC_PAYLOAD_TYPES, encode_pcma, get_decoder
 from callvault.media.dtmf import DIGIT_EVENTS, TelephoneEvent
 from callvault.media.ports import PortsExhausted, RtpPortPool
-from callvault.media.relay import BATCHED, MediaRelay, other
+from callvault.media.pump import BATCHED
+from callvault.media.relay import MediaRelay, other
 from callvault.media.rtp import RtpPacket
 
 HOST = "127.0.0.1"
