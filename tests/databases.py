@@ -53,7 +53,7 @@ def parametrize_databases(metafunc: pytest.Metafunc, fixture: str = "world") -> 
     """Runs a test using ``fixture`` once per database kind (indirectly, as its param)."""
     if fixture not in metafunc.fixturenames:
         return
-    kinds = KINDS
+    kinds: tuple[str, ...] = KINDS
     if metafunc.definition.get_closest_marker(SQLITE_ONLY) is not None:
         kinds = ("sqlite",)
     metafunc.parametrize(fixture, kinds, indirect=True, ids=kinds)

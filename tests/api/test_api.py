@@ -76,7 +76,9 @@ def test_duplicate_domain_is_conflict(world: World) -> None:
         ({"name": "X", "unknown": 1}, "unknown"),
     ],
 )
-def test_invalid_tenant_bodies_get_precise_errors(world: World, body: dict, needle: str) -> None:
+def test_invalid_tenant_bodies_get_precise_errors(
+    world: World, body: dict[str, object], needle: str
+) -> None:
     r = world.client.post("/api/v1/tenants", json=body, headers=world.auth("operator"))
     assert r.status_code == 422
     assert r.json()["error"]["id"] == "invalid-input"

@@ -13,7 +13,7 @@ from callvault.live.board import LiveBoard, LiveCallView, Removed, UnknownCall
 from callvault.media.ports import RtpPortPool
 from callvault.policy.live import RecordingSlot
 from callvault.policy.modes import Mode, ShortCode
-from callvault.recording.journal import Party, StreamLayout
+from callvault.recording.journal import Party, PolicySnapshot, StreamLayout
 from callvault.siprec.call import ActiveStream, CallContext, RecordedCall
 from callvault.tenants.directory import Directory
 
@@ -55,7 +55,7 @@ def make_call(
     slot = RecordingSlot(
         f"{tenant_of_user}.0", tenant_of_user, user_id, "alice", mode, ShortCode("1")
     )
-    call.slots = [(slot, {})]
+    call.slots = [(slot, PolicySnapshot())]
     call.live.set_slots(0, [slot])
     ctx.on_changed(call)  # as the call does once its metadata is matched
     return call

@@ -53,7 +53,9 @@ async def live_call(rec: Recorder, timeout: float = 5.0) -> RecordedCall:
     loop = asyncio.get_running_loop()
     deadline = loop.time() + timeout
     while loop.time() < deadline:
-        calls = [c for c in rec.app.calls.calls.values() if c.dialog is not None]
+        calls: list[RecordedCall] = [
+            c for c in rec.app.calls.calls.values() if c.dialog is not None
+        ]
         if calls:
             return calls[0]
         await asyncio.sleep(0.02)
