@@ -38,4 +38,4 @@ def s3_settings(url: str, data_dir: Path, bucket: str, **more: object) -> Settin
         "s3_prefix": "rec/",
     }
     values.update(more)
-    return load_settings(**values)
+    return load_settings(None, **values)  # no settings file: these values only

@@ -42,7 +42,7 @@ def test_the_settings_choose_the_store(s3: S3Server, tmp_path: Path) -> None:
 )
 def test_invalid_s3_settings_are_refused(values: dict[str, str], message: str) -> None:
     with pytest.raises(SettingsError, match=message):
-        load_settings(**values)
+        load_settings(None, **values)
 
 
 def test_the_secret_key_is_never_shown(s3: S3Server, tmp_path: Path) -> None:
