@@ -11,7 +11,9 @@ AND as in-band tones at the same moment (must count once), and again at
 from __future__ import annotations
 
 import asyncio
+from collections.abc import AsyncIterator
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import pytest
@@ -89,8 +91,14 @@ EXPECTED = {
 }
 
 
+Kept = tuple[dict[str, Any], np.ndarray, int]
+"""A kept recording: its metadata (the API's), its PCM (channels x samples) and rate."""
+ModeResults = tuple[dict[str, int], dict[str, Kept | None]]
+"""The user id of each mode, and what each plan's call kept (None: nothing)."""
+
+
 @pytest.fixture
-async def mode_results(tmp_path: Path):  # type: ignore[no-untyped-def]
+async def mode_results(tmp_path: Path) -> AsyncIterator[ModeResults]:
     async with running_recorder(tmp_path) as rec:
         users = {mode: await _user(rec, f"u_{mode}", mode) for mode in EXPECTED}
         # contacts: a blacklisted number is never kept, a whitelisted one always
@@ -123,7 +131,7 @@ async def mode_results(tmp_path: Path):  # type: ignore[no-untyped-def]
         by_call = {}
         for call_id, recording_id in finished:
             by_call[call_id] = recording_id
-        out = {}
+        out: dict[str, Kept | None] = {}
         calls = (await rec.http.get(f"/api/v1/tenants/{rec.tenant_id}/calls?limit=100")).json()
         assert len(calls["items"]) == len(plans)  # every call is listed, kept or not
         for name in plans:
@@ -144,7 +152,7 @@ async def mode_results(tmp_path: Path):  # type: ignore[no-untyped-def]
         yield users, out
 
 
-async def test_every_mode(mode_results) -> None:  # type: ignore[no-untyped-def]
+async def test_every_mode(mode_results: ModeResults) -> None:
     users, out = mode_results
     for mode, expected in EXPECTED.items():
         got = out[mode]
@@ -170,9 +178,11 @@ async def test_every_mode(mode_results) -> None:  # type: ignore[no-untyped-def]
         assert _covered(tone_spans(left, rate, OTHER_HZ), 0, duration) < 0.1
 
 
-async def test_playback_and_contacts(mode_results) -> None:  # type: ignore[no-untyped-def]
+async def test_playback_and_contacts(mode_results: ModeResults) -> None:
     _users, out = mode_results
-    saved, _pcm, _rate = out["playback"]
+    playback = out["playback"]
+    assert playback is not None
+    saved, _pcm, _rate = playback
     assert saved["mode"] == "playback" and saved["saved"] is True  # code pressed: saved
     from datetime import datetime, timedelta
 
