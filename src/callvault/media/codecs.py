@@ -134,7 +134,8 @@ class G711Decoder:
         self.table = table
 
     def decode(self, payload: bytes) -> Samples:
-        return self.table[np.frombuffer(payload, dtype=np.uint8)]
+        # ``take``, not ``table[codes]``: numpy's fancy index of uint8 codes is ~7x slower
+        return self.table.take(np.frombuffer(payload, dtype=np.uint8))
 
     def concealment(self, samples: int) -> Samples:
         return concealment(samples)

@@ -127,13 +127,18 @@ def _stream_parts(
     audio: StreamAudio, plan: StreamPlan, sides: list[tuple[int, Channel]], length: int
 ) -> list[tuple[Channel, npt.NDArray[np.int16]]]:
     """The stream as full-length int16 parts, one per channel it was assigned to
-    (``sides``: the stream's channel history in the recording being made)."""
+    (``sides``: the stream's channel history in the recording being made). Parts
+    may share the stream's samples: read them, never write into them."""
+    channels = sides or [(0, "mix")]
+    samples: npt.NDArray[np.int16]
+    if not plan.paused and len(channels) == 1 and len(audio.samples) >= length:
+        # the usual stream: its own samples, not a copy (nothing writes into a part)
+        return [(channels[0][1], audio.samples[:length])]
     samples = np.zeros(length, dtype=np.int16)
     n = min(length, len(audio.samples))
     samples[:n] = audio.samples[:n]
     for since, until in plan.paused:  # a stream paused on its own is muted
         samples[_ms_to_sample(max(since, 0), audio.rate) : _ms_to_sample(until, audio.rate)] = 0
-    channels = sides or [(0, "mix")]
     if len(channels) == 1:
         return [(channels[0][1], samples)]
     parts: list[tuple[Channel, npt.NDArray[np.int16]]] = []
@@ -418,7 +423,11 @@ def _render(
             segments.append(Segment(start, end, file_ms, file_ms + end - start))
             file_ms += end - start
         final = [
-            np.concatenate([out[a:b] for a, b in ranges]) if ranges else np.zeros(0, dtype=np.int16)
+            out[ranges[0][0] : ranges[0][1]]  # one stretch: a view, the encoder copies it
+            if len(ranges) == 1
+            else np.concatenate([out[a:b] for a, b in ranges])
+            if ranges
+            else np.zeros(0, dtype=np.int16)
             for out in outputs
         ]
     else:

@@ -64,13 +64,24 @@ def _count_frames(data: bytes) -> int:
     return frames
 
 
-def _crc16(data: bytes) -> int:
-    """CRC-16 (polynomial 0x8005, reflected 0xA001) as in the LAME tag."""
-    crc = 0
-    for byte in data:
-        crc ^= byte
+def _crc16_table() -> tuple[int, ...]:
+    table = []
+    for byte in range(256):
+        crc = byte
         for _ in range(8):
             crc = (crc >> 1) ^ 0xA001 if crc & 1 else crc >> 1
+        table.append(crc)
+    return tuple(table)
+
+
+_CRC16 = _crc16_table()
+
+
+def _crc16(data: bytes) -> int:
+    """CRC-16 (polynomial 0x8005, reflected 0xA001) as in the LAME tag, a byte a step."""
+    crc = 0
+    for byte in data:
+        crc = (crc >> 8) ^ _CRC16[(crc ^ byte) & 0xFF]
     return crc
 
 
@@ -124,7 +135,8 @@ def encode_mp3(
         pcm = np.empty(2 * len(left), dtype=np.int16)
         pcm[0::2] = left
         pcm[1::2] = right
-    audio = bytes(encoder.encode(pcm.tobytes())) + bytes(encoder.flush())
+    # lameenc reads the array's buffer itself: no ``tobytes`` copy of the whole call
+    audio = bytes(encoder.encode(pcm)) + bytes(encoder.flush())
     if len(audio) < 4:
         return audio
     frames = _count_frames(audio)

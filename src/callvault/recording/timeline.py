@@ -366,7 +366,7 @@ class StreamTimeline:
             audio: Samples
             if cur_table is not None:
                 payload = b"".join(c for c in chunks if isinstance(c, bytes))
-                audio = cur_table[np.frombuffer(payload, dtype=np.uint8)]
+                audio = cur_table.take(np.frombuffer(payload, dtype=np.uint8))
             else:
                 arrays = [c for c in chunks if not isinstance(c, bytes)]
                 audio = arrays[0] if len(arrays) == 1 else np.concatenate(arrays)
@@ -407,6 +407,8 @@ def _codec_ids(
 ) -> tuple[Ints, list[Codec]]:
     """Each packet's codec as ``StreamTimeline._codec`` picks it (an index into the
     returned list; -1: none)."""
+    if len(history) == 1:  # no re-INVITE: one table from payload type to codec
+        return _codec_ids_of_one_map(history[0][1], packets)
     ids = np.full(len(packets), -1, dtype=np.int64)
     known: list[Codec] = []
 
@@ -424,6 +426,21 @@ def _codec_ids(
     for codecs in [*tables, STATIC_PAYLOAD_TYPES]:
         for pt, codec in codecs.items():
             assign((ids < 0) & (payload_type == pt), codec)
+    return ids, known
+
+
+def _codec_ids_of_one_map(codecs: CodecMap, packets: PacketArrays) -> tuple[Ints, list[Codec]]:
+    """``_codec_ids`` for a stream with one payload-type map (the stream's own
+    types, else the static ones), as one lookup per packet."""
+    lookup = np.full(128, -1, dtype=np.int64)  # RTP payload types are 7 bits
+    known: list[Codec] = []
+    for table in (STATIC_PAYLOAD_TYPES, codecs):  # the stream's own map wins
+        for pt, codec in table.items():
+            if 0 <= pt < len(lookup):
+                if codec not in known:
+                    known.append(codec)
+                lookup[pt] = known.index(codec)
+    ids: Ints = lookup.take(packets.payload_type)
     return ids, known
 
 
@@ -563,14 +580,16 @@ def _lay_out_arrays(
             if t != block_table or abs(d - block_drift) > 1:
                 starts.append(i)
                 block_drift, block_table = d, t
-    # every payload byte through its table, in one pass over the stream file
+    # every payload byte through its table, in one pass over the stream file (``take``:
+    # numpy's fancy index ``TABLE[codes]`` of uint8 codes is several times slower)
     codes = _payload_bytes(packets.data, voiced.payload_start[pieces], length)
     if not tables.any():
-        samples: Samples = ULAW_TABLE[codes]
+        samples: Samples = ULAW_TABLE.take(codes)
     elif tables.all():
-        samples = ALAW_TABLE[codes]
+        samples = ALAW_TABLE.take(codes)
     else:  # both laws in one stream (a re-INVITE changed it)
-        samples = np.where(np.repeat(tables == 1, length), ALAW_TABLE[codes], ULAW_TABLE[codes])
+        alaw = np.repeat(tables == 1, length)
+        samples = np.where(alaw, ALAW_TABLE.take(codes), ULAW_TABLE.take(codes))
     ends = [*starts[1:], len(pieces)] if starts else []
     blocks = [
         (int(position[a]), rate, samples[int(before[a]) : int(before[b - 1] + length[b - 1])])
