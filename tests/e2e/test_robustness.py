@@ -136,9 +136,9 @@ class Peer:
                 if reply.call_id == call_id and reply.code >= 200:
                     self._pending.remove(reply)
                     return reply
-            reply = await self._next(max(0.01, deadline - loop.time()))
-            assert reply is not None
-            self._pending.append(reply)
+            heard = await self._next(max(0.01, deadline - loop.time()))
+            assert heard is not None
+            self._pending.append(heard)
 
     async def silence(self, wait: float = SILENT_WAIT) -> None:
         """Assert nothing at all comes back within ``wait`` (each case has its own peer)."""
@@ -513,7 +513,7 @@ async def test_cancel_of_a_pending_invite(tmp_path: Path, transport: str) -> Non
             else:
                 peer.send(invite)
                 peer.send(cancel)
-            replies = []
+            replies: list[Reply] = []
             while len([r for r in replies if r.code >= 200]) < 2:
                 reply = await peer._next(15)
                 assert reply is not None
