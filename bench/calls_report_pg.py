@@ -202,8 +202,8 @@ WHERE s.rec < 0.3
 """
 
 _LABELS = f"""
-INSERT INTO recording_labels (tenant_id, recording_id, text)
-SELECT :tenant, d.id, (CAST(:labels AS text[]))[d.lab_k]
+INSERT INTO recording_labels (tenant_id, recording_id, call_id, text)
+SELECT :tenant, d.id, d.id, (CAST(:labels AS text[]))[d.lab_k]
 FROM ({_DRAWS}) AS d
 WHERE d.rec < 0.3 AND d.lab < 0.05
 """
@@ -283,11 +283,19 @@ def generate(
             connection.execute(text(sql))
         if log:
             print(f"  {len(indexes)} indexes in {time.perf_counter() - began:.1f} s", flush=True)
+    engine.dispose()
+    began = time.perf_counter()
+    vacuum_analyze(url)
+    if log:
+        print(f"  VACUUM ANALYZE in {time.perf_counter() - began:.1f} s", flush=True)
+
+
+def vacuum_analyze(url: str) -> None:
+    """VACUUM ANALYZE of the four tables: statistics, and the visibility map that
+    lets index-only scans skip the table."""
+    engine = create_engine(url)
     with engine.connect().execution_options(isolation_level="AUTOCOMMIT") as connection:
-        began = time.perf_counter()
         connection.execute(text(f"VACUUM ANALYZE {', '.join(TABLES)}"))
-        if log:
-            print(f"  VACUUM ANALYZE in {time.perf_counter() - began:.1f} s", flush=True)
     engine.dispose()
 
 

@@ -264,11 +264,15 @@ def team_with_member(world: World, who: str | None, foreign: bool) -> Call:
 
 
 def label(world: World, who: str | None, foreign: bool) -> Call:
+    recording_id = _recording(world, foreign)
+    with world.sessions() as session:
+        call_id = session.get_one(Recording, recording_id).call_id
     label_id = _add(
         world,
         RecordingLabel(
             tenant_id=_tenant(world, foreign),
-            recording_id=_recording(world, foreign),
+            recording_id=recording_id,
+            call_id=call_id,
             text=secrets.token_hex(4),
         ),
     )

@@ -158,7 +158,12 @@ def calls(world: World) -> Calls:
                 if i % 4 == 0:
                     labels = {"Sales"}
                     session.add(
-                        RecordingLabel(tenant_id=world.tenant_a, recording_id=call.id, text="Sales")
+                        RecordingLabel(
+                            tenant_id=world.tenant_a,
+                            recording_id=call.id,
+                            call_id=call.id,
+                            text="Sales",
+                        )
                     )
             seeded.append(Seeded(call.id, started, {own, other}, parties, labels))
         for call in session.scalars(  # the world fixture's own calls of tenant A

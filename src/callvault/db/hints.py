@@ -8,14 +8,22 @@ has no statistics, so it estimates the scope as 0.5 % of the rows and picks a
 plan for a handful (a hash of a whole table's parties where a walk of one page
 was right: issue 13's 10 M calls bench). ``unindexed`` is ``+ 0`` on SQLite and
 the plain column elsewhere.
+
+PostgreSQL also starts parallel workers for a walk it expects to be long; for
+a page (LIMIT 51) that stops early, starting them costs more than the walk
+(10–30 ms at 10 M calls), and each worker builds its own copy of a hashed
+subquery. ``serial`` turns them off for the queries of one block.
 """
 
 from __future__ import annotations
 
+from collections.abc import Iterator
+from contextlib import contextmanager
 from typing import Any
 
-from sqlalchemy import ColumnElement, SQLColumnExpression
+from sqlalchemy import ColumnElement, SQLColumnExpression, text
 from sqlalchemy.ext.compiler import compiles
+from sqlalchemy.orm import Session
 from sqlalchemy.sql.compiler import SQLCompiler
 from sqlalchemy.sql.functions import FunctionElement
 
@@ -43,3 +51,25 @@ def _plus_zero(element: Unindexed, compiler: SQLCompiler, **kw: Any) -> str:
 def unindexed(column: SQLColumnExpression[Any]) -> ColumnElement[Any]:
     """``column`` for comparisons SQLite must not answer from an index on it."""
     return Unindexed(column)
+
+
+_WORKERS = "max_parallel_workers_per_gather"
+
+
+@contextmanager
+def serial(session: Session) -> Iterator[None]:
+    """No parallel workers for the queries run in the block (PostgreSQL; elsewhere
+    nothing): set in the session's transaction only, and the setting it had
+    before restored after, so a longer transaction keeps its own."""
+    if session.get_bind().dialect.name != "postgresql":
+        yield
+        return
+    connection = session.connection()
+    before = str(connection.scalar(text(f"SELECT current_setting('{_WORKERS}')")))
+    connection.execute(text(f"SELECT set_config('{_WORKERS}', '0', true)"))
+    try:
+        yield
+    finally:
+        connection.execute(
+            text(f"SELECT set_config('{_WORKERS}', :before, true)"), {"before": before}
+        )

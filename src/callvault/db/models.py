@@ -341,10 +341,15 @@ class Call(Base):
 
 class CallParty(Base):
     __tablename__ = "call_parties"
-    __table_args__ = (Index("ix_call_parties_tenant_user", "tenant_id", "user_id", "call_id"),)
+    __table_args__ = (
+        Index("ix_call_parties_tenant_user", "tenant_id", "user_id", "call_id"),
+        # a call's parties, covering the report's check of a team per walked call
+        # (``visibility.has_party``): one look-up in the index (migration 0026)
+        Index("ix_call_parties_call_id", "call_id", "user_id", "tenant_id"),
+    )
     id: Mapped[int] = mapped_column(Integer, primary_key=True)
     tenant_id: Mapped[int] = mapped_column(ForeignKey("tenants.id", ondelete="CASCADE"), index=True)
-    call_id: Mapped[str] = mapped_column(ForeignKey("calls.id", ondelete="CASCADE"), index=True)
+    call_id: Mapped[str] = mapped_column(ForeignKey("calls.id", ondelete="CASCADE"))
     participant_id: Mapped[str] = mapped_column(String(255))
     aor: Mapped[str | None] = mapped_column(String(255))
     name: Mapped[str | None] = mapped_column(String(200))
@@ -427,14 +432,19 @@ class RecordingLabel(Base):
     recording_id: Mapped[str] = mapped_column(
         ForeignKey("recordings.id", ondelete="CASCADE"), index=True
     )
+    # the recording's call, copied (it never changes): the calls report's label
+    # filter reads a label's calls from one index, not each recording (migration 0026)
+    call_id: Mapped[str] = mapped_column(ForeignKey("calls.id", ondelete="CASCADE"), index=True)
     text: Mapped[str] = mapped_column(String(100))
 
 
-# label filters compare lower(text): one index look-up within a tenant
+# label filters compare lower(text): one index look-up within a tenant, which
+# covers the calls (Reports › Calls) and the recordings (the recordings list)
 Index(
     "ix_recording_labels_tenant_lower_text",
     RecordingLabel.tenant_id,
     func.lower(RecordingLabel.text),
+    RecordingLabel.call_id,
     RecordingLabel.recording_id,
 )
 

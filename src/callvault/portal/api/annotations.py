@@ -99,7 +99,12 @@ def add_label(
         raise InvalidInput(
             f"a recording may have at most {MAX_LABELS} labels", error_id=ErrorId.TOO_MANY_LABELS
         )
-    label = RecordingLabel(tenant_id=recording.tenant_id, recording_id=recording.id, text=text)
+    label = RecordingLabel(
+        tenant_id=recording.tenant_id,
+        recording_id=recording.id,
+        call_id=recording.call_id,  # the report's label filter reads a label's calls
+        text=text,
+    )
     session.add(label)
     session.flush()
     audit(

@@ -255,10 +255,9 @@ def _driving_sets(
     if users is not None:
         sets["users"] = visibility.calls_of_users(tenant_id, users)
     if filters.label is not None:
-        sets["label"] = (
-            select(Recording.call_id)
-            .join(RecordingLabel, RecordingLabel.recording_id == Recording.id)
-            .where(RecordingLabel.tenant_id == tenant_id, label_is(filters.label))
+        # a label's calls, read from ix_recording_labels_tenant_lower_text alone
+        sets["label"] = select(RecordingLabel.call_id).where(
+            RecordingLabel.tenant_id == tenant_id, label_is(filters.label)
         )
     if filters.number is not None:
         sets["number"] = union_all(
@@ -286,14 +285,12 @@ def _call_conditions(
     if filters.number is not None and "number" not in skip:
         conditions.append(or_(Call.from_number == filters.number, Call.to_number == filters.number))
     if filters.label is not None and "label" not in skip:
-        # correlated on the call only (indexes on call_id and recording_id);
-        # recordings and labels belong to their call's tenant
+        # correlated on the call only (ix_recording_labels_call_id); labels
+        # belong to their call's tenant
         conditions.append(
             exists(
                 select(RecordingLabel.id).where(
-                    Recording.call_id == Call.id,
-                    RecordingLabel.recording_id == Recording.id,
-                    label_is(filters.label),
+                    RecordingLabel.call_id == Call.id, label_is(filters.label)
                 )
             )
         )
@@ -338,19 +335,13 @@ def plan_call_page(
     counts: dict[str, float] = {}
     for name, ids in sets.items():
         cap = DRIVE_LIMITS[name]
-        counted: Select[Any] | CompoundSelect[Any] = ids
-        if name == "label" and filters.label is not None:
-            # as many as the labels (one per recording): count them in the index
-            counted = select(RecordingLabel.id).where(
-                RecordingLabel.tenant_id == tenant_id, label_is(filters.label)
-            )
-        count = session.scalar(select(func.count()).select_from(counted.limit(cap + 1).subquery()))
+        count = session.scalar(select(func.count()).select_from(ids.limit(cap + 1).subquery()))
         assert count is not None
         counts[name] = count
         if count <= cap and (driver is None or count < smallest):
             driver, smallest = name, count
         elif count > cap and hashing:
-            counts[name] = max(count, estimated_rows(session, counted))
+            counts[name] = max(count, estimated_rows(session, ids))
     hashed: list[str] = []
     if hashing and driver is None:  # a driving set's few calls are probed, not hashed
         calls = estimated_rows(session, select(Call.id).where(Call.tenant_id == tenant_id))

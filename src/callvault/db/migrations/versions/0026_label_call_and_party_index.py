@@ -1,0 +1,78 @@
+"""A label's call (``recording_labels.call_id``) and a covering index of a call's parties
+
+Reports › Calls filtered by a label wants the label's calls. Labels named
+their recording only, so the filter looked each labelled recording up for its
+call: at 10 M calls, 25,000 look-ups of recordings for one label (issue 13,
+bench/calls_report.py). ``call_id`` is the recording's call, copied (a
+recording never changes call), backfilled here from ``recordings`` and NOT NULL
+after; ``ix_recording_labels_tenant_lower_text`` now ends in (call_id,
+recording_id), so one scan of it gives a label's calls (the report) or its
+recordings (the recordings list), and ``ix_recording_labels_call_id`` serves
+the per-call check of a walk and the cascade from calls.
+
+``ix_call_parties_call_id`` becomes (call_id, user_id, tenant_id): the report
+walks calls in time order and checks each against a listener's team; with the
+user and the tenant in the index that check reads no table rows.
+
+Revision ID: 0026
+Revises: 0025
+Create Date: 2026-12-02 12:00:00
+"""
+from alembic import op
+import sqlalchemy as sa
+
+revision = '0026'
+down_revision = '0025'
+branch_labels = None
+depends_on = None
+
+FK = 'recording_labels_call_id_fkey'  # PostgreSQL's own name for it; SQLite needs one
+
+
+def upgrade() -> None:
+    # first: SQLite's batch copy of the table cannot carry an index on an expression
+    op.drop_index('ix_recording_labels_tenant_lower_text', table_name='recording_labels')
+    with op.batch_alter_table('recording_labels') as batch_op:
+        batch_op.add_column(
+            sa.Column(
+                'call_id',
+                sa.String(length=32),
+                sa.ForeignKey('calls.id', ondelete='CASCADE', name=FK),
+                nullable=True,
+            )
+        )
+    op.execute(
+        'UPDATE recording_labels SET call_id = (SELECT recordings.call_id FROM recordings'
+        ' WHERE recordings.id = recording_labels.recording_id)'
+    )
+    with op.batch_alter_table('recording_labels') as batch_op:
+        batch_op.alter_column('call_id', existing_type=sa.String(length=32), nullable=False)
+        batch_op.create_index('ix_recording_labels_call_id', ['call_id'], unique=False)
+    op.create_index(
+        'ix_recording_labels_tenant_lower_text',
+        'recording_labels',
+        ['tenant_id', sa.text('lower(text)'), 'call_id', 'recording_id'],
+    )
+    op.drop_index('ix_call_parties_call_id', table_name='call_parties')
+    op.create_index(
+        'ix_call_parties_call_id', 'call_parties', ['call_id', 'user_id', 'tenant_id'], unique=False
+    )
+    if op.get_bind().dialect.name == 'postgresql':
+        # statistics of the new column and of the rebuilt index on lower(text): the
+        # report asks the planner how many calls a label has (query.estimated_rows)
+        op.execute('ANALYZE recording_labels')
+
+
+def downgrade() -> None:
+    op.drop_index('ix_call_parties_call_id', table_name='call_parties')
+    op.create_index('ix_call_parties_call_id', 'call_parties', ['call_id'], unique=False)
+    op.drop_index('ix_recording_labels_tenant_lower_text', table_name='recording_labels')
+    with op.batch_alter_table('recording_labels') as batch_op:
+        batch_op.drop_index('ix_recording_labels_call_id')
+        batch_op.drop_constraint(FK, type_='foreignkey')
+        batch_op.drop_column('call_id')
+    op.create_index(
+        'ix_recording_labels_tenant_lower_text',
+        'recording_labels',
+        ['tenant_id', sa.text('lower(text)'), 'recording_id'],
+    )
