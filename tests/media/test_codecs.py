@@ -14,6 +14,7 @@ from callvault.media.codecs import (
     ULAW_TABLE,
     UnsupportedCodec,
     concealment,
+    decode_g711,
     decoder_rate,
     encode_pcma,
     encode_pcmu,
@@ -75,3 +76,12 @@ def test_helpers() -> None:
     assert samples_per_ms(16000) == 16
     assert not concealment(80).any() and len(concealment(80)) == 80
     assert len(get_decoder(Codec("PCMU", 8000)).concealment(5)) == 5
+
+
+def test_decode_g711_is_the_table_lookup_for_every_pair_and_length() -> None:
+    every_pair = np.arange(65536, dtype=np.uint16).view(np.uint8)  # each two codes once
+    for table in (ULAW_TABLE, ALAW_TABLE):
+        for codes in (every_pair, every_pair[1:], every_pair[:-1], every_pair[::3], every_pair[:0]):
+            decoded = decode_g711(table, codes)
+            assert decoded.dtype == np.int16
+            assert np.array_equal(decoded, table[codes])

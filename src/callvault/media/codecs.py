@@ -98,6 +98,26 @@ def _alaw_table() -> Samples:
 
 ULAW_TABLE = _ulaw_table()
 ALAW_TABLE = _alaw_table()
+_PAIR_TABLES: dict[int, npt.NDArray[np.int32]] = {}
+
+
+def decode_g711(table: Samples, codes: npt.NDArray[np.uint8]) -> Samples:
+    """``table`` (``ULAW_TABLE`` or ``ALAW_TABLE``) applied to every code: what
+    ``table[codes]`` gives, faster. ``take``, not fancy indexing (numpy's fancy
+    index of uint8 codes is ~7x slower), and for a contiguous even-length buffer
+    (a whole stream's payloads) two codes a lookup, in a table of sample pairs
+    (256 KiB, built at first use)."""
+    if len(codes) % 2 or not codes.flags.c_contiguous:
+        return table.take(codes)
+    pairs = _PAIR_TABLES.get(id(table))
+    if pairs is None:
+        # every uint16 as its two bytes in memory order (either endianness), decoded
+        both = np.arange(65536, dtype=np.uint16).view(np.uint8).reshape(-1, 2)
+        pairs = _PAIR_TABLES[id(table)] = table.take(both).view(np.int32).reshape(-1)
+    decoded: Samples = pairs.take(codes.view(np.uint16)).view(np.int16)
+    return decoded
+
+
 _ENCODE_TABLES: dict[str, npt.NDArray[np.uint8]] = {}
 
 
@@ -134,8 +154,7 @@ class G711Decoder:
         self.table = table
 
     def decode(self, payload: bytes) -> Samples:
-        # ``take``, not ``table[codes]``: numpy's fancy index of uint8 codes is ~7x slower
-        return self.table.take(np.frombuffer(payload, dtype=np.uint8))
+        return decode_g711(self.table, np.frombuffer(payload, dtype=np.uint8))
 
     def concealment(self, samples: int) -> Samples:
         return concealment(samples)

@@ -43,6 +43,7 @@ from callvault.media.codecs import (
     G711Decoder,
     Samples,
     UnsupportedCodec,
+    decode_g711,
     get_decoder,
     is_audio,
 )
@@ -366,7 +367,7 @@ class StreamTimeline:
             audio: Samples
             if cur_table is not None:
                 payload = b"".join(c for c in chunks if isinstance(c, bytes))
-                audio = cur_table.take(np.frombuffer(payload, dtype=np.uint8))
+                audio = decode_g711(cur_table, np.frombuffer(payload, dtype=np.uint8))
             else:
                 arrays = [c for c in chunks if not isinstance(c, bytes)]
                 audio = arrays[0] if len(arrays) == 1 else np.concatenate(arrays)
@@ -580,16 +581,15 @@ def _lay_out_arrays(
             if t != block_table or abs(d - block_drift) > 1:
                 starts.append(i)
                 block_drift, block_table = d, t
-    # every payload byte through its table, in one pass over the stream file (``take``:
-    # numpy's fancy index ``TABLE[codes]`` of uint8 codes is several times slower)
+    # every payload byte through its table, in one pass over the stream file
     codes = _payload_bytes(packets.data, voiced.payload_start[pieces], length)
     if not tables.any():
-        samples: Samples = ULAW_TABLE.take(codes)
+        samples: Samples = decode_g711(ULAW_TABLE, codes)
     elif tables.all():
-        samples = ALAW_TABLE.take(codes)
+        samples = decode_g711(ALAW_TABLE, codes)
     else:  # both laws in one stream (a re-INVITE changed it)
         alaw = np.repeat(tables == 1, length)
-        samples = np.where(alaw, ALAW_TABLE.take(codes), ULAW_TABLE.take(codes))
+        samples = np.where(alaw, decode_g711(ALAW_TABLE, codes), decode_g711(ULAW_TABLE, codes))
     ends = [*starts[1:], len(pieces)] if starts else []
     blocks = [
         (int(position[a]), rate, samples[int(before[a]) : int(before[b - 1] + length[b - 1])])
