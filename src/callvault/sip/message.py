@@ -15,6 +15,7 @@ import functools
 import re
 from collections.abc import Iterable
 
+import sipmessage
 from sipmessage import URI, Address, CSeq, Request, Response, Via
 
 from callvault.errors import RemoteProtocolError
@@ -22,6 +23,7 @@ from callvault.errors import RemoteProtocolError
 __all__ = [
     "MAX_HEADERS",
     "MAX_MESSAGE_SIZE",
+    "Headers",
     "Message",
     "StreamFramer",
     "build_response",
@@ -43,6 +45,7 @@ _TOKEN = re.compile(r"[!%'*+\-.0-9A-Za-z_`~]+")
 _REQUEST_LINE = re.compile(r"([!%'*+\-.0-9A-Za-z_`~]+) ([^ ]+) (SIP/\d+\.\d+)")
 _STATUS_LINE = re.compile(r"SIP/(\d+\.\d+) ([1-6]\d\d)(?: (.*))?")
 _DIGITS = re.compile(r"\d+")
+_SPACE = re.compile(r"\s")  # what str.isspace calls white space (Py_UNICODE_ISSPACE)
 _CONTENT_LENGTH = re.compile(rb"(?im)^(?:content-length|l)[ \t]*:[ \t]*([^\r\n]*?)\r?$")
 
 # Compact forms (RFC 3261 7.3.3 and the IANA registry) and canonical spelling.
@@ -82,6 +85,58 @@ REASONS = {
     503: "Service Unavailable", 504: "Server Time-out", 505: "Version Not Supported",
     513: "Message Too Large", 603: "Decline",
 }  # fmt: skip
+
+
+class Headers(sipmessage.Headers):
+    """``sipmessage.Headers`` with an index by lower-case name.
+
+    sipmessage keeps a list and lowers every name on every look-up; a call's
+    set-up reads a message's headers some 30 times (validation, matching,
+    dialogs, the response), which made ``str.lower`` the most called function of
+    the SIP path (issue 12). Same behaviour: order and spelling of the first
+    occurrence are kept, one entry per name, ``getlist`` returns the stored list.
+    """
+
+    def __init__(self) -> None:
+        super().__init__()
+        self._index: dict[str, list[str]] = {}
+
+    def add(self, key: str, value: str) -> None:
+        values = self._index.get(key.lower())
+        if values is not None:
+            values.append(value)
+        else:
+            values = self._index[key.lower()] = [value]
+            self._list.append((key, values))
+
+    def get(self, key: str, default: str | None = None) -> str | None:
+        values = self._index.get(key.lower())
+        return default if values is None else values[0]
+
+    def getlist(self, key: str) -> list[str]:
+        return self._index.get(key.lower(), [])
+
+    def remove(self, key: str) -> None:
+        ikey = key.lower()
+        if self._index.pop(ikey, None) is not None:
+            self._list = [(k, v) for k, v in self._list if k.lower() != ikey]
+
+    def set(self, key: str, value: str) -> None:
+        self.setlist(key, [value])
+
+    def setlist(self, key: str, values: list[str]) -> None:
+        ikey = key.lower()
+        if ikey in self._index:
+            self._list = [(k, values if k.lower() == ikey else v) for k, v in self._list]
+        else:
+            self._list.append((key, values))
+        self._index[ikey] = values
+
+    def __getitem__(self, key: str) -> str:
+        values = self._index.get(key.lower())
+        if values is None:
+            raise KeyError(key)
+        return values[0]
 
 
 def split_header_values(value: str) -> list[str]:
@@ -153,7 +208,9 @@ def _start(start_line: str) -> Message:
             raise RemoteProtocolError(f"Malformed Status-Line {start_line[:60]!r}")
         if m.group(1) != "2.0":
             raise RemoteProtocolError(f"SIP version {m.group(1)} not supported", 505)
-        return Response(code=int(m.group(2)), phrase=m.group(3) or "")
+        response = Response(code=int(m.group(2)), phrase=m.group(3) or "")
+        response.headers = Headers()
+        return response
     m = _REQUEST_LINE.fullmatch(start_line)
     if m is None:
         raise RemoteProtocolError(f"Malformed Request-Line {start_line[:60]!r}")
@@ -169,7 +226,9 @@ def _start(start_line: str) -> Message:
         uri = URI.parse(raw_uri)
     except ValueError as exc:
         raise RemoteProtocolError(f"Malformed Request-URI {raw_uri[:60]!r}") from exc
-    return Request(method=method, uri=uri)
+    request = Request(method=method, uri=uri)
+    request.headers = Headers()
+    return request
 
 
 def _fill_headers(msg: Message, lines: list[str]) -> None:
@@ -248,7 +307,7 @@ def _validate(msg: Message) -> int | None:
         if not _valid_address(headers[name]):
             raise RemoteProtocolError(f"Malformed {name} header")
     call_id = headers["Call-ID"]
-    if not call_id or any(c.isspace() for c in call_id):
+    if not call_id or _SPACE.search(call_id):
         raise RemoteProtocolError("Malformed Call-ID header")
     try:
         cseq = CSeq.parse(headers["CSeq"])
@@ -384,7 +443,7 @@ def build_response(
 ) -> Response:
     """Build a response to ``request`` (RFC 3261 8.2.6, 12.1.1)."""
     response = Response(code=status, phrase=reason or REASONS.get(status, "Unknown"), body=body)
-    out = response.headers
+    out = response.headers = Headers()
     for value in request.headers.getlist("Via"):
         out.add("Via", value)
     out.add("From", request.headers["From"])
