@@ -8,8 +8,10 @@ runs it: each spool is written by ``SpoolWriter`` as capture writes it, then
 hang-ups queue them: the journal summary on the event loop, the process
 hand-off to the finisher pool (forkserver, nice 10, ``SCHED_BATCH``),
 ``finish_all`` in the worker, the database writer's batched transaction
-(SQLite here, or ``--database-url``), the MP3 blob (``LocalBlobStore.put``:
-written and fsynced) and the spool's removal.
+(a fresh SQLite file; ``--database postgresql``: a throw-away PostgreSQL 15
+from ``bench/calls_report_pg.py``, fsync off, its processes' CPU counted; or
+``--database-url``), the MP3 blob (``LocalBlobStore.put``: written and
+fsynced) and the spool's removal.
 
 Each part is timed where it runs, CPU and wall:
 
@@ -27,7 +29,7 @@ Each part is timed where it runs, CPU and wall:
 
 ``finish_all`` itself (decode, timeline, policy, mix, LAME) is reported beside it
 for scale, with LAME alone on the same audio. Run:
-``python bench/call_overhead.py [--calls 200 --seconds 1 --database-url URL]``
+``python bench/call_overhead.py [--calls 200 --seconds 1 --database postgresql]``
 (pinned to one CPU, as the server's core is shared with capture).
 """
 
@@ -177,6 +179,15 @@ def _proc_cpu(pid: int) -> float:
     return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
 
 
+def _server_cpu(data: Path | None) -> float:
+    """CPU of a PostgreSQL server's processes (postmaster and its children), seconds."""
+    if data is None:
+        return 0.0
+    postmaster = int((data / "postmaster.pid").read_text().split()[0])
+    children = Path(f"/proc/{postmaster}/task/{postmaster}/children").read_text().split()
+    return sum(_proc_cpu(int(pid)) for pid in [postmaster, *children])
+
+
 def _pool_cpu(finisher: Finisher) -> float:
     processes = getattr(finisher.pool, "_processes", None) or {}
     return sum(_proc_cpu(pid) for pid in processes)
@@ -228,19 +239,20 @@ async def run(args: argparse.Namespace, root: Path) -> None:
     try:
         await finisher.submit(warm.uuid)  # starts the worker (imports, tables)
         store.__init__(), blob.__init__(), removal.__init__()  # type: ignore[misc]
-        worker_before = _pool_cpu(finisher)
+        worker_before, server_before = _pool_cpu(finisher), _server_cpu(args.server_data)
         cpu, wall = time.process_time(), time.perf_counter()
         ids = await asyncio.gather(*(finisher.submit(call.uuid) for call in calls))
         wall = time.perf_counter() - wall
         parent = time.process_time() - cpu
         worker = _pool_cpu(finisher) - worker_before
+        server = _server_cpu(args.server_data) - server_before
     finally:
         pipeline.remove_spool = remove
         finisher.close()
     stored = sum(1 for i in ids if i is not None)
     leftover = sum(1 for call in calls if (spool_root / call.uuid).exists())
-    report(args, calls, stored, leftover, wall, parent, worker, spooling, finishing, lame, store,
-           blob, removal)  # fmt: skip
+    report(args, calls, stored, leftover, wall, parent, worker, server, spooling, finishing, lame,
+           store, blob, removal)  # fmt: skip
 
 
 def report(
@@ -251,6 +263,7 @@ def report(
     wall: float,
     parent: float,
     worker: float,
+    server: float,
     spooling: Clock,
     finishing: Clock,
     lame: Clock,
@@ -273,6 +286,7 @@ def report(
         ("event loop: journal summary, queueing, pickling to/from the pool", event_loop, None),
         ("pool worker outside finish_all (unpickle, pickle results, executor)", hand_off, None),
         ("database rows (writer thread, batched transaction)", database_cpu, database_wall),
+        *([("database server (PostgreSQL processes, /proc)", server, None)] if server else []),
         ("MP3 blob (LocalBlobStore.put, fsync)", blob.cpu, blob.wall),
         ("spool removal after the commit", removal.cpu, removal.wall),
     ]  # fmt: skip
@@ -298,12 +312,30 @@ def main() -> None:
     parser = argparse.ArgumentParser(description="per-call overhead of the finishing pipeline")
     parser.add_argument("--calls", type=int, default=200)
     parser.add_argument("--seconds", type=float, default=1.0, help="call length")
-    parser.add_argument("--database-url", help="default: a fresh SQLite file")
+    parser.add_argument(
+        "--database",
+        choices=("sqlite", "postgresql"),
+        default="sqlite",
+        help="a fresh SQLite file, or a throw-away PostgreSQL server (bench/calls_report_pg.py)",
+    )
+    parser.add_argument("--database-url", help="an existing database instead")
     args = parser.parse_args()
     if hasattr(os, "sched_setaffinity"):
         os.sched_setaffinity(0, {min(os.sched_getaffinity(0))})
-    with tempfile.TemporaryDirectory() as tmp:
-        asyncio.run(run(args, Path(tmp)))
+    server = None
+    if args.database == "postgresql" and not args.database_url:
+        sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # ``bench`` next door
+        from bench.calls_report_pg import PgServer
+
+        server = PgServer.start()
+        args.database_url = server.url
+    args.server_data = None if server is None else server.data
+    try:
+        with tempfile.TemporaryDirectory() as tmp:
+            asyncio.run(run(args, Path(tmp)))
+    finally:
+        if server is not None:
+            server.stop(remove=True)
 
 
 if __name__ == "__main__":
