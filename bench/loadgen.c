@@ -9,7 +9,7 @@
  *       send rate against the target N*2*50 pps and its late ticks.
  *
  *   loadgen steady --server 127.0.0.1:5060 --load E [--hold-mean H] [--duration D]
- *                  [--seed S] [--rate R] [--stats-interval I] [--sync]
+ *                  [--then E2:D2 ...] [--seed S] [--rate R] [--stats-interval I] [--sync]
  *       Steady state (issue 12): first sets up E calls (R/s), each with an
  *       exponential hold of mean H seconds from the start of the window (the
  *       stationary state of the process below: holds are memoryless), then for D
@@ -23,6 +23,14 @@
  *       --bye-gap-ms G stops a call's media G ms before its BYE (default 0:
  *       the BYE goes with the last packet, so a receiver that closes its
  *       sockets on BYE without reading them loses what is still queued).
+ *       --then E2:D2 (up to 7 times) adds load phases after the first: for D2
+ *       seconds arrivals come at rate E2/H.  A phase that raises the load
+ *       first starts E2 - E calls at R/s with exponential holds (by
+ *       superposition the stationary state of the higher load, as the first
+ *       phase's prefill is of E); one that lowers it only slows the arrivals
+ *       (E2 = 0: no new calls; calls up hold until their holds end).  Each
+ *       phase begins with a line "PHASE load k=... load=... t=... sent=...";
+ *       the window ends after the last phase.
  *
  *   loadgen setup --server 127.0.0.1:5060 [--window W] [--duration D] [--max-calls M]
  *       Keeps W calls in flight, each INVITE -> 200 -> ACK -> BYE -> 200 without
@@ -99,6 +107,7 @@ typedef struct {
     int64_t hold_ns;     /* steady mode: how long the call holds once answered */
     int64_t t_hangup;    /* steady mode: when it BYEs (0: not yet answered) */
     uint8_t muted;       /* steady mode, --bye-gap-ms: media stopped, BYE at t_hangup */
+    uint8_t sent_any;    /* media mode: at least one RTP packet went to it */
     char target[MAX_TARGET]; /* remote target (2xx Contact), set only with a route set */
     char route[MAX_ROUTE];   /* Route header value: the 2xx's Record-Route reversed */
 } call_t;
@@ -116,6 +125,9 @@ static const char *opt_aor = "agent@bench.example";
 static double opt_load = 0, opt_hold_mean = 180, opt_stats = 1.0;
 static unsigned long long opt_seed = 0;
 static int opt_slots = 0, opt_bye_gap_ms = 0;
+#define MAX_PHASES 8
+static int nphases = 1; /* steady mode: phase 0 is --load for --duration, then --then E:D */
+static double phase_load[MAX_PHASES], phase_s[MAX_PHASES];
 
 /* ---------------------------------------------------------------- state */
 static int sip_fd = -1, rtp_fd = -1, ep_fd = -1, tick_fd = -1;
@@ -331,8 +343,12 @@ static void start_invite(int slot, int64_t now) {
     send_invite(slot);
 }
 
+static int media_mode;
+static long c_no_media; /* answered calls BYEd before any packet was sent to them */
+
 static void start_bye(int slot, int64_t now) {
     call_t *c = &calls[slot];
+    if (media_mode && c->state == S_UP && !c->sent_any) c_no_media++;
     c->state = S_BYEING;
     c->rto_ms = T1_MS;
     c->t_next_tx = now + (int64_t)T1_MS * 1000000;
@@ -526,7 +542,6 @@ static int parse_answer(call_t *c, const char *body, const char *end) {
     return ok;
 }
 
-static int media_mode;
 static int64_t t_now;
 
 static void on_datagram(char *msg, int len) {
@@ -674,6 +689,7 @@ static void send_rtp_round(void) {
                 h[10] = (uint8_t)(c->ssrc[k] >> 8); h[11] = (uint8_t)c->ssrc[k];
                 c->seq[k]++;
                 c->ts[k] += RTP_PAYLOAD;
+                c->sent_any = 1;
                 iov[nb][0].iov_base = h; iov[nb][0].iov_len = RTP_HDR;
                 iov[nb][1].iov_base = payload; iov[nb][1].iov_len = RTP_PAYLOAD;
                 memset(&mm[nb].msg_hdr, 0, sizeof mm[nb].msg_hdr);
@@ -961,10 +977,12 @@ static void hang_up_due(int64_t now) {
     }
 }
 
+static int phase; /* the load phase now running */
+
 static void print_stat(int64_t now, int64_t start) {
-    printf("STAT t=%.2f up=%d inviting=%d byeing=%d started=%ld answered=%ld ended=%ld "
+    printf("STAT t=%.2f phase=%d up=%d inviting=%d byeing=%d started=%ld answered=%ld ended=%ld "
            "failed=%ld bye_failed=%ld blocked=%ld sent=%" PRIu64 "\n",
-           (now - start) / 1e9, count_state(S_UP), count_state(S_INVITING),
+           (now - start) / 1e9, phase, count_state(S_UP), count_state(S_INVITING),
            count_state(S_BYEING), c_started, c_answered, c_byes_ok, c_failed, c_bye_failed,
            c_blocked, rtp_sent);
     fflush(stdout);
@@ -974,7 +992,14 @@ static int run_steady(void) {
     media_mode = 1;
     if (opt_load <= 0 || opt_hold_mean <= 0) die("steady needs --load > 0 and --hold-mean > 0");
     int prefill = (int)lround(opt_load);
-    ncalls = opt_slots ? opt_slots : (int)(opt_load * 3) + 200;
+    phase_load[0] = opt_load;
+    phase_s[0] = opt_duration;
+    double peak = 0, total_s = 0;
+    for (int k = 0; k < nphases; k++) {
+        if (phase_load[k] > peak) peak = phase_load[k];
+        total_s += phase_s[k];
+    }
+    ncalls = opt_slots ? opt_slots : (int)(peak * 3) + 200;
     calls = calloc((size_t)ncalls, sizeof *calls);
     if (!calls) die("out of memory");
     uint64_t seed = opt_seed ? opt_seed : run_id;
@@ -1009,8 +1034,11 @@ static int run_steady(void) {
         if (calls[i].state == S_UP) calls[i].t_hangup = m0 + calls[i].hold_ns;
     double per_s = opt_load / opt_hold_mean; /* arrivals per second */
     int64_t next_arrival = m0 + (int64_t)(rnd_exp(1.0 / per_s) * 1e9);
-    long nticks = (long)(opt_duration * 1e9 / TICK_NS);
-    int64_t deadline = m0 + (int64_t)(opt_duration * 1e9) + 5000000000LL;
+    long nticks = (long)(total_s * 1e9 / TICK_NS);
+    long phase_end = (long)(phase_s[0] * 1e9 / TICK_NS); /* tick at which the next begins */
+    long jump = 0; /* calls still to start for a raised load, at most rate/50 a tick */
+    long jump_per_tick = (long)ceil(opt_rate * TICK_NS / 1e9);
+    int64_t deadline = m0 + (int64_t)(total_s * 1e9) + 5000000000LL;
     int64_t stat_every = (int64_t)(opt_stats * 1e9), next_stat = m0 + stat_every;
     double cpu0 = cpu_seconds();
     uint64_t sent0 = rtp_sent;
@@ -1031,6 +1059,20 @@ static int run_steady(void) {
                 int64_t late = b0 - sched;
                 if (late > max_late_ns) max_late_ns = late;
                 if (late > 5000000) late_ticks++;
+                while (phase + 1 < nphases && ticks >= phase_end) { /* the next load phase */
+                    phase++;
+                    phase_end += (long)(phase_s[phase] * 1e9 / TICK_NS);
+                    double delta = phase_load[phase] - phase_load[phase - 1];
+                    if (delta > 0) jump += lround(delta);
+                    per_s = phase_load[phase] / opt_hold_mean;
+                    next_arrival = per_s > 0 ? sched + (int64_t)(rnd_exp(1.0 / per_s) * 1e9)
+                                             : INT64_MAX; /* memoryless: a fresh draw */
+                    printf("PHASE load k=%d load=%.1f t=%.2f sent=%" PRIu64 "\n", phase,
+                           phase_load[phase], (sched - m0) / 1e9, rtp_sent - sent0);
+                    fflush(stdout);
+                }
+                for (long j = 0; j < jump_per_tick && jump > 0; j++, jump--)
+                    start_call(b0, rnd_exp(opt_hold_mean));
                 while (next_arrival <= sched) {
                     start_call(b0, rnd_exp(opt_hold_mean));
                     next_arrival += (int64_t)(rnd_exp(1.0 / per_s) * 1e9);
@@ -1073,6 +1115,7 @@ static int run_steady(void) {
         for (; nextb < ncalls && byes_started < due; nextb++) {
             if (calls[nextb].state == S_UP) { start_bye(nextb, now); byes_started++; cut++; }
         }
+        if (nextb >= ncalls && count_state(S_UP) > 0) nextb = 0; /* answered since passed */
         if (nextb >= ncalls && npending == 0) break;
         poll_once(2);
     }
@@ -1085,13 +1128,13 @@ static int run_steady(void) {
            " call_s=%.1f duration_s=%.3f ticks=%ld late_ticks=%ld missed_ticks=%ld "
            "max_late_ms=%.3f max_burst_ms=%.3f avg_burst_ms=%.3f gen_cpu_pct=%.1f "
            "send_eagain=%" PRIu64 " send_errors=%" PRIu64 " setup_p50_ms=%.3f "
-           "setup_p99_ms=%.3f retrans=%ld\n",
+           "setup_p99_ms=%.3f retrans=%ld no_media=%ld phases=%d\n",
            opt_load, opt_hold_mean, c_started, c_answered, c_failed, c_timeouts, c_blocked,
            c_held, cut, c_byes_ok, c_bye_failed, c_server_bye, max_up, sent,
            sent / 100.0, media_s, ticks, late_ticks, missed_ticks, max_late_ns / 1e6,
            max_burst_ns / 1e6, ticks ? sum_burst_ns / 1e6 / ticks : 0.0,
            media_s > 0 ? 100 * gen_cpu / media_s : 0.0, rtp_eagain, rtp_errors, pct(50),
-           pct(99), c_retrans);
+           pct(99), c_retrans, c_no_media, nphases);
     return 0;
 }
 
@@ -1101,7 +1144,7 @@ static void usage(void) {
         "       loadgen setup --server HOST:PORT [--window W] [--duration S] [--max-calls M]\n"
         "       loadgen steady --server HOST:PORT --load E [--hold-mean S] [--duration S]\n"
         "                      [--seed N] [--rate R] [--stats-interval S] [--slots N] [--sync]\n"
-        "                      [--bye-gap-ms G]\n"
+        "                      [--bye-gap-ms G] [--then LOAD:SECONDS ...]\n"
         "common: [--timeout S] [--local-port P] [--aor user@domain] [--batch B]\n"
         "        [--sync-timeout S]\n");
     exit(2);
@@ -1132,6 +1175,14 @@ int main(int argc, char **argv) {
         else if (ARG("--stats-interval")) opt_stats = atof(v);
         else if (ARG("--slots")) opt_slots = atoi(v);
         else if (ARG("--bye-gap-ms")) opt_bye_gap_ms = atoi(v);
+        else if (ARG("--then")) {
+            if (nphases >= MAX_PHASES ||
+                sscanf(v, "%lf:%lf", &phase_load[nphases], &phase_s[nphases]) != 2 ||
+                phase_load[nphases] < 0 || phase_load[nphases] > 200000 ||
+                phase_s[nphases] < 0 || phase_s[nphases] > 7200)
+                die("--then wants LOAD:SECONDS, at most %d phases", MAX_PHASES - 1);
+            nphases++;
+        }
         else if (strcmp(a, "--sync") == 0) opt_sync = 1;
         else usage();
 #undef ARG

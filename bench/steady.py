@@ -1,16 +1,18 @@
 """Steady-state capacity on one core: capture and finishing together (issue 12).
 
-Run: ``python bench/steady.py [--loads 300,450,600 --minutes 10 --hold-mean 180
---overload 1.5]``; a smoke run: ``--loads 20,40 --minutes 1 --hold-mean 20``.
+Run: ``python bench/steady.py --find-limit [--start-load 700 --probe-minutes 2
+--minutes 10 --hold-mean 180 --overload 1.5 --overload-minutes 4]``, or given loads:
+``--loads 300,450,600``; a smoke run: ``--find-limit --start-load 20 --probe-minutes
+0.5 --minutes 1 --hold-mean 20 --overload 1.5 --overload-minutes 1 --drain-minutes 0.5``.
 
-Per load step E (Erlang: calls up on average) it starts a fresh ``callvault
-serve`` pinned to CPU 0, finisher pool included (its workers inherit the
-affinity, and run niced: ``recording/pipeline.py``), and ``bench/bin/loadgen
-steady`` on CPU 1: E calls set up first (the stationary start), then for the
-window new calls arrive as a Poisson process of rate E / hold-mean, each
-holding an exponential time (mean ``--hold-mean``, 180 s by default) with two
-G.711 streams. When the window ends, new calls stop, the calls still up are
-BYEd, and the bench waits until every call is finished. It reports:
+Per run it starts a fresh ``callvault serve`` pinned to CPU 0, finisher pool
+included (its workers inherit the affinity, and run niced:
+``recording/pipeline.py``), and ``bench/bin/loadgen steady`` on CPU 1: E calls set
+up first (the stationary start), then for the window new calls arrive as a Poisson
+process of rate E / hold-mean, each holding an exponential time (mean
+``--hold-mean``, 180 s by default) with two G.711 streams. When the window ends,
+new calls stop, the calls still up are BYEd, and the bench waits until every call
+is finished. It reports:
 
 - loss: RTP packets the generator sent minus what the server counted
   (``callvault_rtp_packets_received_total``), after the server drained;
@@ -21,20 +23,50 @@ BYEd, and the bench waits until every call is finished. It reports:
 - CPU per call-second, split: capture is the server's event-loop thread
   (``/proc/<pid>/task/<pid>/stat``: SIP, RTP receive, spool writes), finishing
   is the rest of the server process (the finisher's database thread) plus its
-  child processes (the pool); call-seconds are packets sent / 100;
+  child processes (the pool), from the window's start until every call is
+  stored; call-seconds are packets sent / 100;
+- the core the load needs: (capture + finishing) CPU per call-second x calls up,
+  i.e. what one core must give every second in the steady state. A window that
+  starts with E fresh calls cannot show it by its backlog alone: a call ending t
+  seconds into the window brings at most t seconds of audio to finish, so the
+  finishing work grows towards its steady rate as 1 - exp(-t / hold-mean) (63 %
+  after one mean hold, 96 % after 10 minutes of 3-minute holds). The finishing
+  CPU of the calls cut at the end is counted too (until drained), so the figure
+  is the steady state's;
 - memory: RSS of the server and of its pool.
+
+A load holds (is "clean") with zero loss, every call set up and stored, a
+backlog that does not grow, and a need of at most ``--max-busy`` (1.0) core.
+
+``--find-limit`` finds the highest load that holds: short probes
+(``--probe-minutes``) from ``--start-load``, each next load where the last
+probe's CPU per call-second says the core is full (never more than twice the
+last clean load), bisecting once a probe fails, until the highest clean load is
+within ``--resolution`` (5 %) of the limit or ``--max-probes`` ran; then that
+load runs ``--minutes`` (10) to confirm it. ``--loads`` runs the loads given
+instead, each for ``--minutes``.
+
+``--overload 1.5`` then runs 1.5 x the load found (or the highest clean load
+given) for ``--overload-minutes``, straight after the confirming window in the
+same run (with ``--loads``: after ``--overload-warmup-minutes`` at the load, in a
+run of its own), so that the finishing work is near its steady rate when the
+overload begins; then ``--drain-minutes`` with no new calls (``--drain-load``
+0.0; 1.0: back at the sustained load) while the calls up hold to their end, then
+the rest are BYEd. It prints a time series every ``--series-s`` (30 s): calls up,
+calls waiting to be finished, CPU of capture and of finishing, capture lag,
+kernel drops; and whether capture kept priority (zero loss) while the backlog
+grew, and the backlog drained with every call stored.
 
 Then the same generator load (same seed) goes to ``bench/bin/crecv``, the C
 receiver (epoll + recvmmsg, ``bench/crecv.c``) on CPU 0 and the same ports,
 and the bench prints callvault's capture CPU per packet divided by the C
 receiver's: issue 12's "≤ 1.5" figure.
 
-``--overload 1.5`` last runs 1.5 × the highest clean load: capture must keep
-priority (zero loss) while the backlog grows, and drain once new calls stop.
-
 The last line printed is the figure: the highest steady load with zero loss, a
-backlog that does not grow, and every call stored. All traffic is on 127.0.0.1;
-every wait has a deadline. Nothing here asserts on timings.
+backlog that does not grow, and every call stored; after it, ``FAIL:`` lines
+and exit status 1 if any answered call was not stored, or the overload lost
+packets or did not drain. All traffic is on 127.0.0.1; every wait has a
+deadline. Nothing here asserts on timings.
 """
 
 from __future__ import annotations
@@ -146,28 +178,29 @@ def snapshot(pid: int) -> CpuSnapshot:
 BYE_GAP_MS = 0  # --bye-gap-ms: a call's media stops this long before its BYE
 
 
+@dataclass
+class Phase:
+    """One load of a run: ``load`` calls up on average for ``seconds``."""
+
+    name: str  # sustained | overload | drain
+    load: float
+    seconds: float
+    t: float = 0.0  # seconds into the run when it began (the driver's clock)
+    sent0: int = 0  # packets the generator had sent before it
+    cpu0: CpuSnapshot | None = None
+
+
 def steady_args(
-    sip_port: int, load: float, hold_mean: float, seconds: float, seed: int, rate: float
+    sip_port: int, phases: list[Phase], hold_mean: float, seed: int, rate: float
 ) -> list[str]:
+    first, *more = phases
+    then = [x for p in more for x in ("--then", f"{p.load:g}:{p.seconds:g}")]
     return [
         "steady",
-        "--server",
-        f"127.0.0.1:{sip_port}",
-        "--load",
-        f"{load:g}",
-        "--hold-mean",
-        f"{hold_mean:g}",
-        "--duration",
-        f"{seconds:g}",
-        "--seed",
-        str(seed),
-        "--rate",
-        f"{rate:g}",
-        "--bye-gap-ms",
-        str(BYE_GAP_MS),
-        "--sync",
-        "--sync-timeout",
-        "900",
+        *("--server", f"127.0.0.1:{sip_port}"),
+        *("--load", f"{first.load:g}", "--duration", f"{first.seconds:g}", *then),
+        *("--hold-mean", f"{hold_mean:g}", "--seed", str(seed), "--rate", f"{rate:g}"),
+        *("--bye-gap-ms", str(BYE_GAP_MS), "--sync", "--sync-timeout", "900"),
     ]
 
 
@@ -183,43 +216,60 @@ def next_line(gen: rr.LoadGen, timeout: float) -> str | None:
     return line
 
 
-# -- one step ---------------------------------------------------------------------------------
+# -- one run ----------------------------------------------------------------------------------
 @dataclass
 class Sample:
-    t: float  # seconds into the window
-    pending: float
+    t: float  # seconds into the run
+    phase: int  # index into Step.phases; len(phases): new calls stopped, draining
+    up: float  # calls up (the generator's last STAT)
+    ended: float  # calls BYEd so far
+    pending: float  # calls waiting to be finished
     stored: float
     capture_lag_ms: float
+    drops: int  # datagrams the server's RTP sockets dropped (socket buffer full) so far
     cpu: CpuSnapshot
 
 
 @dataclass
 class Step:
-    load: float
-    seconds: float
+    phases: list[Phase]
+    role: str = "step"  # step | probe | confirm | overload
     prefilled: int = 0
     gen: dict[str, float] = field(default_factory=dict)
     sent: int = 0
     received: int = 0
     rcvbuf_errors: int = 0
     samples: list[Sample] = field(default_factory=list)
-    ended_in_window: int = 0
     drained: bool = False
     drain_s: float = 0.0
     db_calls: int = 0
     db_mp3: int = 0
-    capture_s: float = 0.0  # event loop over the window
-    finishing_s: float = 0.0  # from window start until drained
-    window_wall_s: float = 0.0
+    capture_s: float = 0.0  # event loop over the first phase
+    sent_first: int = 0  # packets sent in the first phase
+    first_wall_s: float = 0.0
+    finishing_s: float = 0.0  # from window start until drained, every phase
     rss_idle_kib: int = 0
     rss_max_kib: int = 0
     pool_rss_max_kib: int = 0
     crecv_us: float = 0.0
     crecv_loss: int = 0
     crecv_pkts: int = 0
-    capture_us: float = 0.0
     nice: str = "?"  # the server's and its pool workers' niceness
     error: str = ""
+    max_busy: float = 1.0
+
+    @property
+    def load(self) -> float:
+        return self.phases[0].load
+
+    @property
+    def seconds(self) -> float:
+        return self.phases[0].seconds
+
+    @property
+    def label(self) -> str:
+        more = "".join(f", then {p.load:g} x {p.seconds / 60:g} min" for p in self.phases[1:])
+        return f"{self.load:g}" + (f" ({self.role}{more})" if self.role != "step" else "")
 
     @property
     def answered(self) -> int:
@@ -231,11 +281,31 @@ class Step:
 
     @property
     def call_s(self) -> float:
-        return self.sent / PACKETS_PER_CALL_S
+        """Call-seconds of the first phase (the load judged)."""
+        return self.sent_first / PACKETS_PER_CALL_S
 
-    def backlog_fit(self) -> tuple[float, float]:
-        """(slope in calls per minute, rise over the window) of the finish backlog."""
-        points = [(s.t, s.pending) for s in self.samples]
+    @property
+    def capture_ms(self) -> float:
+        return self.capture_s / max(1e-9, self.call_s) * 1e3
+
+    @property
+    def finishing_ms(self) -> float:
+        """Finishing CPU per call-second over the whole run (every call finished)."""
+        return self.finishing_s / max(1e-9, self.sent / PACKETS_PER_CALL_S) * 1e3
+
+    @property
+    def busy(self) -> float:
+        """Cores the first phase's load needs in the steady state: capture + finishing."""
+        if not self.first_wall_s or not self.sent:
+            return 0.0
+        return (self.capture_ms + self.finishing_ms) * self.call_s / 1e3 / self.first_wall_s
+
+    def in_phase(self, k: int) -> list[Sample]:
+        return [s for s in self.samples if s.phase == k]
+
+    def backlog_fit(self, k: int = 0) -> tuple[float, float]:
+        """(slope in calls per minute, rise over the phase) of the finish backlog."""
+        points = [(s.t, s.pending) for s in self.in_phase(k)]
         if len(points) < 3:
             return 0.0, 0.0
         n = len(points)
@@ -245,16 +315,29 @@ class Step:
         slope = sum((t - mt) * (p - mp) for t, p in points) / var if var else 0.0
         return slope * 60, slope * (points[-1][0] - points[0][0])
 
-    @property
-    def backlog_grows(self) -> bool:
+    def backlog_grows(self, k: int = 0) -> bool:
         # a finisher that keeps up leaves a few calls pending whatever the window;
         # one that does not leaves a share of the ended calls behind, growing with time
-        _slope, rise = self.backlog_fit()
-        return rise > max(5.0, 0.02 * self.ended_in_window)
+        _slope, rise = self.backlog_fit(k)
+        points = self.in_phase(k)
+        ended = points[-1].ended - points[0].ended if points else 0
+        return rise > max(5.0, 0.02 * ended)
+
+    @property
+    def with_media(self) -> int:
+        """Answered calls that got packets: one BYEd before its first has a call, no audio."""
+        return self.answered - int(self.gen.get("no_media", 0))
 
     @property
     def all_stored(self) -> bool:
-        return self.drained and self.db_calls == self.answered == self.db_mp3
+        return self.drained and self.db_calls == self.answered and self.db_mp3 == self.with_media
+
+    @property
+    def calls_lost(self) -> int:
+        """Answered calls not stored, or stored without their MP3, once the run is over."""
+        if not self.gen:
+            return 0  # the run failed early (its error says why)
+        return max(0, self.answered - self.db_calls) + max(0, self.with_media - self.db_mp3)
 
     def clean(self) -> bool:
         g = self.gen
@@ -265,8 +348,9 @@ class Step:
             and g.get("blocked", 1) == 0
             and g.get("bye_failed", 1) == 0
             and self.loss == 0
-            and not self.backlog_grows
+            and not self.backlog_grows(0)
             and self.all_stored
+            and 0 < self.busy <= self.max_busy
         )
 
 
@@ -287,71 +371,152 @@ def count_stored(data_dir: Path) -> tuple[int, int]:
     return int(calls), present
 
 
-def callvault_step(
-    load: float, seconds: float, hold_mean: float, seed: int, rate: float, args: argparse.Namespace
-) -> Step:
-    step = Step(load, seconds)
-    truesize = args.truesize
-    low, high = rr.rtp_range()
-    key = "callvault_rtp_packets_received_total"
+RECEIVED = "callvault_rtp_packets_received_total"
+
+
+class Sampler:
+    """Samples the server every ``every`` seconds: backlog, CPU, capture lag, drops."""
+
+    def __init__(self, server: rr.Server, step: Step, every: float, truesize: int) -> None:
+        self.server, self.step, self.every, self.truesize = server, step, every, truesize
+        self.low, self.high = rr.rtp_range()
+        self.udp0 = rr.udp_counters()
+        self.start = snapshot(server.pid)
+        self.next_at = self.start.at
+        self.phase, self.up, self.ended = 0, float(step.prefilled), 0.0
+        self.drops: dict[int, int] = {}  # socket inode -> its drops, every socket seen
+
+    def due(self) -> float:
+        return max(0.0, self.next_at - time.monotonic())
+
+    def sample(self) -> dict[str, float]:
+        m = self.server.metrics()
+        queued = rr.rtp_socket_queues(self.low, self.high)[1]
+        pps = self.up * PACKETS_PER_CALL_S
+        self.drops.update(rtp_socket_drops(self.low, self.high))
+        self.step.samples.append(
+            Sample(
+                time.monotonic() - self.start.at,
+                self.phase,
+                self.up,
+                self.ended,
+                m.get("callvault_spool_pending", 0),
+                m.get("callvault_recordings_stored_total", 0),
+                queued / self.truesize / pps * 1e3 if pps else 0.0,
+                sum(self.drops.values()),
+                snapshot(self.server.pid),
+            )
+        )
+        self.next_at += self.every
+        while self.next_at < time.monotonic():
+            self.next_at += self.every
+        return m
+
+
+def rtp_socket_drops(low: int, high: int) -> dict[int, int]:
+    """Datagrams dropped per open UDP socket bound to ports low..high, by inode."""
+    out: dict[int, int] = {}
+    with contextlib.suppress(OSError):
+        for line in Path("/proc/net/udp").read_text().splitlines()[1:]:
+            f = line.split()
+            with contextlib.suppress(IndexError, ValueError):
+                if low <= int(f[1].rsplit(":", 1)[1], 16) <= high:
+                    out[int(f[9])] = int(f[-1])
+    return out
+
+
+def callvault_step(phases: list[Phase], role: str, args: argparse.Namespace) -> Step:
+    """One run of the phases on a fresh server, judged on the first; drained to the end."""
+    step = Step(phases, role, max_busy=args.max_busy)
+    total = sum(p.seconds for p in phases)
+    peak = max(p.load for p in phases)
     with rr.running_server(keep=args.keep) as server:
         time.sleep(1.0)  # forkserver, imports: settle before the idle RSS
         step.rss_idle_kib = rr.proc_rss_kib(server.pid)
-        gen = rr.LoadGen(steady_args(server.sip_port, load, hold_mean, seconds, seed, rate))
+        gen = rr.LoadGen(steady_args(server.sip_port, phases, args.hold_mean, args.seed, args.rate))
         try:
-            line = gen.wait_for("PHASE established", load / rate + 60)
+            line = gen.wait_for("PHASE established", step.load / args.rate + 60)
             step.prefilled = int(rr.keyvalues(line).get("calls", 0))
             m0 = server.metrics()
-            udp0 = rr.udp_counters()
-            start = snapshot(server.pid)
+            every = args.sample_s or max(1.0, min(5.0, total / 30))
+            sampler = Sampler(server, step, every, args.truesize)
+            start = sampler.start
+            phases[0].cpu0 = start
             gen.go()
-            every = args.sample_s or max(1.0, min(5.0, seconds / 30))
-            next_sample, up = start.at, float(step.prefilled)
             window_end: CpuSnapshot | None = None
-            deadline = start.at + seconds + 120
-            while window_end is None:
+            ended_at = 0.0
+            deadline = start.at + total + 120
+            while window_end is None:  # the window, phase after phase
                 if time.monotonic() > deadline:
                     raise TimeoutError("the window did not end")
-                got = next_line(gen, max(0.0, next_sample - time.monotonic()))
+                got = next_line(gen, sampler.due())
+                words = rr.keyvalues(got) if got else {}
                 if got is not None and got.startswith("STAT"):
-                    up = rr.keyvalues(got).get("up", up)
+                    sampler.up = words.get("up", sampler.up)
+                    sampler.ended = words.get("ended", sampler.ended)
+                elif got is not None and got.startswith("PHASE load"):
+                    k = int(words["k"])
+                    phases[k].t = time.monotonic() - start.at
+                    phases[k].sent0 = int(words["sent"])
+                    phases[k].cpu0 = snapshot(server.pid)
+                    sampler.phase = k
                 elif got is not None and got.startswith("PHASE window_done"):
                     window_end = snapshot(server.pid)
-                if time.monotonic() >= next_sample:
-                    m = server.metrics()
-                    queued = rr.rtp_socket_queues(low, high)[1]
-                    pps = max(1.0, up * PACKETS_PER_CALL_S)
-                    step.samples.append(
-                        Sample(
-                            time.monotonic() - start.at,
-                            m.get("callvault_spool_pending", 0),
-                            m.get("callvault_recordings_stored_total", 0),
-                            queued / truesize / pps * 1e3,
-                            snapshot(server.pid),
-                        )
+                    ended_at = time.monotonic()
+                    sampler.phase = len(phases)
+                    step.sent_first = (
+                        phases[1].sent0 if len(phases) > 1 else int(words.get("sent", 0))
                     )
-                    next_sample += every
-            ended_at = time.monotonic()
-            step.window_wall_s = window_end.at - start.at
-            step.capture_s = window_end.loop - start.loop
-            result = rr.keyvalues(gen.wait_for("RESULT", load * 3 / rate + 60))
-            step.gen = result
-            step.sent = int(result.get("sent", 0))
-            step.ended_in_window = int(result.get("held_to_end", 0))
-            # the server drains its sockets: the counter stable for 1 s
-            last, stable_since, until = -1.0, time.monotonic(), time.monotonic() + 60
+                if time.monotonic() >= sampler.next_at:
+                    sampler.sample()
+            first_end = phases[1].cpu0 if len(phases) > 1 else window_end
+            assert first_end is not None
+            step.first_wall_s = first_end.at - start.at
+            step.capture_s = first_end.loop - start.loop
+            # new calls stopped, the calls up BYEd: sample on until every call is stored
+            result: dict[str, float] | None = None
+            last, stable_since = -1.0, time.monotonic()
+            counted = False
+            finish_by = time.monotonic() + peak * 3 / args.rate + 60 + args.finish_timeout
             m2 = m0
-            while time.monotonic() < until:
-                m2 = server.metrics()
-                if m2.get(key, 0) != last:
-                    last, stable_since = m2.get(key, 0), time.monotonic()
-                elif time.monotonic() - stable_since >= 1.0:
+            while time.monotonic() < finish_by:
+                if result is None:
+                    got = next_line(gen, min(0.25, sampler.due()))
+                    if got is not None and got.startswith("STAT"):
+                        sampler.up = rr.keyvalues(got).get("up", sampler.up)
+                        sampler.ended = rr.keyvalues(got).get("ended", sampler.ended)
+                    if got is not None and got.startswith("RESULT"):
+                        result = rr.keyvalues(got)
+                        step.gen = result
+                        step.sent = int(result.get("sent", 0))
+                        sampler.up = 0.0
+                        sampler.ended = result.get("byes_ok", sampler.ended)
+                else:
+                    time.sleep(min(0.25, sampler.due()))
+                if time.monotonic() >= sampler.next_at:
+                    m2 = sampler.sample()
+                elif result is not None:
+                    m2 = server.metrics()
+                else:
+                    continue
+                # the server drained its sockets: the counter stable for 1 s
+                if m2.get(RECEIVED, 0) != last:
+                    last, stable_since = m2.get(RECEIVED, 0), time.monotonic()
+                elif result is not None and time.monotonic() - stable_since >= 1.0:
+                    counted = True
+                if (
+                    counted
+                    and m2.get("callvault_spool_pending", 1) == 0
+                    and m2.get("callvault_recordings_stored_total", 0) >= step.answered
+                ):
+                    step.drained = True
                     break
-                time.sleep(0.2)
-            step.received = int(m2.get(key, 0) - m0.get(key, 0))
-            step.rcvbuf_errors = rr.udp_drops(udp0, rr.udp_counters())["RcvbufErrors"]
-            step.drained, _, _ = server.wait_finished(step.answered, args.finish_timeout)
+            if result is None:
+                raise TimeoutError("loadgen gave no RESULT")
             step.drain_s = time.monotonic() - ended_at
+            sampler.sample()  # the last row of the series: drained (or not)
+            step.received = int(m2.get(RECEIVED, 0) - m0.get(RECEIVED, 0))
+            step.rcvbuf_errors = rr.udp_drops(sampler.udp0, rr.udp_counters())["RcvbufErrors"]
             done = snapshot(server.pid)
             step.nice = niceness(server.pid)  # pool workers start with the first ended call
             step.finishing_s = done.finishing - start.finishing
@@ -359,13 +524,92 @@ def callvault_step(
             step.rss_max_kib = max(s.rss_kib for s in every_snap)
             step.pool_rss_max_kib = max(s.children_rss_kib for s in every_snap)
             step.db_calls, step.db_mp3 = count_stored(server.data_dir)
-            step.capture_us = step.capture_s / max(1, step.sent) * 1e6
         except (TimeoutError, RuntimeError, OSError, KeyError, sqlite3.Error) as exc:
             step.error = f"{type(exc).__name__}: {exc}"
-            print(f"  load {load:g}: {step.error}\n  server log:\n{server.log_tail()}")
+            print(f"  load {step.load:g}: {step.error}\n  server log:\n{server.log_tail()}")
         finally:
             gen.close()
     return step
+
+
+def report(step: Step) -> None:
+    slope, _ = step.backlog_fit(0)
+    print(
+        f"   answered {step.answered} sent {step.sent} loss {step.loss} backlog slope "
+        f"{slope:+.2f}/min core needed {step.busy:.2f} stored {step.db_calls}/{step.db_mp3} "
+        f"drained {step.drained} in {step.drain_s:.0f} s clean {step.clean()}",
+        flush=True,
+    )
+
+
+# -- the highest load that holds ------------------------------------------------------------
+def next_probe(lo: Step | None, hi: Step | None, last: Step, args: argparse.Namespace) -> float:
+    """The next load to probe, or 0 once the highest clean load is within the resolution.
+
+    The guess is where the last probe's CPU per call-second says the core is full
+    (``--max-busy``); it is used inside the bracket of the highest clean and the
+    lowest failed load, else the bracket is halved (geometric mean).
+    """
+    res = args.resolution
+    low_edge = lo.load * (1 + res) if lo else 1.0
+    high_edge = hi.load * (1 - res) if hi else float("inf")
+    if low_edge > high_edge:
+        return 0.0
+    guess = last.load * args.max_busy / last.busy if last.busy > 0 else 0.0
+    if lo is not None and 0 < guess < low_edge:
+        return 0.0  # the core is full within the resolution above the highest clean load
+    if not low_edge <= guess <= high_edge:
+        if lo is not None and hi is not None:
+            guess = (lo.load * hi.load) ** 0.5
+        elif lo is not None:
+            guess = lo.load * 2
+        else:
+            assert hi is not None
+            guess = hi.load * 0.7
+    if lo is not None:
+        guess = min(guess, lo.load * 2)
+    guess = max(low_edge, min(high_edge, guess))
+    return float(round(guess))
+
+
+def find_limit(args: argparse.Namespace, nofile: int) -> list[Step]:
+    """Short probes from --start-load up to the highest load that holds."""
+    probes: list[Step] = []
+    lo: Step | None = None
+    hi: Step | None = None
+    load = args.start_load
+    while load > 0 and len(probes) < args.max_probes:
+        if not fits_nofile(load, nofile):
+            break
+        print(f"-- probe {load:g} x {args.probe_minutes:g} min ...", flush=True)
+        step = callvault_step([Phase("sustained", load, args.probe_minutes * 60)], "probe", args)
+        probes.append(step)
+        report(step)
+        if step.error:
+            break
+        if step.clean():
+            lo = step if lo is None or step.load > lo.load else lo
+        else:
+            hi = step if hi is None or step.load < hi.load else hi
+        load = next_probe(lo, hi, step, args)
+    return probes
+
+
+def fits_nofile(load: float, nofile: int) -> bool:
+    if load * 3 * rr.FDS_PER_CALL + 500 > nofile:
+        print(f"-- load {load:g} skipped: RLIMIT_NOFILE {nofile} is too low")
+        return False
+    return True
+
+
+def overload_phases(load: float, args: argparse.Namespace) -> list[Phase]:
+    """1.5 x the load, then the drain phase (no new calls unless --drain-load)."""
+    phases = [
+        Phase("overload", round(load * args.overload), (args.overload_minutes or 4) * 60),
+    ]
+    if args.drain_minutes > 0:
+        phases.append(Phase("drain", round(load * args.drain_load), args.drain_minutes * 60))
+    return phases
 
 
 def crecv_step(
@@ -399,7 +643,8 @@ def crecv_step(
         first = lines.get(timeout=10)
         if not first or not first.startswith("READY"):
             raise RuntimeError(f"crecv did not start: {first}")
-        gen = rr.LoadGen(steady_args(port, step.load, hold_mean, seconds, seed, rate))
+        phases = [Phase("sustained", step.load, seconds)]
+        gen = rr.LoadGen(steady_args(port, phases, hold_mean, seed, rate))
         gen.wait_for("PHASE established", step.load / rate + 60)
         cpu0 = rr.proc_cpu_s(proc.pid)
         gen.go()
@@ -439,75 +684,79 @@ def crecv_step(
 
 # -- tables -------------------------------------------------------------------------------------
 def backlog_series(step: Step, points: int = 12) -> str:
-    if not step.samples:
+    samples = step.in_phase(0)
+    if not samples:
         return "-"
-    stride = max(1, len(step.samples) // points)
-    picked = step.samples[::stride]
-    if picked[-1] is not step.samples[-1]:
-        picked.append(step.samples[-1])
+    stride = max(1, len(samples) // points)
+    picked = samples[::stride]
+    if picked[-1] is not samples[-1]:
+        picked.append(samples[-1])
     return " ".join(f"{s.t:.0f}s:{s.pending:.0f}" for s in picked)
 
 
-def print_tables(steps: list[Step], hold_mean: float, overload: Step | None) -> None:
-    rows = [*steps, *([overload] if overload else [])]
+def print_tables(steps: list[Step], hold_mean: float) -> None:
     print(
         f"\nSteady state, server (capture + finishing) on CPU {rr.SERVER_CPU}, generator on "
         f"CPU {rr.LOADGEN_CPU}; Poisson arrivals, exponential holds (mean {hold_mean:g} s), "
-        "two G.711 streams per call"
+        "two G.711 streams per call. Window, backlog and core needed: the first phase; "
+        "answered, sent, loss, stored: the whole run"
     )
     print(
         "| load (calls up) | window | calls answered / failed | pkts sent | loss | capture lag "
-        "max | finish backlog: max, slope/min, grows | stored: calls / MP3 | drained after "
-        "window | clean |"
+        "max | finish backlog: max, slope/min, grows | core needed | stored: calls / MP3 "
+        "(answered with media) | "
+        "drained after window | clean |"
     )
-    print("|---:|---:|---:|---:|---:|---:|---:|---:|---:|:---:|")
-    for s in rows:
-        slope, _ = s.backlog_fit()
-        peak = max((x.pending for x in s.samples), default=0)
-        lag = max((x.capture_lag_ms for x in s.samples), default=0)
+    print("|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|:---:|")
+    for s in steps:
+        slope, _ = s.backlog_fit(0)
+        first = s.in_phase(0)
+        peak = max((x.pending for x in first), default=0)
+        lag = max((x.capture_lag_ms for x in s.samples if x.phase < len(s.phases)), default=0)
         failed = s.gen.get("setup_failed", 0) + s.gen.get("blocked", 0)
-        label = f"{s.load:g}" + (" (overload)" if s is overload else "")
         print(
-            f"| {label} | {s.seconds / 60:g} min | {s.answered} / {failed:.0f} | {s.sent} | "
+            f"| {s.label} | {s.seconds / 60:g} min | {s.answered} / {failed:.0f} | {s.sent} | "
             f"{s.loss} | {lag:.0f} ms | {peak:.0f}, {slope:+.2f}, "
-            f"{'yes' if s.backlog_grows else 'no'} | {s.db_calls} / {s.db_mp3} | "
+            f"{'yes' if s.backlog_grows(0) else 'no'} | {s.busy:.2f} | "
+            f"{s.db_calls} / {s.db_mp3} ({s.with_media}) | "
             f"{'yes' if s.drained else 'NO'} in {s.drain_s:.0f} s | "
             f"{'yes' if s.clean() else 'NO'} |"
         )
     print(
-        "\nCPU per call-second (capture: the server's event loop over the window; finishing: "
-        "the rest of the server and its pool, window start until drained) and memory"
+        "\nCPU per call-second (capture: the server's event loop over the first phase; "
+        "finishing: the rest of the server and its pool, window start until drained, over "
+        "every call of the run) and memory"
     )
     print(
         "| load | call-s | capture ms/call-s | finishing ms/call-s | calls per core at this "
-        "cost | core busy: capture / finishing | RSS server idle -> max (KiB/call) | RSS pool "
-        "max | capture us/pkt: callvault / C receiver = ratio | C receiver loss |"
+        "cost | core busy in the window: capture / finishing | RSS server idle -> max "
+        "(KiB/call) | RSS pool max | capture us/pkt: callvault / C receiver = ratio | "
+        "C receiver loss |"
     )
-    print("|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|")
-    for s in rows:
-        call_s = max(1e-9, s.call_s)
-        cap = s.capture_s / call_s * 1e3
-        fin = s.finishing_s / call_s * 1e3
+    print("|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|")
+    for s in steps:
+        cap, fin = s.capture_ms, s.finishing_ms
         per_core = 1000 / (cap + fin) if cap + fin > 0 else 0
-        wall = max(1e-9, s.window_wall_s)
+        wall = max(1e-9, s.first_wall_s)
         per_call = (s.rss_max_kib - s.rss_idle_kib) / max(1.0, s.load)
-        ratio = f"{s.capture_us / s.crecv_us:.2f}" if s.crecv_us else "-"
+        capture_us = s.capture_s / max(1, s.sent_first) * 1e6
+        ratio = f"{capture_us / s.crecv_us:.2f}" if s.crecv_us else "-"
         crecv = f"{s.crecv_us:.2f}" if s.crecv_us else "-"
         print(
-            f"| {s.load:g} | {s.call_s:.0f} | {cap:.2f} | {fin:.2f} | {per_core:.0f} | "
-            f"{100 * s.capture_s / wall:.0f}% / {100 * s.finishing_s / wall:.0f}% | "
+            f"| {s.label} | {s.call_s:.0f} | {cap:.2f} | {fin:.2f} | {per_core:.0f} | "
+            f"{100 * s.capture_s / wall:.0f}% / {100 * fin * s.call_s / 1e3 / wall:.0f}% | "
             f"{s.rss_idle_kib / 1024:.0f} -> {s.rss_max_kib / 1024:.0f} MiB ({per_call:.0f}) | "
-            f"{s.pool_rss_max_kib / 1024:.0f} MiB | {s.capture_us:.2f} / {crecv} = {ratio} | "
+            f"{s.pool_rss_max_kib / 1024:.0f} MiB | {capture_us:.2f} / {crecv} = {ratio} | "
             f"{s.crecv_loss if s.crecv_us else '-'} |"
         )
-    print("\nFinish backlog over the window (seconds: calls pending)")
-    for s in rows:
-        print(f"  {s.load:g}: {backlog_series(s)}")
+    print("\nFinish backlog over the first phase (seconds: calls pending)")
+    for s in steps:
+        print(f"  {s.label}: {backlog_series(s)}")
     print("\nGenerator self-check (CPU 1)")
-    for s in rows:
+    for s in steps:
         g = s.gen
         print(
-            f"  {s.load:g}: late ticks {g.get('late_ticks', 0):.0f}/{g.get('ticks', 0):.0f}, "
+            f"  {s.label}: late ticks {g.get('late_ticks', 0):.0f}/{g.get('ticks', 0):.0f}, "
             f"max late {g.get('max_late_ms', 0):.1f} ms, avg burst "
             f"{g.get('avg_burst_ms', 0):.2f} ms, gen CPU {g.get('gen_cpu_pct', 0):.0f}%, "
             f"set-up p50/p99 {g.get('setup_p50_ms', 0):.1f}/{g.get('setup_p99_ms', 0):.1f} ms, "
@@ -515,43 +764,132 @@ def print_tables(steps: list[Step], hold_mean: float, overload: Step | None) -> 
             f"niceness: {s.nice}"
         )
         if s.error:
-            print(f"  {s.load:g}: {s.error}")
+            print(f"  {s.label}: {s.error}")
 
 
-def overload_verdict(s: Step) -> str:
-    peak = max((x.pending for x in s.samples), default=0)
-    return (
-        f"overload {s.load:g} calls: capture "
-        f"{'kept priority (zero loss)' if s.loss == 0 else f'LOST {s.loss} packets'}; "
-        f"finish backlog peaked at {peak:.0f} (growing: {'yes' if s.backlog_grows else 'no'}) "
-        f"and {'drained' if s.drained else 'did NOT drain'} {s.drain_s:.0f} s after new calls "
-        f"stopped; every call stored: {'yes' if s.all_stored else 'NO'} "
-        f"({s.db_calls} calls, {s.db_mp3} MP3 of {s.answered} answered)"
+def print_series(s: Step, every: float) -> None:
+    """The run's time series, a row per ``every`` seconds: the backlog grows and drains."""
+    names = [p.name for p in s.phases] + ["new calls stopped, rest BYEd"]
+    print(
+        f"\nTime series of {s.label} (a row every {every:g} s; CPU in % of CPU "
+        f"{rr.SERVER_CPU} since the row before; drops: datagrams the server's RTP sockets "
+        "dropped so far, summed over the sockets seen at the rows)"
     )
+    print(
+        "| t | phase | calls up | calls ended | waiting to be finished | stored | capture CPU | "
+        "finishing CPU (pool + server) | pool CPU | capture lag | socket drops |"
+    )
+    print("|---:|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|")
+    rows: list[Sample] = []
+    for x in s.samples:  # the first sample of every ``every`` seconds, and the last
+        if not rows or x.t // every > rows[-1].t // every or x is s.samples[-1]:
+            rows.append(x)
+    before = s.phases[0].cpu0
+    for x in rows:
+        if before is None or x.cpu.at - before.at < 1.0:  # CPU clocks tick at 10 ms
+            cpu = "- | - | -"
+        else:
+            dt = x.cpu.at - before.at
+            cpu = (
+                f"{100 * (x.cpu.loop - before.loop) / dt:.0f}% | "
+                f"{100 * (x.cpu.finishing - before.finishing) / dt:.0f}% | "
+                f"{100 * (x.cpu.children - before.children) / dt:.0f}%"
+            )
+        phase = (
+            f"{names[x.phase]} {s.phases[x.phase].load:g}"
+            if x.phase < len(s.phases)
+            else (names[-1])
+        )
+        print(
+            f"| {x.t:.0f} s | {phase} | {x.up:.0f} | {x.ended:.0f} | {x.pending:.0f} | "
+            f"{x.stored:.0f} | {cpu} | {x.capture_lag_ms:.0f} ms | {x.drops} |"
+        )
+        if before is None or x.cpu.at - before.at >= 1.0:
+            before = x.cpu
+
+
+def overload_verdict(s: Step) -> tuple[bool, str]:
+    """(the run showed it, the sentence): zero loss while the backlog grew, then drained."""
+    k = next((i for i, p in enumerate(s.phases) if p.name == "overload"), 1)
+    during = s.in_phase(k)
+    slope, _rise = s.backlog_fit(k)
+    grew = s.backlog_grows(k)
+    first = during[0].pending if during else 0
+    peak = max((x.pending for x in s.samples if x.phase >= k), default=0)
+    lag = max((x.capture_lag_ms for x in during), default=0)
+    p = s.phases[k]
+    shown = grew and s.drained and s.loss == 0 and s.all_stored
+    text = (
+        f"overload {p.load:g} calls for {p.seconds / 60:g} min after {s.seconds / 60:g} min at "
+        f"{s.load:g}: capture "
+        f"{'kept priority (zero loss' if s.loss == 0 else f'LOST {s.loss} packets ('}"
+        f" of {s.sent}, capture lag up to {lag:.0f} ms in the overload); calls waiting to be "
+        f"finished went from {first:.0f} to a peak of {peak:.0f} ({slope:+.1f}/min in the "
+        f"overload: {'growing' if grew else 'NOT growing: the core was not overloaded'}) and "
+        f"{'drained to 0' if s.drained else 'did NOT drain'} {s.drain_s:.0f} s after new calls "
+        f"stopped; every call stored: {'yes' if s.all_stored else 'NO'} ({s.db_calls} calls of "
+        f"{s.answered} answered, {s.db_mp3} MP3 of {s.with_media} with media)"
+    )
+    return shown, text
 
 
 # -- main ------------------------------------------------------------------------------------------
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     p.add_argument("--loads", default="300,450,600", help="calls up on average, in order")
-    p.add_argument("--minutes", type=float, default=10.0, help="window per load step")
+    p.add_argument("--minutes", type=float, default=10.0, help="window per load (confirm)")
     p.add_argument("--hold-mean", type=float, default=180.0, help="mean call hold, seconds")
+    p.add_argument(
+        "--find-limit",
+        action="store_true",
+        help="probe for the highest load that holds, then confirm it for --minutes",
+    )
+    p.add_argument("--start-load", type=float, default=300.0, help="--find-limit's first probe")
+    p.add_argument("--probe-minutes", type=float, default=2.0, help="window per probe")
+    p.add_argument("--max-probes", type=int, default=4)
+    p.add_argument("--resolution", type=float, default=0.05, help="stop probing within this share")
+    p.add_argument(
+        "--max-busy",
+        type=float,
+        default=1.0,
+        help="a load holds only if it needs at most this many cores (capture + finishing)",
+    )
     p.add_argument(
         "--overload",
         type=float,
         default=0.0,
-        help="last, run this many times the highest clean load (e.g. 1.5)",
+        help="last, run this many times the load found or the highest clean load (e.g. 1.5)",
     )
-    p.add_argument("--overload-minutes", type=float, default=0.0, help="default: --minutes")
+    p.add_argument("--overload-minutes", type=float, default=4.0)
+    p.add_argument(
+        "--overload-warmup-minutes",
+        type=float,
+        default=3.0,
+        help="with --loads: minutes at the load before the overload (finishing near steady)",
+    )
+    p.add_argument(
+        "--drain-minutes",
+        type=float,
+        default=2.0,
+        help="after the overload: minutes at --drain-load before the rest are BYEd",
+    )
+    p.add_argument(
+        "--drain-load",
+        type=float,
+        default=0.0,
+        help="share of the load after the overload (0: no new calls; 1: the sustained load)",
+    )
+    p.add_argument("--series-s", type=float, default=30.0, help="a time-series row every S s")
     p.add_argument(
         "--crecv-minutes",
         type=float,
         default=2.0,
-        help="window of the C receiver's run per step (at most --minutes; 0: none)",
+        help="window of the C receiver's run (at most --minutes; 0: none); with --find-limit "
+        "at the confirmed load only",
     )
     p.add_argument("--rate", type=float, default=200.0, help="set-ups (and final BYEs) per s")
     p.add_argument("--seed", type=int, default=12, help="arrivals and holds (same per step)")
-    p.add_argument("--sample-s", type=float, default=0.0, help="default: window/30, 1..5 s")
+    p.add_argument("--sample-s", type=float, default=0.0, help="default: run/30, 1..5 s")
     p.add_argument("--finish-timeout", type=float, default=1800.0)
     p.add_argument(
         "--bye-gap-ms",
@@ -562,6 +900,22 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     p.add_argument("--keep-going", action="store_true", help="run every load, clean or not")
     p.add_argument("--keep", action="store_true", help="keep the data directories")
     return p.parse_args(argv)
+
+
+def run_loads(args: argparse.Namespace, nofile: int) -> list[Step]:
+    steps: list[Step] = []
+    for load in (float(x) for x in args.loads.split(",") if x.strip()):
+        if not fits_nofile(load, nofile):
+            break
+        print(f"-- load {load:g} x {args.minutes:g} min ...", flush=True)
+        step = callvault_step([Phase("sustained", load, args.minutes * 60)], "step", args)
+        if args.crecv_s > 0 and not step.error:
+            crecv_step(step, args.crecv_s, args.hold_mean, args.seed, args.rate, args.keep)
+        steps.append(step)
+        report(step)
+        if not step.clean() and not args.keep_going:
+            break
+    return steps
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -575,9 +929,9 @@ def main(argv: list[str] | None = None) -> int:
     if hasattr(os, "sched_setaffinity") and (os.cpu_count() or 1) >= 2:
         os.sched_setaffinity(0, {int(rr.LOADGEN_CPU)})  # keep the driver off the server's core
     args.truesize = rr.probe_truesize()
+    args.crecv_s = min(args.crecv_minutes, args.minutes) * 60
     nofile = rr.effective_nofile()
-    seconds = args.minutes * 60
-    crecv_s = min(args.crecv_minutes, args.minutes) * 60
+    began = time.monotonic()
     print(
         f"server CPU {rr.SERVER_CPU}, loadgen CPU {rr.LOADGEN_CPU}; hold mean "
         f"{args.hold_mean:g} s, window {args.minutes:g} min, seed {args.seed}; "
@@ -585,52 +939,92 @@ def main(argv: list[str] | None = None) -> int:
         f"{' '.join(f'{x:.2f}' for x in os.getloadavg())}",
         flush=True,
     )
-    steps: list[Step] = []
-    for load in (float(x) for x in args.loads.split(",") if x.strip()):
-        if load * 3 * rr.FDS_PER_CALL + 500 > nofile:
-            print(f"-- load {load:g} skipped: RLIMIT_NOFILE {nofile} is too low")
-            break
-        print(f"-- load {load:g} x {args.minutes:g} min ...", flush=True)
-        step = callvault_step(load, seconds, args.hold_mean, args.seed, args.rate, args)
-        if crecv_s > 0 and not step.error:
-            crecv_step(step, crecv_s, args.hold_mean, args.seed, args.rate, args.keep)
-        steps.append(step)
-        slope, _ = step.backlog_fit()
-        print(
-            f"   answered {step.answered} sent {step.sent} loss {step.loss} backlog slope "
-            f"{slope:+.2f}/min stored {step.db_calls}/{step.db_mp3} drained "
-            f"{step.drained} in {step.drain_s:.0f} s clean {step.clean()}",
-            flush=True,
-        )
-        if not step.clean() and not args.keep_going:
-            break
-    clean = [s for s in steps if s.clean()]
-    best = max(clean, key=lambda s: s.load) if clean else None
     over: Step | None = None
-    if args.overload > 0 and best is not None:
-        load = round(best.load * args.overload)
-        minutes = args.overload_minutes or args.minutes
-        print(f"-- overload: {load} calls ({args.overload:g} x {best.load:g}) ...", flush=True)
-        over = callvault_step(load, minutes * 60, args.hold_mean, args.seed, args.rate, args)
-    elif args.overload > 0:
-        print("-- overload skipped: no clean load to scale")
-    print_tables(steps, args.hold_mean, over)
+    best: Step | None = None
+    if args.find_limit:
+        steps = find_limit(args, nofile)
+        clean = [s for s in steps if s.clean()]
+        if clean:
+            found = max(clean, key=lambda s: s.load).load
+            phases = [Phase("sustained", found, args.minutes * 60)]
+            if args.overload > 0:
+                phases += overload_phases(found, args)
+            print(
+                f"-- confirm {found:g} x {args.minutes:g} min"
+                + (
+                    "".join(
+                        f", then {p.name} {p.load:g} x {p.seconds / 60:g} min" for p in phases[1:]
+                    )
+                ),
+                flush=True,
+            )
+            if fits_nofile(max(p.load for p in phases), nofile):
+                confirm = callvault_step(phases, "confirm", args)
+                if args.crecv_s > 0 and not confirm.error:
+                    crecv_step(
+                        confirm, args.crecv_s, args.hold_mean, args.seed, args.rate, args.keep
+                    )
+                report(confirm)
+                steps.append(confirm)
+                best = confirm if confirm.clean() else None
+                over = confirm if args.overload > 0 else None
+        else:
+            print("-- no probe held: nothing to confirm")
+    else:
+        steps = run_loads(args, nofile)
+        clean = [s for s in steps if s.clean()]
+        best = max(clean, key=lambda s: s.load) if clean else None
+        if args.overload > 0 and best is not None:
+            phases = [Phase("sustained", best.load, args.overload_warmup_minutes * 60)]
+            phases += overload_phases(best.load, args)
+            print(
+                f"-- overload: {best.load:g} x {args.overload_warmup_minutes:g} min, then "
+                + ", then ".join(
+                    f"{p.name} {p.load:g} x {p.seconds / 60:g} min" for p in phases[1:]
+                ),
+                flush=True,
+            )
+            if fits_nofile(max(p.load for p in phases), nofile):
+                over = callvault_step(phases, "overload", args)
+                report(over)
+                steps.append(over)
+        elif args.overload > 0:
+            print("-- overload skipped: no clean load to scale")
+    print_tables(steps, args.hold_mean)
+    failures: list[str] = []
     if over is not None:
-        print("\n" + overload_verdict(over))
+        print_series(over, args.series_s)
+        shown, text = overload_verdict(over)
+        print("\n" + text)
+        if over.loss or not over.drained or over.error:
+            failures.append(
+                f"the overload run lost {over.loss} packets, drained: {over.drained}"
+                + (f", {over.error}" if over.error else "")
+            )
+        if not shown:
+            print("the run did NOT show an overload that grows the backlog and drains")
+    for s in steps:
+        if s.calls_lost:
+            failures.append(
+                f"{s.label}: {s.calls_lost} of {s.answered} answered calls not stored with "
+                f"their MP3 ({s.db_calls} calls, {s.db_mp3} MP3 of {s.with_media} with media)"
+            )
+    print(f"\nbench time {(time.monotonic() - began) / 60:.1f} min")
     if best is not None:
-        cap = best.capture_s / max(1e-9, best.call_s) * 1e3
-        fin = best.finishing_s / max(1e-9, best.call_s) * 1e3
         print(
             f"\nhighest steady load with zero loss, a backlog that does not grow, every call "
             f"stored: {best.load:g} calls ({args.minutes:g} min, holds {args.hold_mean:g} s; "
-            f"capture {cap:.2f} + finishing {fin:.2f} ms per call-second)"
+            f"capture {best.capture_ms:.2f} + finishing {best.finishing_ms:.2f} ms per "
+            f"call-second; core needed {best.busy:.2f})"
         )
     else:
         print(
             "\nhighest steady load with zero loss, a backlog that does not grow, every call "
-            "stored: none of the loads tried"
+            "stored: none" + (" confirmed" if args.find_limit else " of the loads tried")
         )
-    return 0
+    for failure in failures:
+        print(f"FAIL: {failure}")
+    return 1 if failures else 0
 
 
 if __name__ == "__main__":
