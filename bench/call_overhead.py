@@ -185,7 +185,7 @@ def _server_cpu(data: Path | None) -> float:
         return 0.0
     postmaster = int((data / "postmaster.pid").read_text().split()[0])
     children = Path(f"/proc/{postmaster}/task/{postmaster}/children").read_text().split()
-    return sum(_proc_cpu(int(pid)) for pid in [postmaster, *children])
+    return sum(_proc_cpu(pid) for pid in [postmaster, *map(int, children)])
 
 
 def _pool_cpu(finisher: Finisher) -> float:
