@@ -373,20 +373,36 @@ GATE_MARGIN_MS = 120  # audio kept around a candidate frame for the exact detect
 GATE_MIN_SHARE = 0.08  # each group's strongest tone holds at least this share of the frame
 
 
-_GATE_BASES: dict[tuple[int, int], tuple[list[int], npt.NDArray[np.float32]]] = {}
+Floats32 = npt.NDArray[np.float32]
+_GATE_MATRICES: dict[tuple[int, int], tuple[Floats32, Floats32, Floats32]] = {}
 
 
-def _gate_basis(frame: int, rate: int) -> tuple[list[int], npt.NDArray[np.float32]]:
-    """The DFT bins the gate reads (each tone's bin and its neighbours) and their
-    cosine and sine rows, so that ``frames @ basis`` is those bins of an rfft."""
-    cached = _GATE_BASES.get((frame, rate))
+def _gate_matrices(frame: int, rate: int) -> tuple[Floats32, Floats32, Floats32]:
+    """What ``_gate_hits`` multiplies a frame of int16 samples by, with the Hann window
+    and the scale to full scale folded in: the DFT bins it reads (each tone's bin and
+    its neighbours; cosine columns, then sine columns), then the DC and Nyquist bins;
+    the window's squares (the frame's windowed power); and which bins sum to each of
+    the eight tones (bins x 8)."""
+    cached = _GATE_MATRICES.get((frame, rate))
     if cached is None:
         width = rate / frame
         centres = [round(freq / width) for freq in (*ROWS, *COLUMNS)]
         bins = sorted({b for c in centres for b in range(max(c - 1, 0), c + 2)})
-        phase = 2 * np.pi * np.outer(np.arange(frame), bins) / frame
-        basis = np.concatenate([np.cos(phase), -np.sin(phase)], axis=1).astype(np.float32)
-        cached = _GATE_BASES[(frame, rate)] = (bins, basis)
+        n = np.arange(frame)
+        window = np.hanning(frame) / 32768.0
+        phase = 2 * np.pi * np.outer(n, bins) / frame
+        nyquist = np.where(n % 2, -1.0, 1.0) if frame % 2 == 0 else np.zeros(frame)
+        columns = [np.cos(phase), -np.sin(phase), np.ones((frame, 1)), nyquist[:, None]]
+        product = np.concatenate(columns, axis=1) * window[:, None]
+        tones = np.zeros((len(bins), 8))
+        for k, centre in enumerate(centres):
+            for b in range(max(centre - 1, 0), centre + 2):
+                tones[bins.index(b), k] = 1.0
+        cached = _GATE_MATRICES[(frame, rate)] = (
+            product.astype(np.float32),
+            (window * window).astype(np.float32),
+            tones.astype(np.float32),
+        )
     return cached
 
 
@@ -394,36 +410,25 @@ def _gate_hits(
     samples: Pcm, rate: int, at: npt.NDArray[np.intp] | None = None
 ) -> npt.NDArray[np.intp]:
     """The 20 ms frames (of all, or of the frame indices ``at``) where one row tone
-    and one column tone both stand out: see ``candidate_spans``."""
+    and one column tone both stand out: see ``candidate_spans``. Each frame is
+    Hann-windowed and read at the bins around the eight tones only, all in one
+    matrix product (not a whole FFT per frame)."""
     frame = rate * GATE_FRAME_MS // 1000
     count = len(samples) // frame
     whole = samples[: count * frame].reshape(count, frame)
-    frames = (whole if at is None else whole[at]).astype(np.float32) / 32768.0
-    windowed = frames * np.hanning(frame).astype(np.float32)
-    bins, basis = _gate_basis(frame, rate)
-    # only the bins around the eight tones, as one product (not a whole FFT per frame)
-    product = windowed @ basis
-    spectrum = product[:, : len(bins)] ** 2 + product[:, len(bins) :] ** 2
+    frames = (whole if at is None else whole[at]).astype(np.float32)
+    product, power_weights, tones = _gate_matrices(frame, rate)
+    bins = len(tones)
+    projected = frames @ product
+    spectrum = projected[:, :bins] ** 2 + projected[:, bins : 2 * bins] ** 2
+    dc, nyquist = projected[:, -2], projected[:, -1]
     # the one-sided spectrum's total power by Parseval: (N sum y^2 + |Y_0|^2 + |Y_N/2|^2) / 2
-    nyquist = windowed[:, 0::2].sum(axis=1) - windowed[:, 1::2].sum(axis=1)
-    if frame % 2:
-        nyquist[:] = 0
-    dc = windowed.sum(axis=1)
-    total = (frame * np.einsum("ij,ij->i", windowed, windowed) + dc * dc + nyquist * nyquist) / 2
+    total = (frame * ((frames * frames) @ power_weights) + dc * dc + nyquist * nyquist) / 2
     total += 1e-9
-    width = rate / frame  # Hz per bin
-
-    def group(freqs: tuple[float, ...]) -> Floats:
-        shares = []
-        for freq in freqs:
-            centre = round(freq / width)
-            columns = [bins.index(b) for b in range(max(centre - 1, 0), centre + 2)]
-            shares.append(spectrum[:, columns].sum(axis=1) / total)
-        best: Floats = np.max(np.stack(shares), axis=0).astype(np.float64)
-        return best
-
+    shares = (spectrum @ tones) / total[:, None]  # each tone's share of the frame
     loud = total > _power_of_dbm0(-36.0) * frame * frame * 0.375  # Hann power gain
-    hits = np.flatnonzero(loud & (group(ROWS) > GATE_MIN_SHARE) & (group(COLUMNS) > GATE_MIN_SHARE))
+    rows, columns = shares[:, :4].max(axis=1), shares[:, 4:].max(axis=1)
+    hits = np.flatnonzero(loud & (rows > GATE_MIN_SHARE) & (columns > GATE_MIN_SHARE))
     return hits if at is None else at[hits]
 
 
