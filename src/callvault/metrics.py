@@ -16,6 +16,7 @@ class OutboxMetrics:
     oldest_since: float | None = None  # wall-clock time the oldest waiting blob was queued
     uploads: int = 0
     failures: int = 0
+    refused: int = 0  # waiting blobs whose last upload the store refused (S3 up, this one not)
 
     def rows(self) -> list[tuple[str, str, str, float]]:
         age = 0.0 if self.oldest_since is None else max(0.0, time.time() - self.oldest_since)
@@ -34,6 +35,12 @@ class OutboxMetrics:
                 "counter",
                 "failed upload attempts (retried)",
                 self.failures,
+            ),
+            (
+                "callvault_blob_outbox_refused_files",
+                "gauge",
+                "waiting blobs the store refused (each retried on its own backoff)",
+                self.refused,
             ),
         ]
 

@@ -6,11 +6,13 @@ The app is wrapped in ``S3Server``'s WSGI layer, which logs every request the
 way the server saw it (method, path, query, Range header, status, bytes
 sent) and can answer chosen requests with an error instead of passing them
 on (``fail``): an S3 outage or a store that ignores DELETE, seen by the client
-over HTTP, with nothing in boto3 patched.
+over HTTP, with nothing in boto3 patched. One object refused by the server
+itself is a bucket policy's deny (``deny_put``), which moto enforces.
 """
 
 from __future__ import annotations
 
+import json
 import socket
 import subprocess
 import sys
@@ -87,22 +89,50 @@ class S3Server:
         with self._lock:
             self.log.clear()
 
-    def new_bucket(self, *, versioned: bool = False) -> str:
+    def _client(self) -> Any:
+        """A boto3 client of this server, for the test's own set-up."""
         import boto3
 
-        name = f"cv-{uuid.uuid4().hex[:20]}"
-        client = boto3.client(
+        return boto3.client(
             "s3",
             endpoint_url=self.url,
             region_name="us-east-1",
             aws_access_key_id="testing",
             aws_secret_access_key="testing",
         )
+
+    def new_bucket(self, *, versioned: bool = False) -> str:
+        name = f"cv-{uuid.uuid4().hex[:20]}"
+        client = self._client()
         client.create_bucket(Bucket=name)
         if versioned:
             client.put_bucket_versioning(Bucket=name, VersioningConfiguration={"Status": "Enabled"})
         client.close()
         return name
+
+    def deny_put(self, bucket: str, key: str) -> None:
+        """A bucket policy denying PutObject on ``key`` (the full object key, prefix and all):
+        the server refuses that one object (403) and takes every other, until ``allow_all``."""
+        policy = {
+            "Version": "2012-10-17",
+            "Statement": [
+                {
+                    "Effect": "Deny",
+                    "Principal": "*",
+                    "Action": "s3:PutObject",
+                    "Resource": f"arn:aws:s3:::{bucket}/{key}",
+                }
+            ],
+        }
+        client = self._client()
+        client.put_bucket_policy(Bucket=bucket, Policy=json.dumps(policy))
+        client.close()
+
+    def allow_all(self, bucket: str) -> None:
+        """The bucket's policy removed: every object is taken again."""
+        client = self._client()
+        client.delete_bucket_policy(Bucket=bucket)
+        client.close()
 
     def _failure(self, method: str, query: str) -> int | None:
         with self._lock:

@@ -119,6 +119,13 @@ def test_the_drain_uploads_oldest_first_confirms_then_serves_from_s3(box: Box) -
     assert [(r.method, r.range) for r in box.server.log] == [("GET", "bytes=10-19")]
 
 
+def backed_off(delays: list[float], expected: list[float]) -> bool:
+    """Each delay is its expected backoff, shortened by at most the jitter (20 %)."""
+    return len(delays) == len(expected) and all(
+        0.8 * e - 1e-9 <= d <= e + 1e-9 for d, e in zip(delays, expected, strict=True)
+    )
+
+
 def test_an_outage_backs_off_exponentially_to_the_cap_and_drains_when_s3_is_back(
     box: Box,
 ) -> None:
@@ -127,20 +134,97 @@ def test_an_outage_backs_off_exponentially_to_the_cap_and_drains_when_s3_is_back
     box.server.fail("*", 503, times=1000)
     delays = []
     for _ in range(6):
+        box.server.clear_log()
         assert box.store.drain_once() == 0
-        delays.append(round(box.store.retry_at - box.clock.now, 3))
+        assert [r.method for r in box.server.log] == ["PUT"]  # the store failed: pass over
+        delays.append(box.store.retry_at - box.clock.now)
+        assert box.store.next_attempt() == box.store.retry_at
+        box.clock.advance(delays[-1] - 0.01)
         box.server.clear_log()
         assert box.store.drain_once() == 0  # not due: S3 is not asked again
         assert box.server.log == []
-        box.clock.advance(delays[-1])
-    assert delays == [1, 2, 4, 8, 8, 8]  # doubling from 1 s, capped at retry_max_s
+        box.clock.advance(0.01)
+    assert backed_off(delays, [1, 2, 4, 8, 8, 8])  # doubling from 1 s, capped at retry_max_s
     assert box.metrics.failures == 6 and box.metrics.uploads == 0
+    assert box.metrics.refused == 0  # the store's failures, not the blobs'
     assert box.store.pending() == ["7/a.mp3", "7/b.mp3"]  # nothing lost
     assert box.store.read("7/a.mp3") == AUDIO  # and still served, from the disk
     box.server.calm()
-    assert box.store.drain_once() == 2
+    assert box.store.drain_once() == 2  # at once: no blob was charged with the outage
     assert box.store.retry_at == 0 and box.store.pending() == []
     assert box.in_s3("7/a.mp3") == AUDIO and box.in_s3("7/b.mp3") == AUDIO
+
+
+def test_a_blob_the_store_refuses_backs_off_alone_while_the_others_upload(
+    box: Box, caplog: pytest.LogCaptureFixture
+) -> None:
+    """S3 refuses one object (a bucket policy's deny of its key, enforced by the server):
+    that blob waits on its own backoff, never lost; the others go, the store is not
+    backed off, and the refusal shows in the metrics and the log."""
+    box.server.deny_put(box.remote.bucket, f"{box.remote.prefix}7/stuck.mp3")
+    box.store.put("7/stuck.mp3", b"stuck")  # the oldest: first in line
+    box.clock.advance(1)
+    box.store.put("7/a.mp3", AUDIO)
+    box.store.put("7/b.mp3", b"bee")
+    box.server.clear_log()
+    with caplog.at_level("WARNING", logger="callvault.storage.outbox"):
+        assert box.store.drain_once() == 2
+        puts = [(r.path, r.status) for r in box.server.requests("PUT")]
+        assert puts == [
+            (box.path("7/stuck.mp3"), 403),
+            (box.path("7/a.mp3"), 200),
+            (box.path("7/b.mp3"), 200),
+        ]
+        assert box.in_s3("7/a.mp3") == AUDIO and box.in_s3("7/b.mp3") == b"bee"
+        assert box.store.retry_at == 0  # the store is up: not backed off
+        assert box.store.pending() == ["7/stuck.mp3"]  # nothing lost
+        assert box.store.read("7/stuck.mp3") == b"stuck"  # and served from the disk
+        m = box.metrics
+        assert (m.files, m.refused, m.uploads, m.failures) == (1, 1, 2, 1)
+        assert "callvault_blob_outbox_refused_files 1\n" in Metrics(outbox=m).render()
+
+        # its own backoff: doubling from 1 s, capped at retry_max_s (8)
+        delays = []
+        for n in range(6):
+            due = box.store.next_attempt()
+            assert due is not None
+            delays.append(due - box.clock.now)
+            box.clock.advance(delays[-1] - 0.01)
+            box.store.put(f"7/new-{n}.mp3", b"new")  # a blob put meanwhile is not held back
+            box.server.clear_log()
+            assert box.store.drain_once() == 1
+            assert [r.path for r in box.server.requests("PUT")] == [box.path(f"7/new-{n}.mp3")]
+            box.clock.advance(0.01)
+            box.server.clear_log()
+            assert box.store.drain_once() == 0  # due: tried again, refused again
+            assert [(r.path, r.status) for r in box.server.requests("PUT")] == [
+                (box.path("7/stuck.mp3"), 403)
+            ]
+        assert backed_off(delays, [1, 2, 4, 8, 8, 8])
+        assert box.store.pending() == ["7/stuck.mp3"] and box.metrics.failures == 7
+    # warned at the first refusal and when its backoff reached the cap (the 4th), not more
+    warnings = [r.getMessage() for r in caplog.records if "refused 7/stuck.mp3" in r.getMessage()]
+    assert len(warnings) == 2
+    assert "refusal 1 in a row" in warnings[0] and "refusal 4 in a row" in warnings[1]
+
+    box.server.allow_all(box.remote.bucket)  # the policy fixed: it goes at its next try
+    due = box.store.next_attempt()
+    assert due is not None
+    box.clock.advance(due - box.clock.now)
+    assert box.store.drain_once() == 1
+    assert box.in_s3("7/stuck.mp3") == b"stuck" and box.store.pending() == []
+    assert (box.metrics.files, box.metrics.refused) == (0, 0)
+
+
+def test_a_refused_blob_put_again_is_tried_at_once(box: Box) -> None:
+    box.server.deny_put(box.remote.bucket, f"{box.remote.prefix}7/a.mp3")
+    box.store.put("7/a.mp3", b"first take")
+    assert box.store.drain_once() == 0 and box.metrics.refused == 1
+    box.server.allow_all(box.remote.bucket)
+    box.store.put("7/a.mp3", b"second take")  # a new blob: none of the old one's backoff
+    assert box.metrics.refused == 0
+    assert box.store.drain_once() == 1
+    assert box.in_s3("7/a.mp3") == b"second take"
 
 
 def test_a_failed_upload_keeps_the_local_copy_and_order(box: Box) -> None:

@@ -13,7 +13,14 @@ from pathlib import Path
 import pytest
 
 from callvault.metrics import OutboxMetrics
-from callvault.storage.blobs import CHUNK, BlobNotFound, BlobStore, BlobStoreError, LocalBlobStore
+from callvault.storage.blobs import (
+    CHUNK,
+    BlobNotFound,
+    BlobRefused,
+    BlobStore,
+    BlobStoreError,
+    LocalBlobStore,
+)
 from callvault.storage.factory import make_blob_store
 from callvault.storage.outbox import OutboxBlobStore
 from callvault.storage.s3 import S3BlobStore
@@ -258,6 +265,28 @@ def test_s3_outage_is_a_store_error(s3: S3Server, tmp_path: Path) -> None:
             call()
 
 
+def test_s3_refusing_one_object_is_a_refusal_of_that_blob(s3: S3Server, tmp_path: Path) -> None:
+    """A 4xx about the object (a bucket policy's deny) is ``BlobRefused``: the store is up
+    and takes other blobs; an outage's 5xx is a store error, never a refusal."""
+    store = S3BlobStore.from_settings(s3_settings(s3.url, tmp_path, s3.new_bucket()), attempts=1)
+    s3.deny_put(store.bucket, f"{store.prefix}7/denied.mp3")
+    source = tmp_path / "denied.mp3"
+    source.write_bytes(AUDIO)
+    with pytest.raises(BlobRefused, match="403"):
+        store.put_file("7/denied.mp3", source)  # s3transfer's upload: its error wraps S3's
+    assert source.exists()  # kept for the caller's retry
+    with pytest.raises(BlobRefused):
+        store.put("7/denied.mp3", b"x")
+    store.put("7/other.mp3", b"x")  # taken
+    assert store.read("7/other.mp3") == b"x"
+    s3.clear_log()
+    s3.fail("PUT", 503)
+    with pytest.raises(BlobStoreError) as outage:
+        store.put_file("7/third.mp3", source)
+    assert not isinstance(outage.value, BlobRefused)
+    assert [(r.method, r.status) for r in s3.log] == [("PUT", 503)]
+
+
 def test_s3_unreachable_is_a_store_error(tmp_path: Path) -> None:
     import socket
 
@@ -266,5 +295,6 @@ def test_s3_unreachable_is_a_store_error(tmp_path: Path) -> None:
         port = closed.getsockname()[1]
     settings = s3_settings(f"http://127.0.0.1:{port}", tmp_path, "unreachable", s3_timeout_s=2)
     store = S3BlobStore.from_settings(settings, attempts=1)
-    with pytest.raises(BlobStoreError, match="failed"):
+    with pytest.raises(BlobStoreError, match="failed") as unreachable:
         store.size("7/call.mp3")
+    assert not isinstance(unreachable.value, BlobRefused)

@@ -49,6 +49,11 @@ class BlobStoreError(Exception):
     """The store could not be asked or refused (outage, timeout, permission): retry later."""
 
 
+class BlobRefused(BlobStoreError):
+    """The store answered and refused this blob (a bucket policy's deny on its key, say):
+    other blobs may still go (the outbox backs off this one alone)."""
+
+
 def check_key(key: str) -> str:
     """``key`` if it is a valid blob key (no ``..``, no leading ``/``), else ``ValueError``."""
     if not _KEY.match(key) or ".." in key.split("/"):

@@ -18,10 +18,22 @@ again.
   removed at start. One process owns a ``data_dir``, as with the spool.
 - The drain is a thread (``start``/``close``): boto3 blocks, and a thread keeps
   the uploads off the event loop without ``to_thread`` churn. ``put`` wakes it;
-  one pass (``drain_once``) uploads until the outbox is empty or an upload fails.
-  A failure (the store's, not one key's: it is one bucket) stops the pass and
-  the next is due after a capped exponential backoff (``retry_min_s`` doubling
-  to ``retry_max_s``), read on the ``clock`` passed in, so tests need no sleeps.
+  one pass (``drain_once``) uploads the blobs that are due, oldest first, until
+  none is left or the store fails. Backoffs are capped exponential
+  (``retry_min_s`` doubling to ``retry_max_s``), each delay shortened by up to
+  ``jitter`` at random so that nodes and blobs do not retry in step, and read on
+  the ``clock`` passed in, so tests need no sleeps. Two kinds of failure:
+  - the store's (no answer, a timeout, 5xx, throttling, bad credentials: any
+    blob would fail alike) stops the pass; the next is due after the store's
+    backoff (``retry_at``), and the blob is not charged with it;
+  - a refusal of this blob (``BlobRefused``: S3 answered a 4xx about the object,
+    such as a bucket policy's deny of its key; the stored size differs; the
+    local copy cannot be read) puts that blob alone on its own backoff, and the
+    pass goes on with the others. A refused blob is never dropped: it is
+    retried at least every ``retry_max_s``, counted in
+    ``callvault_blob_outbox_refused_files`` (and keeps the oldest age growing),
+    logged as a warning at its first refusal and when its backoff reaches the
+    cap, and uploaded as soon as the store takes it.
 - Uploading: the local file is hard-linked to ``<name>~upload`` and that link is
   handed to the remote's ``put_file`` (which consumes what it is given: the
   S3 store streams it, multipart when large): the blob itself stays readable
@@ -36,18 +48,22 @@ again.
 
 from __future__ import annotations
 
+import enum
 import logging
 import os
+import random
 import shutil
 import threading
 import time
 from collections.abc import Callable, Iterator
+from dataclasses import dataclass
 from pathlib import Path
 from typing import BinaryIO
 
 from callvault.metrics import OutboxMetrics
 from callvault.storage.blobs import (
     BlobNotFound,
+    BlobRefused,
     BlobStore,
     BlobStoreError,
     BlobWriter,
@@ -63,7 +79,25 @@ log = logging.getLogger(__name__)
 TMP = "~"  # marks a file that is not (yet) a blob: never part of a valid key
 RETRY_MIN_S = 1.0
 RETRY_MAX_S = 60.0
+RETRY_JITTER = 0.2  # a backoff's delay is up to this fraction shorter, at random
 CLOSE_WAIT_S = 10.0  # how long ``close`` lets an upload in flight finish
+
+
+@dataclass
+class _Waiting:
+    """A blob in the outbox: its size, since when it waits, and its own backoff."""
+
+    size: int
+    since: float  # clock time it was queued
+    refusals: int = 0  # the store's refusals of this blob in a row (an outage's are not its)
+    due: float = 0.0  # not tried before this clock time, after a refusal
+
+
+class _Outcome(enum.Enum):
+    UPLOADED = "uploaded"
+    GONE = "gone"  # deleted meanwhile: nothing to upload
+    REFUSED = "refused"  # this blob: it waits on its own backoff, the pass goes on
+    STORE_FAILED = "store failed"  # the store: the pass stops
 
 
 class OutboxBlobStore:
@@ -78,6 +112,8 @@ class OutboxBlobStore:
         clock: Callable[[], float] = time.time,
         retry_min_s: float = RETRY_MIN_S,
         retry_max_s: float = RETRY_MAX_S,
+        jitter: float = RETRY_JITTER,
+        rng: random.Random | None = None,
     ) -> None:
         self.root = root
         self.remote = remote
@@ -85,14 +121,17 @@ class OutboxBlobStore:
         self._clock = clock
         self.retry_min_s = min(retry_min_s, retry_max_s)
         self.retry_max_s = retry_max_s
+        self.jitter = jitter
+        self._rng = rng or random.Random()
         self._local = LocalBlobStore(root)  # reads of what still waits here
         self._cond = threading.Condition()
-        # key -> (size, queued at): insertion order is upload order, oldest first
-        self._pending: dict[str, tuple[int, float]] = {}
+        # insertion order is upload order, oldest first
+        self._pending: dict[str, _Waiting] = {}
         self._bytes = 0
+        self._refused = 0  # waiting blobs with a refusal
         self._uploading: str | None = None
-        self._failures_in_row = 0
-        self.retry_at = 0.0  # no upload before this (clock time), after a failure
+        self._store_failures = 0  # the store's failures in a row
+        self.retry_at = 0.0  # no upload before this (clock time), after the store failed
         self._wake = threading.Event()
         self._stopping = threading.Event()
         self._thread: threading.Thread | None = None
@@ -118,7 +157,7 @@ class OutboxBlobStore:
             found.append((stat.st_mtime, key, stat.st_size))
         with self._cond:
             for since, key, size in sorted(found):
-                self._pending[key] = (size, since)
+                self._pending[key] = _Waiting(size, since)
                 self._bytes += size
             self._gauges()
         if found:
@@ -128,13 +167,14 @@ class OutboxBlobStore:
         """The metrics of the backlog; the caller holds ``_cond``."""
         self.metrics.files = len(self._pending)
         self.metrics.bytes = self._bytes
+        self.metrics.refused = self._refused
         first = next(iter(self._pending.values()), None)
-        self.metrics.oldest_since = None if first is None else first[1]
+        self.metrics.oldest_since = None if first is None else first.since
 
     def _queued(self, key: str, size: int) -> None:
         with self._cond:
-            self._forget(key)
-            self._pending[key] = (size, self._clock())
+            self._forget(key)  # a new take: tried at once, whatever the old one's refusals
+            self._pending[key] = _Waiting(size, self._clock())
             self._bytes += size
             self._gauges()
         self._wake.set()
@@ -143,7 +183,9 @@ class OutboxBlobStore:
         """Drops ``key`` from the backlog; the caller holds ``_cond``."""
         old = self._pending.pop(key, None)
         if old is not None:
-            self._bytes -= old[0]
+            self._bytes -= old.size
+            if old.refusals:
+                self._refused -= 1
             self._gauges()
 
     def pending(self) -> list[str]:
@@ -227,34 +269,57 @@ class OutboxBlobStore:
 
     # -- the drain --------------------------------------------------------------------------
     def drain_once(self) -> int:
-        """Uploads the waiting blobs, oldest first, until none is left or one fails; nothing
-        before ``retry_at``. Returns how many were uploaded."""
+        """Uploads the waiting blobs that are due, oldest first, until none is left or the
+        store fails; nothing before ``retry_at``. A blob the store refuses waits on its own
+        backoff while the others go. Returns how many were uploaded."""
         done = 0
         while not self._stopping.is_set():
             with self._cond:
-                if not self._pending or self._clock() < self.retry_at:
+                now = self._clock()
+                if now < self.retry_at:
                     break
-                key = next(iter(self._pending))
+                key = next((k for k, w in self._pending.items() if w.due <= now), None)
+                if key is None:
+                    break
+                waiting = self._pending[key]
                 self._uploading = key
             try:
-                uploaded = self._upload(key)
+                outcome = self._upload(key, waiting)
             finally:
                 with self._cond:
                     self._uploading = None
                     self._cond.notify_all()
-            if not uploaded:
+            if outcome is _Outcome.STORE_FAILED:
                 break
-            done += 1
+            done += outcome is _Outcome.UPLOADED
         return done
 
-    def _upload(self, key: str) -> bool:
-        """One blob to the remote, confirmed, then its local copy removed; False on failure."""
+    def next_attempt(self) -> float | None:
+        """The clock time the drain has something to try next; None: nothing waits."""
+        with self._cond:
+            if not self._pending:
+                return None
+            return max(self.retry_at, min(w.due for w in self._pending.values()))
+
+    def _backoff(self, failures: int) -> float:
+        """The delay after ``failures`` in a row: doubling, capped, shortened at random."""
+        delay = min(self.retry_max_s, self.retry_min_s * 2.0 ** (failures - 1))
+        return delay * (1.0 - self.jitter * self._rng.random())
+
+    def _upload(self, key: str, waiting: _Waiting) -> _Outcome:
+        """One blob to the remote, confirmed, then its local copy removed."""
         path = self._path(key)
         link = path.with_name(f"{path.name}{TMP}upload")
         try:
             link.unlink(missing_ok=True)
             try:
-                blob = path.stat()
+                try:
+                    with open(path, "rb") as local:  # an unreadable copy is this blob's
+                        blob = os.fstat(local.fileno())
+                except FileNotFoundError:
+                    raise
+                except OSError as exc:
+                    raise BlobRefused(f"the outbox's copy of {key!r}: {exc}") from exc
                 try:
                     os.link(path, link)
                 except FileNotFoundError:
@@ -265,27 +330,32 @@ class OutboxBlobStore:
                 with self._cond:
                     if not path.exists():
                         self._forget(key)
-                return True
+                return _Outcome.GONE
             size = link.stat().st_size
             self.remote.put_file(key, link)
             stored = self.remote.size(key)
             if stored != size:
-                raise BlobStoreError(f"{key!r}: {stored} bytes stored, {size} sent")
+                raise BlobRefused(f"{key!r}: {stored} bytes stored, {size} sent")
+        except BlobRefused as exc:
+            self._refusal(key, waiting, exc)
+            return _Outcome.REFUSED
         except (BlobStoreError, BlobNotFound, OSError) as exc:
             self._failed(key, exc)
-            return False
+            return _Outcome.STORE_FAILED
         finally:
             link.unlink(missing_ok=True)
         with self._cond:
             self.metrics.uploads += 1
-            if self._failures_in_row:
-                log.info("outbox: uploads succeed again after %d failures", self._failures_in_row)
-            self._failures_in_row, self.retry_at = 0, 0.0
+            if self._store_failures:
+                log.info("outbox: uploads succeed again after %d failures", self._store_failures)
+            self._store_failures, self.retry_at = 0, 0.0
+            if waiting.refusals:
+                log.info("outbox: %s uploaded after %d refusals", key, waiting.refusals)
             try:
                 now = path.stat()
             except FileNotFoundError:
                 self._forget(key)
-                return True
+                return _Outcome.UPLOADED
             # the very file uploaded, not one put again under the key meanwhile (a rename
             # makes a new inode): that one stays queued and is uploaded next
             if (now.st_ino, now.st_mtime_ns, now.st_size) == (
@@ -295,15 +365,41 @@ class OutboxBlobStore:
             ):
                 path.unlink()
                 self._forget(key)
-        return True
+        return _Outcome.UPLOADED
+
+    def _refusal(self, key: str, waiting: _Waiting, exc: BaseException) -> None:
+        """The store refused this blob: it alone waits, on its own backoff."""
+        with self._cond:
+            self.metrics.failures += 1
+            if self._pending.get(key) is not waiting:
+                return  # deleted or put again meanwhile: the new take is tried afresh
+            if not waiting.refusals:
+                self._refused += 1
+            waiting.refusals += 1
+            waiting.due = self._clock() + self._backoff(waiting.refusals)
+            refusals = waiting.refusals
+            self._gauges()
+        # a warning at the first refusal and once more when the backoff reaches its cap
+        capped = self.retry_min_s * 2.0 ** (refusals - 1) >= self.retry_max_s
+        first_capped = capped and self.retry_min_s * 2.0 ** (refusals - 2) < self.retry_max_s
+        level = logging.WARNING if refusals == 1 or first_capped else logging.DEBUG
+        log.log(
+            level,
+            "outbox: the store refused %s (%s; refusal %d in a row): it waits, retried at"
+            " least every %g s, and the other blobs go on",
+            key,
+            exc,
+            refusals,
+            self.retry_max_s,
+        )
 
     def _failed(self, key: str, exc: BaseException) -> None:
+        """The store failed (not this blob): the pass stops, the next after its backoff."""
         with self._cond:
-            self._failures_in_row += 1
+            self._store_failures += 1
             self.metrics.failures += 1
-            delay = min(self.retry_max_s, self.retry_min_s * 2 ** (self._failures_in_row - 1))
-            self.retry_at = self._clock() + delay
-            failures, waiting = self._failures_in_row, len(self._pending)
+            self.retry_at = self._clock() + self._backoff(self._store_failures)
+            failures, waiting = self._store_failures, len(self._pending)
         # one warning per outage, not one per retry
         level = logging.WARNING if failures == 1 else logging.DEBUG
         log.log(level, "outbox: upload of %s failed (%s); %d blobs wait", key, exc, waiting)
@@ -316,9 +412,8 @@ class OutboxBlobStore:
             except Exception as exc:  # the drain must outlive whatever goes wrong
                 log.exception("outbox: drain pass failed")
                 self._failed("(pass)", exc)
-            with self._cond:
-                delay = max(0.0, self.retry_at - self._clock()) if self._pending else None
-            self._wake.wait(delay)
+            at = self.next_attempt()
+            self._wake.wait(None if at is None else max(0.0, at - self._clock()))
 
     def start(self) -> None:
         """Starts the drain thread (``callvault serve``); tests call ``drain_once``."""

@@ -31,7 +31,10 @@ Any store speaking the S3 API (AWS S3, MinIO, Ceph RGW, ...) through boto3:
 - Timeouts (``s3_timeout_s`` for connecting and for each read) and botocore's
   "standard" retries (``S3_ATTEMPTS``, with backoff, on throttling, 5xx and
   connection errors) are set on the client. What still fails is raised as
-  ``BlobStoreError``; a missing key is ``BlobNotFound`` (``storage/blobs.py``).
+  ``BlobStoreError``; a missing key is ``BlobNotFound`` (``storage/blobs.py``);
+  a 4xx answer about the object itself (not the credentials, the clock, the
+  bucket or throttling: ``_STORE_WIDE``) is ``BlobRefused``, the store up but
+  this blob refused.
 
 Keys are the local store's keys under ``s3_prefix``. The secret key comes from
 the settings as a ``SecretStr`` and is handed only to boto3, never logged.
@@ -62,6 +65,7 @@ from botocore.exceptions import BotoCoreError, ClientError
 from callvault.storage.blobs import (
     CHUNK,
     BlobNotFound,
+    BlobRefused,
     BlobStoreError,
     BlobWriter,
     Bytes,
@@ -86,6 +90,25 @@ S3_ATTEMPTS = 5  # botocore's first try included
 UPLOAD_THREADS = 4
 # what S3 answers for a key (or a HEAD) that holds nothing
 _MISSING = frozenset({"NoSuchKey", "404", "NotFound"})
+# 4xx answers about the store, not the one object: every blob would get them. AccessDenied
+# is not one: S3 says it for a policy's deny of one key as for a whole bucket's, and a
+# refused blob retries on its own backoff (``storage/outbox.py``)
+_STORE_WIDE = frozenset(
+    {
+        "AccountProblem",
+        "AllAccessDisabled",
+        "ExpiredToken",
+        "InvalidAccessKeyId",
+        "InvalidToken",
+        "NoSuchBucket",
+        "RequestTimeTooSkewed",
+        "RequestTimeout",
+        "SignatureDoesNotMatch",
+        "SlowDown",
+        "TokenRefreshRequired",
+        "TooManyRequests",
+    }
+)
 
 
 @dataclass(frozen=True)
@@ -107,17 +130,30 @@ def _reason(exc: BaseException) -> str:
     return str(exc) or type(exc).__name__
 
 
+def _refused(exc: BaseException) -> bool:
+    """S3 answered a 4xx about this object (``exc`` or the answer boto3's upload error wraps:
+    ``S3UploadFailedError`` keeps it as its context)."""
+    answer = exc if isinstance(exc, ClientError) else exc.__context__
+    if not isinstance(answer, ClientError):
+        return False
+    status = answer.response.get("ResponseMetadata", {}).get("HTTPStatusCode", 0)
+    return 400 <= int(status) < 500 and status != 429 and _code(answer) not in _STORE_WIDE
+
+
 @contextlib.contextmanager
 def _asking(what: str, key: str) -> Iterator[None]:
-    """Maps boto3's errors: a missing key to ``BlobNotFound``, the rest to ``BlobStoreError``."""
+    """Maps boto3's errors: a missing key to ``BlobNotFound``, a refusal of this object to
+    ``BlobRefused``, the rest to ``BlobStoreError``."""
     try:
         yield
     except ClientError as exc:
         if _code(exc) in _MISSING:
             raise BlobNotFound(key) from exc
-        raise BlobStoreError(f"S3 {what} of {key!r} failed: {_reason(exc)}") from exc
+        error = BlobRefused if _refused(exc) else BlobStoreError
+        raise error(f"S3 {what} of {key!r} failed: {_reason(exc)}") from exc
     except (BotoCoreError, Boto3Error, OSError) as exc:
-        raise BlobStoreError(f"S3 {what} of {key!r} failed: {_reason(exc)}") from exc
+        error = BlobRefused if _refused(exc) else BlobStoreError
+        raise error(f"S3 {what} of {key!r} failed: {_reason(exc)}") from exc
 
 
 class S3BlobStore:
