@@ -49,9 +49,9 @@ def _frame_info(header: int) -> tuple[int, int, int, bool] | None:
 
 
 def _count_frames(data: bytes) -> int:
-    size = _uniform_frame_size(data)
-    if size:
-        return len(data) // size
+    uniform = _uniform_frame_size(data)
+    if uniform:
+        return len(data) // uniform
     pos = frames = 0
     sizes: dict[int, int] = {}  # CBR: a handful of distinct headers (padding on or off)
     while pos + 4 <= len(data):
