@@ -340,7 +340,9 @@ def _write_call(
             if pid not in current and row["left_ms"] is None:
                 row["left_ms"] = t
     if seen:
-        session.execute(insert(CallParty), list(seen.values()))
+        # render_nulls: every party in one executemany (else the rows are grouped by
+        # which of their columns are None: a user and a number were two INSERTs)
+        session.execute(insert(CallParty).execution_options(render_nulls=True), list(seen.values()))
     if digits:
         session.execute(
             insert(DtmfEvent),
