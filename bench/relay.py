@@ -24,9 +24,15 @@ same load, one run.
   (``RtpReceiver.fast_tap``); ``--python-tap`` hands every packet to
   ``RtpReceiver.datagram_received`` instead (what a live listener or SRTP
   costs, and the figure before the native tap).
+* On the batched path a latched leg's socket is connected to its source
+  (``_Leg.settle``); ``--no-connect`` measures it unconnected.
 * CPU is utime + stime of the relay process (all threads) from
   ``/proc/<pid>/stat`` over the media phase, divided by the packets it
   relayed.
+* ``--trials N`` runs the relays alternately N times (callvault, rtpengine,
+  callvault, ...) and reports every run, each trial's ratio and the median
+  ratio: on a shared host one noisy moment then moves one trial, not the
+  figure.
 
 All traffic is on 127.0.0.1; every wait has a deadline. Nothing asserts on
 timings: it prints a table.
@@ -40,6 +46,7 @@ import os
 import queue
 import shutil
 import socket
+import statistics
 import subprocess
 import sys
 import tempfile
@@ -196,6 +203,7 @@ class Result:
     p50_us: int
     p99_us: int
     rcvbuf_drops: int
+    load: float  # the host's 1-minute load average at the end of the run
 
     @property
     def us_per_packet(self) -> float:
@@ -203,11 +211,12 @@ class Result:
 
 
 def start_callvault(
-    peers: list[int], record: bool, path: str, python_tap: bool
+    peers: list[int], record: bool, path: str, python_tap: bool, connect: bool
 ) -> tuple[subprocess.Popen[str], list[int]]:
     cmd = ["taskset", "-c", RELAY_CPU, sys.executable, __file__, "--serve-callvault"]
     cmd += ["--pairs", str(len(peers) // 2)] + ([] if record else ["--no-record"])
     cmd += ["--relay-path", path] + (["--python-tap"] if python_tap else [])
+    cmd += [] if connect else ["--no-connect"]
     proc = subprocess.Popen(cmd, stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True)
     lines = Lines(proc)
     send_line(proc, "PEERS " + " ".join(map(str, peers)))
@@ -246,7 +255,8 @@ def start_rtpengine(peers: list[int]) -> tuple[subprocess.Popen[str], list[int]]
 
 def callvault_label(args: argparse.Namespace) -> str:
     tap = ", python tap" if args.python_tap and not args.no_record else ""
-    return f"callvault ({args.relay_path}{tap})"
+    unconnected = ", not connected" if args.no_connect and args.relay_path == "batched" else ""
+    return f"callvault ({args.relay_path}{tap}{unconnected})"
 
 
 def run_one(kind: str, args: argparse.Namespace) -> Result:
@@ -259,7 +269,7 @@ def run_one(kind: str, args: argparse.Namespace) -> Result:
         peers = [int(p) for p in out.expect("PORTS", 10).split()[1:]]
         if kind == "callvault":
             relay, targets = start_callvault(
-                peers, not args.no_record, args.relay_path, args.python_tap
+                peers, not args.no_record, args.relay_path, args.python_tap, not args.no_connect
             )
         else:
             relay, targets = start_rtpengine(peers)
@@ -283,6 +293,7 @@ def run_one(kind: str, args: argparse.Namespace) -> Result:
             p50_us=int(fields["p50_us"]),
             p99_us=int(fields["p99_us"]),
             rcvbuf_drops=udp_rcvbuf_errors() - drops0,
+            load=os.getloadavg()[0],
         )
     finally:
         for proc in (gen, relay):
@@ -295,10 +306,13 @@ def run_one(kind: str, args: argparse.Namespace) -> Result:
 
 
 # -- callvault's side (the child on CPU 0) ----------------------------------------------
-def serve_callvault(pairs: int, record: bool, path: str, python_tap: bool) -> None:
+def serve_callvault(pairs: int, record: bool, path: str, python_tap: bool, connect: bool) -> None:
     import uvloop
 
     sys.path.insert(0, str(ROOT / "src"))
+    from callvault.media import relay
+
+    relay.CONNECT_LATCHED = connect
     uvloop.install()
     asyncio.run(_serve(pairs, record, path == "batched", python_tap))
 
@@ -372,33 +386,59 @@ def main() -> None:
         action="store_true",
         help="the recording tap per packet in Python (not the batched path's native tap)",
     )
+    parser.add_argument(
+        "--no-connect",
+        action="store_true",
+        help="the batched path's sockets not connected to the latched source",
+    )
+    parser.add_argument(
+        "--trials",
+        type=int,
+        default=1,
+        help="alternating runs per relay (callvault, rtpengine, callvault, ...): each "
+        "and the median ratio are reported",
+    )
     parser.add_argument("--serve-callvault", action="store_true", help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.serve_callvault:
-        serve_callvault(args.pairs, not args.no_record, args.relay_path, args.python_tap)
+        serve_callvault(
+            args.pairs, not args.no_record, args.relay_path, args.python_tap, not args.no_connect
+        )
         return
     if os.cpu_count() is None or (os.cpu_count() or 0) < 2:
         sys.exit("needs 2 CPUs (relay on CPU 0, generator on CPU 1)")
     build_rtpgen()
     kinds = [args.only] if args.only else ["callvault", "rtpengine"]
-    results = [run_one(kind, args) for kind in kinds]
+    trials: list[list[Result]] = []
+    for trial in range(args.trials):  # alternating: a noisy moment hits one run, not a relay
+        trials.append([])
+        for kind in kinds:
+            print(f"trial {trial + 1}/{args.trials}, ", end="", flush=True)
+            trials[-1].append(run_one(kind, args))
     print()
     print(f"{args.pairs} port pairs, {args.rate} packets/s offered, {args.duration} s each")
-    print(f"host load average (1 min) at the end: {os.getloadavg()[0]:.2f}")
     print(
-        "| relay | recording | sent | relayed | loss (UDP rcvbuf drops) | relay CPU | µs/packet "
-        "| latency p50 / p99 |"
+        "| trial | relay | recording | sent | relayed | loss (UDP rcvbuf drops) | relay CPU "
+        "| µs/packet | latency p50 / p99 | load (1 min) |"
     )
-    print("|---|:---:|---:|---:|---:|---:|---:|---:|")
-    for r in results:
+    print("|---:|---|:---:|---:|---:|---:|---:|---:|---:|---:|")
+    for trial, results in enumerate(trials, 1):
+        for r in results:
+            print(
+                f"| {trial} | {r.relay} | {'yes' if r.recording else 'no'} | {r.sent} "
+                f"| {r.relayed} | {r.sent - r.relayed} ({r.rcvbuf_drops}) "
+                f"| {100 * r.cpu_s / r.seconds:.0f}% | {r.us_per_packet:.2f} "
+                f"| {r.p50_us} / {r.p99_us} µs | {r.load:.2f} |"
+            )
+    for kind, runs in zip(kinds, zip(*trials, strict=True), strict=True):
+        print(f"\n{kind}: median {statistics.median(r.us_per_packet for r in runs):.2f} µs/packet")
+    if len(kinds) == 2:
+        ratios = [cv.us_per_packet / engine.us_per_packet for cv, engine in trials]
+        each = ", ".join(f"{ratio:.2f}" for ratio in ratios)
         print(
-            f"| {r.relay} | {'yes' if r.recording else 'no'} | {r.sent} | {r.relayed} "
-            f"| {r.sent - r.relayed} ({r.rcvbuf_drops}) | {100 * r.cpu_s / r.seconds:.0f}% "
-            f"| {r.us_per_packet:.2f} | {r.p50_us} / {r.p99_us} µs |"
+            f"callvault / rtpengine CPU per packet, per trial: {each}; "
+            f"median {statistics.median(ratios):.2f}x (issue 10 goal: <= 0.8x)"
         )
-    if len(results) == 2:
-        ratio = results[0].us_per_packet / results[1].us_per_packet
-        print(f"\ncallvault / rtpengine CPU per packet: {ratio:.2f}x (issue 10 goal: <= 0.8x)")
 
 
 if __name__ == "__main__":

@@ -15,6 +15,7 @@ import os
 import socket
 from collections.abc import AsyncIterator
 from pathlib import Path
+from typing import Any
 
 import pytest
 from tests.media.test_relay_tap import HOST, Phone, phones, rtp, until
@@ -22,7 +23,7 @@ from tests.media.test_relay_tap import HOST, Phone, phones, rtp, until
 from callvault.media import pump as pump_module
 from callvault.media.ports import RtpPortPool
 from callvault.media.receiver import RtpReceiver
-from callvault.media.relay import MediaRelay, _Leg
+from callvault.media.relay import MediaRelay, Side, _Leg
 from callvault.recording.spool import StreamSpool
 
 try:
@@ -131,10 +132,58 @@ async def test_a_moved_party_latches_again(relay: MediaRelay, tmp_path: Path) ->
     moved.send(rtp(0, 10), port)
     await until(lambda: rtp(0, 10) in b.got)
     assert rtp(0, 99) not in b.got
-    assert relay.stats()["foreign"] == 1
+    assert relay.stats()["foreign"] == 0  # dropped by the kernel: the socket is connected
     relay.set_remote("b", HOST, b.addr[1])
     b.send(rtp(0, 1), relay.local_port("b"))
     await until(lambda: rtp(0, 1) in moved.got)  # answered where it now comes from
+
+
+def kernel_peer(relay: MediaRelay, side: Side) -> Any:
+    """Where the kernel says the leg's socket is connected (None: it is not)."""
+    sock = relay._legs[side].sock
+    assert sock is not None
+    try:
+        return sock.getpeername()
+    except OSError:  # ENOTCONN
+        return None
+
+
+async def test_a_latched_leg_is_connected_and_a_new_address_is_followed(
+    relay: MediaRelay, tmp_path: Path
+) -> None:
+    loop = asyncio.get_running_loop()
+    a, b = await phones(relay)
+    tapped = recorder(tmp_path, loop)
+    relay.set_tap("a", tapped.datagram_received)
+    port = relay.local_port("a")
+    assert kernel_peer(relay, "a") is None  # nothing latched yet: any source may come
+    await send_one_by_one(a, port, b, range(0, 3))
+    assert kernel_peer(relay, "a") == a.addr  # latched: the kernel enforces it
+    _, stranger = await loop.create_datagram_endpoint(Phone, local_addr=(HOST, 0))
+    for seq in range(100, 110):  # injection on the connected path
+        stranger.send(rtp(0, seq), port)
+    await send_one_by_one(a, port, b, range(3, 6))
+    relay.collect()
+    assert b.got == [rtp(0, seq) for seq in range(6)]  # never relayed ...
+    assert [packet for _, packet in tapped._spool.pending()] == b.got  # ... nor recorded
+    # a re-INVITE: a's media now comes from another address
+    _, moved = await loop.create_datagram_endpoint(Phone, local_addr=(HOST, 0))
+    relay.set_remote("a", HOST, moved.addr[1])
+    tapped.relatch()  # as the B2BUA's call does on a re-INVITE
+    assert kernel_peer(relay, "a") is None  # the latch is dropped, and the connection
+    await send_one_by_one(moved, port, b, range(6, 9))
+    assert kernel_peer(relay, "a") == moved.addr
+    a.send(rtp(0, 99), port)  # the old phone is a stranger now
+    await send_one_by_one(moved, port, b, range(9, 12))
+    relay.collect()
+    assert b.got == [rtp(0, seq) for seq in range(12)]
+    assert [packet for _, packet in tapped._spool.pending()] == b.got
+    b.send(rtp(0, 1), relay.local_port("b"))
+    await until(lambda: rtp(0, 1) in moved.got)  # sent on a's connected socket
+    assert a.got == [] and stranger.got == []
+    for phone in (stranger, moved):
+        assert phone.transport is not None
+        phone.transport.close()
 
 
 async def test_a_prompt_is_heard_instead_of_the_other_side(

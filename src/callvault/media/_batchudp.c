@@ -159,6 +159,19 @@ same_source(const struct sockaddr_storage *a, const struct sockaddr_storage *b)
     return 0;
 }
 
+/* Whether fd is connected to exactly `dest` (what the kernel says, not what
+ * Python believes): only then is it sent to with no address. */
+static int
+connected_to(int fd, const struct sockaddr_storage *dest)
+{
+    struct sockaddr_storage peer;
+    socklen_t len = sizeof(peer);
+    if (getpeername(fd, (struct sockaddr *)&peer, &len) < 0) {
+        return 0; /* ENOTCONN: not connected */
+    }
+    return same_source(&peer, dest);
+}
+
 /* A received source as Python's socket module writes it. */
 static PyObject *
 make_address(const struct sockaddr_storage *ss)
@@ -351,6 +364,7 @@ typedef struct {
     socklen_t dest_len;
     int out_fd;
     int forward;
+    int connected; /* out_fd is connected to dest: sent with no address */
     PyObject *spool; /* borrowed bytearray, or NULL: not recorded here */
     uint32_t arrival_ms;
     const unsigned char *te_map;
@@ -377,8 +391,10 @@ serve(int fd, Batch *b, const Route *r, PyObject **events, int *fast, int *sent,
         for (int i = 0; i < f; i++) {
             b->out_iov[i].iov_base = b->in_iov[i].iov_base;
             b->out_iov[i].iov_len = b->in[i].msg_len;
-            b->out[i].msg_hdr.msg_name = (void *)&r->dest;
-            b->out[i].msg_hdr.msg_namelen = r->dest_len;
+            /* Linux routes a send with an address per packet; a connected
+             * socket's sends use its cached route */
+            b->out[i].msg_hdr.msg_name = r->connected ? NULL : (void *)&r->dest;
+            b->out[i].msg_hdr.msg_namelen = r->connected ? 0 : r->dest_len;
         }
         *sent += transmit(r->out_fd, b, f, errors);
     }
@@ -417,8 +433,12 @@ route_addresses(Route *r, PyObject *latched, int out_fd, PyObject *dest)
     r->out_fd = out_fd;
     r->forward = out_fd >= 0 && dest != Py_None;
     r->dest_len = 0;
+    r->connected = 0;
     if (r->forward && parse_address(dest, &r->dest, &r->dest_len) < 0) {
         return -1;
+    }
+    if (r->forward) {
+        r->connected = connected_to(out_fd, &r->dest);
     }
     return 0;
 }
@@ -656,6 +676,41 @@ batchudp_send_batch(PyObject *module, PyObject *const *args, Py_ssize_t nargs)
     }
     Py_DECREF(seq);
     return PyLong_FromLong(sent);
+}
+
+PyDoc_STRVAR(set_peer_doc,
+"set_peer(fd, address) -> None\n\n"
+"connect() the UDP socket fd to `address` (a numeric host): the kernel then\n"
+"queues only that source's datagrams on it (others are dropped before any\n"
+"read) and sends to it on the socket's cached route, which relay(),\n"
+"relay_record() and the pump use when it is the destination. None:\n"
+"connect(AF_UNSPEC), any source and destination again (packets already\n"
+"queued stay queued either way).");
+
+static PyObject *
+batchudp_set_peer(PyObject *module, PyObject *const *args, Py_ssize_t nargs)
+{
+    if (nargs != 2) {
+        PyErr_SetString(PyExc_TypeError, "set_peer() takes 2 arguments");
+        return NULL;
+    }
+    int fd;
+    if (fd_argument(args[0], &fd) < 0) {
+        return NULL;
+    }
+    struct sockaddr_storage ss;
+    socklen_t len;
+    if (args[1] == Py_None) {
+        memset(&ss, 0, sizeof(ss));
+        ss.ss_family = AF_UNSPEC;
+        len = sizeof(ss);
+    } else if (parse_address(args[1], &ss, &len) < 0) {
+        return NULL;
+    }
+    if (connect(fd, (struct sockaddr *)&ss, len) < 0) {
+        return PyErr_SetFromErrno(PyExc_OSError);
+    }
+    Py_RETURN_NONE;
 }
 
 /* -- the pump: every relay socket of a process in one epoll set ------------------ */
@@ -1097,6 +1152,7 @@ static PyMethodDef batchudp_methods[] = {
      recv_batch_doc},
     {"send_batch", (PyCFunction)(void (*)(void))batchudp_send_batch, METH_FASTCALL,
      send_batch_doc},
+    {"set_peer", (PyCFunction)(void (*)(void))batchudp_set_peer, METH_FASTCALL, set_peer_doc},
     {NULL, NULL, 0, NULL},
 };
 

@@ -8,7 +8,10 @@ telephone events included. On the way:
 
 * source latching (RTP injection): a side's packets are accepted only from
   the host its SDP names, from the first port seen (symmetric RTP, RFC 4961:
-  we then send to that address); anything else is dropped and counted;
+  we then send to that address); anything else is dropped and counted. On
+  the batched path the latched socket is connected to that address
+  (``_Leg.settle``): the kernel drops the rest unread and uncounted, and
+  sends to it on the socket's cached route;
 * the tap: every accepted packet goes, untouched, to the recording's
   receiver before it is forwarded;
 * prompts (``play``): the party hears a prompt instead of the other side,
@@ -78,6 +81,10 @@ TapFilter = Callable[[bytes], bytes]
 MixHook = Callable[["Side", bytes, int], None]
 
 _UNSPECIFIED = frozenset({"0.0.0.0", "::"})  # RFC 3264 section 8.4: hold
+CONNECT_LATCHED = True
+"""Whether the batched path connects a leg's socket to its latched source
+(``_Leg.settle``); False only to measure the difference (bench/relay.py
+``--no-connect``)."""
 _NUMBERS = struct.Struct("!HII")  # seq, timestamp, ssrc at offset 2
 _HEADER = struct.Struct("!BBHII")
 _G711: dict[str, Callable[[Any], bytes]] = {"pcmu": encode_pcmu, "pcma": encode_pcma}
@@ -123,6 +130,9 @@ class _Leg(asyncio.DatagramProtocol):
         self.mixed = 0  # mixed frames sent to this side
         self._last: bytes | None = None  # the last packet received from this side
         self.engine: Engine | None = None  # the batched path's pump, while attached
+        # the batched path connects its socket to the latched source (``settle``)
+        self.connectable = False
+        self.connected: Address | None = None
         # False while packets from this side need more than a sendto: a code is
         # hidden on this side, or the peer hears (or heard) a prompt.
         self.fast = True
@@ -191,6 +201,9 @@ class _Leg(asyncio.DatagramProtocol):
     def attach(self, loop: asyncio.AbstractEventLoop, sock: socket.socket) -> None:
         self.sock = sock
         self.fd = sock.fileno()
+        # connect() on a socket bound to the wildcard would also fix its local
+        # address: only a socket bound to one address is connected
+        self.connectable = CONNECT_LATCHED and sock.getsockname()[0] not in _UNSPECIFIED
         self.sendto = self._sock_sendto
         self.is_open = True
         self.engine = engine_for(loop)
@@ -306,6 +319,29 @@ class _Leg(asyncio.DatagramProtocol):
 
     # -- latching --
 
+    def settle(self) -> None:
+        """The batched path lets the kernel enforce the latch: the socket is
+        connected to the latched source (``_batchudp.set_peer``) while there is
+        one, and disconnected when the latch is dropped. Connected, the kernel
+        queues only the latched source's packets (anything else is dropped
+        before it is read, so ``foreign`` no longer counts packets from
+        elsewhere after the latch: the kernel drops them silently and answers
+        them with ICMP port unreachable) and the peer's relaying sends to it
+        with no address, on the socket's cached route instead of a route
+        lookup per packet. This side's destination is then the latch or None
+        (hold), so the socket's peer is where its packets go too. Called after
+        every change of ``latched``, with the pump's slots already invalidated."""
+        want = self.latched if self.connectable else None
+        if want == self.connected or self.fd < 0:
+            return
+        try:
+            _batchudp.set_peer(self.fd, want)
+        except (OSError, ValueError) as exc:  # not connected: the latch stays ours to check
+            log.warning("relay leg %s: socket not connected to %s: %s", self.side, want, exc)
+            if want is not None:
+                return
+        self.connected = want
+
     def _accept(self, addr: Address) -> bool:
         if self.host is None or addr[0] != self.host or self.latched is not None:
             if self.foreign & 0x3FF == 0:  # the first, then 1 in 1024
@@ -323,6 +359,7 @@ class _Leg(asyncio.DatagramProtocol):
         self.latched = addr
         if self.dest is not None:
             self.dest = addr  # symmetric RTP: answer where it comes from
+        self.settle()
         log.debug("relay leg %s: latched to %s:%s", self.side, addr[0], addr[1])
         return True
 
@@ -399,6 +436,7 @@ class MediaRelay:
             if leg.latched is not None:
                 log.info("relay leg %s: moves to %s:%s", side, host, port)
             leg.latched = None
+            leg.settle()
             leg.host = host
         if not unspecified and port:
             leg.sdp_port = port
