@@ -68,14 +68,16 @@ def _count_frames(data: bytes) -> int:
 
 
 def _uniform_frame_size(data: bytes) -> int:
-    """The frame size when ``data`` is whole frames of one header (CBR where the
-    size needs no padding slot: 8 kHz at 32 kbps is 288 bytes a frame), checked
-    at once; 0 otherwise (then the frames are walked one by one)."""
+    """The frame size when ``data`` is whole frames of one size (CBR where the size
+    needs no padding slot: 8 kHz at 32 kbps is 288 bytes a frame), checked at once;
+    0 otherwise (then the frames are walked one by one). A header's first three
+    bytes (sync, version, layer, bitrate, rate, padding) decide the size; the
+    fourth (channel mode extension, which joint stereo changes per frame) does not."""
     info = _frame_info(int.from_bytes(data[:4], "big")) if len(data) >= 4 else None
     if info is None or len(data) % info[0]:
         return 0
     frames = np.frombuffer(data, dtype=np.uint8).reshape(-1, info[0])
-    return info[0] if bool((frames[:, :4] == frames[0, :4]).all()) else 0
+    return info[0] if bool((frames[:, :3] == frames[0, :3]).all()) else 0
 
 
 def _crc16_table() -> tuple[int, ...]:
