@@ -15,6 +15,7 @@ from typing import Literal
 from sipmessage import Address, Request, Response
 
 from callvault.sip.dialog import Dialog
+from callvault.sip.message import display_name
 from callvault.sip.sdp import SessionDescription, parse_sdp
 
 Side = Literal["a", "b"]
@@ -87,7 +88,7 @@ def aor_of(value: str | None) -> tuple[str | None, str | None]:
     uri = address.uri
     scheme = uri.scheme or "sip"
     aor = f"{scheme}:{uri.user}@{uri.host}" if uri.user else f"{scheme}:{uri.host}"
-    return aor, (address.name or None)
+    return aor, display_name(address)  # no NUL: it is stored as a party's name
 
 
 def sdp_of(message: Request | Response) -> SessionDescription | None:

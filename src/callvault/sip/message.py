@@ -6,7 +6,11 @@ carry). ``sipmessage`` supplies the header grammar (URI, Via, Address, CSeq);
 the raw bytes are normalised here first because ``sipmessage`` assumes
 well-formed CRLF input. Every malformed input surfaces as
 ``RemoteProtocolError`` carrying the status to answer with, never as another
-exception.
+exception. NUL (U+0000), which PostgreSQL's text columns cannot hold: RFC
+3261's grammar allows it only escaped in a quoted string (``"\\<NUL>"``, RFC
+4475 3.1.1.3), so a bare NUL in the header block and any NUL in the Call-ID
+(stored with the call) are a 400; ``display_name`` drops an escaped one from a
+display name (the B2BUA stores them as party names).
 """
 
 from __future__ import annotations
@@ -27,6 +31,7 @@ __all__ = [
     "Message",
     "StreamFramer",
     "build_response",
+    "display_name",
     "parse_message",
     "salvage_request",
     "serialize",
@@ -181,6 +186,8 @@ def _split_head(data: bytes) -> tuple[bytes, bytes]:
 
 
 def _header_lines(head: bytes) -> tuple[str, list[str]]:
+    if b"\x00" in head and head.count(b"\x00") != head.count(b"\\\x00"):
+        raise RemoteProtocolError("NUL character (U+0000) in the header")
     try:
         text = head.decode("utf-8")
     except UnicodeDecodeError as exc:
@@ -309,6 +316,8 @@ def _validate(msg: Message) -> int | None:
     call_id = headers["Call-ID"]
     if not call_id or _SPACE.search(call_id):
         raise RemoteProtocolError("Malformed Call-ID header")
+    if "\x00" in call_id:
+        raise RemoteProtocolError("NUL character (U+0000) in the Call-ID")
     try:
         cseq = CSeq.parse(headers["CSeq"])
     except ValueError as exc:
@@ -421,6 +430,18 @@ def tag_of(address: str | None) -> str | None:
         return _parse_address(address).parameters.get("tag")
     except ValueError:
         return None
+
+
+_ESCAPED_NUL = re.compile("\\\\?\x00")
+
+
+def display_name(address: Address) -> str | None:
+    """An address's display name as text to store: None when empty, without NUL
+    (only an escaped NUL gets past ``parse_message``; it is dropped with its escape)."""
+    name = address.name
+    if not name:
+        return None
+    return _ESCAPED_NUL.sub("", name) if "\x00" in name else name
 
 
 def top_via(msg: Message) -> Via:

@@ -295,6 +295,8 @@ def parse_sdp(data: bytes) -> SessionDescription:
     """Parse an SDP body (RFC 4566); raise ``RemoteProtocolError(400)`` when unusable."""
     if len(data) > MAX_SDP_BYTES:
         raise _bad(f"body of {len(data)} bytes exceeds {MAX_SDP_BYTES}")
+    if b"\x00" in data:  # RFC 4566 text excludes it; labels and names would carry it on
+        raise _bad("NUL character (U+0000)")
     origin = ""
     session_name = ""
     session_connection: str | None = None
