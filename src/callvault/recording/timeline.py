@@ -31,7 +31,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 import numpy.typing as npt
-from numpy.lib.stride_tricks import sliding_window_view
+from numpy.lib.stride_tricks import as_strided
 
 from callvault.errors import RemoteProtocolError
 from callvault.media.codec import Codec
@@ -430,23 +430,37 @@ def _codec_ids(
     return ids, known
 
 
+def _static_lookup() -> tuple[Ints, list[Codec]]:
+    lookup = np.full(128, -1, dtype=np.int64)  # RTP payload types are 7 bits
+    known: list[Codec] = []
+    for pt, codec in STATIC_PAYLOAD_TYPES.items():
+        if 0 <= pt < len(lookup):
+            if codec not in known:
+                known.append(codec)
+            lookup[pt] = known.index(codec)
+    return lookup, known
+
+
+_STATIC_LOOKUP = _static_lookup()
+
+
 def _codec_ids_of_one_map(codecs: CodecMap, packets: PacketArrays) -> tuple[Ints, list[Codec]]:
     """``_codec_ids`` for a stream with one payload-type map (the stream's own
     types, else the static ones), as one lookup per packet."""
-    lookup = np.full(128, -1, dtype=np.int64)  # RTP payload types are 7 bits
-    known: list[Codec] = []
-    for table in (STATIC_PAYLOAD_TYPES, codecs):  # the stream's own map wins
-        for pt, codec in table.items():
-            if 0 <= pt < len(lookup):
-                if codec not in known:
-                    known.append(codec)
-                lookup[pt] = known.index(codec)
+    lookup, known = _STATIC_LOOKUP[0].copy(), list(_STATIC_LOOKUP[1])
+    for pt, codec in codecs.items():  # the stream's own map wins
+        if 0 <= pt < len(lookup):
+            if codec not in known:
+                known.append(codec)
+            lookup[pt] = known.index(codec)
     ids: Ints = lookup.take(packets.payload_type)
     return ids, known
 
 
 def _first_of_each(values: Ints) -> list[int]:
     """The distinct values in order of first appearance."""
+    if len(values) == 0 or bool((values == values[0]).all()):  # one SSRC, one codec
+        return [int(values[0])] if len(values) else []
     _, first = np.unique(values, return_index=True)
     return [int(values[i]) for i in np.sort(first)]
 
@@ -496,7 +510,10 @@ def _payload_bytes(data: Bytes, start: Ints, length: Ints) -> Bytes:
         return np.zeros(0, dtype=np.uint8)
     size = int(length[0])
     if bool((length == size).all()) and size > 0:
-        rows: Bytes = sliding_window_view(data, size)[start]
+        # a view of every ``size`` bytes from each offset (as ``sliding_window_view``,
+        # without its checks), of which the payloads' rows are taken
+        windows = as_strided(data, (len(data) - size + 1, size), (1, 1), writeable=False)
+        rows: Bytes = windows[start]  # (``take`` along an axis of this view is far slower)
         return rows.reshape(-1)
     before = np.cumsum(length) - length
     source = np.repeat(start - before, length) + np.arange(int(length.sum()), dtype=np.int64)
