@@ -22,7 +22,7 @@ from tests.recording.callbuilder import (
 
 from callvault.media.analysis import dominant_frequency, rms_dbfs, tone_spans
 from callvault.media.rtp import RtpPacket
-from callvault.recording.finisher import FinishedAudio, Segment, finish
+from callvault.recording.finisher import FinishedAudio, PauseMode, Segment, finish
 from callvault.recording.mp3 import decode_mp3
 
 TOLERANCE = 0.06  # seconds
@@ -122,7 +122,7 @@ def test_channels_user_other_and_mix(tmp_path: Path) -> None:
 
 
 @pytest.mark.parametrize("mode", ["cut", "silence"])
-def test_pause_cut_or_silence(tmp_path: Path, mode: str) -> None:
+def test_pause_cut_or_silence(tmp_path: Path, mode: PauseMode) -> None:
     call = CallBuilder(tmp_path, [layout(0, "left", {0: PCMU}), layout(1, "right", {0: PCMU})])
     call.event("answer", 500)
     parts = [(440, 1000, 2500), (1000, 3500, 5000)]
@@ -131,7 +131,7 @@ def test_pause_cut_or_silence(tmp_path: Path, mode: str) -> None:
     call.event("pause", 3000, stream=None)
     call.event("resume", 4000, stream=None)
     call.event("end", 7000, reason="bye")
-    result = finish(call.reader(), pause_mode=mode)  # type: ignore[arg-type]
+    result = finish(call.reader(), pause_mode=mode)
     left, right = decoded(result)
     if mode == "cut":
         assert result.segments == [Segment(500, 3000, 0, 2500), Segment(4000, 7000, 2500, 5500)]

@@ -13,7 +13,7 @@ from __future__ import annotations
 import asyncio
 import socket
 import uuid
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -127,9 +127,9 @@ def new_invite(uac: SipEndpoint, cseq: int = 1, method: str = "INVITE") -> Reque
     return request
 
 
-async def wait_for(predicate: object, timeout: float = 3.0) -> None:
+async def wait_for(predicate: Callable[[], bool], timeout: float = 3.0) -> None:
     async with asyncio.timeout(timeout):
-        while not predicate():  # type: ignore[operator]
+        while not predicate():
             await asyncio.sleep(0.01)
 
 
