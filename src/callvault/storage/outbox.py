@@ -291,7 +291,8 @@ class OutboxBlobStore:
                     self._cond.notify_all()
             if outcome is _Outcome.STORE_FAILED:
                 break
-            done += outcome is _Outcome.UPLOADED
+            if outcome is _Outcome.UPLOADED:
+                done += 1
         return done
 
     def next_attempt(self) -> float | None:
