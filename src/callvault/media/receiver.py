@@ -32,6 +32,7 @@ what of it reaches the disk (``recording/spool.py``).
 from __future__ import annotations
 
 import asyncio
+import functools
 import logging
 import os
 import re
@@ -62,6 +63,7 @@ would: (the spool's buffer, the batch's arrival ms, the telephone-event payload
 types as 128 bytes, non-zero at each). A plain tuple: it is made per batch."""
 
 
+@functools.lru_cache(maxsize=64)  # a few sets of payload types serve every call
 def _te_map(pts: frozenset[int]) -> bytes:
     return bytes(1 if pt in pts else 0 for pt in range(128))
 

@@ -16,7 +16,7 @@ from dataclasses import dataclass, field
 from sipmessage import URI, Address, Parameters, Request, Response
 
 from callvault.errors import LocalProtocolError, RemoteProtocolError
-from callvault.sip.message import tag_of
+from callvault.sip.message import parse_address, tag_of
 from callvault.sip.session_timer import SessionIntervalTooSmall, SessionTimer
 
 __all__ = [
@@ -50,7 +50,7 @@ def dialog_id_of(request: Request) -> DialogId:
 
 
 def _without_tag(value: str) -> str:
-    address = Address.parse(value)
+    address = parse_address(value)  # shared with validation: read only
     params = {k: v for k, v in address.parameters.items() if k.lower() != "tag"}
     return str(Address(uri=address.uri, name=address.name, parameters=Parameters(**params)))
 

@@ -32,6 +32,7 @@ __all__ = [
     "StreamFramer",
     "build_response",
     "display_name",
+    "parse_address",
     "parse_message",
     "salvage_request",
     "serialize",
@@ -131,8 +132,9 @@ class Headers(sipmessage.Headers):
 
     def setlist(self, key: str, values: list[str]) -> None:
         ikey = key.lower()
-        if ikey in self._index:
-            self._list = [(k, values if k.lower() == ikey else v) for k, v in self._list]
+        old = self._index.get(ikey)
+        if old is not None:  # the entry holding that very list
+            self._list = [(k, values if v is old else v) for k, v in self._list]
         else:
             self._list.append((key, values))
         self._index[ikey] = values
@@ -281,6 +283,12 @@ def _parse_via(value: str) -> Via:
 @functools.lru_cache(maxsize=PARSE_CACHE)
 def _parse_address(value: str) -> Address:
     return Address.parse(value)
+
+
+def parse_address(value: str) -> Address:
+    """A From/To/Contact value parsed, shared with validation: read it, never change
+    it. ``ValueError`` when it is not an address sipmessage reads."""
+    return _parse_address(value)
 
 
 def _valid_address(value: str) -> bool:

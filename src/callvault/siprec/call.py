@@ -324,7 +324,8 @@ class RecordedCall:
 
     def _layouts(self, sdp: SessionDescription) -> dict[int, StreamLayout]:
         owners = associate_streams(sdp, self.metadata)
-        audio = [i for i, m in enumerate(sdp.media) if m.media == "audio" and choose_codecs(m)]
+        chosen = {i: choose_codecs(m) for i, m in enumerate(sdp.media) if m.media == "audio"}
+        audio = [i for i, codecs in chosen.items() if codecs]
         layouts = {}
         for index in audio:
             media = sdp.media[index]
@@ -332,7 +333,7 @@ class RecordedCall:
             layouts[index] = StreamLayout(
                 index=index,
                 label=media.label,
-                codecs=choose_codecs(media),
+                codecs=chosen[index],
                 channel=self._channel(sender, len(audio)),
                 participant_id=sender,
                 active=not media.paused,

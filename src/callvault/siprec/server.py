@@ -28,6 +28,7 @@ from callvault.media.ports import PortsExhausted
 from callvault.metrics import Metrics
 from callvault.sip.dialog import Dialog, dialog_id_of
 from callvault.sip.endpoint import ACCEPT, IncomingRequest, SipEndpoint
+from callvault.sip.message import tag_of
 from callvault.sip.sdp import (
     SessionDescription,
     build_recording_answer,
@@ -79,7 +80,7 @@ class SiprecServer:
                 return
         if method == "INVITE":
             if call is None:
-                if request.message.to_address.parameters.get("tag"):
+                if tag_of(request.message.headers.get("To")):
                     request.respond(481, "Call/Transaction Does Not Exist")
                     return
                 self._spawn(self._new_call(request, source))
@@ -148,7 +149,7 @@ class SiprecServer:
             return False
         if call.dialog is None:
             return request.message.method in ("INVITE", "ACK") and not (
-                request.message.to_address.parameters.get("tag")
+                tag_of(request.message.headers.get("To"))
             )
         if request.message.method == "ACK":
             return True  # the endpoint matched it to the 2xx it acknowledges
