@@ -44,6 +44,7 @@ import tempfile
 import time
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
+from typing import Any
 
 MB = 1_000_000
 MIB = 1 << 20
@@ -162,8 +163,8 @@ def child(data_dir: Path) -> None:
     print(json.dumps(result))
 
 
-def run_child(data_dir: Path) -> tuple[dict[str, object], int]:
-    """The export's result and the child's peak RSS in KiB."""
+def run_child(data_dir: Path) -> tuple[dict[str, Any], int]:
+    """The export's result (the child's JSON) and the child's peak RSS in KiB."""
     process = subprocess.Popen(
         [sys.executable, __file__, "--child", str(data_dir)], stdout=subprocess.PIPE, text=True
     )
@@ -238,9 +239,9 @@ def main() -> None:
                 result, rss_kib = run_child(data_dir)
                 if result["state"] != "ready":
                     raise SystemExit(f"export {result['state']}: {result['error']}")
-                export_mbs = float(result["bytes"]) / MB / float(result["seconds"])  # type: ignore[arg-type]
+                export_mbs = float(result["bytes"]) / MB / float(result["seconds"])
                 settle(args.settle)
-                disk_mbs = dd_speed(data_dir, int(result["bytes"]))  # type: ignore[call-overload]
+                disk_mbs = dd_speed(data_dir, int(result["bytes"]))
                 settle(args.settle)
                 copy_mbs = cat_speed(data_dir, sources)
                 rows.append((total_mb, result, export_mbs, disk_mbs, copy_mbs, rss_kib))
