@@ -439,13 +439,16 @@ class RecordingLabel(Base):
 
 
 # label filters compare lower(text): one index look-up within a tenant, which
-# covers the calls (Reports › Calls) and the recordings (the recordings list)
+# covers the calls (Reports › Calls) and the recordings (the recordings list);
+# PostgreSQL reads an index on an expression alone only if it also holds the
+# column (``text``, included)
 Index(
     "ix_recording_labels_tenant_lower_text",
     RecordingLabel.tenant_id,
     func.lower(RecordingLabel.text),
     RecordingLabel.call_id,
     RecordingLabel.recording_id,
+    postgresql_include=["text"],
 )
 
 

@@ -229,10 +229,12 @@ DRIVE_LIMITS = {"users": 3000, "label": 5000, "number": 2000}
 # measured with EXPLAIN ANALYZE (bench/calls_report.py --database postgresql;
 # they do not depend on the tenant's size): probing a call's parties costs about
 # 50 rows of a hashed set of calls read from ix_call_parties_tenant_user, and a
-# walked call's probes of recordings and labels about 5 labels, each of which
-# looks up its recording to hash its call. At 10 M calls, a user's 55,000 calls
-# are hashed (a page would probe 9,300 calls), a team's 550,000 probed (one of
-# theirs every 18 calls). SQLite cannot hash a subquery this way (it builds an
+# walked call's probes of recordings and labels about 5 labels, when each label
+# looked up its recording to hash its call (before migration 0026; a label's
+# call is now read with it from ix_recording_labels_tenant_lower_text, so 5
+# undersells the hash). At 10 M calls, a user's 55,000 calls are hashed (a page
+# would probe 9,300 calls), a label's 25,000 too (18,700), a team's 550,000
+# probed (one of theirs every 18 calls). SQLite cannot hash a subquery this way (it builds an
 # index of it, row by row) and has no estimates: there it is the walk.
 HASH_GAIN = {"users": 50.0, "label": 5.0, "number": 0.0}
 HASHED_DIALECTS = frozenset({"postgresql"})
@@ -347,6 +349,11 @@ def plan_call_page(
         calls = estimated_rows(session, select(Call.id).where(Call.tenant_id == tenant_id))
         hashed = [name for name, size in counts.items() if worth_hashing(name, size, calls, limit)]
     skip = {*hashed, driver} if driver is not None else set(hashed)
+    by_number = hashing and driver is None and filters.number is not None
+    if by_number:
+        # each side states its number (``_by_number``); said twice, PostgreSQL
+        # multiplied the two estimates and read all of a number's calls for a page
+        skip.add("number")
     conditions = _call_conditions(tenant_id, users, filters, skip)
     # a set that is hashed is a plain membership test; coalesce() keeps PostgreSQL
     # from turning it into a join (which would lose the walk's order)
@@ -359,7 +366,8 @@ def plan_call_page(
         conditions[:0] = [unindexed(Call.tenant_id) == tenant_id, Call.id.in_(sets[driver])]
     if after is not None:
         conditions.append(tuple_(Call.started_at, Call.id) < tuple_(*after))
-    if hashing and driver is None and filters.number is not None:
+    if by_number:
+        assert filters.number is not None
         return CallPagePlan(None, _by_number(conditions, filters.number, limit), tuple(hashed))
     query = (
         select(Call.id, Call.started_at)
@@ -375,7 +383,7 @@ def _by_number(
 ) -> Select[str, datetime]:
     """A page of the calls from or to ``number``: the newest ``limit`` of each side,
     each walked in time order on ix_calls_tenant_from_number / _to_number and
-    checked against ``conditions`` (the number's own among them), then merged."""
+    checked against ``conditions`` (which leave the number to each side), then merged."""
     sides = [
         select(Call.id, Call.started_at)
         .where(side == number, *conditions)

@@ -6,9 +6,11 @@ call: at 10 M calls, 25,000 look-ups of recordings for one label (issue 13,
 bench/calls_report.py). ``call_id`` is the recording's call, copied (a
 recording never changes call), backfilled here from ``recordings`` and NOT NULL
 after; ``ix_recording_labels_tenant_lower_text`` now ends in (call_id,
-recording_id), so one scan of it gives a label's calls (the report) or its
-recordings (the recordings list), and ``ix_recording_labels_call_id`` serves
-the per-call check of a walk and the cascade from calls.
+recording_id) and includes ``text`` (without the column PostgreSQL will not
+answer from an index on an expression alone), so one scan of the index gives
+a label's calls (the report) or its recordings (the recordings list), and
+``ix_recording_labels_call_id`` serves the per-call check of a walk and the
+cascade from calls.
 
 ``ix_call_parties_call_id`` becomes (call_id, user_id, tenant_id): the report
 walks calls in time order and checks each against a listener's team; with the
@@ -52,6 +54,7 @@ def upgrade() -> None:
         'ix_recording_labels_tenant_lower_text',
         'recording_labels',
         ['tenant_id', sa.text('lower(text)'), 'call_id', 'recording_id'],
+        postgresql_include=['text'],  # so that PostgreSQL may read the index alone
     )
     op.drop_index('ix_call_parties_call_id', table_name='call_parties')
     op.create_index(
