@@ -50,12 +50,13 @@ instead, each for ``--minutes``.
 given) for ``--overload-minutes``, straight after the confirming window in the
 same run (with ``--loads``: after ``--overload-warmup-minutes`` at the load, in a
 run of its own), so that the finishing work is near its steady rate when the
-overload begins; then ``--drain-minutes`` with no new calls (``--drain-load``
-0.0; 1.0: back at the sustained load) while the calls up hold to their end, then
-the rest are BYEd. It prints a time series every ``--series-s`` (30 s): calls up,
-calls waiting to be finished, CPU of capture and of finishing, capture lag,
-kernel drops; and whether capture kept priority (zero loss) while the backlog
-grew, and the backlog drained with every call stored.
+overload begins; then new calls stop, the calls up are BYEd and the backlog
+drains (with ``--drain-minutes`` first that long at ``--drain-load`` x the load:
+0, no new calls while the calls up hold to their end; 1, back at the sustained
+load). It prints a time series every ``--series-s`` (30 s): calls up, calls
+waiting to be finished, CPU of capture and of finishing, capture lag, datagrams
+the server's RTP sockets dropped; and whether capture kept priority (zero loss)
+while the backlog grew, and the backlog drained with every call stored.
 
 Then the same generator load (same seed) goes to ``bench/bin/crecv``, the C
 receiver (epoll + recvmmsg, ``bench/crecv.c``) on CPU 0 and the same ports,
@@ -244,6 +245,7 @@ class Step:
     drain_s: float = 0.0
     db_calls: int = 0
     db_mp3: int = 0
+    without_mp3: list[str] = field(default_factory=list)  # a few calls stored with no MP3
     capture_s: float = 0.0  # event loop over the first phase
     sent_first: int = 0  # packets sent in the first phase
     first_wall_s: float = 0.0
@@ -354,21 +356,29 @@ class Step:
         )
 
 
-def count_stored(data_dir: Path) -> tuple[int, int]:
-    """(calls rows of the generator's calls, recordings whose MP3 is on disk at its size)."""
+def count_stored(data_dir: Path) -> tuple[int, int, list[str]]:
+    """(calls rows of the generator's calls, recordings whose MP3 is on disk at its size,
+    up to 5 calls without one: how long each lasted and why not)."""
     with contextlib.closing(sqlite3.connect(data_dir / "callvault.db", timeout=30)) as db:
         calls = db.execute("SELECT count(*) FROM calls WHERE sip_call_id LIKE 'cv%'").fetchone()[0]
         rows = db.execute(
-            "SELECT r.blob_key, r.size_bytes FROM recordings r JOIN calls c ON r.call_id = c.id"
+            "SELECT c.sip_call_id, c.duration_ms, c.end_reason, r.blob_key, r.size_bytes"
+            " FROM calls c LEFT JOIN recordings r ON r.call_id = c.id"
             " WHERE c.sip_call_id LIKE 'cv%'"
         ).fetchall()
     blobs = data_dir / "blobs"
     present = 0
-    for key, size in rows:
+    missing: list[str] = []
+    for call_id, duration_ms, reason, key, size in rows:
+        on_disk = -1
         with contextlib.suppress(OSError):
-            if size > 0 and (blobs / key).stat().st_size == size:
-                present += 1
-    return int(calls), present
+            on_disk = (blobs / key).stat().st_size if key else -1
+        if key and size > 0 and on_disk == size:
+            present += 1
+        elif len(missing) < 5:
+            why = "no recording row" if not key else f"MP3 {on_disk} bytes on disk of {size}"
+            missing.append(f"{call_id} ({duration_ms} ms, ended: {reason}): {why}")
+    return int(calls), present, missing
 
 
 RECEIVED = "callvault_rtp_packets_received_total"
@@ -523,7 +533,7 @@ def callvault_step(phases: list[Phase], role: str, args: argparse.Namespace) -> 
             every_snap = [s.cpu for s in step.samples] + [window_end, done]
             step.rss_max_kib = max(s.rss_kib for s in every_snap)
             step.pool_rss_max_kib = max(s.children_rss_kib for s in every_snap)
-            step.db_calls, step.db_mp3 = count_stored(server.data_dir)
+            step.db_calls, step.db_mp3, step.without_mp3 = count_stored(server.data_dir)
         except (TimeoutError, RuntimeError, OSError, KeyError, sqlite3.Error) as exc:
             step.error = f"{type(exc).__name__}: {exc}"
             print(f"  load {step.load:g}: {step.error}\n  server log:\n{server.log_tail()}")
@@ -870,8 +880,8 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     p.add_argument(
         "--drain-minutes",
         type=float,
-        default=2.0,
-        help="after the overload: minutes at --drain-load before the rest are BYEd",
+        default=0.0,
+        help="after the overload: minutes at --drain-load before the rest are BYEd (0: at once)",
     )
     p.add_argument(
         "--drain-load",
@@ -1007,7 +1017,10 @@ def main(argv: list[str] | None = None) -> int:
         if s.calls_lost:
             failures.append(
                 f"{s.label}: {s.calls_lost} of {s.answered} answered calls not stored with "
-                f"their MP3 ({s.db_calls} calls, {s.db_mp3} MP3 of {s.with_media} with media)"
+                f"their MP3 ({s.db_calls} calls, {s.db_mp3} MP3 of {s.with_media} with media; "
+                f"{s.answered - s.with_media} BYEd before their first packet); calls without "
+                "one (a call BYEd before its first packet has none by design): "
+                + "; ".join(s.without_mp3)
             )
     print(f"\nbench time {(time.monotonic() - began) / 60:.1f} min")
     if best is not None:
