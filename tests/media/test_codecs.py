@@ -81,7 +81,8 @@ def test_helpers() -> None:
 def test_decode_g711_is_the_table_lookup_for_every_pair_and_length() -> None:
     every_pair = np.arange(65536, dtype=np.uint16).view(np.uint8)  # each two codes once
     for table in (ULAW_TABLE, ALAW_TABLE):
-        for codes in (every_pair, every_pair[1:], every_pair[:-1], every_pair[::3], every_pair[:0]):
+        slices = (every_pair, every_pair[1:], every_pair[:-1], every_pair[::3], every_pair[:160])
+        for codes in (*slices, every_pair[:0]):
             decoded = decode_g711(table, codes)
             assert decoded.dtype == np.int16
             assert np.array_equal(decoded, table[codes])
