@@ -216,8 +216,9 @@ def _rows(
                 )
             )
             if rng.random() < 0.05:
-                # the recording has the call's id
-                labels.append((tid, call_id, call_id, LABELS[rng.randrange(len(LABELS))]))
+                # the recording has the call's id; the label copies it and its start
+                label = LABELS[rng.randrange(len(LABELS))]
+                labels.append((tid, call_id, call_id, at.strftime(FMT), label))
         if len(calls) >= BATCH:
             yield calls, parties, recordings, labels
             calls, parties, recordings, labels = [], [], [], []
@@ -264,8 +265,8 @@ def build(path: Path, calls: int) -> tuple[Seeded, Seeded]:
                 r,
             )
             db.executemany(
-                "INSERT INTO recording_labels (tenant_id, recording_id, call_id, text) "
-                "VALUES (?,?,?,?)",
+                "INSERT INTO recording_labels (tenant_id, recording_id, call_id, started_at, "
+                "text) VALUES (?,?,?,?,?)",
                 lab,
             )
             db.commit()

@@ -202,8 +202,8 @@ WHERE s.rec < 0.3
 """
 
 _LABELS = f"""
-INSERT INTO recording_labels (tenant_id, recording_id, call_id, text)
-SELECT :tenant, d.id, d.id, (CAST(:labels AS text[]))[d.lab_k]
+INSERT INTO recording_labels (tenant_id, recording_id, call_id, started_at, text)
+SELECT :tenant, d.id, d.id, d.at, (CAST(:labels AS text[]))[d.lab_k]
 FROM ({_DRAWS}) AS d
 WHERE d.rec < 0.3 AND d.lab < 0.05
 """
@@ -295,7 +295,7 @@ def vacuum_analyze(url: str) -> None:
     lets index-only scans skip the table."""
     engine = create_engine(url)
     with engine.connect().execution_options(isolation_level="AUTOCOMMIT") as connection:
-        connection.execute(text(f"VACUUM ANALYZE {', '.join(TABLES)}"))
+        connection.execute(text(f"VACUUM (ANALYZE, INDEX_CLEANUP ON) {', '.join(TABLES)}"))
     engine.dispose()
 
 

@@ -138,45 +138,32 @@ def report(world: World) -> Report:
             session.flush()
             labels: set[str] = set()
             if i % 2 == 0:
-                session.add(
-                    Recording(
-                        id=call.id,
-                        tenant_id=world.tenant_a,
-                        call_id=call.id,
-                        user_id=owner,
-                        blob_key=f"x/{call.id}.mp3",
-                        sha256="0" * 64,
-                        size_bytes=10,
-                        duration_ms=38000,
-                        channels=2,
-                        sample_rate=8000,
-                        started_at=started,
-                        created_at=started + timedelta(seconds=41),
-                    )
+                recording = Recording(
+                    id=call.id,
+                    tenant_id=world.tenant_a,
+                    call_id=call.id,
+                    user_id=owner,
+                    blob_key=f"x/{call.id}.mp3",
+                    sha256="0" * 64,
+                    size_bytes=10,
+                    duration_ms=38000,
+                    channels=2,
+                    sample_rate=8000,
+                    started_at=started,
+                    created_at=started + timedelta(seconds=41),
                 )
+                session.add(recording)
                 session.flush()
                 if i % 4 == 0:  # stored with their case, as annotations keep it
                     labels = {"Sales" if i % 8 == 0 else "sales", "Big deal"}
-                    session.add_all(
-                        RecordingLabel(
-                            tenant_id=world.tenant_a,
-                            recording_id=call.id,
-                            call_id=call.id,
-                            text=text,
-                        )
-                        for text in labels
-                    )
+                    session.add_all(RecordingLabel.of(recording, call, text) for text in labels)
             seeded.append(
                 SeededCall(call.id, started, direction, frm, to, parties, i % 2 == 0, labels)
             )
         # the same label in tenant B must not leak into A's results
+        recording_b = session.get_one(Recording, world.recording_b)
         session.add(
-            RecordingLabel(
-                tenant_id=world.tenant_b,
-                recording_id=world.recording_b,
-                call_id=session.get_one(Recording, world.recording_b).call_id,
-                text="sales",
-            )
+            RecordingLabel.of(recording_b, session.get_one(Call, recording_b.call_id), "sales")
         )
         for call in session.scalars(
             select(Call).where(Call.tenant_id == world.tenant_a, Call.sip_call_id.like("call-%"))

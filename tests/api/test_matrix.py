@@ -51,6 +51,7 @@ from callvault.db.models import (
     UserContact,
     WebSession,
 )
+from callvault.db.models import Call as CallRow
 from callvault.playback.answers import recording_action_token
 from callvault.portal.auth import SESSION_COOKIE, hash_token, issue_api_token
 from callvault.tenants.legal import NOTICE_VERSION
@@ -264,18 +265,11 @@ def team_with_member(world: World, who: str | None, foreign: bool) -> Call:
 
 
 def label(world: World, who: str | None, foreign: bool) -> Call:
-    recording_id = _recording(world, foreign)
     with world.sessions() as session:
-        call_id = session.get_one(Recording, recording_id).call_id
-    label_id = _add(
-        world,
-        RecordingLabel(
-            tenant_id=_tenant(world, foreign),
-            recording_id=recording_id,
-            call_id=call_id,
-            text=secrets.token_hex(4),
-        ),
-    )
+        recording = session.get_one(Recording, _recording(world, foreign))
+        call = session.get_one(CallRow, recording.call_id)
+        session.expunge_all()
+    label_id = _add(world, RecordingLabel.of(recording, call, secrets.token_hex(4)))
     return Call(_base(world, foreign) | {"label_id": label_id})
 
 

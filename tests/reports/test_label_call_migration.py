@@ -56,8 +56,8 @@ def _recording(tenant_id: int, call: Call, n: int) -> Recording:
     )
 
 
-def _seed(url: str) -> dict[int, str]:
-    """Two calls, three recordings, four labels; label id -> its recording's call."""
+def _seed(url: str) -> dict[int, tuple[str, datetime]]:
+    """Two calls, three recordings, four labels; label id -> its call and its start."""
     engine = make_engine(url)
     with make_sessionmaker(engine)() as session:
         tenant = create_tenant(session, "Acme", ["acme.example"], ["+31201110000"])
@@ -65,7 +65,7 @@ def _seed(url: str) -> dict[int, str]:
             Call(
                 tenant_id=tenant.id,
                 sip_call_id=f"c{n}",
-                started_at=datetime(2026, 11, n, tzinfo=UTC),
+                started_at=datetime(2026, 11, n, 9, n, tzinfo=UTC),
             )
             for n in (1, 2)
         ]
@@ -74,13 +74,16 @@ def _seed(url: str) -> dict[int, str]:
         recordings = [_recording(tenant.id, calls[n // 2], n) for n in range(3)]
         session.add_all(recordings)
         session.flush()
+        of_call = {c.id: c for c in calls}
         labels = [
-            RecordingLabel(tenant_id=tenant.id, recording_id=r.id, call_id=r.call_id, text=text)
+            RecordingLabel.of(r, of_call[r.call_id], text)
             for r, text in zip(recordings + recordings[:1], ["a", "b", "c", "d"], strict=True)
         ]
         session.add_all(labels)
         session.commit()
-        expected = {label.id: label.call_id for label in labels}
+        expected = {
+            label.id: (label.call_id, of_call[label.call_id].started_at) for label in labels
+        }
     engine.dispose()
     assert len(set(expected.values())) == 2
     return expected
@@ -127,17 +130,23 @@ def test_labels_get_their_call_backfilled_and_it_goes_down_and_up(empty_url: str
     command.downgrade(alembic_config(empty_url), "0025")
     assert "call_id" not in _label_columns(empty_url)
 
-    migrate(empty_url)  # the backfill: each label's call from its recording
-    assert _label_columns(empty_url)["call_id"] is False  # NOT NULL
+    migrate(empty_url)  # the backfill: each label's call from its recording, and its start
+    columns = _label_columns(empty_url)
+    assert columns["call_id"] is False and columns["started_at"] is False  # NOT NULL
     engine = make_engine(empty_url)
     with make_sessionmaker(engine)() as session:
-        got = {i: c for i, c in session.execute(select(RecordingLabel.id, RecordingLabel.call_id))}
+        got = {
+            i: (c, at.astimezone(UTC) if at.tzinfo else at.replace(tzinfo=UTC))
+            for i, c, at in session.execute(
+                select(RecordingLabel.id, RecordingLabel.call_id, RecordingLabel.started_at)
+            )
+        }
         assert got == expected
         by_recording = {i: c for i, c in session.execute(select(Recording.id, Recording.call_id))}
         for label in session.scalars(select(RecordingLabel)):
             assert label.call_id == by_recording[label.recording_id]
         # a call's labels go with it (the new foreign key cascades)
-        call_id = next(iter(expected.values()))
+        call_id = next(iter(expected.values()))[0]
         session.execute(delete(Call).where(Call.id == call_id))
         session.commit()
         left = set(session.scalars(select(RecordingLabel.call_id)))

@@ -432,20 +432,34 @@ class RecordingLabel(Base):
     recording_id: Mapped[str] = mapped_column(
         ForeignKey("recordings.id", ondelete="CASCADE"), index=True
     )
-    # the recording's call, copied (it never changes): the calls report's label
-    # filter reads a label's calls from one index, not each recording (migration 0026)
+    # the recording's call and when it started, copied (neither ever changes): the
+    # calls report reads a label's calls newest first from one index (migration 0026)
     call_id: Mapped[str] = mapped_column(ForeignKey("calls.id", ondelete="CASCADE"), index=True)
+    started_at: Mapped[datetime] = mapped_column()
     text: Mapped[str] = mapped_column(String(100))
+
+    @classmethod
+    def of(cls, recording: Recording, call: Call, text: str) -> RecordingLabel:
+        """The label ``text`` on ``recording`` (of ``call``), with its copies of the call."""
+        assert recording.call_id == call.id
+        return cls(
+            tenant_id=recording.tenant_id,
+            recording_id=recording.id,
+            call_id=call.id,
+            started_at=call.started_at,
+            text=text,
+        )
 
 
 # label filters compare lower(text): one index look-up within a tenant, which
-# covers the calls (Reports › Calls) and the recordings (the recordings list);
-# PostgreSQL reads an index on an expression alone only if it also holds the
-# column (``text``, included)
+# gives a label's calls newest first (Reports › Calls) and its recordings (the
+# recordings list); PostgreSQL reads an index on an expression alone only if it
+# also holds the column (``text``, included)
 Index(
     "ix_recording_labels_tenant_lower_text",
     RecordingLabel.tenant_id,
     func.lower(RecordingLabel.text),
+    RecordingLabel.started_at,
     RecordingLabel.call_id,
     RecordingLabel.recording_id,
     postgresql_include=["text"],

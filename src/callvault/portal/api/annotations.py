@@ -12,7 +12,7 @@ from fastapi import APIRouter, Request, Response
 from pydantic import BaseModel, Field
 from sqlalchemy import func, select
 
-from callvault.db.models import RecordingComment, RecordingLabel, User
+from callvault.db.models import Call, RecordingComment, RecordingLabel, User
 from callvault.errors import Conflict, ErrorId, InvalidInput, NotFound
 from callvault.portal.api.schemas import Strict
 from callvault.portal.audit import audit
@@ -99,12 +99,7 @@ def add_label(
         raise InvalidInput(
             f"a recording may have at most {MAX_LABELS} labels", error_id=ErrorId.TOO_MANY_LABELS
         )
-    label = RecordingLabel(
-        tenant_id=recording.tenant_id,
-        recording_id=recording.id,
-        call_id=recording.call_id,  # the report's label filter reads a label's calls
-        text=text,
-    )
+    label = RecordingLabel.of(recording, session.get_one(Call, recording.call_id), text)
     session.add(label)
     session.flush()
     audit(

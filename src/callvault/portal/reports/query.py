@@ -225,29 +225,30 @@ DRIVE_LIMITS = {"users": 3000, "label": 5000, "number": 2000}
 # than probed in the set's index one call at a time. Hashing costs the set's
 # size S; probing costs the calls walked for a page, page × N / S for a tenant
 # of N calls, each a probe that costs HASH_GAIN times one row of the hash. So
-# the set is hashed where S² < page × N × HASH_GAIN. The gains are per-row costs
+# the set is hashed where S² < page × N × HASH_GAIN. The gain is a per-row cost
 # measured with EXPLAIN ANALYZE (bench/calls_report.py --database postgresql;
-# they do not depend on the tenant's size): probing a call's parties costs about
-# 50 rows of a hashed set of calls read from ix_call_parties_tenant_user, and a
-# walked call's probes of recordings and labels about 5 labels, when each label
-# looked up its recording to hash its call (before migration 0026; a label's
-# call is now read with it from ix_recording_labels_tenant_lower_text, so 5
-# undersells the hash). At 10 M calls, a user's 55,000 calls are hashed (a page
-# would probe 9,300 calls), a label's 25,000 too (18,700), a team's 550,000
-# probed (one of theirs every 18 calls). SQLite cannot hash a subquery this way (it builds an
-# index of it, row by row) and has no estimates: there it is the walk.
-HASH_GAIN = {"users": 50.0, "label": 5.0, "number": 0.0}
+# it does not depend on the tenant's size): probing a call's parties costs about
+# 50 rows of a hashed set of calls read from ix_call_parties_tenant_user. At
+# 10 M calls, a user's 55,000 calls are hashed (a page would probe 9,300
+# calls), a team's 550,000 probed (one of theirs every 18 calls). A number's
+# calls and a label's are not hashed but walked themselves, newest first, in
+# their own indexes (``_by_number``, ``_by_label``: a label carries its call's
+# start). SQLite cannot hash a subquery this way (it builds an index of it, row
+# by row) and has no estimates: there it is the walk of the calls.
+HASH_GAIN = {"users": 50.0}
 HASHED_DIALECTS = frozenset({"postgresql"})
 
 
 @dataclass(frozen=True)
 class CallPagePlan:
-    """How one page is fetched: ``driver`` names the driving set, None the walk;
+    """How one page is fetched: ``driver`` names the driving set, None a walk in
+    time order; ``walk`` what is walked (the calls, a number's calls, a label's);
     ``hashed`` the sets the walk checks against a hash of them."""
 
     driver: str | None
     query: Select[str, datetime]
     hashed: tuple[str, ...] = ()
+    walk: Literal["calls", "number", "label"] = "calls"
 
 
 def _driving_sets(
@@ -342,18 +343,26 @@ def plan_call_page(
         counts[name] = count
         if count <= cap and (driver is None or count < smallest):
             driver, smallest = name, count
-        elif count > cap and hashing:
-            counts[name] = max(count, estimated_rows(session, ids))
+    walk: Literal["calls", "number", "label"] = "calls"
+    if hashing and driver is None and filters.label is not None:
+        # a label's calls are read newest first from its own index (``_by_label``)
+        walk = "label"
+    elif hashing and driver is None and filters.number is not None:
+        walk = "number"
     hashed: list[str] = []
-    if hashing and driver is None:  # a driving set's few calls are probed, not hashed
+    if hashing and driver is None and walk != "label":
+        # a driving set's few calls are probed, not hashed; a label's walk meets
+        # few calls too
         calls = estimated_rows(session, select(Call.id).where(Call.tenant_id == tenant_id))
-        hashed = [name for name, size in counts.items() if worth_hashing(name, size, calls, limit)]
+        for name, counted in counts.items():
+            size = max(counted, estimated_rows(session, sets[name]))
+            if worth_hashing(name, size, calls, limit):
+                hashed.append(name)
     skip = {*hashed, driver} if driver is not None else set(hashed)
-    by_number = hashing and driver is None and filters.number is not None
-    if by_number:
-        # each side states its number (``_by_number``); said twice, PostgreSQL
-        # multiplied the two estimates and read all of a number's calls for a page
-        skip.add("number")
+    if walk != "calls":
+        # the walked index states its own filter; said twice, PostgreSQL multiplied
+        # the two estimates and read all of a number's calls for a page
+        skip.add(walk)
     conditions = _call_conditions(tenant_id, users, filters, skip)
     # a set that is hashed is a plain membership test; coalesce() keeps PostgreSQL
     # from turning it into a join (which would lose the walk's order)
@@ -364,11 +373,16 @@ def plan_call_page(
         # the same scope, written so that no index of calls can serve it: the
         # planner must start from the driving set's ids
         conditions[:0] = [unindexed(Call.tenant_id) == tenant_id, Call.id.in_(sets[driver])]
+    if walk == "label":
+        assert filters.label is not None
+        by_label = _by_label(tenant_id, filters.label, conditions, after, limit)
+        return CallPagePlan(None, by_label, walk=walk)
     if after is not None:
         conditions.append(tuple_(Call.started_at, Call.id) < tuple_(*after))
-    if by_number:
+    if walk == "number":
         assert filters.number is not None
-        return CallPagePlan(None, _by_number(conditions, filters.number, limit), tuple(hashed))
+        by_number = _by_number(conditions, filters.number, limit)
+        return CallPagePlan(None, by_number, tuple(hashed), walk)
     query = (
         select(Call.id, Call.started_at)
         .where(*conditions)
@@ -376,6 +390,30 @@ def plan_call_page(
         .limit(limit)
     )
     return CallPagePlan(driver, query, tuple(hashed))
+
+
+def _by_label(
+    tenant_id: int,
+    label: str,
+    conditions: list[ColumnElement[bool]],
+    after: tuple[datetime, str] | None,
+    limit: int,
+) -> Select[str, datetime]:
+    """A page of the calls with ``label``, read newest first from
+    ix_recording_labels_tenant_lower_text (a label carries its call's id and
+    start) and checked against ``conditions`` on the call; a call labelled twice
+    (two recordings, or "Sales" and "sales") once."""
+    own = [RecordingLabel.tenant_id == tenant_id, label_is(label)]
+    if after is not None:
+        own.append(tuple_(RecordingLabel.started_at, RecordingLabel.call_id) < tuple_(*after))
+    return (
+        select(RecordingLabel.call_id, RecordingLabel.started_at)
+        .join(Call, Call.id == RecordingLabel.call_id)
+        .where(*own, *conditions)
+        .distinct()
+        .order_by(RecordingLabel.started_at.desc(), RecordingLabel.call_id.desc())
+        .limit(limit)
+    )
 
 
 def _by_number(
