@@ -60,6 +60,51 @@ def _delimiter(boundary: bytes) -> re.Pattern[bytes]:
     return re.compile(rb"(?:\A|\r?\n)--" + re.escape(boundary) + rb"(--)?[ \t]*(?:\r?\n|\Z)")
 
 
+# RFC 2046 section 5.1.1 bchars: a boundary made of them holds no line end, so
+# its delimiters are found by plain search (issue 12: the regex above scanned
+# every byte of the body, and each new boundary compiled a new pattern)
+_BCHARS = frozenset(b"0123456789ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz'()+_,-./:=? ")
+_PADDING = frozenset(b" \t")
+
+
+def _delimiters(body: bytes, boundary: bytes) -> list[tuple[int, int, bool]]:
+    """(start, end, is the close delimiter) of each delimiter line, as
+    ``_delimiter(boundary).finditer(body)`` finds them."""
+    if not boundary or not _BCHARS.issuperset(boundary):
+        pattern = _delimiter(boundary)
+        return [(m.start(), m.end(), bool(m.group(1))) for m in pattern.finditer(body)]
+    marker = b"--" + boundary
+    found: list[tuple[int, int, bool]] = []
+    resume = 0  # where the search goes on: the end of the last delimiter
+    pos = body.find(marker)
+    while pos >= 0:
+        if pos == 0:
+            start = 0
+        elif pos - 1 >= resume and body[pos - 1] == 0x0A:  # "\n"
+            start = pos - 2 if pos - 2 >= resume and body[pos - 2] == 0x0D else pos - 1
+        else:
+            pos = body.find(marker, pos + 1)
+            continue
+        end = pos + len(marker)
+        closing = body[end : end + 2] == b"--"
+        if closing:
+            end += 2
+        while end < len(body) and body[end] in _PADDING:
+            end += 1
+        if end < len(body):
+            if body[end] == 0x0A:
+                end += 1
+            elif body[end : end + 2] == b"\r\n":
+                end += 2
+            else:  # more on the delimiter's line: not a delimiter
+                pos = body.find(marker, pos + 1)
+                continue
+        found.append((start, end, closing))
+        resume = end
+        pos = body.find(marker, end)
+    return found
+
+
 def _parse_headers(raw: bytes, index: int) -> dict[str, str]:
     headers: dict[str, str] = {}
     last: str | None = None
@@ -105,7 +150,7 @@ def parse_multipart(content_type_header: str, body: bytes) -> list[BodyPart]:
     boundary = params.get("boundary", "")
     if not boundary:
         raise RemoteProtocolError(f"{media_type} Content-Type without a boundary", status=400)
-    matches = list(_delimiter(boundary.encode("latin-1", errors="replace")).finditer(body))
+    matches = _delimiters(body, boundary.encode("latin-1", errors="replace"))
     if not matches:
         raise RemoteProtocolError(
             f"{media_type} body never contains its boundary {boundary!r}", status=400
@@ -113,11 +158,11 @@ def parse_multipart(content_type_header: str, body: bytes) -> list[BodyPart]:
     raws: list[bytes] = []
     closed = False
     for current, following in zip(matches, [*matches[1:], None], strict=True):
-        if current.group(1):  # close delimiter: the epilogue after it is ignored
+        if current[2]:  # close delimiter: the epilogue after it is ignored
             closed = True
             break
-        end = following.start() if following is not None else len(body)
-        raws.append(body[current.end() : end])
+        end = following[0] if following is not None else len(body)
+        raws.append(body[current[1] : end])
         if len(raws) > MAX_PARTS:
             raise RemoteProtocolError(f"multipart body has more than {MAX_PARTS} parts", status=400)
     if not closed and raws:
