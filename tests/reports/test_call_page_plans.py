@@ -23,8 +23,13 @@ from callvault.portal import visibility
 from callvault.portal.reports import query as calls_api
 from callvault.portal.reports.query import worth_hashing
 from tests.api.conftest import World
+from tests.databases import parametrize_databases
 
 TENANT = 7
+
+
+def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:
+    parametrize_databases(metafunc)  # the plans' rows on [sqlite] and [postgresql]
 
 
 def _sql(statement: Any, dialect: Any) -> str:
@@ -242,3 +247,20 @@ def test_a_driving_set_is_not_joined_by_hashed_ones(
         assert walked.driver is None and walked.hashed == ("users",)
         sql = str(walked.query.compile(session.connection()))
         assert sql.count("coalesce(calls.id IN (SELECT") == 1, sql
+
+
+def test_a_label_walk_lists_a_call_labelled_twice_once(
+    calls: Calls, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Labels compare in any case, so "Sales" and "SALES" on one recording are two
+    rows of the label's index for one call."""
+    world = calls.world
+    twice = next(c for c in calls.calls if c.labels)
+    with world.sessions() as session:
+        recording = session.get_one(Recording, twice.id)  # the recording has its call's id
+        session.add(RecordingLabel.of(recording, session.get_one(Call, twice.id), "SALES"))
+        session.commit()
+    _force_hashing(monkeypatch, drive=False)  # the label's own walk
+    expected = calls.expected(lambda c: bool(c.labels))
+    assert twice.id in expected
+    assert calls.walk("a_admin", label="sales") == expected
