@@ -307,24 +307,31 @@ static void send_ack(int slot, uint32_t gen, const char *totag, int for_2xx, con
     sip_send(msg, len);
 }
 
-static void send_bye(int slot) {
-    call_t *c = &calls[slot];
+/* CSeq 2: the call's BYE; CSeq 3: a one-shot BYE for a 2xx that came after its INVITE
+ * timed out here (the server has the call up: it must not stay up) */
+static void send_bye_dialog(int slot, uint32_t gen, const char *totag, const char *target,
+                            const char *route, int cseq) {
     char cid[96], msg[1536], ruri[MAX_TARGET + 32], rline[MAX_ROUTE + 16];
-    call_id(cid, sizeof cid, slot, c->gen);
-    dialog_uri(ruri, sizeof ruri, rline, sizeof rline, c->target, c->route);
+    call_id(cid, sizeof cid, slot, gen);
+    dialog_uri(ruri, sizeof ruri, rline, sizeof rline, target, route);
     int len = snprintf(msg, sizeof msg,
         "BYE %s SIP/2.0\r\n"
-        "Via: SIP/2.0/UDP 127.0.0.1:%d;branch=z9hG4bK%08x-%d-%u-b;rport\r\n"
+        "Via: SIP/2.0/UDP 127.0.0.1:%d;branch=z9hG4bK%08x-%d-%u-b%d;rport\r\n"
         "%s"
         "Max-Forwards: 70\r\n"
         "From: <sip:src@127.0.0.1>;tag=f%08x-%d-%u\r\n"
         "To: <sip:srs@%s>;tag=%s\r\n"
         "Call-ID: %s\r\n"
-        "CSeq: 2 BYE\r\n"
+        "CSeq: %d BYE\r\n"
         "Content-Length: 0\r\n\r\n",
-        ruri, local_port, run_id, slot, c->gen, rline, run_id, slot, c->gen,
-        server_host, c->totag, cid);
+        ruri, local_port, run_id, slot, gen, cseq, rline, run_id, slot, gen,
+        server_host, totag, cid, cseq);
     sip_send(msg, len);
+}
+
+static void send_bye(int slot) {
+    call_t *c = &calls[slot];
+    send_bye_dialog(slot, c->gen, c->totag, c->target, c->route, 2);
 }
 
 /* ---------------------------------------------------------------- transactions */
@@ -344,6 +351,8 @@ static void start_invite(int slot, int64_t now) {
 }
 
 static int media_mode;
+static long c_late_ended;     /* calls answered after their INVITE timed out here, BYEd: 200 */
+static int64_t t_late_answer; /* when the last such 2xx came */
 static long c_no_media; /* answered calls BYEd before any packet was sent to them */
 
 static void start_bye(int slot, int64_t now) {
@@ -573,6 +582,7 @@ static void on_datagram(char *msg, int len) {
     if (!cs) { c_stray++; return; }
     int is_invite = memmem(cs, (size_t)vl, "INVITE", 6) != NULL;
     int is_bye = memmem(cs, (size_t)vl, "BYE", 3) != NULL;
+    int is_late_bye = memmem(cs, (size_t)vl, "3 BYE", 5) != NULL; /* see send_bye_dialog */
     char totag[MAX_TAG] = {0};
     const char *to = hdr(msg, end, "To", "t", &vl);
     if (to) {
@@ -586,12 +596,19 @@ static void on_datagram(char *msg, int len) {
             memcpy(totag, t, (size_t)n);
         }
     }
-    if (gen != c->gen) {
-        /* response for an earlier call in this slot (retransmitted 2xx): just ACK it */
+    if (is_late_bye) { /* a late answer's one-shot BYE */
+        if (code >= 200 && code < 300) c_late_ended++; /* else 481: it was a retransmission */
+        return;
+    }
+    if (gen != c->gen || (is_invite && code >= 200 && code < 300 && c->state == S_FAILED)) {
+        /* a 2xx for an earlier call in this slot, or for this one after its INVITE timed
+         * out: ACK it and BYE it once (a retransmitted 2xx of a call BYEd already gets 481) */
         if (is_invite && code >= 200 && code < 300) {
             char route[MAX_ROUTE], target[MAX_TARGET];
             dialog_route(msg, end, route, sizeof route, target, sizeof target);
             send_ack(slot, gen, totag, 1, target, route);
+            send_bye_dialog(slot, gen, totag, target, route, 3);
+            t_late_answer = t_now;
         }
         c_stray++;
         return;
@@ -1116,7 +1133,9 @@ static int run_steady(void) {
             if (calls[nextb].state == S_UP) { start_bye(nextb, now); byes_started++; cut++; }
         }
         if (nextb >= ncalls && count_state(S_UP) > 0) nextb = 0; /* answered since passed */
-        if (nextb >= ncalls && npending == 0) break;
+        if (nextb >= ncalls && npending == 0 && now - t_late_answer > 2000000000LL &&
+            now - b0 > 2000000000LL)
+            break; /* and 2 s without a late answer to BYE */
         poll_once(2);
     }
     printf("teardown: %ld calls cut at the end of the window; %ld BYEs answered 2xx in all, "
@@ -1128,13 +1147,13 @@ static int run_steady(void) {
            " call_s=%.1f duration_s=%.3f ticks=%ld late_ticks=%ld missed_ticks=%ld "
            "max_late_ms=%.3f max_burst_ms=%.3f avg_burst_ms=%.3f gen_cpu_pct=%.1f "
            "send_eagain=%" PRIu64 " send_errors=%" PRIu64 " setup_p50_ms=%.3f "
-           "setup_p99_ms=%.3f retrans=%ld no_media=%ld phases=%d\n",
+           "setup_p99_ms=%.3f retrans=%ld no_media=%ld late_ended=%ld phases=%d\n",
            opt_load, opt_hold_mean, c_started, c_answered, c_failed, c_timeouts, c_blocked,
            c_held, cut, c_byes_ok, c_bye_failed, c_server_bye, max_up, sent,
            sent / 100.0, media_s, ticks, late_ticks, missed_ticks, max_late_ns / 1e6,
            max_burst_ns / 1e6, ticks ? sum_burst_ns / 1e6 / ticks : 0.0,
            media_s > 0 ? 100 * gen_cpu / media_s : 0.0, rtp_eagain, rtp_errors, pct(50),
-           pct(99), c_retrans, c_no_media, nphases);
+           pct(99), c_retrans, c_no_media, c_late_ended, nphases);
     return 0;
 }
 

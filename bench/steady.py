@@ -242,6 +242,7 @@ class Step:
     rcvbuf_errors: int = 0
     samples: list[Sample] = field(default_factory=list)
     drained: bool = False
+    stalled: bool = False  # gave up waiting: nothing was finished for --stall-s
     drain_s: float = 0.0
     db_calls: int = 0
     db_mp3: int = 0
@@ -326,20 +327,28 @@ class Step:
         return rise > max(5.0, 0.02 * ended)
 
     @property
+    def calls_expected(self) -> int:
+        """Calls the server set up: answered here, and answered after the INVITE timed out
+        here (the generator BYEs those at once: a call row, no audio)."""
+        return self.answered + int(self.gen.get("late_ended", 0))
+
+    @property
     def with_media(self) -> int:
         """Answered calls that got packets: one BYEd before its first has a call, no audio."""
         return self.answered - int(self.gen.get("no_media", 0))
 
     @property
     def all_stored(self) -> bool:
-        return self.drained and self.db_calls == self.answered and self.db_mp3 == self.with_media
+        return (
+            self.drained and self.db_calls == self.calls_expected and self.db_mp3 == self.with_media
+        )
 
     @property
     def calls_lost(self) -> int:
         """Answered calls not stored, or stored without their MP3, once the run is over."""
         if not self.gen:
             return 0  # the run failed early (its error says why)
-        return max(0, self.answered - self.db_calls) + max(0, self.with_media - self.db_mp3)
+        return max(0, self.calls_expected - self.db_calls) + max(0, self.with_media - self.db_mp3)
 
     def clean(self) -> bool:
         g = self.gen
@@ -382,6 +391,7 @@ def count_stored(data_dir: Path) -> tuple[int, int, list[str]]:
 
 
 RECEIVED = "callvault_rtp_packets_received_total"
+STORED = "callvault_recordings_stored_total"  # calls stored, with audio or without
 
 
 class Sampler:
@@ -487,6 +497,8 @@ def callvault_step(phases: list[Phase], role: str, args: argparse.Namespace) -> 
             result: dict[str, float] | None = None
             last, stable_since = -1.0, time.monotonic()
             counted = False
+            last_progress: tuple[float | None, float | None] = (None, None)
+            progress_at = time.monotonic()
             finish_by = time.monotonic() + peak * 3 / args.rate + 60 + args.finish_timeout
             m2 = m0
             while time.monotonic() < finish_by:
@@ -514,12 +526,18 @@ def callvault_step(phases: list[Phase], role: str, args: argparse.Namespace) -> 
                     last, stable_since = m2.get(RECEIVED, 0), time.monotonic()
                 elif result is not None and time.monotonic() - stable_since >= 1.0:
                     counted = True
+                progress = (m2.get("callvault_spool_pending"), m2.get(STORED))
+                if progress != last_progress:
+                    last_progress, progress_at = progress, time.monotonic()
                 if (
                     counted
                     and m2.get("callvault_spool_pending", 1) == 0
-                    and m2.get("callvault_recordings_stored_total", 0) >= step.answered
+                    and m2.get(STORED, 0) >= step.calls_expected
                 ):
                     step.drained = True
+                    break
+                if result is not None and time.monotonic() - progress_at > args.stall_s:
+                    step.stalled = True  # nothing finished for that long: give up waiting
                     break
             if result is None:
                 raise TimeoutError("loadgen gave no RESULT")
@@ -714,7 +732,7 @@ def print_tables(steps: list[Step], hold_mean: float) -> None:
     print(
         "| load (calls up) | window | calls answered / failed | pkts sent | loss | capture lag "
         "max | finish backlog: max, slope/min, grows | core needed | stored: calls / MP3 "
-        "(answered with media) | "
+        "(expected) | "
         "drained after window | clean |"
     )
     print("|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|:---:|")
@@ -728,8 +746,9 @@ def print_tables(steps: list[Step], hold_mean: float) -> None:
             f"| {s.label} | {s.seconds / 60:g} min | {s.answered} / {failed:.0f} | {s.sent} | "
             f"{s.loss} | {lag:.0f} ms | {peak:.0f}, {slope:+.2f}, "
             f"{'yes' if s.backlog_grows(0) else 'no'} | {s.busy:.2f} | "
-            f"{s.db_calls} / {s.db_mp3} ({s.with_media}) | "
-            f"{'yes' if s.drained else 'NO'} in {s.drain_s:.0f} s | "
+            f"{s.db_calls} / {s.db_mp3} ({s.calls_expected} / {s.with_media}) | "
+            f"{'yes' if s.drained else 'NO'}{' (stalled)' if s.stalled else ''} in "
+            f"{s.drain_s:.0f} s | "
             f"{'yes' if s.clean() else 'NO'} |"
         )
     print(
@@ -770,7 +789,8 @@ def print_tables(steps: list[Step], hold_mean: float) -> None:
             f"max late {g.get('max_late_ms', 0):.1f} ms, avg burst "
             f"{g.get('avg_burst_ms', 0):.2f} ms, gen CPU {g.get('gen_cpu_pct', 0):.0f}%, "
             f"set-up p50/p99 {g.get('setup_p50_ms', 0):.1f}/{g.get('setup_p99_ms', 0):.1f} ms, "
-            f"retransmissions {g.get('retrans', 0):.0f}, host RcvbufErrors {s.rcvbuf_errors}; "
+            f"retransmissions {g.get('retrans', 0):.0f}, answered after their INVITE timed "
+            f"out (then BYEd) {g.get('late_ended', 0):.0f}, host RcvbufErrors {s.rcvbuf_errors}; "
             f"niceness: {s.nice}"
         )
         if s.error:
@@ -838,7 +858,7 @@ def overload_verdict(s: Step) -> tuple[bool, str]:
         f"overload: {'growing' if grew else 'NOT growing: the core was not overloaded'}) and "
         f"{'drained to 0' if s.drained else 'did NOT drain'} {s.drain_s:.0f} s after new calls "
         f"stopped; every call stored: {'yes' if s.all_stored else 'NO'} ({s.db_calls} calls of "
-        f"{s.answered} answered, {s.db_mp3} MP3 of {s.with_media} with media)"
+        f"{s.calls_expected} set up, {s.db_mp3} MP3 of {s.with_media} with media)"
     )
     return shown, text
 
@@ -901,6 +921,12 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     p.add_argument("--seed", type=int, default=12, help="arrivals and holds (same per step)")
     p.add_argument("--sample-s", type=float, default=0.0, help="default: run/30, 1..5 s")
     p.add_argument("--finish-timeout", type=float, default=1800.0)
+    p.add_argument(
+        "--stall-s",
+        type=float,
+        default=120.0,
+        help="stop waiting for the drain when nothing was finished for this long",
+    )
     p.add_argument(
         "--bye-gap-ms",
         type=int,
@@ -1016,8 +1042,8 @@ def main(argv: list[str] | None = None) -> int:
     for s in steps:
         if s.calls_lost:
             failures.append(
-                f"{s.label}: {s.calls_lost} of {s.answered} answered calls not stored with "
-                f"their MP3 ({s.db_calls} calls, {s.db_mp3} MP3 of {s.with_media} with media; "
+                f"{s.label}: {s.calls_lost} calls not stored, or without their MP3 ({s.db_calls} "
+                f"calls of {s.calls_expected} set up, {s.db_mp3} MP3 of {s.with_media} with media; "
                 f"{s.answered - s.with_media} BYEd before their first packet); calls without "
                 "one (a call BYEd before its first packet has none by design): "
                 + "; ".join(s.without_mp3)
