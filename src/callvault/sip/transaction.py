@@ -265,7 +265,7 @@ class Transaction:
                 f"{self.KIND} transaction: {event.value} not allowed in {self.state.value}"
             )
         old, self.state = self.state, new
-        if new is not old:
+        if new is not old and logger.isEnabledFor(logging.DEBUG):  # enum .value costs
             logger.debug("%s %s: %s -> %s on %s", self.KIND, self.key[0], old.value,
                          new.value, event.value)
         if new is State.TERMINATED:
