@@ -343,9 +343,11 @@ class CallParty(Base):
     __tablename__ = "call_parties"
     __table_args__ = (
         Index("ix_call_parties_tenant_user", "tenant_id", "user_id", "call_id"),
-        # a call's parties, covering the report's check of a team per walked call
-        # (``visibility.has_party``): one look-up in the index (migration 0026)
-        Index("ix_call_parties_call_id", "call_id", "user_id", "tenant_id"),
+        # a call's parties, the report's check of a team per walked call
+        # (``visibility.has_party``): one look-up, in the index alone on PostgreSQL
+        # (migration 0026). Not a key column: SQLite would then prefer this index
+        # to ix_call_parties_tenant_user for one user, whose probes stay in one part
+        Index("ix_call_parties_call_id", "call_id", "user_id", postgresql_include=["tenant_id"]),
     )
     id: Mapped[int] = mapped_column(Integer, primary_key=True)
     tenant_id: Mapped[int] = mapped_column(ForeignKey("tenants.id", ondelete="CASCADE"), index=True)
