@@ -20,6 +20,16 @@ repeated here so the module stands alone):
   ``CALL_CLOSED``, ``CALL_DTMF_START``, ...). baresip 1.0 has no attended
   transfer: the sipp scenarios cover that.
 
+The control channel is proven before a phone is used: baresip 1.0 keeps
+running when ``ctrl_tcp`` cannot listen (its port taken: by the phone's own
+SIP port, or another process), and a connection to that port then reaches
+someone else (the phone's SIP TCP listener: no event ever comes; another
+baresip: that phone's own channel is dropped, ctrl_tcp keeps one). So a
+phone starts, waits for "baresip is ready.", restarts on another control
+port if ctrl_tcp said it failed to listen, connects, and asks ``reginfo``:
+the answer, naming its own account, comes once baresip has accepted the
+connection, so every event from then on reaches the harness.
+
 The dumps hold decoded audio in arrival order (no player clocks them), so a
 sample index is the time since the first packet, give or take lost packets.
 baresip 1.0 drops sndfile from the receive chain at the first re-INVITE that
@@ -88,10 +98,14 @@ def read_wav_data(path: Path) -> Pcm:
     return np.frombuffer(body[: len(body) // 2 * 2], dtype="<i2").astype(np.int16)
 
 
-def free_port(address: str, span: int = 2) -> int:
-    """A port free for UDP and TCP on ``address`` together with the ``span - 1`` above it."""
+def free_port(address: str, span: int = 2, avoid: Iterable[int] = ()) -> int:
+    """A port free for UDP and TCP on ``address`` together with the ``span - 1`` above it
+    (none of them in ``avoid``: ports drawn for the same program, not bound yet)."""
+    avoided = set(avoid)
     for _ in range(200):
         port = random.randrange(30000, 60000, 4)
+        if avoided.intersection(range(port, port + span)):
+            continue
         taken: list[socket.socket] = []
         try:
             for candidate in range(port, port + span):
@@ -106,6 +120,12 @@ def free_port(address: str, span: int = 2) -> int:
             for sock in taken:
                 sock.close()
     raise RuntimeError(f"no free port on {address}")
+
+
+READY = "baresip is ready."  # baresip 1.0 prints it just before its main loop
+CTRL_FAILED = "ctrl_tcp: failed to listen"  # its port taken; baresip runs on without it
+START_ATTEMPTS = 4
+START_S = 20.0  # a loaded 2-core machine starts baresip in well under a second
 
 
 class PhoneError(AssertionError):
@@ -136,7 +156,9 @@ class Phone:
     _reader: asyncio.StreamReader | None = None
     _writer: asyncio.StreamWriter | None = None
     _pump: asyncio.Task[None] | None = None
-    _responses: asyncio.Queue[dict[str, Any]] = field(default_factory=asyncio.Queue)
+    _answers: dict[str, asyncio.Future[dict[str, Any]]] = field(default_factory=dict)
+    _tokens: int = 0
+    _lost: str = ""  # why the control channel ended, once it has
     _changed: asyncio.Event = field(default_factory=asyncio.Event)
 
     @property
@@ -156,8 +178,19 @@ class Phone:
         if not self.sip_port:
             self.sip_port = free_port(self.address, span=2)  # TLS binds PORT+1
         if not self.ctrl_port:
-            self.ctrl_port = free_port(self.address, span=1)
+            self.ctrl_port = self._draw_ctrl_port()
         write_wav(self.workdir / "mic.wav", self.mic)
+        self._write_config()
+        params = f";regint=0;answermode={self.answermode};audio_codecs={self.codecs}"
+        if self.outbound:
+            params += f';outbound="{self.outbound}"'
+        (self.workdir / "accounts").write_text(f"<{self.aor}>{params}\n")
+
+    def _draw_ctrl_port(self) -> int:
+        """A control port on the phone's address, never one of its SIP ports (UDP/TCP, TLS)."""
+        return free_port(self.address, span=1, avoid=(self.sip_port, self.sip_port + 1))
+
+    def _write_config(self) -> None:
         rtp = random.randrange(40000, 60000, 200)
         (self.workdir / "config").write_text(
             "\n".join(
@@ -183,35 +216,57 @@ class Phone:
                 ]
             )
         )
-        params = f";regint=0;answermode={self.answermode};audio_codecs={self.codecs}"
-        if self.outbound:
-            params += f';outbound="{self.outbound}"'
-        (self.workdir / "accounts").write_text(f"<{self.aor}>{params}\n")
 
     # -- lifetime ---------------------------------------------------------------
     async def __aenter__(self) -> Phone:
-        baresip = program("baresip", "Debian package baresip-core: the phones")
         self.configure()
-        log = (self.workdir / "baresip.log").open("wb")
-        self._proc = await asyncio.create_subprocess_exec(
-            baresip, "-f", str(self.workdir), "-s",  # -s: the SIP trace, for reports
-            stdin=asyncio.subprocess.DEVNULL, stdout=log, stderr=asyncio.subprocess.STDOUT,
-        )  # fmt: skip
-        log.close()
-        for _ in range(100):
-            try:
-                self._reader, self._writer = await asyncio.open_connection(
-                    self.address, self.ctrl_port
-                )
+        for attempt in range(START_ATTEMPTS):
+            if attempt:  # the control port was taken meanwhile: another one
+                self.ctrl_port = self._draw_ctrl_port()
+                self._write_config()
+            if CTRL_FAILED not in await self._start(attempt):
                 break
-            except OSError:
-                if self._proc.returncode is not None:
-                    raise PhoneError(f"baresip exited at start\n{self.log()}") from None
-                await asyncio.sleep(0.05)
+            await self._end_process()
         else:
-            raise PhoneError(f"baresip's ctrl_tcp never listened\n{self.log()}")
-        self._pump = asyncio.create_task(self._read())
+            raise PhoneError(f"{self.aor}: ctrl_tcp never listened\n{self.log()}")
+        await self._connect()
         return self
+
+    async def _start(self, attempt: int) -> str:
+        """Start baresip and wait until it says it is ready; its log so far."""
+        baresip = program("baresip", "Debian package baresip-core: the phones")
+        path = self.workdir / "baresip.log"
+        if attempt:  # kept for the record
+            path.rename(self.workdir / f"baresip-{attempt}.log")
+        with path.open("wb") as log:
+            self._proc = await asyncio.create_subprocess_exec(
+                baresip, "-f", str(self.workdir), "-s",  # -s: the SIP trace, for reports
+                stdin=asyncio.subprocess.DEVNULL, stdout=log, stderr=asyncio.subprocess.STDOUT,
+            )  # fmt: skip
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + START_S
+        while True:
+            text = path.read_text(errors="replace")
+            if READY in text:
+                return text
+            if self._proc.returncode is not None:
+                raise PhoneError(f"{self.aor}: baresip exited at start\n{self.log()}")
+            if loop.time() > deadline:
+                raise PhoneError(f"{self.aor}: baresip not ready in {START_S} s\n{self.log()}")
+            await asyncio.sleep(0.05)  # baresip starting, not a timer
+
+    async def _connect(self) -> None:
+        """Connect to ctrl_tcp and prove the channel with one command (see the docstring)."""
+        try:
+            self._reader, self._writer = await asyncio.open_connection(
+                self.address, self.ctrl_port
+            )
+        except OSError as exc:
+            raise PhoneError(f"{self.aor}: ctrl_tcp refused ({exc})\n{self.log()}") from None
+        self._pump = asyncio.create_task(self._read())
+        answer = await self.command("reginfo", timeout=START_S)
+        if self.aor not in answer:
+            raise PhoneError(f"{self.aor}: the control port answered {answer!r}\n{self.log()}")
 
     async def __aexit__(
         self,
@@ -228,47 +283,80 @@ class Phone:
             return
         if proc.returncode is None and self._writer is not None:
             with contextlib.suppress(OSError, RuntimeError):
-                self._send("quit", "")
+                self._send("quit", "", "quit")
                 await self._writer.drain()
-        try:
-            await asyncio.wait_for(proc.wait(), 3)
-        except TimeoutError:
-            proc.kill()
-            await proc.wait()
+        await self._end_process()
         if self._pump is not None:
             self._pump.cancel()
             with contextlib.suppress(asyncio.CancelledError):
                 await self._pump
         if self._writer is not None:
             self._writer.close()
+
+    async def _end_process(self) -> None:
+        proc = self._proc
+        if proc is None:
+            return
+        try:
+            await asyncio.wait_for(proc.wait(), 3)
+        except TimeoutError:
+            proc.kill()
+            await proc.wait()
         self._proc = None
 
     # -- ctrl_tcp ---------------------------------------------------------------
-    def _send(self, command: str, params: str) -> None:
+    def _send(self, command: str, params: str, token: str) -> None:
         assert self._writer is not None
-        body = json.dumps({"command": command, "params": params, "token": command}).encode()
+        body = json.dumps({"command": command, "params": params, "token": token}).encode()
         self._writer.write(b"%d:%s," % (len(body), body))
 
     async def _read(self) -> None:
+        """Sort what ctrl_tcp sends: answers to their commands (by token), events in order."""
         assert self._reader is not None
-        with contextlib.suppress(asyncio.IncompleteReadError, ConnectionError):
+        try:
             while True:
                 length = int((await self._reader.readuntil(b":"))[:-1])
                 body = await self._reader.readexactly(length + 1)
                 message = json.loads(body[:-1])
                 if message.get("response"):
-                    self._responses.put_nowait(message)
+                    waiting = self._answers.pop(str(message.get("token")), None)
+                    if waiting is not None and not waiting.done():
+                        waiting.set_result(message)
                 elif message.get("event"):
                     self.events.append(message)
                     self._changed.set()
+        except (asyncio.IncompleteReadError, ConnectionError) as exc:
+            self._lost = f"ctrl_tcp closed the connection ({exc!r})"
+        except Exception as exc:  # a message the harness cannot read: say so, not time out
+            self._lost = f"the harness could not read ctrl_tcp ({exc!r})"
+        finally:
+            self._lost = self._lost or "the reader stopped"
+            for waiting in self._answers.values():
+                if not waiting.done():
+                    waiting.set_exception(PhoneError(f"{self.aor}: {self._lost}"))
+            self._answers.clear()
+            self._changed.set()
 
     async def command(self, command: str, params: str = "", timeout: float = 5) -> str:
         """Run one baresip command (``/help`` lists them) and return its answer text."""
         if self._proc is None or self._proc.returncode is not None:
             raise PhoneError(f"{self.aor}: baresip is not running\n{self.log()}")
-        self._send(command, params)
-        answer = await asyncio.wait_for(self._responses.get(), timeout)
-        return str(answer.get("data", ""))
+        if self._lost:
+            raise PhoneError(f"{self.aor}: {self._lost}\n{self.log()}")
+        self._tokens += 1
+        token = f"{command}-{self._tokens}"  # a late answer is never taken for another's
+        answer = asyncio.get_running_loop().create_future()
+        self._answers[token] = answer
+        self._send(command, params, token)
+        try:
+            message = await asyncio.wait_for(answer, timeout)
+        except TimeoutError:
+            raise PhoneError(
+                f"{self.aor}: no answer to {command} within {timeout} s\n{self.log()}"
+            ) from None
+        finally:
+            self._answers.pop(token, None)
+        return str(message.get("data", ""))
 
     async def dial(self, uri: str) -> None:
         await self.command("dial", uri)
@@ -305,14 +393,23 @@ class Phone:
                 if event.get("type") == kind:
                     return event
             left = deadline - loop.time()
-            if left <= 0:
+            if self._lost or left <= 0:
+                why = self._lost or f"not within {timeout} s"
                 raise PhoneError(
-                    f"{self.aor}: no {kind} within {timeout} s; events "
-                    f"{[e.get('type') for e in self.events]}\n{self.log()}"
+                    f"{self.aor}: no {kind} ({why}); events "
+                    f"{[e.get('type') for e in self.events]}; "
+                    f"its calls now: {await self._calls_now()}\n{self.log()}"
                 )
             self._changed.clear()
             with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(self._changed.wait(), left)
+
+    async def _calls_now(self) -> str:
+        """baresip's own list of its calls (for a report: a call it has, no event said)."""
+        try:
+            return " ".join((await self.command("listcalls", timeout=3)).split())
+        except PhoneError as exc:
+            return f"unknown ({str(exc).splitlines()[0]})"
 
     async def rtp_received(self) -> int:
         """RTP packets this phone's call has received so far (baresip's RTCP member count)."""
