@@ -11,6 +11,7 @@ scenario succeeded. Bounded: ``-timeout`` in sipp and a wait_for around it.
 from __future__ import annotations
 
 import asyncio
+import socket
 import subprocess
 from dataclasses import dataclass
 from pathlib import Path
@@ -19,6 +20,7 @@ from tests.b2bua.phones import free_port
 from tests.peers import program
 
 SCENARIOS = Path(__file__).resolve().parent / "sipp"
+BIND_S = 20.0  # a loaded 2-core machine starts sipp in well under a second
 
 
 @dataclass
@@ -93,10 +95,26 @@ async def start(
 
 
 async def uas(workdir: Path, scenario: str, address: str, **kw: object) -> Sipp:
-    """A sipp UAS; give it a moment to bind before the call reaches it."""
+    """A sipp UAS, returned once its SIP port is bound (a call sent earlier would meet
+    a closed port: on a loaded machine sipp takes more than a fixed moment to start)."""
     server = await start(workdir, scenario, address, **kw)  # type: ignore[arg-type]
-    await asyncio.sleep(0.3)
+    loop = asyncio.get_running_loop()
+    deadline = loop.time() + BIND_S
+    while not udp_bound(address, server.port):
+        if server.proc.returncode is not None or loop.time() > deadline:
+            _code, report = await server.finish(timeout=1)
+            raise AssertionError(f"sipp UAS never bound {address}:{server.port}\n{report}")
+        await asyncio.sleep(0.02)  # sipp starting, not a timer
     return server
+
+
+def udp_bound(address: str, port: int) -> bool:
+    """Whether some socket is bound to UDP ``address:port`` (Linux ``/proc/net/udp``,
+    read without binding: a probe bind could itself make sipp's fail)."""
+    packed = socket.inet_aton(address)[::-1].hex().upper()  # the kernel's little-endian
+    wanted = f"{packed}:{port:04X}"
+    with open("/proc/net/udp") as table:
+        return any(line.split()[1] == wanted for line in list(table)[1:])
 
 
 async def pair(uac_run: Sipp, *uas_runs: Sipp, timeout: float = 60) -> tuple[list[int], str]:
