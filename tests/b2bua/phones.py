@@ -226,6 +226,8 @@ class Phone:
                 self._write_config()
             if CTRL_FAILED not in await self._start(attempt):
                 break
+            if self._proc is not None:
+                self._proc.terminate()  # no channel to say quit on
             await self._end_process()
         else:
             raise PhoneError(f"{self.aor}: ctrl_tcp never listened\n{self.log()}")
@@ -263,6 +265,7 @@ class Phone:
             )
         except OSError as exc:
             raise PhoneError(f"{self.aor}: ctrl_tcp refused ({exc})\n{self.log()}") from None
+        self._lost = ""
         self._pump = asyncio.create_task(self._read())
         answer = await self.command("reginfo", timeout=START_S)
         if self.aor not in answer:
