@@ -104,7 +104,8 @@ def has_party(
     return exists(
         select(CallParty.call_id).where(
             CallParty.call_id == call_id,
-            CallParty.user_id.in_(ids),
+            # SQLite would seek (call_id, user) once per member: one seek, then compare
+            unindexed(CallParty.user_id).in_(ids),
             unindexed(CallParty.tenant_id) == tenant_id,
         )
     )
