@@ -14,7 +14,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.b2bua.phones import TONE_A_HZ, TONE_B_HZ, Phone, covered, spans, tone
+from tests.b2bua.phones import TONE_A_HZ, TONE_B_HZ, Phone, covered, free_port, spans, tone
 
 pytestmark = pytest.mark.peer("baresip", why="Debian package baresip-core: the phones")
 
@@ -68,3 +68,32 @@ async def test_hold_and_resume_between_phones(tmp_path: Path) -> None:
     assert resumed - on_hold > 30, (on_hold, resumed)  # 50 packets a second again
     # what B heard before the hold (baresip's dump ends at the hold: see phones.py)
     assert covered(spans(b.heard(), TONE_A_HZ)) > 0.8, b.log()
+
+
+@pytest.mark.parametrize("holder", ["another-phone", "its-own-sip"])
+async def test_a_taken_control_port_still_gives_the_phone_its_own_channel(
+    tmp_path: Path, holder: str
+) -> None:
+    """baresip 1.0 runs on when ctrl_tcp cannot listen; the harness must then not talk
+    to whoever holds the port (the phone's own SIP TCP listener: no event ever comes;
+    another phone: its channel would be taken), but start the phone on another port."""
+    x = Phone(tmp_path / "x", "sip:xavier@pstn.example", "127.0.0.3", tone(TONE_A_HZ, 10))
+    async with x:
+        b = Phone(tmp_path / "b", "sip:bob@pstn.example", "127.0.0.3", tone(TONE_B_HZ, 10))
+        if holder == "another-phone":
+            b.ctrl_port = x.ctrl_port
+        else:
+            b.sip_port = free_port("127.0.0.3", span=2)
+            b.ctrl_port = b.sip_port
+        taken = b.ctrl_port
+        async with b:
+            assert "sip:bob@pstn.example" in await b.command("reginfo")
+            await x.dial(b.uri)
+            await b.wait_event("CALL_ESTABLISHED")
+            await x.wait_event("CALL_ESTABLISHED")
+            await x.hangup()
+            await b.wait_event("CALL_CLOSED")
+        assert b.ctrl_port != taken
+        # the other phone kept its own channel throughout
+        assert "sip:xavier@pstn.example" in await x.command("reginfo")
+        assert x.seen("CALL_CLOSED"), x.events
