@@ -79,8 +79,8 @@ def upgrade() -> None:
         postgresql_include=['tenant_id'],
     )
     if op.get_bind().dialect.name == 'postgresql':
-        # statistics of the new column and of the rebuilt index on lower(text): the
-        # report asks the planner how many calls a label has (query.estimated_rows)
+        # statistics of the new columns and of the rebuilt index on lower(text),
+        # which the planner weighs for a label's page of calls
         op.execute('ANALYZE recording_labels')
 
 
