@@ -103,6 +103,8 @@ async def call_in_progress(rec: Recorder, seconds: float) -> AsyncIterator[str]:
             views = rec.app.live.views(rec.tenant_id)
             if views and views[0].answered_at is not None:
                 break
+            if placed.done():  # the client gave up or was refused: its answer says why
+                raise AssertionError(f"the call ended before it showed: {placed.result()}")
             await asyncio.sleep(0.02)
         else:
             raise AssertionError("the call never showed in LiveCenter")
