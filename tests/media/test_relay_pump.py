@@ -282,3 +282,167 @@ async def test_what_the_loop_had_not_read_at_hang_up_is_relayed_and_recorded(
     relay.drain()
     assert tapped.packets == 40
     assert relay.stats()["relayed_a_to_b"] == 40
+
+
+def taps(relay: MediaRelay, tmp_path: Path) -> dict[Side, RtpReceiver]:
+    """A recording receiver on each side, on the loop's clock."""
+    loop = asyncio.get_running_loop()
+    t0 = loop.time()
+    made: dict[Side, RtpReceiver] = {}
+    sides: tuple[Side, Side] = ("a", "b")
+    for index, side in enumerate(sides):
+        spool = StreamSpool(tmp_path / f"stream-{index}.rtp")
+        made[side] = RtpReceiver(
+            spool, lambda: int((loop.time() - t0) * 1000), None, frozenset({101})
+        )
+        relay.set_tap(side, made[side].datagram_received)
+    return made
+
+
+def recorded(relay: MediaRelay, tap: RtpReceiver) -> list[bytes]:
+    relay.collect()
+    return [packet for _, packet in tap._spool.pending()]
+
+
+@pytest.fixture
+async def loop_errors() -> list[dict[str, Any]]:
+    """What the loop's callbacks raised (the loop logs it and goes on)."""
+    errors: list[dict[str, Any]] = []
+    asyncio.get_running_loop().set_exception_handler(lambda _, context: errors.append(context))
+    return errors
+
+
+async def close(phone: Phone) -> tuple[str, int]:
+    """The phone closes its RTP socket (restarting its media); returns its address."""
+    addr = phone.addr
+    assert phone.transport is not None
+    phone.transport.close()
+    await asyncio.sleep(0)  # closed on the loop's next turn
+    return addr
+
+
+async def reopen(addr: tuple[str, int]) -> Phone:
+    """The phone opens its RTP socket on the same port again."""
+    loop = asyncio.get_running_loop()
+    _, phone = await loop.create_datagram_endpoint(Phone, local_addr=addr)
+    return phone
+
+
+async def a_phone_away_and_back(
+    relay: MediaRelay,
+    tapped: dict[Side, RtpReceiver],
+    a: Phone,
+    b: Phone,
+    python_reads: list[str] | None = None,
+) -> tuple[Phone, int]:
+    """b closes its port while a talks on (so the relay's sends to b are answered
+    with ICMP port unreachable), then opens it again and talks: the call goes on
+    both ways, everything is recorded. Returns b's new socket and the next
+    sequence number of a."""
+    a_port, b_port = relay.local_port("a"), relay.local_port("b")
+    await send_one_by_one(a, a_port, b, range(0, 3))
+    await send_one_by_one(b, b_port, a, range(0, 3))  # both latched (and connected)
+    addr = await close(b)
+    seq = 3
+    while True:  # each one recorded (and sent or refused) before the next is sent
+        relayed = relay.stats()["relayed_a_to_b"]
+        a.send(rtp(0, seq), a_port)
+        await until(lambda seq=seq: rtp(0, seq) in recorded(relay, tapped["a"]))  # type: ignore[misc]
+        seq += 1
+        if seq >= 23 and relay.stats()["relayed_a_to_b"] > relayed:
+            break  # it went out to the closed port: its ICMP error waits on b's
+            # leg socket for the next read there (the ICMP error of one refused
+            # send is reported to the next send)
+    b = await reopen(addr)
+    reads = python_reads.count("b") if python_reads is not None else 0
+    await send_one_by_one(b, b_port, a, range(3, 4))
+    if python_reads is not None:  # ECONNREFUSED: the pump handed b's leg to Python
+        assert python_reads.count("b") > reads
+    await send_one_by_one(b, b_port, a, range(4, 13))  # b is heard again ...
+    await send_one_by_one(a, a_port, b, range(seq, seq + 10))  # ... and hears a
+    assert a.got == [rtp(0, n) for n in range(13)]
+    assert b.got == [rtp(0, n) for n in range(seq, seq + 10)]
+    assert recorded(relay, tapped["a"]) == [rtp(0, n) for n in range(seq + 10)]
+    assert recorded(relay, tapped["b"]) == [rtp(0, n) for n in range(13)]
+    stats = relay.stats()
+    assert stats["relayed_b_to_a"] == 13
+    # each of a's packets went out (into b's closed port, while b was away) or
+    # was refused (the ICMP error of an earlier one reported to its send)
+    assert stats["relayed_a_to_b"] + stats["send_errors"] == seq + 10
+    assert stats["foreign"] == stats["on_hold"] == stats["muted"] == 0
+    return b, seq + 10
+
+
+async def test_a_phone_that_closes_its_port_for_a_while_is_heard_again(
+    relay: MediaRelay, tmp_path: Path, python_reads: list[str], loop_errors: list[Any]
+) -> None:
+    a, b = await phones(relay)
+    tapped = taps(relay, tmp_path)
+    b, seq = await a_phone_away_and_back(relay, tapped, a, b, python_reads)
+    assert relay.stats()["send_errors"] >= 1  # the ICMP errors came back
+    assert kernel_peer(relay, "b") == b.addr  # still latched, still connected
+    reads = python_reads.count("a"), python_reads.count("b")
+    await send_one_by_one(b, relay.local_port("b"), a, range(13, 23))
+    await send_one_by_one(a, relay.local_port("a"), b, range(seq, seq + 10))
+    assert (python_reads.count("a"), python_reads.count("b")) == reads  # both in C again
+    assert recorded(relay, tapped["a"]) == [rtp(0, n) for n in range(seq + 10)]
+    assert recorded(relay, tapped["b"]) == [rtp(0, seq) for seq in range(23)]
+    assert loop_errors == []
+
+
+async def test_a_phone_away_and_back_while_python_reads_its_leg(
+    relay: MediaRelay, tmp_path: Path, python_reads: list[str], loop_errors: list[Any]
+) -> None:
+    a, b = await phones(relay)
+    tapped = taps(relay, tmp_path)
+    relay.hide_code("b", "*9")  # b's packets are filtered in Python: its leg is not pumped
+    before = python_reads.count("b")
+    b, _ = await a_phone_away_and_back(relay, tapped, a, b, python_reads)
+    assert python_reads.count("b") >= before + 13  # read by Python all along
+    assert relay.stats()["send_errors"] >= 1  # the ICMP errors came back
+    relay.hide_code("b", None)
+    await send_one_by_one(b, relay.local_port("b"), a, range(13, 15))
+    reads = python_reads.count("b")
+    await send_one_by_one(b, relay.local_port("b"), a, range(15, 25))
+    assert python_reads.count("b") == reads  # in C again
+    assert recorded(relay, tapped["b"]) == [rtp(0, seq) for seq in range(25)]
+    assert loop_errors == []
+
+
+async def test_a_phone_away_and_back_on_the_asyncio_path(
+    tmp_path: Path, loop_errors: list[Any]
+) -> None:
+    loop = asyncio.get_running_loop()
+    relay = MediaRelay(loop, HOST, RtpPortPool(45000, 46998), batched=False)
+    await relay.open()
+    try:
+        a, b = await phones(relay)
+        await a_phone_away_and_back(relay, taps(relay, tmp_path), a, b)
+    finally:
+        relay.close()
+    assert loop_errors == []
+
+
+async def test_packets_queued_behind_an_icmp_error_are_drained_at_hang_up(
+    relay: MediaRelay, tmp_path: Path
+) -> None:
+    a, b = await phones(relay)
+    tapped = taps(relay, tmp_path)
+    a_port, b_port = relay.local_port("a"), relay.local_port("b")
+    await send_one_by_one(a, a_port, b, range(0, 3))
+    await send_one_by_one(b, b_port, a, range(0, 3))  # both latched, connected, pumped
+    addr = await close(b)
+    # the loop does not run from here: b's last packets wait unread on its leg
+    # socket, b hangs up and closes its port ...
+    last = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+    last.bind(addr)
+    for seq in range(3, 8):
+        last.sendto(rtp(0, seq), (HOST, b_port))
+    last.close()
+    assert a.transport is not None
+    a.transport.sendto(rtp(0, 3), (HOST, a_port))  # ... while a still talks
+    relay.drain()  # the BYE: a's packet is relayed to b's closed port first
+    assert relay.stats()["relayed_a_to_b"] == 4  # so b's leg now has an ICMP error
+    assert recorded(relay, tapped["a"]) == [rtp(0, seq) for seq in range(4)]
+    assert recorded(relay, tapped["b"]) == [rtp(0, seq) for seq in range(8)]
+    assert a.got == [rtp(0, seq) for seq in range(3)]  # not heard: the loop did not run

@@ -260,62 +260,82 @@ class _Leg(asyncio.DatagramProtocol):
         latched source forwarded in C while this side is on the fast path (and
         spooled in C when the tap is a recording receiver in its common case).
         Then the pump is told to serve the next batches itself, the same way,
-        until the state changes (``invalidate``). Returns the packets read."""
+        until the state changes (``invalidate``). Returns the packets read.
+
+        A socket error is reported to one read and then cleared: on a connected
+        socket an ICMP port unreachable (the party's port closed for a while:
+        a phone restarting its media, or gone after its BYE) comes as
+        ECONNREFUSED before the packets queued behind it, so the socket is
+        read once more (``drain`` stops at a read that returns nothing). A send
+        to this side refused for such an error counts in its ``send_errors``."""
         if self.fd < 0:
             return 0  # closed by what an earlier socket of the same run did
-        latched = self.latched
-        engine = self.engine
-        fast = 0
-        try:
-            if self.fast and latched is not None:
-                peer = self.peer
-                dest = peer.dest
-                out = peer.fd if dest is not None else -1
-                recorder = self.recorder
-                spool = recorder.fast_tap(latched) if recorder is not None else None
-                if spool is not None:
-                    records, arrival_ms, te_map = spool
-                    fast, sent, errors, last, events, counts, rest = _batchudp.relay_record(
-                        self.fd, latched, out, dest, records, arrival_ms, te_map
-                    )
-                    if engine is not None:
-                        offset = arrival_ms - engine.now_ms()
-                        engine.pump.configure(self.fd, latched, out, dest, records, offset, te_map)
-                    if fast:
-                        self._last = last
-                        if out >= 0:
-                            self.relayed += sent
-                            peer.send_errors += errors
-                        else:
-                            peer.on_hold += fast
-                        cast(RtpReceiver, recorder).absorb(counts, events, arrival_ms)
-                else:
-                    tap = self.tap
-                    fast, sent, errors, packets, rest = _batchudp.relay(
-                        self.fd, latched, out, dest, tap is not None
-                    )
-                    if engine is not None and tap is None:
-                        engine.pump.configure(self.fd, latched, out, dest, None, 0, None)
-                    if fast:
-                        self._last = packets[-1]
-                        if out >= 0:
-                            self.relayed += sent
-                            peer.send_errors += errors
-                        else:
-                            peer.on_hold += fast
-                        if tap is not None:
-                            for data in packets:
-                                tap(data, latched)
-            else:
-                rest = _batchudp.recv_batch(self.fd)
-        except ValueError:  # an address that is a name, not a number: per packet
-            rest = _batchudp.recv_batch(self.fd)
-        except OSError as exc:
-            self.error_received(exc)
+        for _ in range(2):
+            try:
+                fast, rest = self._receive()
+                break
+            except OSError as exc:
+                # not counted in send_errors: the send it answers went out (and
+                # counts as relayed), as where the pump reads the socket
+                log.debug("relay leg %s: socket error %s", self.side, exc)
+        else:
             return 0
         for data, addr in rest:
             self.datagram_received(data, addr)
         return fast + len(rest)
+
+    def _receive(self) -> tuple[int, list[tuple[bytes, Address]]]:
+        """One batch: relayed (and spooled) in C where it can be; returns the
+        packets handled so and the rest, for ``datagram_received``."""
+        latched = self.latched
+        if not self.fast or latched is None:
+            return 0, _batchudp.recv_batch(self.fd)
+        try:
+            return self._relay(latched)
+        except ValueError:  # an address that is a name, not a number: per packet
+            return 0, _batchudp.recv_batch(self.fd)
+
+    def _relay(self, latched: Address) -> tuple[int, list[tuple[bytes, Address]]]:
+        engine = self.engine
+        peer = self.peer
+        dest = peer.dest
+        out = peer.fd if dest is not None else -1
+        recorder = self.recorder
+        spool = recorder.fast_tap(latched) if recorder is not None else None
+        if spool is not None:
+            records, arrival_ms, te_map = spool
+            fast, sent, errors, last, events, counts, rest = _batchudp.relay_record(
+                self.fd, latched, out, dest, records, arrival_ms, te_map
+            )
+            if engine is not None:
+                offset = arrival_ms - engine.now_ms()
+                engine.pump.configure(self.fd, latched, out, dest, records, offset, te_map)
+            if fast:
+                self._last = last
+                if out >= 0:
+                    self.relayed += sent
+                    peer.send_errors += errors
+                else:
+                    peer.on_hold += fast
+                cast(RtpReceiver, recorder).absorb(counts, events, arrival_ms)
+            return fast, rest
+        tap = self.tap
+        fast, sent, errors, packets, rest = _batchudp.relay(
+            self.fd, latched, out, dest, tap is not None
+        )
+        if engine is not None and tap is None:
+            engine.pump.configure(self.fd, latched, out, dest, None, 0, None)
+        if fast:
+            self._last = packets[-1]
+            if out >= 0:
+                self.relayed += sent
+                peer.send_errors += errors
+            else:
+                peer.on_hold += fast
+            if tap is not None:
+                for data in packets:
+                    tap(data, latched)
+        return fast, rest
 
     # -- latching --
 
