@@ -446,3 +446,33 @@ async def test_packets_queued_behind_an_icmp_error_are_drained_at_hang_up(
     assert recorded(relay, tapped["a"]) == [rtp(0, seq) for seq in range(4)]
     assert recorded(relay, tapped["b"]) == [rtp(0, seq) for seq in range(8)]
     assert a.got == [rtp(0, seq) for seq in range(3)]  # not heard: the loop did not run
+
+
+async def test_a_prompt_to_a_phone_whose_port_is_closed(
+    relay: MediaRelay, tmp_path: Path, loop_errors: list[Any]
+) -> None:
+    a, b = await phones(relay)
+    tapped = taps(relay, tmp_path)
+    a_port, b_port = relay.local_port("a"), relay.local_port("b")
+    await send_one_by_one(a, a_port, b, range(0, 3))
+    await send_one_by_one(b, b_port, a, range(0, 3))
+    addr = await close(b)
+    done = asyncio.Event()
+    relay.play("b", bytes(8000 * 2 // 10), on_done=done.set)  # sent by Python to a closed port
+    await asyncio.wait_for(done.wait(), 5)
+    assert relay.stats()["played_frames"] == 5
+    b = await reopen(addr)
+    await send_one_by_one(b, b_port, a, range(3, 8))
+    # a's packets now go to b renumbered after the prompt (Python sends them):
+    # told apart by payload
+    for seq in range(3, 8):
+        a.send(rtp(0, seq, bytes([seq]) * 160), a_port)
+        await until(lambda seq=seq: any(p[12:] == bytes([seq]) * 160 for p in b.got))  # type: ignore[misc]
+    assert [packet[12:] for packet in b.got] == [bytes([seq]) * 160 for seq in range(3, 8)]
+    assert a.got == [rtp(0, seq) for seq in range(8)]
+    assert recorded(relay, tapped["b"]) == [rtp(0, seq) for seq in range(8)]
+    assert recorded(relay, tapped["a"])[3:] == [rtp(0, n, bytes([n]) * 160) for n in range(3, 8)]
+    stats = relay.stats()
+    assert stats["relayed_a_to_b"] == 8
+    assert stats["send_errors"] <= 5  # prompt frames refused, if any (ICMP reported to a send)
+    assert loop_errors == []
