@@ -646,6 +646,11 @@ class RecordedCall:
             self._stop_listening(stream)
         self.streams.clear()
         self._journal(End(t=self.now_ms(), reason=reason))
+        # everything read so far arrived before the hang-up, but what the loop read
+        # only now (drained above, or read in the BYE's own loop iteration) carries
+        # the hang-up's own millisecond, at which the gate closes: it is written
+        # under the gate as it stood, before the hang-up closes it
+        self.spool.flush(self.live.gate, now)
         self.live.hangup(now)
         self.spool.close(self.live.gate, now)
         self.ctx.calls.pop(self.sip_call_id, None)
