@@ -169,6 +169,11 @@ class Finisher:
                 )
             else:  # no RTP at all: the call is listed, there is nothing to encode
                 audios = None
+                log.info(
+                    "call %s: no audio was captured (no packet came while the policy let "
+                    "it be kept)",
+                    summary.call_uuid,
+                )
             recording_id = await self._store(summary, audios, directory)  # spool removed
         except Exception:
             log.exception("finishing call %s failed; spool kept for a retry", summary.call_uuid)
