@@ -86,3 +86,11 @@ def test_decode_g711_is_the_table_lookup_for_every_pair_and_length() -> None:
             decoded = decode_g711(table, codes)
             assert decoded.dtype == np.int16
             assert np.array_equal(decoded, table[codes])
+
+
+def test_decode_g711_follows_the_table_it_is_given_not_one_that_lived_at_its_address() -> None:
+    codes = np.arange(65536, dtype=np.uint16).view(np.uint8)  # long: the pair-table path
+    for shift in range(8):  # each table dropped before the next is made: its id may be reused
+        table = (ULAW_TABLE >> 1) + np.int16(shift)
+        assert np.array_equal(decode_g711(table, codes), table[codes])
+        del table

@@ -98,7 +98,11 @@ def _alaw_table() -> Samples:
 
 ULAW_TABLE = _ulaw_table()
 ALAW_TABLE = _alaw_table()
-_PAIR_TABLES: dict[int, npt.NDArray[np.int32]] = {}
+_PAIR_TABLES: list[tuple[Samples, npt.NDArray[np.int32]]] = []
+"""(table, its pair table), found by identity: holding the table, its entry cannot
+be taken by another array made at the same address later (as a key of ``id``
+could). The two laws are kept; a third table pushes the oldest out."""
+_PAIR_TABLES_KEPT = 2
 _PAIRS_FROM = 1024  # a packet's payload (160 codes) is looked up faster by ``take`` alone
 
 
@@ -110,13 +114,21 @@ def decode_g711(table: Samples, codes: npt.NDArray[np.uint8]) -> Samples:
     pairs (256 KiB, built at first use)."""
     if len(codes) < _PAIRS_FROM or len(codes) % 2 or not codes.flags.c_contiguous:
         return table.take(codes)
-    pairs = _PAIR_TABLES.get(id(table))
-    if pairs is None:
-        # every uint16 as its two bytes in memory order (either endianness), decoded
-        both = np.arange(65536, dtype=np.uint16).view(np.uint8).reshape(-1, 2)
-        pairs = _PAIR_TABLES[id(table)] = table.take(both).view(np.int32).reshape(-1)
-    decoded: Samples = pairs.take(codes.view(np.uint16)).view(np.int16)
+    decoded: Samples = _pairs(table).take(codes.view(np.uint16)).view(np.int16)
     return decoded
+
+
+def _pairs(table: Samples) -> npt.NDArray[np.int32]:
+    """``table``'s pair table: made at first use, then kept (``_PAIR_TABLES``)."""
+    for known, pairs in _PAIR_TABLES:
+        if known is table:
+            return pairs
+    # every uint16 as its two bytes in memory order (either endianness), decoded
+    both = np.arange(65536, dtype=np.uint16).view(np.uint8).reshape(-1, 2)
+    pairs = table.take(both).view(np.int32).reshape(-1)
+    _PAIR_TABLES.append((table, pairs))
+    del _PAIR_TABLES[:-_PAIR_TABLES_KEPT]
+    return pairs
 
 
 _ENCODE_TABLES: dict[str, npt.NDArray[np.uint8]] = {}
