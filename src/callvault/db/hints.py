@@ -60,16 +60,18 @@ _WORKERS = "max_parallel_workers_per_gather"
 def serial(session: Session) -> Iterator[None]:
     """No parallel workers for the queries run in the block (PostgreSQL; elsewhere
     nothing): set in the session's transaction only, and the setting it had
-    before restored after, so a longer transaction keeps its own."""
+    before restored after the block, so a longer transaction keeps its own.
+
+    Restored only when the block succeeds: after a failed statement the
+    transaction is aborted, so the restoring statement would fail too and its
+    error (InFailedSqlTransaction) would replace the block's. A block that
+    raises leaves the workers off until the transaction ends (its rollback
+    drops the setting)."""
     if session.get_bind().dialect.name != "postgresql":
         yield
         return
     connection = session.connection()
     before = str(connection.scalar(text(f"SELECT current_setting('{_WORKERS}')")))
     connection.execute(text(f"SELECT set_config('{_WORKERS}', '0', true)"))
-    try:
-        yield
-    finally:
-        connection.execute(
-            text(f"SELECT set_config('{_WORKERS}', :before, true)"), {"before": before}
-        )
+    yield
+    connection.execute(text(f"SELECT set_config('{_WORKERS}', :before, true)"), {"before": before})
