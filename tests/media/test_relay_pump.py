@@ -11,11 +11,12 @@ address, a prompt) takes the leg back to Python at once.
 from __future__ import annotations
 
 import asyncio
+import errno
 import os
 import socket
 from collections.abc import AsyncIterator
 from pathlib import Path
-from typing import Any
+from typing import Any, cast
 
 import pytest
 from tests.media.test_relay_tap import HOST, Phone, phones, rtp, until
@@ -182,6 +183,83 @@ async def test_a_latched_leg_is_connected_and_a_new_address_is_followed(
     await until(lambda: rtp(0, 1) in moved.got)  # sent on a's connected socket
     assert a.got == [] and stranger.got == []
     for phone in (stranger, moved):
+        assert phone.transport is not None
+        phone.transport.close()
+
+
+def failing_set_peer(monkeypatch: pytest.MonkeyPatch, *, connect_too: bool) -> None:
+    """``_batchudp.set_peer`` fails to disconnect (and to connect, ``connect_too``)."""
+    set_peer = _batchudp.set_peer
+
+    def refuse(fd: int, address: Any) -> None:
+        if address is None or connect_too:
+            raise OSError(errno.EINVAL, "refused by the test")
+        set_peer(fd, address)
+
+    monkeypatch.setattr(_batchudp, "set_peer", refuse)
+
+
+async def test_a_socket_that_cannot_be_disconnected_is_connected_to_the_new_sdp_address(
+    relay: MediaRelay,
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    loop = asyncio.get_running_loop()
+    a, b = await phones(relay)
+    tapped = recorder(tmp_path, loop)
+    relay.set_tap("a", tapped.datagram_received)
+    port = relay.local_port("a")
+    await send_one_by_one(a, port, b, range(0, 3))
+    assert kernel_peer(relay, "a") == a.addr
+    failing_set_peer(monkeypatch, connect_too=False)
+    # a re-INVITE: a's media now comes from another address
+    _, moved = await loop.create_datagram_endpoint(Phone, local_addr=(HOST, 0))
+    relay.set_remote("a", HOST, moved.addr[1])
+    tapped.relatch()
+    assert relay._legs["a"].connected == kernel_peer(relay, "a") == moved.addr
+    assert any(
+        record.levelname == "ERROR" and "not disconnected" in record.getMessage()
+        for record in caplog.records
+    )
+    await send_one_by_one(moved, port, b, range(3, 9))  # heard ...
+    relay.collect()
+    assert b.got == [rtp(0, seq) for seq in range(9)]
+    assert [packet for _, packet in tapped._spool.pending()] == b.got  # ... and recorded
+    assert relay._legs["a"].latched == moved.addr
+    b.send(rtp(0, 1), relay.local_port("b"))
+    await until(lambda: rtp(0, 1) in moved.got)  # and hears b
+    assert moved.transport is not None
+    moved.transport.close()
+
+
+async def test_a_socket_that_stays_connected_says_so(
+    relay: MediaRelay,
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    loop = asyncio.get_running_loop()
+    a, b = await phones(relay)
+    await send_one_by_one(a, relay.local_port("a"), b, range(0, 3))
+    failing_set_peer(monkeypatch, connect_too=True)
+    _, moved = await loop.create_datagram_endpoint(Phone, local_addr=(HOST, 0))
+    relay.set_remote("a", HOST, moved.addr[1])
+    leg = relay._legs["a"]
+    # the leg's state is the kernel's: still connected to the old latch, said at error
+    assert leg.connected == kernel_peer(relay, "a") == a.addr
+    assert leg.latched is None
+    assert any(
+        record.levelname == "ERROR" and "still connected" in record.getMessage()
+        for record in caplog.records
+    )
+    monkeypatch.undo()  # disconnecting works again: the next move of a's address does it
+    _, again = await loop.create_datagram_endpoint(Phone, local_addr=(HOST, 0))
+    relay.set_remote("a", HOST, again.addr[1])
+    assert leg.connected is None and kernel_peer(relay, "a") is None
+    await send_one_by_one(again, relay.local_port("a"), b, range(3, 6))
+    assert kernel_peer(relay, "a") == again.addr
+    for phone in (moved, again):
         assert phone.transport is not None
         phone.transport.close()
 
@@ -446,6 +524,49 @@ async def test_packets_queued_behind_an_icmp_error_are_drained_at_hang_up(
     assert recorded(relay, tapped["a"]) == [rtp(0, seq) for seq in range(4)]
     assert recorded(relay, tapped["b"]) == [rtp(0, seq) for seq in range(8)]
     assert a.got == [rtp(0, seq) for seq in range(3)]  # not heard: the loop did not run
+
+
+async def test_packets_queued_behind_icmp_errors_in_a_row_are_drained_at_hang_up(
+    relay: MediaRelay, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    a, b = await phones(relay)
+    tapped = taps(relay, tmp_path)
+    a_port, b_port = relay.local_port("a"), relay.local_port("b")
+    await send_one_by_one(a, a_port, b, range(0, 3))
+    await send_one_by_one(b, b_port, a, range(0, 3))  # both latched, connected, pumped
+    addr = await close(b)
+    last = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+    last.bind(addr)
+    for seq in range(3, 8):  # b's last packets, unread, and b is gone
+        last.sendto(rtp(0, seq), (HOST, b_port))
+    last.close()
+    # A socket holds one pending error, reported to one read. Over a network
+    # the ICMP replies to what was relayed to b's closed port come late: one
+    # arrives after each of b's reads that reported the one before. Here each
+    # such read sends one more packet to the closed port (a real ICMP error
+    # for the next read), three times: three errors in a row.
+    leg = relay._legs["b"]
+    assert leg.sock is not None
+    refused: list[int | None] = []
+    receive = _Leg._receive
+
+    def late_icmp(self: _Leg) -> Any:
+        try:
+            return receive(self)
+        except OSError as exc:
+            refused.append(exc.errno)
+            if self is leg and len(refused) < 3:
+                cast(socket.socket, leg.sock).send(rtp(0, 99))
+            raise
+
+    monkeypatch.setattr(_Leg, "_receive", late_icmp)
+    assert a.transport is not None
+    a.transport.sendto(rtp(0, 3), (HOST, a_port))  # relayed to b's closed port at the drain
+    relay.drain()
+    assert refused == [errno.ECONNREFUSED] * 3
+    assert recorded(relay, tapped["b"]) == [rtp(0, seq) for seq in range(8)]
+    assert recorded(relay, tapped["a"]) == [rtp(0, seq) for seq in range(4)]
+    assert relay.stats()["relayed_b_to_a"] == 8
 
 
 async def test_a_prompt_to_a_phone_whose_port_is_closed(

@@ -59,7 +59,9 @@ def drain(owner: Pumped, limit: int = DRAIN_PACKETS) -> int:
     """Read ``owner``'s socket here until it is empty (or ``limit`` packets):
     at hang-up, packets sent before the BYE that the loop had not read yet,
     because it was behind, belong in the recording. The owner must have
-    invalidated its socket first, so nothing is left to the pump."""
+    invalidated its socket first, so nothing is left to the pump. A read that
+    returns 0 ends it: the owner reads past the socket errors that may come
+    before queued packets (``_Leg.readable``), so 0 is an empty socket."""
     drained = 0
     while drained < limit:
         got = owner.readable()

@@ -85,6 +85,11 @@ CONNECT_LATCHED = True
 """Whether the batched path connects a leg's socket to its latched source
 (``_Leg.settle``); False only to measure the difference (bench/relay.py
 ``--no-connect``)."""
+READ_ERRORS = 8
+"""Socket errors in a row one ``_Leg.readable`` reads past (each reported to one
+read and cleared: the ICMP errors of a connected leg, see there) before it
+gives up with 0 packets; bounded, so an error that keeps coming cannot hold
+the loop (or ``drain``) there."""
 _NUMBERS = struct.Struct("!HII")  # seq, timestamp, ssrc at offset 2
 _HEADER = struct.Struct("!BBHII")
 _G711: dict[str, Callable[[Any], bytes]] = {"pcmu": encode_pcmu, "pcma": encode_pcma}
@@ -265,12 +270,16 @@ class _Leg(asyncio.DatagramProtocol):
         A socket error is reported to one read and then cleared: on a connected
         socket an ICMP port unreachable (the party's port closed for a while:
         a phone restarting its media, or gone after its BYE) comes as
-        ECONNREFUSED before the packets queued behind it, so the socket is
-        read once more (``drain`` stops at a read that returns nothing). A send
-        to this side refused for such an error counts in its ``send_errors``."""
+        ECONNREFUSED before the packets queued behind it, and another may
+        have come by the next read (the replies to several packets relayed to
+        a closed port, late over a network). So the socket is read again while
+        errors come, up to ``READ_ERRORS`` in a row: 0 is returned only for a
+        socket that has nothing (or still errors), where ``drain`` stops. A
+        send to this side refused for such an error counts in its
+        ``send_errors``."""
         if self.fd < 0:
             return 0  # closed by what an earlier socket of the same run did
-        for _ in range(2):
+        for _ in range(READ_ERRORS):
             try:
                 fast, rest = self._receive()
                 break
@@ -279,6 +288,7 @@ class _Leg(asyncio.DatagramProtocol):
                 # counts as relayed), as where the pump reads the socket
                 log.debug("relay leg %s: socket error %s", self.side, exc)
         else:
+            log.warning("relay leg %s: %d socket errors in a row, not read", self.side, READ_ERRORS)
             return 0
         for data, addr in rest:
             self.datagram_received(data, addr)
@@ -350,17 +360,53 @@ class _Leg(asyncio.DatagramProtocol):
         with no address, on the socket's cached route instead of a route
         lookup per packet. This side's destination is then the latch or None
         (hold), so the socket's peer is where its packets go too. Called after
-        every change of ``latched``, with the pump's slots already invalidated."""
+        every change of ``latched`` (and of ``dest`` with it), with the pump's
+        slots already invalidated. ``connected`` is always what the kernel
+        has: a connect that fails changes nothing there."""
         want = self.latched if self.connectable else None
         if want == self.connected or self.fd < 0:
             return
         try:
             _batchudp.set_peer(self.fd, want)
-        except (OSError, ValueError) as exc:  # not connected: the latch stays ours to check
-            log.warning("relay leg %s: socket not connected to %s: %s", self.side, want, exc)
-            if want is not None:
-                return
+        except (OSError, ValueError) as exc:
+            if want is None:
+                self._not_disconnected(exc)
+            else:  # not connected: the latch stays ours to check
+                log.warning("relay leg %s: socket not connected to %s: %s", self.side, want, exc)
+            return
         self.connected = want
+
+    def _not_disconnected(self, exc: Exception) -> None:
+        """The latch is dropped (a re-INVITE's new address) but the socket could
+        not be disconnected: still connected to the old latch, the kernel would
+        drop every packet of the party's new address unread (one-way audio,
+        unrecorded). It is connected to the address the party's SDP names
+        instead (where symmetric RTP comes from: the next packet from it
+        latches there, with the connection already right); where there is
+        none (hold) or that fails too, it stays connected where it was."""
+        old, dest = self.connected, self.dest
+        if dest is not None:
+            try:
+                _batchudp.set_peer(self.fd, dest)
+            except (OSError, ValueError) as again:
+                exc = again
+            else:
+                self.connected = dest
+                log.error(
+                    "relay leg %s: socket not disconnected from %s (%s): connected to %s,"
+                    " the address its SDP names",
+                    self.side,
+                    old,
+                    exc,
+                    dest,
+                )
+                return
+        log.error(
+            "relay leg %s: socket still connected to %s (%s): packets from elsewhere are dropped",
+            self.side,
+            old,
+            exc,
+        )
 
     def _accept(self, addr: Address) -> bool:
         if self.host is None or addr[0] != self.host or self.latched is not None:
@@ -452,11 +498,11 @@ class MediaRelay:
         # another host, or another port on it (a transfer to a phone on the same
         # host): the party changed, so the next packet from that host latches again
         moved = host != leg.host or (bool(port) and leg.sdp_port not in (None, port))
-        if not unspecified and moved:
+        relatch = not unspecified and moved
+        if relatch:
             if leg.latched is not None:
                 log.info("relay leg %s: moves to %s:%s", side, host, port)
             leg.latched = None
-            leg.settle()
             leg.host = host
         if not unspecified and port:
             leg.sdp_port = port
@@ -464,6 +510,8 @@ class MediaRelay:
             leg.dest = None
         else:
             leg.dest = leg.latched if leg.latched is not None else (host, port)
+        if relatch:
+            leg.settle()
 
     def set_tap(self, side: Side, tap: Tap | None) -> None:
         """``tap(packet, source)`` sees every accepted packet from ``side``,
