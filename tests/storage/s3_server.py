@@ -55,7 +55,7 @@ class S3Server:
         self._lock = threading.Lock()
         # (method, answer status, query part): the next requests of that method (whose query
         # string holds that part) are answered so
-        self._failures: list[tuple[str, int, str]] = []
+        self._failures: list[tuple[str, int, str, str]] = []
         self._server = make_server(
             "127.0.0.1", 0, self, threaded=True, request_handler=MotoRequestHandler
         )
@@ -67,11 +67,14 @@ class S3Server:
         self._server.shutdown()
         self._thread.join()
 
-    def fail(self, method: str, status: int, times: int = 1, query: str = "") -> None:
+    def fail(
+        self, method: str, status: int, times: int = 1, query: str = "", code: str = ""
+    ) -> None:
         """Answer the next ``times`` requests of ``method`` (``*``: any) with ``status``;
-        with ``query``, only requests whose query string contains it (``partNumber=2``)."""
+        with ``query``, only requests whose query string contains it (``partNumber=2``);
+        with ``code``, S3's XML error body naming it (else no body, as a HEAD's)."""
         with self._lock:
-            self._failures.extend([(method, status, query)] * times)
+            self._failures.extend([(method, status, query, code)] * times)
 
     def calm(self) -> None:
         with self._lock:
@@ -110,9 +113,10 @@ class S3Server:
         client.close()
         return name
 
-    def deny_put(self, bucket: str, key: str) -> None:
-        """A bucket policy denying PutObject on ``key`` (the full object key, prefix and all):
-        the server refuses that one object (403) and takes every other, until ``allow_all``."""
+    def deny_put(self, bucket: str, *keys: str) -> None:
+        """A bucket policy denying PutObject on ``keys`` (full object keys, prefix and all;
+        ``*`` for the whole bucket): the server refuses those objects (403) and takes every
+        other, until ``allow_all``."""
         policy = {
             "Version": "2012-10-17",
             "Statement": [
@@ -120,7 +124,7 @@ class S3Server:
                     "Effect": "Deny",
                     "Principal": "*",
                     "Action": "s3:PutObject",
-                    "Resource": f"arn:aws:s3:::{bucket}/{key}",
+                    "Resource": [f"arn:aws:s3:::{bucket}/{key}" for key in keys],
                 }
             ],
         }
@@ -134,12 +138,12 @@ class S3Server:
         client.delete_bucket_policy(Bucket=bucket)
         client.close()
 
-    def _failure(self, method: str, query: str) -> int | None:
+    def _failure(self, method: str, query: str) -> tuple[int, str] | None:
         with self._lock:
-            for i, (wanted, status, part) in enumerate(self._failures):
+            for i, (wanted, status, part, code) in enumerate(self._failures):
                 if wanted in (method, "*") and part in query:
                     del self._failures[i]
-                    return status
+                    return status, code
         return None
 
     def __call__(self, environ: Environ, start_response: StartResponse) -> Iterable[bytes]:
@@ -153,10 +157,14 @@ class S3Server:
             self.log.append(entry)
         failed = self._failure(entry.method, entry.query)
         if failed is not None:
-            entry.status = failed
+            entry.status, code = failed
             environ["wsgi.input"].read(int(environ.get("CONTENT_LENGTH") or 0))
-            start_response(f"{failed} Injected", [("Content-Length", "0")])
-            return [b""]
+            body = b""
+            if code and entry.method != "HEAD":
+                body = f"<Error><Code>{code}</Code><Message>injected</Message></Error>".encode()
+            headers = [("Content-Length", str(len(body))), ("Content-Type", "application/xml")]
+            start_response(f"{entry.status} Injected", headers)
+            return [body]
         return self._passed_on(entry, environ, start_response)
 
     def _passed_on(

@@ -19,7 +19,7 @@ import pytest
 
 from callvault.metrics import Metrics, OutboxMetrics
 from callvault.storage.blobs import BlobNotFound
-from callvault.storage.outbox import OutboxBlobStore
+from callvault.storage.outbox import BLOB_WARNINGS, REFUSALS_TRIP, OutboxBlobStore
 from callvault.storage.s3 import S3BlobStore
 from tests.storage.conftest import s3_settings
 from tests.storage.s3_server import S3Server
@@ -358,3 +358,117 @@ def test_the_drain_thread_uploads_what_is_put(box: Box) -> None:
         time.sleep(0.01)
     box.store.close()
     assert box.store.pending() == [] and box.in_s3("7/a.mp3") == AUDIO
+
+
+def outbox_warnings(caplog: pytest.LogCaptureFixture) -> list[str]:
+    return [
+        r.getMessage()
+        for r in caplog.records
+        if r.name == "callvault.storage.outbox" and r.levelname == "WARNING"
+    ]
+
+
+def test_a_bucket_wide_deny_stops_the_pass_like_an_outage_and_drains_when_lifted(
+    box: Box, caplog: pytest.LogCaptureFixture
+) -> None:
+    """Credentials without s3:PutObject on the bucket (a policy denying every key, enforced by
+    the server): S3 refuses every blob alike. After a few refusals in a row the pass stops
+    and the store backs off, as in an outage: a bounded number of PUTs per pass, no blob
+    charged, one warning; when the policy is lifted, everything drains at once."""
+    box.server.deny_put(box.remote.bucket, "*")
+    keys = [f"7/{n:02}.mp3" for n in range(50)]
+    for key in keys:
+        box.store.put(key, key.encode())
+    box.server.clear_log()
+    delays = []
+    with caplog.at_level("WARNING", logger="callvault.storage.outbox"):
+        for _ in range(5):
+            assert box.store.drain_once() == 0
+            delays.append(box.store.retry_at - box.clock.now)
+            box.clock.advance(delays[-1])
+    puts = box.server.requests("PUT")
+    assert len(puts) == 5 * REFUSALS_TRIP and {r.status for r in puts} == {403}
+    assert backed_off(delays, [1, 2, 4, 8, 8])  # the store's backoff, as in an outage
+    assert box.metrics.refused == 0  # no blob charged with the store's refusal
+    assert box.store.next_attempt() == box.store.retry_at  # no blob waits on its own
+    assert box.store.pending() == keys  # nothing lost, oldest first
+    warnings = outbox_warnings(caplog)
+    assert len(warnings) == 1 and "refused in a row" in warnings[0]
+
+    box.server.allow_all(box.remote.bucket)
+    assert box.store.drain_once() == 50
+    assert box.store.pending() == [] and box.store.retry_at == 0
+    assert all(box.in_s3(key) == key.encode() for key in keys)
+    assert (box.metrics.files, box.metrics.refused, box.metrics.uploads) == (0, 0, 50)
+
+
+def test_blobs_refused_one_by_one_at_the_head_wait_alone_after_the_breaker(box: Box) -> None:
+    """Three blobs each refused on their own (a policy denying their keys) first in line trip
+    the breaker once; the next pass tries the others first, they go, and the three are then
+    tried again and wait each on its own backoff, the store not backed off."""
+    stuck = ["7/s0.mp3", "7/s1.mp3", "7/s2.mp3"]
+    box.server.deny_put(box.remote.bucket, *(f"{box.remote.prefix}{k}" for k in stuck))
+    for key in stuck:
+        box.store.put(key, b"stuck")
+    box.clock.advance(1)
+    box.store.put("7/a.mp3", AUDIO)
+    box.store.put("7/b.mp3", b"bee")
+    assert box.store.drain_once() == 0  # three refusals in a row: the store's, it seems
+    assert box.metrics.refused == 0
+    box.clock.advance(box.store.retry_at - box.clock.now)
+    box.server.clear_log()
+    assert box.store.drain_once() == 2
+    assert [(r.path, r.status) for r in box.server.requests("PUT")] == [
+        (box.path("7/a.mp3"), 200),  # the others first: the store takes one
+        *[(box.path(key), 403) for key in stuck],  # then oldest first again: each alone
+        (box.path("7/b.mp3"), 200),
+    ]
+    assert box.store.retry_at == 0  # the store takes blobs: not backed off
+    assert box.metrics.refused == 3 and box.store.pending() == stuck
+    box.store.put("7/c.mp3", b"sea")  # a blob put now goes at once
+    assert box.store.drain_once() == 1 and box.in_s3("7/c.mp3") == b"sea"
+    box.server.allow_all(box.remote.bucket)
+    box.clock.advance(box.store.retry_min_s)  # each one's first backoff, jittered down
+    assert box.store.drain_once() == 3 and box.store.pending() == []
+
+
+def test_a_head_refused_after_the_put_is_the_stores_failure(box: Box) -> None:
+    """Write-only credentials: every PUT is taken and every HEAD refused (a bare 403, a HEAD's
+    answer has no body). Not the blob's fault: the pass stops after one PUT and the store
+    backs off, no blob charged; when HEADs are answered again everything drains."""
+    for n in range(10):
+        box.store.put(f"7/{n}.mp3", b"x" * n)
+    box.server.fail("HEAD", 403, times=1000)
+    box.server.clear_log()
+    for _ in range(3):
+        assert box.store.drain_once() == 0
+        assert box.store.retry_at > box.clock.now and box.metrics.refused == 0
+        box.clock.advance(box.store.retry_at - box.clock.now)
+    assert [(r.method, r.status) for r in box.server.log] == [("PUT", 200), ("HEAD", 403)] * 3
+    box.server.calm()
+    assert box.store.drain_once() == 10 and box.store.pending() == []
+
+
+def test_refusal_warnings_are_rate_limited_across_blobs(
+    box: Box, caplog: pytest.LogCaptureFixture
+) -> None:
+    """Many blobs each refused on its own (never three in a row: the store takes the others):
+    at most BLOB_WARNINGS warnings per retry_max_s; the next one counts those not logged."""
+    denied = [f"7/d{n}.mp3" for n in range(10)]
+    box.server.deny_put(box.remote.bucket, *(f"{box.remote.prefix}{k}" for k in denied))
+    for n, key in enumerate(denied):
+        box.store.put(key, b"no")
+        box.store.put(f"7/ok{n}.mp3", b"yes")
+    with caplog.at_level("WARNING", logger="callvault.storage.outbox"):
+        assert box.store.drain_once() == 10
+        assert box.metrics.refused == 10 and box.store.retry_at == 0
+        assert len(outbox_warnings(caplog)) == BLOB_WARNINGS
+        box.clock.advance(box.store.retry_max_s)
+        box.store.put("7/d-late.mp3", b"no")
+        box.server.deny_put(
+            box.remote.bucket, *(f"{box.remote.prefix}{k}" for k in [*denied, "7/d-late.mp3"])
+        )
+        box.server.clear_log()
+        box.store.drain_once()
+    late = [m for m in outbox_warnings(caplog) if "d-late" in m]
+    assert len(late) == 1 and f"({10 - BLOB_WARNINGS} more refusals since" in late[0]

@@ -298,3 +298,26 @@ def test_s3_unreachable_is_a_store_error(tmp_path: Path) -> None:
     with pytest.raises(BlobStoreError, match="failed") as unreachable:
         store.size("7/call.mp3")
     assert not isinstance(unreachable.value, BlobRefused)
+
+
+@pytest.mark.parametrize(
+    ("status", "code"),
+    [
+        (400, "AuthorizationHeaderMalformed"),  # the wrong region
+        (400, "KMS.DisabledException"),  # the bucket's key disabled
+        (409, "InvalidBucketState"),
+    ],
+)
+def test_a_4xx_about_the_whole_store_is_a_store_error(
+    s3: S3Server, tmp_path: Path, status: int, code: str
+) -> None:
+    """Answers every object would get alike are the store's failure, not one blob's refusal:
+    the outbox backs the store off instead of each blob on its own."""
+    store = S3BlobStore.from_settings(s3_settings(s3.url, tmp_path, s3.new_bucket()), attempts=1)
+    s3.fail("PUT", status, code=code)
+    with pytest.raises(BlobStoreError, match=code) as failed:
+        store.put("7/call.mp3", b"x")
+    assert not isinstance(failed.value, BlobRefused)
+    s3.fail("PUT", 403, code="AccessDenied")  # a policy's deny of one key as of all: refused
+    with pytest.raises(BlobRefused, match="AccessDenied"):
+        store.put("7/call.mp3", b"x")

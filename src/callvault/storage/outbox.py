@@ -33,7 +33,15 @@ again.
     retried at least every ``retry_max_s``, counted in
     ``callvault_blob_outbox_refused_files`` (and keeps the oldest age growing),
     logged as a warning at its first refusal and when its backoff reaches the
-    cap, and uploaded as soon as the store takes it.
+    cap (at most ``BLOB_WARNINGS`` per ``retry_max_s``, all blobs together),
+    and uploaded as soon as the store takes it;
+  - the breaker: S3 says AccessDenied for one key's deny as for a whole
+    bucket's, so ``REFUSALS_TRIP`` first refusals in a row with no upload
+    between are taken for the store's failure: undone (no blob charged), the
+    pass stopped, the store backed off. The next pass tries the other blobs
+    first; once one is taken, the suspects are tried again, each on its own.
+    A HEAD refused after its PUT was taken (write-only credentials) is the
+    store's failure too.
 - Uploading: the local file is hard-linked to ``<name>~upload`` and that link is
   handed to the remote's ``put_file`` (which consumes what it is given: the
   S3 store streams it, multipart when large): the blob itself stays readable
@@ -80,6 +88,11 @@ TMP = "~"  # marks a file that is not (yet) a blob: never part of a valid key
 RETRY_MIN_S = 1.0
 RETRY_MAX_S = 60.0
 RETRY_JITTER = 0.2  # a backoff's delay is up to this fraction shorter, at random
+# refusals in a row, with no upload between, that are the store's, not each blob's: a whole
+# bucket denied (AccessDenied), a disabled KMS key, a wrong region refuse every blob alike
+REFUSALS_TRIP = 3
+# per-blob refusal warnings logged per ``retry_max_s``; more go to DEBUG, counted in the next
+BLOB_WARNINGS = 3
 CLOSE_WAIT_S = 10.0  # how long ``close`` lets an upload in flight finish
 
 
@@ -91,6 +104,18 @@ class _Waiting:
     since: float  # clock time it was queued
     refusals: int = 0  # the store's refusals of this blob in a row (an outage's are not its)
     due: float = 0.0  # not tried before this clock time, after a refusal
+
+
+@dataclass(frozen=True)
+class _Charge:
+    """A refusal charged to a blob in this pass: what it was before, to undo if the store
+    turns out to refuse every blob (``REFUSALS_TRIP``)."""
+
+    key: str
+    waiting: _Waiting
+    refusals: int
+    due: float
+    exc: BaseException
 
 
 class _Outcome(enum.Enum):
@@ -132,6 +157,13 @@ class OutboxBlobStore:
         self._uploading: str | None = None
         self._store_failures = 0  # the store's failures in a row
         self.retry_at = 0.0  # no upload before this (clock time), after the store failed
+        # the blobs whose refusals tripped the breaker (undone): the next pass tries the
+        # others first; once the store takes one, these are tried again and a refusal of
+        # one of them is its own (it does not count towards the breaker)
+        self._suspects: set[str] = set()
+        self._blob_warnings = 0  # per-blob refusal warnings logged since ``_warnings_since``
+        self._warnings_since = -float("inf")
+        self._unlogged = 0  # per-blob refusals not logged as warnings since the last one
         self._wake = threading.Event()
         self._stopping = threading.Event()
         self._thread: threading.Thread | None = None
@@ -271,20 +303,31 @@ class OutboxBlobStore:
     def drain_once(self) -> int:
         """Uploads the waiting blobs that are due, oldest first, until none is left or the
         store fails; nothing before ``retry_at``. A blob the store refuses waits on its own
-        backoff while the others go. Returns how many were uploaded."""
+        backoff while the others go; ``REFUSALS_TRIP`` first refusals in a row with no
+        upload between are the store's (the breaker): the pass stops, the store backs off
+        and the refusals are undone. Returns how many were uploaded."""
         done = 0
+        charges: list[_Charge] = []  # this pass's refusals since its last upload
+        alone: set[str] = set()  # suspects of a trip, tried after the store took a blob
         while not self._stopping.is_set():
             with self._cond:
                 now = self._clock()
                 if now < self.retry_at:
                     break
-                key = next((k for k, w in self._pending.items() if w.due <= now), None)
+                due = [k for k, w in self._pending.items() if w.due <= now]
+                # after a trip, the blobs not refused in it first: does the store take any?
+                key = next((k for k in due if k not in self._suspects), None)
+                if key is None:
+                    key = next(iter(due), None)
                 if key is None:
                     break
                 waiting = self._pending[key]
+                self._suspects.discard(key)
                 self._uploading = key
             try:
                 outcome = self._upload(key, waiting)
+            except BlobRefused as exc:
+                outcome, refused = _Outcome.REFUSED, exc
             finally:
                 with self._cond:
                     self._uploading = None
@@ -293,7 +336,42 @@ class OutboxBlobStore:
                 break
             if outcome is _Outcome.UPLOADED:
                 done += 1
+                for stood in charges:  # the store takes blobs: these refusals stand
+                    self._report(stood)
+                charges.clear()
+                with self._cond:
+                    alone |= self._suspects
+                    self._suspects.clear()
+            elif outcome is _Outcome.REFUSED:
+                charge = self._refusal(key, waiting, refused)
+                if charge is not None and (charge.refusals or key in alone):
+                    # refused before while the store took others: this blob's own
+                    self._report(charge)
+                elif charge is not None:
+                    charges.append(charge)
+                if len(charges) >= REFUSALS_TRIP:
+                    self._tripped(charges)
+                    return done
+        for stood in charges:  # fewer than REFUSALS_TRIP in a row: each blob's own
+            self._report(stood)
         return done
+
+    def _tripped(self, charges: list[_Charge]) -> None:
+        """``charges`` were refusals in a row, no upload between: the store refuses every
+        blob alike. They are undone (no blob is charged with the store's failure), the
+        pass stops and the store backs off, with one warning for the outage."""
+        with self._cond:
+            for charge in charges:
+                waiting = charge.waiting
+                if self._pending.get(charge.key) is waiting:
+                    if waiting.refusals and not charge.refusals:
+                        self._refused -= 1
+                    waiting.refusals, waiting.due = charge.refusals, charge.due
+                self._suspects.add(charge.key)
+            self._gauges()
+        last = charges[-1]
+        error = BlobStoreError(f"{len(charges)} blobs refused in a row, none taken: {last.exc}")
+        self._failed(last.key, error, counted=True)
 
     def next_attempt(self) -> float | None:
         """The clock time the drain has something to try next; None: nothing waits."""
@@ -334,12 +412,14 @@ class OutboxBlobStore:
                 return _Outcome.GONE
             size = link.stat().st_size
             self.remote.put_file(key, link)
-            stored = self.remote.size(key)
+            try:
+                stored = self.remote.size(key)
+            except BlobRefused as exc:  # it took the PUT: a HEAD refused is the store's
+                raise BlobStoreError(f"{key!r} uploaded, its size not told: {exc}") from exc
             if stored != size:
                 raise BlobRefused(f"{key!r}: {stored} bytes stored, {size} sent")
-        except BlobRefused as exc:
-            self._refusal(key, waiting, exc)
-            return _Outcome.REFUSED
+        except BlobRefused:
+            raise  # this blob's: ``drain_once`` charges it
         except (BlobStoreError, BlobNotFound, OSError) as exc:
             self._failed(key, exc)
             return _Outcome.STORE_FAILED
@@ -368,37 +448,58 @@ class OutboxBlobStore:
                 self._forget(key)
         return _Outcome.UPLOADED
 
-    def _refusal(self, key: str, waiting: _Waiting, exc: BaseException) -> None:
-        """The store refused this blob: it alone waits, on its own backoff."""
+    def _refusal(self, key: str, waiting: _Waiting, exc: BaseException) -> _Charge | None:
+        """The store refused this blob: it alone waits, on its own backoff. Returns the
+        charge, logged by ``_report`` once it stands (None: the blob was deleted or put
+        again meanwhile)."""
         with self._cond:
             self.metrics.failures += 1
             if self._pending.get(key) is not waiting:
-                return  # deleted or put again meanwhile: the new take is tried afresh
+                return None  # deleted or put again meanwhile: the new take is tried afresh
+            charge = _Charge(key, waiting, waiting.refusals, waiting.due, exc)
             if not waiting.refusals:
                 self._refused += 1
             waiting.refusals += 1
             waiting.due = self._clock() + self._backoff(waiting.refusals)
-            refusals = waiting.refusals
             self._gauges()
-        # a warning at the first refusal and once more when the backoff reaches its cap
+        return charge
+
+    def _report(self, charge: _Charge) -> None:
+        """Logs a refusal that stood (the breaker did not undo it): a warning at the blob's
+        first refusal and once more when its backoff reaches the cap, at most
+        ``BLOB_WARNINGS`` of them (all blobs together) per ``retry_max_s``."""
+        refusals = charge.refusals + 1
         capped = self.retry_min_s * 2.0 ** (refusals - 1) >= self.retry_max_s
         first_capped = capped and self.retry_min_s * 2.0 ** (refusals - 2) < self.retry_max_s
-        level = logging.WARNING if refusals == 1 or first_capped else logging.DEBUG
+        level, unlogged = logging.DEBUG, 0
+        if refusals == 1 or first_capped:
+            with self._cond:
+                now = self._clock()
+                if now - self._warnings_since >= self.retry_max_s:
+                    self._warnings_since, self._blob_warnings = now, 0
+                if self._blob_warnings < BLOB_WARNINGS:
+                    self._blob_warnings += 1
+                    level, unlogged, self._unlogged = logging.WARNING, self._unlogged, 0
+                else:
+                    self._unlogged += 1
         log.log(
             level,
             "outbox: the store refused %s (%s; refusal %d in a row): it waits, retried at"
-            " least every %g s, and the other blobs go on",
-            key,
-            exc,
+            " least every %g s, and the other blobs go on%s",
+            charge.key,
+            charge.exc,
             refusals,
             self.retry_max_s,
+            f" ({unlogged} more refusals since the last warning)" if unlogged else "",
         )
 
-    def _failed(self, key: str, exc: BaseException) -> None:
-        """The store failed (not this blob): the pass stops, the next after its backoff."""
+    def _failed(self, key: str, exc: BaseException, *, counted: bool = False) -> None:
+        """The store failed (not this blob): the pass stops, the next after its backoff.
+        ``counted``: the failed attempts are in ``metrics.failures`` already."""
         with self._cond:
             self._store_failures += 1
-            self.metrics.failures += 1
+            if not counted:
+                self.metrics.failures += 1
             self.retry_at = self._clock() + self._backoff(self._store_failures)
             failures, waiting = self._store_failures, len(self._pending)
         # one warning per outage, not one per retry

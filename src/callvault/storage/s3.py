@@ -90,17 +90,24 @@ S3_ATTEMPTS = 5  # botocore's first try included
 UPLOAD_THREADS = 4
 # what S3 answers for a key (or a HEAD) that holds nothing
 _MISSING = frozenset({"NoSuchKey", "404", "NotFound"})
-# 4xx answers about the store, not the one object: every blob would get them. AccessDenied
-# is not one: S3 says it for a policy's deny of one key as for a whole bucket's, and a
-# refused blob retries on its own backoff (``storage/outbox.py``)
+# 4xx answers about the store, not the one object: every blob would get them (and any
+# code starting ``KMS.``: the bucket's key disabled or gone). AccessDenied is not one: S3
+# says it for a policy's deny of one key as for a whole bucket's, and so does a HEAD's bare
+# "403" (no body): the outbox's breaker tells them apart (``storage/outbox.py``). A list of
+# the store's codes rather than of the objects': a code missing here is caught by the
+# breaker after a few refusals, while one missing from a list of the objects' would make a
+# single refused blob stop every upload behind it
 _STORE_WIDE = frozenset(
     {
         "AccountProblem",
         "AllAccessDisabled",
+        "AuthorizationHeaderMalformed",
         "ExpiredToken",
         "InvalidAccessKeyId",
+        "InvalidBucketState",
         "InvalidToken",
         "NoSuchBucket",
+        "PermanentRedirect",
         "RequestTimeTooSkewed",
         "RequestTimeout",
         "SignatureDoesNotMatch",
@@ -109,6 +116,8 @@ _STORE_WIDE = frozenset(
         "TooManyRequests",
     }
 )
+
+_STORE_WIDE_PREFIX = "KMS."
 
 
 @dataclass(frozen=True)
@@ -137,7 +146,9 @@ def _refused(exc: BaseException) -> bool:
     if not isinstance(answer, ClientError):
         return False
     status = answer.response.get("ResponseMetadata", {}).get("HTTPStatusCode", 0)
-    return 400 <= int(status) < 500 and status != 429 and _code(answer) not in _STORE_WIDE
+    code = _code(answer)
+    store_wide = code in _STORE_WIDE or code.startswith(_STORE_WIDE_PREFIX)
+    return 400 <= int(status) < 500 and status != 429 and not store_wide
 
 
 @contextlib.contextmanager
