@@ -1,6 +1,8 @@
-"""The kernel's part of relaying one packet, connected sockets against unconnected.
+"""The kernel's part of relaying one packet: connected sockets against
+unconnected, or a run's sends in one io_uring submission against sendmmsg.
 
-Run: ``python bench/relay_connect.py [--pairs 200 --rounds 20 --spread 10]``.
+Run: ``python bench/relay_connect.py [--pairs 200 --rounds 20 --spread 10]
+[--compare connect|uring]``.
 Issue 10: a relay leg latches strictly, so the batched path connects its
 socket to the latched source (``media/relay.py`` ``_Leg.settle``) and the
 pump sends to it with no address. This measures what that changes, apart
@@ -10,8 +12,11 @@ source and a sink; per iteration every ``--spread``-th pair's source sends one
 172-byte packet (untimed), one ``Pump.run`` relays them (timed, the thread's
 CPU time), the sinks are read (untimed). Rounds alternate connected and
 unconnected (connect/disconnect between rounds), so drift hits both; the
-median per packet of each and their ratio are printed. Ports 41000 upward on
-127.0.0.1. Nothing asserts on timings.
+median per packet of each and their ratio are printed. ``--compare uring``:
+both connected, rounds alternate a pump that sends with one io_uring
+submission per run (``Pump(uring=True)``) and one that sends with a sendmmsg
+per socket (``uring=False``). Ports 41000 upward on 127.0.0.1. Nothing
+asserts on timings.
 """
 
 from __future__ import annotations
@@ -51,11 +56,14 @@ class Pairs:
         self.into = [bound() for _ in range(pairs)]
         self.out = [bound() for _ in range(pairs)]
         self.sink = [bound() for _ in range(pairs)]
-        self.pump = _batchudp.Pump()
-        for sock in self.into:
-            self.pump.add(sock.fileno(), sock)
+        self.pumps = {True: _batchudp.Pump(uring=True), False: _batchudp.Pump(uring=False)}
+        self.pump = self.pumps[False]
+        for pump in self.pumps.values():
+            for sock in self.into:
+                pump.add(sock.fileno(), sock)
 
-    def configure(self, connected: bool) -> None:
+    def configure(self, connected: bool, uring: bool = False) -> None:
+        self.pump = self.pumps[uring]
         for source, into, out, sink in zip(
             self.source, self.into, self.out, self.sink, strict=True
         ):
@@ -65,9 +73,9 @@ class Pairs:
                 into.fileno(), source.getsockname(), out.fileno(), sink.getsockname(), None, 0, None
             )
 
-    def round(self, connected: bool, spread: int) -> float:
+    def round(self, connected: bool, spread: int, uring: bool = False) -> float:
         """Nanoseconds of the pump's run per relayed packet."""
-        self.configure(connected)
+        self.configure(connected, uring)
         spent = packets = 0
         for iteration in range(ITERATIONS):
             chosen = [i for i in range(len(self.into)) if (i + iteration) % spread == 0]
@@ -91,8 +99,12 @@ def main() -> None:
     parser.add_argument("--rounds", type=int, default=20, help="rounds of each, alternating")
     parser.add_argument("--spread", type=int, default=10, help="1 in N pairs sends per run")
     parser.add_argument("--first-port", type=int, default=41000)
+    parser.add_argument("--compare", choices=("connect", "uring"), default="connect")
     args = parser.parse_args()
     pairs = Pairs(args.pairs, args.first_port)
+    if args.compare == "uring":
+        compare_uring(pairs, args.rounds, args.spread)
+        return
     results: dict[bool, list[float]] = {True: [], False: []}
     for n in range(args.rounds):
         for connected in (True, False) if n % 2 else (False, True):
@@ -103,6 +115,21 @@ def main() -> None:
         print(f"{label:12} median {statistics.median(runs):6.0f} ns/packet, min {min(runs):6.0f}")
     ratio = statistics.median(results[True]) / statistics.median(results[False])
     print(f"connected / unconnected: {ratio:.3f}")
+
+
+def compare_uring(pairs: Pairs, rounds: int, spread: int) -> None:
+    if not pairs.pumps[True].uring():
+        raise SystemExit("io_uring is not available here")
+    results: dict[bool, list[float]] = {True: [], False: []}
+    for n in range(rounds):
+        for uring in (True, False) if n % 2 else (False, True):
+            results[uring].append(pairs.round(True, spread, uring))
+    for uring in (False, True):
+        runs = results[uring]
+        label = "io_uring" if uring else "sendmmsg"
+        print(f"{label:12} median {statistics.median(runs):6.0f} ns/packet, min {min(runs):6.0f}")
+    ratio = statistics.median(results[True]) / statistics.median(results[False])
+    print(f"io_uring / sendmmsg: {ratio:.3f}")
 
 
 if __name__ == "__main__":

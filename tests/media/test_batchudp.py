@@ -235,3 +235,126 @@ def test_ipv6_addresses_are_the_socket_modules() -> None:
     finally:
         for s in socks:
             s.close()
+
+
+URING = _batchudp.Pump().uring()
+"""Whether io_uring works here (a Pump falls back to sendmmsg where it does not)."""
+
+
+@pytest.fixture(params=["io_uring", "sendmmsg"])
+def uring(request: pytest.FixtureRequest) -> bool:
+    if request.param == "io_uring" and not URING:
+        pytest.skip("io_uring is not available here")
+    return bool(request.param == "io_uring")
+
+
+def bound(rcvbuf: int = 1 << 20) -> socket.socket:
+    sock = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+    sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, rcvbuf)
+    sock.bind(("127.0.0.1", 0))
+    sock.setblocking(False)
+    return sock
+
+
+class Relayed:
+    """``legs`` pumped sockets, each with its phone (the latched source) and,
+    for its sends, a socket connected to its sink (the other party)."""
+
+    def __init__(self, pump: _batchudp.Pump, legs: int) -> None:
+        self.pump = pump
+        self.phone = [bound() for _ in range(legs)]
+        self.leg = [bound() for _ in range(legs)]
+        self.out = [bound() for _ in range(legs)]
+        self.sink = [bound() for _ in range(legs)]
+        self.spool = [bytearray() for _ in range(legs)]
+        for phone, leg, out, sink, spool in zip(
+            self.phone, self.leg, self.out, self.sink, self.spool, strict=True
+        ):
+            out.connect(sink.getsockname())  # a latched leg's sends go with no address
+            pump.add(leg.fileno(), leg)
+            pump.configure(
+                leg.fileno(),
+                phone.getsockname(),
+                out.fileno(),
+                sink.getsockname(),
+                spool,
+                0,
+                bytes(128),
+            )
+
+    def close(self) -> None:
+        for leg in self.leg:
+            self.pump.remove(leg.fileno())
+        for socks in (self.phone, self.leg, self.out, self.sink):
+            for sock in socks:
+                sock.close()
+
+
+def packet(leg: int, seq: int, size: int = 172) -> bytes:
+    head = bytes([0x80, 0]) + seq.to_bytes(2, "big") + bytes(4) + leg.to_bytes(4, "big")
+    return head + bytes((leg + seq + i) % 256 for i in range(size - len(head)))
+
+
+def test_the_pump_can_be_asked_for_sendmmsg() -> None:
+    assert _batchudp.Pump(uring=False).uring() is False
+
+
+def test_a_run_relays_spools_and_counts_every_socket_s_packets(uring: bool) -> None:
+    # 251 sockets with one packet each and one with 6 of 60000 bytes: more
+    # than one submission's queue (256) and arena (4 x 64 KiB) in one run
+    pump = _batchudp.Pump(uring=uring)
+    assert pump.uring() is uring
+    relayed = Relayed(pump, 252)
+    try:
+        sent: dict[int, list[bytes]] = {}
+        for i, (phone, leg) in enumerate(zip(relayed.phone, relayed.leg, strict=True)):
+            sent[i] = [packet(i, seq, 60000) for seq in range(6)] if i == 251 else [packet(i, 0)]
+            for data in sent[i]:
+                phone.sendto(data, leg.getsockname())
+        ready, handoff = pump.run(1000)
+        assert (ready, handoff) == (252, [])
+        for i, sink in enumerate(relayed.sink):
+            got = drain(sink)
+            assert [data for data, _ in got] == sent[i]
+            assert {addr for _, addr in got} == {relayed.out[i].getsockname()}
+            sums = pump.collect(relayed.leg[i].fileno())
+            assert sums is not None
+            fast, n_sent, errors, held, counts, last = sums
+            assert (fast, n_sent, errors, held) == (len(sent[i]), len(sent[i]), 0, 0)
+            assert counts == (len(sent[i]), sum(map(len, sent[i])), 0, 0)
+            assert last == sent[i][-1]
+            records = bytes(relayed.spool[i])
+            for data in sent[i]:  # <u32 arrival_ms><u16 length><packet>
+                head = (1000).to_bytes(4, "little") + len(data).to_bytes(2, "little")
+                assert records[: 6 + len(data)] == head + data
+                records = records[6 + len(data) :]
+            assert records == b""
+    finally:
+        relayed.close()
+
+
+def sums(pump: _batchudp.Pump, leg: socket.socket) -> tuple[int, int, int, int]:
+    """(fast, sent, errors, held) since the last collect."""
+    collected = pump.collect(leg.fileno())
+    assert collected is not None
+    return collected[:4]
+
+
+def test_a_refused_send_is_counted_and_the_others_go(uring: bool) -> None:
+    pump = _batchudp.Pump(uring=uring)
+    relayed = Relayed(pump, 3)
+    try:
+        relayed.sink[1].close()  # its port closed: the kernel refuses the second send
+        for round_ in range(2):
+            for i, (phone, leg) in enumerate(zip(relayed.phone, relayed.leg, strict=True)):
+                phone.sendto(packet(i, round_), leg.getsockname())
+            assert pump.run(0) == (3, [])
+        for i in (0, 2):
+            assert [data for data, _ in drain(relayed.sink[i])] == [packet(i, 0), packet(i, 1)]
+            assert sums(pump, relayed.leg[i]) == (2, 2, 0, 0)
+        # the first went (ICMP port unreachable came back), the second was refused
+        assert sums(pump, relayed.leg[1]) == (2, 1, 1, 0)
+        assert len(relayed.spool[1]) == 2 * (6 + 172)  # recorded all the same
+    finally:
+        relayed.sink[1] = bound()  # closed above: close() closes a fresh one
+        relayed.close()

@@ -35,6 +35,26 @@ except ImportError:
     pytest.skip("callvault.media._batchudp is not built", allow_module_level=True)
 
 
+@pytest.fixture(autouse=True, params=["io_uring", "sendmmsg"])
+def sends(request: pytest.FixtureRequest, monkeypatch: pytest.MonkeyPatch) -> str:
+    """Every test both ways: the pump's sends of a run in one io_uring
+    submission, and with a sendmmsg per socket (what runs where io_uring_setup
+    fails; ``CALLVAULT_IO_URING=0``)."""
+    uring = request.param == "io_uring"
+    if uring and not _batchudp.Pump().uring():
+        pytest.skip("io_uring is not available here")
+    monkeypatch.setattr(pump_module, "URING", uring)
+    return cast(str, request.param)
+
+
+def test_the_pump_sends_as_asked(sends: str) -> None:
+    loop = asyncio.new_event_loop()
+    try:
+        assert pump_module.engine_for(loop).pump.uring() is (sends == "io_uring")
+    finally:
+        loop.close()
+
+
 @pytest.fixture
 async def relay() -> AsyncIterator[MediaRelay]:
     relay = MediaRelay(asyncio.get_running_loop(), HOST, RtpPortPool(45000, 46998), batched=True)

@@ -12,6 +12,8 @@
  *   relay_record(fd, latched, out_fd, dest, spool, arrival_ms, te_map)
  *       -> (fast, sent, errors, last, events, counts, rest)
  *   recv_batch(fd, max_packets=64) -> [(bytes, address), ...]
+ *   Pump(*, uring=True): every relay socket in one epoll set (below); a run's
+ *       sends through connected sockets go in one io_uring submission
  *   send_batch(fd, [(bytes-like, address), ...]) -> sent
  *
  * Addresses are Python's socket module tuples: (host, port) for IPv4,
@@ -31,6 +33,20 @@
 #include <sys/epoll.h>
 #include <sys/socket.h>
 #include <unistd.h>
+
+/* io_uring (the pump's sends of one run in one submission) where the headers
+ * have it (IORING_OP_SEND: Linux 5.6; IORING_FEAT_FAST_POLL came with it);
+ * elsewhere, and where io_uring_setup fails, the pump sends with sendmmsg. */
+#if defined(__has_include) && !defined(CALLVAULT_NO_IO_URING)
+#if __has_include(<linux/io_uring.h>)
+#include <linux/io_uring.h>
+#include <sys/mman.h>
+#include <sys/syscall.h>
+#if defined(IORING_FEAT_FAST_POLL) && defined(__NR_io_uring_setup) && defined(__NR_io_uring_enter)
+#define HAVE_IO_URING 1
+#endif
+#endif
+#endif
 
 #define MAX_BATCH 64
 #define SLOT 65536 /* any UDP datagram fits: nothing relayed is ever cut */
@@ -368,7 +384,10 @@ typedef struct {
     PyObject *spool; /* borrowed bytearray, or NULL: not recorded here */
     uint32_t arrival_ms;
     const unsigned char *te_map;
+    struct Pump *queue; /* a pump with a ring: connected sends are queued there */
 } Route;
+
+static void pump_queue(struct Pump *self, int fd, int out_fd, Batch *b, int count);
 
 /* One recvmmsg on fd, the leading packets from the latched source (*fast)
  * forwarded with one sendmmsg and spooled (RFC 4733 ones also appended to
@@ -387,7 +406,9 @@ serve(int fd, Batch *b, const Route *r, PyObject **events, int *fast, int *sent,
         f++;
     }
     *fast = f;
-    if (r->forward && f > 0) {
+    if (r->forward && f > 0 && r->queue != NULL && r->connected) {
+        pump_queue(r->queue, fd, r->out_fd, b, f); /* sent and counted at the run's end */
+    } else if (r->forward && f > 0) {
         for (int i = 0; i < f; i++) {
             b->out_iov[i].iov_base = b->in_iov[i].iov_base;
             b->out_iov[i].iov_len = b->in[i].msg_len;
@@ -734,12 +755,269 @@ typedef struct {
     size_t last_len, last_cap;
 } Slot;
 
+/* The pump's io_uring: the packets a run forwards through connected sockets
+ * are copied to `arena` and queued as IORING_OP_SEND entries; one
+ * io_uring_enter at the run's end submits them all (and any time the arena
+ * or the queue is full). A socket with ~1 packet per run then costs one
+ * system call per run instead of one sendmmsg each. Sends are MSG_DONTWAIT:
+ * a nonblocking socket's send completes in the submission, and one the
+ * kernel refuses (full buffer, ECONNREFUSED) completes with its error, which
+ * is counted as transmit() counts it. fd < 0: no ring (sendmmsg). */
+#define RING_ENTRIES 256
+#define ARENA_SIZE (4 * SLOT)
+
 typedef struct {
+    int fd;
+    int broken; /* submissions failed: sendmmsg from now on, arena kept */
+    void *sq_ring, *cq_ring;
+    size_t sq_size, cq_size, sqes_size;
+    struct io_uring_sqe *sqes;
+    unsigned *sq_head, *sq_tail, *sq_mask, *sq_array, *cq_head, *cq_tail, *cq_mask;
+    struct io_uring_cqe *cqes;
+    unsigned entries;
+    unsigned queued;   /* written since the last flush, not yet published */
+    unsigned inflight; /* submitted, completion not yet reaped */
+    unsigned char *arena;
+    size_t used;
+} Ring;
+
+typedef struct Pump {
     PyObject_HEAD
     int epfd;
     Slot **slots; /* by file descriptor */
     int nslots;
+    int running;
+    Ring ring;
 } Pump;
+
+#ifdef HAVE_IO_URING
+#ifndef IORING_SETUP_SUBMIT_ALL
+#define IORING_SETUP_SUBMIT_ALL (1U << 7)
+#endif
+#ifndef IORING_SETUP_COOP_TASKRUN
+#define IORING_SETUP_COOP_TASKRUN (1U << 8)
+#endif
+
+static void
+ring_close(Ring *q)
+{
+    if (q->sqes != NULL) {
+        munmap(q->sqes, q->sqes_size);
+    }
+    if (q->cq_ring != NULL && q->cq_ring != q->sq_ring) {
+        munmap(q->cq_ring, q->cq_size);
+    }
+    if (q->sq_ring != NULL) {
+        munmap(q->sq_ring, q->sq_size);
+    }
+    if (q->fd >= 0) {
+        close(q->fd);
+    }
+    if (!q->broken) {
+        free(q->arena); /* a broken ring's sends may still read it */
+    }
+    memset(q, 0, sizeof(*q));
+    q->fd = -1;
+}
+
+static void *
+ring_map(int fd, size_t size, off_t offset)
+{
+    void *p = mmap(NULL, size, PROT_READ | PROT_WRITE, MAP_SHARED | MAP_POPULATE, fd, offset);
+    return p == MAP_FAILED ? NULL : p;
+}
+
+/* 0, or -1 (errno set, q->fd -1): io_uring_setup refused (ENOSYS, EPERM,
+ * io_uring_disabled) or no memory. */
+static int
+ring_open(Ring *q)
+{
+    memset(q, 0, sizeof(*q));
+    q->fd = -1;
+    struct io_uring_params p;
+    memset(&p, 0, sizeof(p));
+    p.flags = IORING_SETUP_SUBMIT_ALL | IORING_SETUP_COOP_TASKRUN;
+    int fd = (int)syscall(__NR_io_uring_setup, RING_ENTRIES, &p);
+    if (fd < 0 && errno == EINVAL) { /* before Linux 5.19 */
+        memset(&p, 0, sizeof(p));
+        fd = (int)syscall(__NR_io_uring_setup, RING_ENTRIES, &p);
+    }
+    if (fd < 0) {
+        return -1;
+    }
+    q->fd = fd;
+    q->sq_size = p.sq_off.array + p.sq_entries * sizeof(unsigned);
+    q->cq_size = p.cq_off.cqes + p.cq_entries * sizeof(struct io_uring_cqe);
+    int single = (p.features & IORING_FEAT_SINGLE_MMAP) != 0;
+    if (single && q->cq_size > q->sq_size) {
+        q->sq_size = q->cq_size;
+    }
+    q->sqes_size = p.sq_entries * sizeof(struct io_uring_sqe);
+    if ((q->sq_ring = ring_map(fd, q->sq_size, IORING_OFF_SQ_RING)) == NULL ||
+        (q->cq_ring = single ? q->sq_ring : ring_map(fd, q->cq_size, IORING_OFF_CQ_RING)) == NULL ||
+        (q->sqes = ring_map(fd, q->sqes_size, IORING_OFF_SQES)) == NULL ||
+        (q->arena = malloc(ARENA_SIZE)) == NULL) {
+        int err = errno;
+        ring_close(q);
+        errno = err;
+        return -1;
+    }
+    char *sq = q->sq_ring, *cq = q->cq_ring;
+    q->sq_head = (unsigned *)(sq + p.sq_off.head);
+    q->sq_tail = (unsigned *)(sq + p.sq_off.tail);
+    q->sq_mask = (unsigned *)(sq + p.sq_off.ring_mask);
+    q->sq_array = (unsigned *)(sq + p.sq_off.array);
+    q->cq_head = (unsigned *)(cq + p.cq_off.head);
+    q->cq_tail = (unsigned *)(cq + p.cq_off.tail);
+    q->cq_mask = (unsigned *)(cq + p.cq_off.ring_mask);
+    q->cqes = (struct io_uring_cqe *)(cq + p.cq_off.cqes);
+    q->entries = p.sq_entries < RING_ENTRIES ? p.sq_entries : RING_ENTRIES;
+    return 0;
+}
+
+/* Counts one finished send on the slot of the socket it relayed from (gone:
+ * removed meanwhile by another thread, not counted). */
+static void
+ring_count(Pump *self, int fd, int failed)
+{
+    Slot *slot = fd >= 0 && fd < self->nslots ? self->slots[fd] : NULL;
+    if (slot != NULL) {
+        slot->dirty = 1;
+        if (failed) {
+            slot->errors++;
+        } else {
+            slot->sent++;
+        }
+    }
+}
+
+static void
+ring_reap(Pump *self)
+{
+    Ring *q = &self->ring;
+    unsigned head = *q->cq_head;
+    unsigned tail = __atomic_load_n(q->cq_tail, __ATOMIC_ACQUIRE);
+    for (; head != tail; head++) {
+        const struct io_uring_cqe *cqe = &q->cqes[head & *q->cq_mask];
+        ring_count(self, (int)cqe->user_data, cqe->res < 0);
+        q->inflight--;
+    }
+    __atomic_store_n(q->cq_head, head, __ATOMIC_RELEASE);
+}
+
+/* Submits what is queued and reaps every completion (with the GIL). The
+ * GIL is released around io_uring_enter only: the slots are touched with it. */
+static void
+ring_flush(Pump *self)
+{
+    Ring *q = &self->ring;
+    if (q->broken || (q->queued == 0 && q->inflight == 0)) {
+        return;
+    }
+    unsigned tail = *q->sq_tail + q->queued;
+    __atomic_store_n(q->sq_tail, tail, __ATOMIC_RELEASE);
+    q->queued = 0;
+    int failures = 0;
+    for (;;) {
+        unsigned head = __atomic_load_n(q->sq_head, __ATOMIC_ACQUIRE);
+        ring_reap(self);
+        unsigned pending = tail - head;
+        if (pending == 0 && q->inflight == 0) {
+            break;
+        }
+        int r, err;
+        Py_BEGIN_ALLOW_THREADS
+        r = (int)syscall(__NR_io_uring_enter, q->fd, pending, q->inflight + pending,
+                         IORING_ENTER_GETEVENTS, NULL, 0);
+        err = errno;
+        Py_END_ALLOW_THREADS
+        unsigned consumed = __atomic_load_n(q->sq_head, __ATOMIC_ACQUIRE) - head;
+        q->inflight += consumed;
+        if (r >= 0 || err == EINTR || consumed > 0) {
+            failures = 0;
+            continue;
+        }
+        if (++failures < 3) {
+            continue;
+        }
+        /* the kernel takes nothing more: what it did not take is a refused
+         * send, withdrawn (the kernel reads the queue only in io_uring_enter);
+         * what it took and did not finish is left to it, and the pump sends
+         * with sendmmsg from now on, its arena kept for those */
+        head = __atomic_load_n(q->sq_head, __ATOMIC_ACQUIRE);
+        for (unsigned i = head; i != tail; i++) {
+            ring_count(self, (int)q->sqes[q->sq_array[i & *q->sq_mask]].user_data, 1);
+        }
+        __atomic_store_n(q->sq_tail, head, __ATOMIC_RELEASE);
+        q->broken = 1;
+        break;
+    }
+    q->used = 0;
+}
+
+static void
+pump_queue(Pump *self, int fd, int out_fd, Batch *b, int count)
+{
+    Ring *q = &self->ring;
+    for (int i = 0; i < count; i++) {
+        size_t len = b->in[i].msg_len;
+        if (q->queued + q->inflight >= q->entries || q->used + len > ARENA_SIZE) {
+            ring_flush(self);
+        }
+        if (q->broken) { /* the rest with sendmmsg, as without a ring */
+            for (int k = i; k < count; k++) {
+                b->out_iov[k - i].iov_base = b->in_iov[k].iov_base;
+                b->out_iov[k - i].iov_len = b->in[k].msg_len;
+                b->out[k - i].msg_hdr.msg_name = NULL; /* connected */
+                b->out[k - i].msg_hdr.msg_namelen = 0;
+            }
+            int errors = 0, sent = transmit(out_fd, b, count - i, &errors);
+            for (int k = 0; k < sent + errors; k++) {
+                ring_count(self, fd, k >= sent);
+            }
+            return;
+        }
+        unsigned char *copy = q->arena + q->used;
+        memcpy(copy, b->in_iov[i].iov_base, len);
+        q->used += len;
+        unsigned idx = (*q->sq_tail + q->queued) & *q->sq_mask;
+        struct io_uring_sqe *sqe = &q->sqes[idx];
+        memset(sqe, 0, sizeof(*sqe));
+        sqe->opcode = IORING_OP_SEND;
+        sqe->fd = out_fd;
+        sqe->addr = (uint64_t)(uintptr_t)copy;
+        sqe->len = (uint32_t)len;
+        sqe->msg_flags = MSG_DONTWAIT;
+        sqe->user_data = (uint64_t)(unsigned)fd;
+        q->sq_array[idx] = idx;
+        q->queued++;
+    }
+}
+#else
+static int
+ring_open(Ring *q)
+{
+    memset(q, 0, sizeof(*q));
+    q->fd = -1;
+    errno = ENOSYS;
+    return -1;
+}
+
+static void
+ring_close(Ring *q)
+{
+}
+
+static void
+ring_flush(Pump *self)
+{
+}
+
+static void
+pump_queue(Pump *self, int fd, int out_fd, Batch *b, int count)
+{
+}
+#endif
 
 #define PUMP_EVENTS 256
 
@@ -777,13 +1055,18 @@ pump_slot(Pump *self, PyObject *arg)
 static PyObject *
 pump_new(PyTypeObject *type, PyObject *args, PyObject *kwargs)
 {
-    if (PyTuple_GET_SIZE(args) != 0 || (kwargs != NULL && PyDict_GET_SIZE(kwargs) != 0)) {
-        PyErr_SetString(PyExc_TypeError, "Pump() takes no arguments");
+    static char *kwlist[] = {"uring", NULL};
+    int uring = 1;
+    if (!PyArg_ParseTupleAndKeywords(args, kwargs, "|$p:Pump", kwlist, &uring)) {
         return NULL;
     }
     Pump *self = (Pump *)type->tp_alloc(type, 0);
     if (self == NULL) {
         return NULL;
+    }
+    self->ring.fd = -1;
+    if (uring && ring_open(&self->ring) < 0) {
+        self->ring.fd = -1; /* no io_uring here: sendmmsg */
     }
     self->epfd = epoll_create1(EPOLL_CLOEXEC);
     if (self->epfd < 0) {
@@ -803,6 +1086,7 @@ pump_dealloc(Pump *self)
         }
     }
     free(self->slots);
+    ring_close(&self->ring);
     if (self->epfd >= 0) {
         close(self->epfd);
     }
@@ -813,6 +1097,12 @@ static PyObject *
 pump_fileno(Pump *self, PyObject *unused)
 {
     return PyLong_FromLong(self->epfd);
+}
+
+static PyObject *
+pump_uring(Pump *self, PyObject *unused)
+{
+    return PyBool_FromLong(self->ring.fd >= 0 && !self->ring.broken);
 }
 
 static PyObject *
@@ -957,6 +1247,7 @@ pump_configure(Pump *self, PyObject *const *args, Py_ssize_t nargs)
         }
     }
     slot_unconfigure(slot);
+    r.queue = self->ring.fd >= 0 ? self : NULL;
     slot->route = r;
     if (spool != Py_None) {
         slot->spool = Py_NewRef(spool);
@@ -1070,6 +1361,10 @@ pump_run(Pump *self, PyObject *arg)
     if (b == NULL) {
         return NULL;
     }
+    if (self->running) { /* its ring is one run's */
+        PyErr_SetString(PyExc_RuntimeError, "run() is running in another thread");
+        return NULL;
+    }
     struct epoll_event events[PUMP_EVENTS];
     int ready;
     do {
@@ -1082,6 +1377,7 @@ pump_run(Pump *self, PyObject *arg)
     if (handoff == NULL) {
         return NULL;
     }
+    self->running = 1;
     for (int i = 0; i < ready; i++) {
         int fd = events[i].data.fd;
         Slot *slot = fd < self->nslots ? self->slots[fd] : NULL;
@@ -1106,14 +1402,20 @@ pump_run(Pump *self, PyObject *arg)
             slot_unconfigure(slot);
         }
     }
+    ring_flush(self); /* the run's sends, in one submission */
+    self->running = 0;
     return Py_BuildValue("(iN)", ready, handoff);
 fail:
+    ring_flush(self);
+    self->running = 0;
     Py_DECREF(handoff);
     return NULL;
 }
 
 static PyMethodDef pump_methods[] = {
     {"fileno", (PyCFunction)pump_fileno, METH_NOARGS, "The epoll set's descriptor."},
+    {"uring", (PyCFunction)pump_uring, METH_NOARGS,
+     "uring() -> whether a run's sends go in one io_uring submission (else sendmmsg)."},
     {"add", (PyCFunction)(void (*)(void))pump_add, METH_FASTCALL,
      "add(fd, leg): watch fd; `leg` is handed back when Python has a part."},
     {"remove", (PyCFunction)pump_remove, METH_O,
