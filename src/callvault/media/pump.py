@@ -76,7 +76,7 @@ URING = os.environ.get("CALLVAULT_IO_URING", "1") != "0"
 """Whether a pump sends a run's packets (through connected legs) in one
 io_uring submission rather than with one sendmmsg per socket: at ~1 packet
 per socket per run that is one system call per run instead of one per packet
-(bench/relay_connect.py --compare uring: 0.90x the pump's CPU per packet).
+(bench/relay_connect.py --compare uring: 0.90-0.93x the pump's CPU per packet).
 Where io_uring_setup fails (ENOSYS, EPERM, kernel.io_uring_disabled) the pump
 uses sendmmsg anyway; ``CALLVAULT_IO_URING=0`` asks for sendmmsg."""
 
