@@ -274,3 +274,49 @@ def test_no_audio_is_empty(tmp_path: Path) -> None:
     result = finish(call.reader())
     assert result.empty and result.mp3 == b"" and result.duration_ms == 0
     assert result.segments == [Segment(0, 2000, 0, 2000)]
+
+
+def test_audio_read_at_the_hang_up_is_kept(tmp_path: Path) -> None:
+    """A short call whose loop read its only packets at the BYE (a loop behind the
+    network under load): every packet carries the hang-up's millisecond, so its audio
+    is placed from there on. It sounded before the hang-up and is kept (the steady
+    bench's calls stored with no recording: a 935 ms call, one packet per stream)."""
+    call = CallBuilder(
+        tmp_path,
+        [layout(0, "left", {0: PCMU}), layout(1, "right", {8: PCMA})],
+        recorded_user_id=1,
+    )
+    call.event("capture", 0, open=True)
+    call.event("answer", 0)
+    sent = [(0, 440), (1, 1000)]
+    for index, freq in sent:
+        codec, pt = ("PCMU", 0) if index == 0 else ("PCMA", 8)
+        timed = rtp_stream(codec, pt, (880, 940), [(freq, 880, 940)], ptime_ms=60)
+        assert len(timed) == 1
+        call.packets(index, [(935, timed[0][1])])  # sent at 880, read at the BYE
+    call.event("end", 935, reason="bye")
+    call.event("capture", 935, open=False)
+    result = finish(call.reader())
+
+    assert not result.empty and result.call_duration_ms == 935
+    # the packets' audio (anchored as early as the packets allow) runs to its end
+    assert result.segments == [Segment(0, 935 + 60, 0, 935 + 60)]
+    left, right = decoded(result)
+    tail = 8000 * 60 // 1000
+    for side, (_index, freq) in zip((left, right), sent, strict=True):
+        assert abs(dominant_frequency(side[-tail:], 8000) - freq) < 30
+        assert rms_dbfs(side[-tail:]) > -30
+
+
+def test_audio_before_the_hang_up_still_ends_there(tmp_path: Path) -> None:
+    """A call with audio before the hang-up is cut at it, as before: only a call that
+    would keep nothing runs on past its end."""
+    call = CallBuilder(tmp_path, [layout(0, "left", {0: PCMU})])
+    call.event("capture", 0, open=True)
+    call.event("answer", 0)
+    timed = rtp_stream("PCMU", 0, (0, 1000), [(440, 0, 1000)])
+    call.packets(0, [(min(arrival, 935), packet) for arrival, packet in timed])
+    call.event("end", 935, reason="bye")
+    call.event("capture", 935, open=False)
+    result = finish(call.reader())
+    assert result.segments == [Segment(0, 935, 0, 935)] and result.duration_ms == 935

@@ -31,7 +31,7 @@ without ``recordings`` gives one result, exactly what ``finish`` gives.
 from __future__ import annotations
 
 import hashlib
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from typing import Any, Literal, TypeVar
 
@@ -393,7 +393,8 @@ def _render(
     pause_mode = pause_mode or "cut"
     channels = channels or "both"
 
-    length = _ms_to_sample(end_ms, rate)
+    calls, tail_ms = _with_tail(calls, audios.values(), end_ms)
+    length = _ms_to_sample(tail_ms, rate)
     parts = [
         part
         for index, audio in audios.items()
@@ -474,6 +475,29 @@ def _render(
         end_reason=journal.end_reason if journal.end_ms is not None else "recovered",
         policy=outcome,
     )
+
+
+def _with_tail(
+    calls: list[Interval], audios: Iterable[StreamAudio], end_ms: int
+) -> tuple[list[Interval], int]:
+    """The kept stretches, and where the recording's timeline ends: at the hang-up,
+    unless the stretch kept up to it holds no audio because all of it lies just
+    past it. Everything in a spool arrived by the hang-up (the gate closes there),
+    so it sounded before it; but a packet is placed from its arrival, and a short
+    call whose loop read its only packets at the hang-up's own millisecond (behind
+    the network under load, or in the BYE's own iteration) had all of its audio
+    placed past the end, and nothing was kept. Such a stretch runs on to the end
+    of that audio. A call with audio before the hang-up still ends there."""
+    placed = [(a.first_ms, a.last_ms) for a in audios if a.first_ms is not None]
+    spans = [(first, last or first) for first, last in placed]
+    if not calls or calls[-1][1] < end_ms or not spans:
+        return calls, end_ms
+    if any(first < stop and last > start for first, last in spans for start, stop in calls):
+        return calls, end_ms
+    tail = max(last for _first, last in spans)
+    if min(first for first, _last in spans) > end_ms or tail <= end_ms:
+        return calls, end_ms
+    return [*calls[:-1], (calls[-1][0], tail)], tail
 
 
 def _intersect(span: Interval, within: list[Interval]) -> list[Interval]:

@@ -645,7 +645,7 @@ class RecordedCall:
         for stream in self.streams.values():
             self._stop_listening(stream)
         self.streams.clear()
-        self._journal(End(t=self.now_ms(), reason=reason))
+        self._journal(End(t=now, reason=reason))  # the millisecond the gate closes at
         # everything read so far arrived before the hang-up, but what the loop read
         # only now (drained above, or read in the BYE's own loop iteration) carries
         # the hang-up's own millisecond, at which the gate closes: it is written
