@@ -521,22 +521,31 @@ async def test_a_phone_away_and_back_on_the_asyncio_path(
     assert loop_errors == []
 
 
-async def test_packets_queued_behind_an_icmp_error_are_drained_at_hang_up(
+async def b_leaves_packets_unread_and_is_gone(
     relay: MediaRelay, tmp_path: Path
-) -> None:
+) -> tuple[Phone, dict[Side, RtpReceiver], int]:
+    """Both phones latched, connected and pumped; then b's last packets (seq 3-7)
+    wait unread on its leg socket and b closes its port. The loop does not run
+    from here. Returns phone a, the taps and a's leg port."""
     a, b = await phones(relay)
     tapped = taps(relay, tmp_path)
     a_port, b_port = relay.local_port("a"), relay.local_port("b")
     await send_one_by_one(a, a_port, b, range(0, 3))
-    await send_one_by_one(b, b_port, a, range(0, 3))  # both latched, connected, pumped
+    await send_one_by_one(b, b_port, a, range(0, 3))
     addr = await close(b)
-    # the loop does not run from here: b's last packets wait unread on its leg
-    # socket, b hangs up and closes its port ...
     last = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
     last.bind(addr)
     for seq in range(3, 8):
         last.sendto(rtp(0, seq), (HOST, b_port))
     last.close()
+    assert a.transport is not None
+    return a, tapped, a_port
+
+
+async def test_packets_queued_behind_an_icmp_error_are_drained_at_hang_up(
+    relay: MediaRelay, tmp_path: Path
+) -> None:
+    a, tapped, a_port = await b_leaves_packets_unread_and_is_gone(relay, tmp_path)
     assert a.transport is not None
     a.transport.sendto(rtp(0, 3), (HOST, a_port))  # ... while a still talks
     relay.drain()  # the BYE: a's packet is relayed to b's closed port first
@@ -549,17 +558,7 @@ async def test_packets_queued_behind_an_icmp_error_are_drained_at_hang_up(
 async def test_packets_queued_behind_icmp_errors_in_a_row_are_drained_at_hang_up(
     relay: MediaRelay, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    a, b = await phones(relay)
-    tapped = taps(relay, tmp_path)
-    a_port, b_port = relay.local_port("a"), relay.local_port("b")
-    await send_one_by_one(a, a_port, b, range(0, 3))
-    await send_one_by_one(b, b_port, a, range(0, 3))  # both latched, connected, pumped
-    addr = await close(b)
-    last = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
-    last.bind(addr)
-    for seq in range(3, 8):  # b's last packets, unread, and b is gone
-        last.sendto(rtp(0, seq), (HOST, b_port))
-    last.close()
+    a, tapped, a_port = await b_leaves_packets_unread_and_is_gone(relay, tmp_path)
     # A socket holds one pending error, reported to one read. Over a network
     # the ICMP replies to what was relayed to b's closed port come late: one
     # arrives after each of b's reads that reported the one before. Here each
