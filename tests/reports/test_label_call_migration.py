@@ -7,18 +7,16 @@ from __future__ import annotations
 from collections.abc import Iterator
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any
 
 import pytest
 from alembic import command
-from alembic.autogenerate import compare_metadata
-from alembic.migration import MigrationContext
 from sqlalchemy import create_engine, delete, inspect, select, text
 
 from callvault.admin import create_tenant
 from callvault.db.engine import alembic_config, make_engine, make_sessionmaker, migrate
-from callvault.db.models import Base, Call, Recording, RecordingLabel
+from callvault.db.models import Call, Recording, RecordingLabel
 from tests.databases import KINDS, postgres_server
+from tests.schema_diff import schema_differences
 
 TABLES = {"recording_labels", "call_parties"}
 
@@ -89,30 +87,6 @@ def _seed(url: str) -> dict[int, tuple[str, datetime]]:
     return expected
 
 
-def _only_ours(name: str | None, type_: str, parents: dict[str, str | None]) -> bool:
-    if type_ == "schema":
-        return True
-    return (name if type_ == "table" else parents.get("table_name")) in TABLES
-
-
-def _our_object(item: Any, name: str | None, type_: str, _reflected: bool, _other: Any) -> bool:
-    table = name if type_ == "table" else getattr(getattr(item, "table", None), "name", None)
-    return table in TABLES
-
-
-def _differences(url: str) -> list[object]:
-    engine = make_engine(url)
-    try:
-        with engine.connect() as connection:
-            context = MigrationContext.configure(
-                connection,
-                opts={"include_name": _only_ours, "include_object": _our_object},
-            )
-            return list(compare_metadata(context, Base.metadata))
-    finally:
-        engine.dispose()
-
-
 def _label_columns(url: str) -> dict[str, bool]:
     engine = make_engine(url)
     try:
@@ -152,4 +126,4 @@ def test_labels_get_their_call_backfilled_and_it_goes_down_and_up(empty_url: str
         left = set(session.scalars(select(RecordingLabel.call_id)))
         assert left and call_id not in left
     engine.dispose()
-    assert _differences(empty_url) == []
+    assert schema_differences(empty_url, TABLES) == []
