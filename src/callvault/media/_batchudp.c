@@ -32,6 +32,7 @@
 #include <string.h>
 #include <sys/epoll.h>
 #include <sys/socket.h>
+#include <time.h>
 #include <unistd.h>
 
 /* io_uring (the pump's sends of one run in one submission) where the headers
@@ -50,6 +51,8 @@
 
 #define MAX_BATCH 64
 #define SLOT 65536 /* any UDP datagram fits: nothing relayed is ever cut */
+/* room for a packet's receive timestamp (SCM_TIMESTAMPNS or SCM_TIMESTAMP) */
+#define CONTROL 64
 
 typedef struct {
     struct mmsghdr in[MAX_BATCH];
@@ -58,6 +61,11 @@ typedef struct {
     struct mmsghdr out[MAX_BATCH];
     struct iovec out_iov[MAX_BATCH];
     struct sockaddr_storage to[MAX_BATCH];
+    union {
+        struct cmsghdr align;
+        unsigned char bytes[CONTROL];
+    } control[MAX_BATCH];
+    uint32_t stamp[MAX_BATCH]; /* each spooled packet's arrival (stamped pumps) */
     unsigned char *slots; /* MAX_BATCH * SLOT; pages are touched only as used */
 } Batch;
 
@@ -210,14 +218,17 @@ make_address(const struct sockaddr_storage *ss)
 /* -- system calls ---------------------------------------------------------------- */
 
 /* recvmmsg without blocking: the number received (0: nothing there), -1 with
- * OSError set. */
+ * OSError set. `stamps`: each message gets a control buffer for its kernel
+ * receive timestamp (packet_mono_ns), on a socket with SO_TIMESTAMPNS set. */
 static int
-receive(int fd, Batch *b, int max_packets)
+receive(int fd, Batch *b, int max_packets, int stamps)
 {
     for (int i = 0; i < max_packets; i++) {
         b->in_iov[i].iov_len = SLOT;
         b->in[i].msg_hdr.msg_namelen = sizeof(struct sockaddr_storage);
         b->in[i].msg_hdr.msg_flags = 0;
+        b->in[i].msg_hdr.msg_control = stamps ? b->control[i].bytes : NULL;
+        b->in[i].msg_hdr.msg_controllen = stamps ? CONTROL : 0;
     }
     int n, err;
     Py_BEGIN_ALLOW_THREADS
@@ -234,6 +245,50 @@ receive(int fd, Batch *b, int max_packets)
     }
     errno = err;
     PyErr_SetFromErrno(PyExc_OSError);
+    return -1;
+}
+
+/* CLOCK_MONOTONIC minus CLOCK_REALTIME, in ns, read now: the kernel stamps a
+ * packet on CLOCK_REALTIME; the event loop's clock (libuv's uv_now, Python's
+ * time.monotonic) is CLOCK_MONOTONIC. Taken fresh per run (the realtime clock
+ * may be stepped). */
+static long long
+realtime_to_monotonic_ns(void)
+{
+    struct timespec real, mono;
+    clock_gettime(CLOCK_REALTIME, &real);
+    clock_gettime(CLOCK_MONOTONIC, &mono);
+    return ((long long)mono.tv_sec - real.tv_sec) * 1000000000LL + (mono.tv_nsec - real.tv_nsec);
+}
+
+/* The kernel's receive time of in[i] on CLOCK_MONOTONIC, in ms (`to_mono`:
+ * realtime_to_monotonic_ns); -1 when the message carries no timestamp. */
+static long long
+packet_mono_ms(Batch *b, int i, long long to_mono)
+{
+    struct msghdr *h = &b->in[i].msg_hdr;
+    if (h->msg_control == NULL) {
+        return -1;
+    }
+    for (struct cmsghdr *c = CMSG_FIRSTHDR(h); c != NULL; c = CMSG_NXTHDR(h, c)) {
+        if (c->cmsg_level != SOL_SOCKET) {
+            continue;
+        }
+        long long ns;
+        if (c->cmsg_type == SCM_TIMESTAMPNS) {
+            struct timespec ts;
+            memcpy(&ts, CMSG_DATA(c), sizeof(ts));
+            ns = (long long)ts.tv_sec * 1000000000LL + ts.tv_nsec;
+        } else if (c->cmsg_type == SCM_TIMESTAMP) {
+            struct timeval tv;
+            memcpy(&tv, CMSG_DATA(c), sizeof(tv));
+            ns = (long long)tv.tv_sec * 1000000000LL + (long long)tv.tv_usec * 1000;
+        } else {
+            continue;
+        }
+        ns += to_mono;
+        return ns < 0 ? 0 : ns / 1000000;
+    }
     return -1;
 }
 
@@ -310,15 +365,50 @@ grow_spool(PyObject *spool, Py_ssize_t size)
     return 0;
 }
 
+/* A stamped pump's run (Pump(stamps=True), recorded streams): each spooled
+ * packet is stamped with its kernel receive time on the loop's clock,
+ * clamped to at most the run's now_ms (a packet stamped after the loop's
+ * cached time) and to at least the slot's previous stamp (a stream's records
+ * never go back in time), plus the slot's offset to the recording's clock;
+ * one without a timestamp gets now_ms. `events_ms`: the stamp of each RFC
+ * 4733 packet in `events`, made with it. */
+typedef struct {
+    long long to_mono; /* realtime_to_monotonic_ns() at the run's start */
+    long long now_ms;
+    long long offset_ms;
+    long long *floor_ms; /* the slot's last stamp, on the recording's clock */
+    PyObject *events_ms;
+} Stamper;
+
+static uint32_t
+stamp_of(Batch *b, int i, Stamper *st)
+{
+    long long at = packet_mono_ms(b, i, st->to_mono);
+    if (at < 0 || at > st->now_ms) {
+        at = st->now_ms;
+    }
+    at += st->offset_ms;
+    if (at < *st->floor_ms) {
+        at = *st->floor_ms;
+    }
+    if (at < 0) {
+        at = 0;
+    }
+    *st->floor_ms = at;
+    return (uint32_t)at;
+}
+
 /* Appends the RECORD_HEADER-framed records (recording/spool.py: <u32 arrival_ms>
  * <u16 length><packet>, little endian) of the RTP packets in[0..count) to the
  * spool's bytearray, as RtpReceiver.datagram_received would: a packet shorter
  * than the fixed header or not version 2 is malformed, RTCP (RFC 5761) is
  * skipped, neither is spooled. The RFC 4733 packets (te_map[pt] != 0) are
  * also appended to *events (made when the first comes) for the DTMF tracker. counts[]:
- * spooled packets, their bytes, malformed, RTCP. -1 with an exception set. */
+ * spooled packets, their bytes, malformed, RTCP. Each record is stamped
+ * arrival_ms, or stamp_of() with a stamper (their stamps then in
+ * st->events_ms, made with *events). -1 with an exception set. */
 static int
-spool_records(Batch *b, int count, PyObject *spool, uint32_t arrival_ms,
+spool_records(Batch *b, int count, PyObject *spool, uint32_t arrival_ms, Stamper *st,
               const unsigned char *te_map, PyObject **events, long counts[4])
 {
     Py_ssize_t need = 0;
@@ -347,6 +437,9 @@ spool_records(Batch *b, int count, PyObject *spool, uint32_t arrival_ms,
         if (len < 12 || (p[0] & 0xC0) != 0x80 || (p[1] >= 200 && p[1] <= 204)) {
             continue;
         }
+        if (st != NULL) {
+            arrival_ms = stamp_of(b, i, st);
+        }
         out[0] = (unsigned char)arrival_ms;
         out[1] = (unsigned char)(arrival_ms >> 8);
         out[2] = (unsigned char)(arrival_ms >> 16);
@@ -361,12 +454,23 @@ spool_records(Batch *b, int count, PyObject *spool, uint32_t arrival_ms,
             if (*events == NULL && (*events = PyList_New(0)) == NULL) {
                 return -1;
             }
+            if (st != NULL && st->events_ms == NULL && (st->events_ms = PyList_New(0)) == NULL) {
+                return -1;
+            }
             PyObject *data = PyBytes_FromStringAndSize((const char *)p, len);
             if (data == NULL || PyList_Append(*events, data) < 0) {
                 Py_XDECREF(data);
                 return -1;
             }
             Py_DECREF(data);
+            if (st != NULL) {
+                PyObject *at = PyLong_FromUnsignedLong(arrival_ms);
+                if (at == NULL || PyList_Append(st->events_ms, at) < 0) {
+                    Py_XDECREF(at);
+                    return -1;
+                }
+                Py_DECREF(at);
+            }
         }
     }
     return 0;
@@ -385,6 +489,7 @@ typedef struct {
     uint32_t arrival_ms;
     const unsigned char *te_map;
     struct Pump *queue; /* a pump with a ring: connected sends are queued there */
+    Stamper *stamper; /* a stamped pump's run: kernel receive times */
 } Route;
 
 static void pump_queue(struct Pump *self, int fd, int out_fd, Batch *b, int count);
@@ -397,7 +502,7 @@ static int
 serve(int fd, Batch *b, const Route *r, PyObject **events, int *fast, int *sent, int *errors,
       long counts[4])
 {
-    int n = receive(fd, b, MAX_BATCH);
+    int n = receive(fd, b, MAX_BATCH, r->stamper != NULL);
     if (n < 0) {
         return -1;
     }
@@ -419,7 +524,8 @@ serve(int fd, Batch *b, const Route *r, PyObject **events, int *fast, int *sent,
         }
         *sent += transmit(r->out_fd, b, f, errors);
     }
-    if (r->spool != NULL && spool_records(b, f, r->spool, r->arrival_ms, r->te_map, events, counts) < 0) {
+    if (r->spool != NULL &&
+        spool_records(b, f, r->spool, r->arrival_ms, r->stamper, r->te_map, events, counts) < 0) {
         return -1;
     }
     return n;
@@ -587,22 +693,27 @@ fail:
 }
 
 PyDoc_STRVAR(recv_batch_doc,
-"recv_batch(fd, max_packets=64) -> list[tuple[bytes, address]]\n\n"
+"recv_batch(fd, max_packets=64, stamps=False) -> list[tuple[bytes, address]]\n\n"
 "One recvmmsg on fd without blocking: up to max_packets datagrams (at most 64)\n"
-"with their sources; an empty list when none is queued.");
+"with their sources; an empty list when none is queued. stamps: each item is\n"
+"(bytes, address, received_ms), the kernel's receive time (SO_TIMESTAMPNS set\n"
+"on fd) on CLOCK_MONOTONIC in ms, the event loop's clock; -1 without one.");
 
 static PyObject *
 batchudp_recv_batch(PyObject *module, PyObject *const *args, Py_ssize_t nargs)
 {
-    if (nargs < 1 || nargs > 2) {
-        PyErr_SetString(PyExc_TypeError, "recv_batch() takes 1 or 2 arguments");
+    if (nargs < 1 || nargs > 3) {
+        PyErr_SetString(PyExc_TypeError, "recv_batch() takes 1 to 3 arguments");
         return NULL;
     }
-    int fd, max_packets = MAX_BATCH;
+    int fd, max_packets = MAX_BATCH, stamps = 0;
     if (fd_argument(args[0], &fd) < 0) {
         return NULL;
     }
-    if (nargs == 2) {
+    if (nargs == 3 && (stamps = PyObject_IsTrue(args[2])) < 0) {
+        return NULL;
+    }
+    if (nargs >= 2) {
         long m = PyLong_AsLong(args[1]);
         if (m == -1 && PyErr_Occurred()) {
             return NULL;
@@ -617,17 +728,22 @@ batchudp_recv_batch(PyObject *module, PyObject *const *args, Py_ssize_t nargs)
     if (b == NULL) {
         return NULL;
     }
-    int n = receive(fd, b, max_packets);
+    int n = receive(fd, b, max_packets, stamps);
     if (n < 0) {
         return NULL;
     }
+    long long to_mono = stamps ? realtime_to_monotonic_ns() : 0;
     PyObject *result = PyList_New(n);
     if (result == NULL) {
         return NULL;
     }
     for (int i = 0; i < n; i++) {
-        PyObject *item = Py_BuildValue("(y#N)", (const char *)b->in_iov[i].iov_base,
-                                       (Py_ssize_t)b->in[i].msg_len, make_address(&b->from[i]));
+        PyObject *item =
+            stamps ? Py_BuildValue("(y#NL)", (const char *)b->in_iov[i].iov_base,
+                                   (Py_ssize_t)b->in[i].msg_len, make_address(&b->from[i]),
+                                   packet_mono_ms(b, i, to_mono))
+                   : Py_BuildValue("(y#N)", (const char *)b->in_iov[i].iov_base,
+                                   (Py_ssize_t)b->in[i].msg_len, make_address(&b->from[i]));
         if (item == NULL) {
             Py_DECREF(result);
             return NULL;
@@ -747,6 +863,7 @@ typedef struct {
     Route route;
     PyObject *spool; /* owned reference while mode 2 */
     long long offset_ms; /* the recording's clock minus run()'s now_ms */
+    long long floor_ms; /* a stamped pump's last stamp spooled (recording's clock) */
     unsigned char te_map[128];
     /* summed since the last collect */
     int dirty;
@@ -786,6 +903,10 @@ typedef struct Pump {
     int epfd;
     Slot **slots; /* by file descriptor */
     int nslots;
+    int count; /* sockets in the set */
+    struct epoll_event *events; /* room for every socket: one epoll_wait serves all */
+    int events_cap;
+    int stamps; /* kernel receive timestamps (recorded streams) */
     int running;
     Ring ring;
 } Pump;
@@ -1019,7 +1140,7 @@ pump_queue(Pump *self, int fd, int out_fd, Batch *b, int count)
 }
 #endif
 
-#define PUMP_EVENTS 256
+#define PUMP_EVENTS 256 /* the least room for ready sockets; it grows with the set */
 
 static void
 slot_unconfigure(Slot *slot)
@@ -1055,16 +1176,24 @@ pump_slot(Pump *self, PyObject *arg)
 static PyObject *
 pump_new(PyTypeObject *type, PyObject *args, PyObject *kwargs)
 {
-    static char *kwlist[] = {"uring", NULL};
-    int uring = 1;
-    if (!PyArg_ParseTupleAndKeywords(args, kwargs, "|$p:Pump", kwlist, &uring)) {
+    static char *kwlist[] = {"uring", "stamps", NULL};
+    int uring = 1, stamps = 0;
+    if (!PyArg_ParseTupleAndKeywords(args, kwargs, "|$pp:Pump", kwlist, &uring, &stamps)) {
         return NULL;
     }
     Pump *self = (Pump *)type->tp_alloc(type, 0);
     if (self == NULL) {
         return NULL;
     }
+    self->stamps = stamps;
     self->ring.fd = -1;
+    self->epfd = -1;
+    self->events = malloc(sizeof(struct epoll_event) * PUMP_EVENTS);
+    if (self->events == NULL) {
+        Py_DECREF(self);
+        return PyErr_NoMemory();
+    }
+    self->events_cap = PUMP_EVENTS;
     if (uring && ring_open(&self->ring) < 0) {
         self->ring.fd = -1; /* no io_uring here: sendmmsg */
     }
@@ -1086,6 +1215,7 @@ pump_dealloc(Pump *self)
         }
     }
     free(self->slots);
+    free(self->events);
     ring_close(&self->ring);
     if (self->epfd >= 0) {
         close(self->epfd);
@@ -1130,6 +1260,15 @@ pump_add(Pump *self, PyObject *const *args, Py_ssize_t nargs)
         self->slots = grown;
         self->nslots = n;
     }
+    if (self->count >= self->events_cap) {
+        int cap = self->events_cap * 2;
+        struct epoll_event *grown = realloc(self->events, sizeof(struct epoll_event) * (size_t)cap);
+        if (grown == NULL) {
+            return PyErr_NoMemory();
+        }
+        self->events = grown;
+        self->events_cap = cap;
+    }
     Slot *slot = calloc(1, sizeof(Slot));
     if (slot == NULL) {
         return PyErr_NoMemory();
@@ -1143,6 +1282,7 @@ pump_add(Pump *self, PyObject *const *args, Py_ssize_t nargs)
     slot->fd = fd;
     slot->leg = Py_NewRef(args[1]);
     self->slots[fd] = slot;
+    self->count++;
     Py_RETURN_NONE;
 }
 
@@ -1186,6 +1326,7 @@ pump_remove(Pump *self, PyObject *arg)
     /* the socket may be closed already (EBADF): it left the set then */
     epoll_ctl(self->epfd, EPOLL_CTL_DEL, slot->fd, NULL);
     self->slots[slot->fd] = NULL;
+    self->count--;
     slot_free(slot);
     return sums;
 }
@@ -1220,8 +1361,12 @@ pump_collect_all(Pump *self, PyObject *unused)
 static PyObject *
 pump_configure(Pump *self, PyObject *const *args, Py_ssize_t nargs)
 {
-    if (nargs != 7) {
-        PyErr_SetString(PyExc_TypeError, "configure() takes 7 arguments");
+    if (nargs != 7 && nargs != 8) {
+        PyErr_SetString(PyExc_TypeError, "configure() takes 7 or 8 arguments");
+        return NULL;
+    }
+    long long floor_ms = 0;
+    if (nargs == 8 && (floor_ms = PyLong_AsLongLong(args[7])) == -1 && PyErr_Occurred()) {
         return NULL;
     }
     Slot *slot = pump_slot(self, args[0]);
@@ -1253,6 +1398,7 @@ pump_configure(Pump *self, PyObject *const *args, Py_ssize_t nargs)
         slot->spool = Py_NewRef(spool);
         slot->route.spool = spool;
         slot->offset_ms = offset;
+        slot->floor_ms = floor_ms;
         memcpy(slot->te_map, te_map, 128);
         slot->route.te_map = slot->te_map;
         slot->mode = 2;
@@ -1270,7 +1416,7 @@ pump_unconfigure(Pump *self, PyObject *arg)
         return NULL;
     }
     slot_unconfigure(slot);
-    Py_RETURN_NONE;
+    return PyLong_FromLongLong(slot->floor_ms);
 }
 
 /* Keeps a copy of in[i] as the slot's last packet; -1 when out of memory. */
@@ -1295,17 +1441,26 @@ slot_keep_last(Slot *slot, Batch *b, int i)
 /* Serves one ready slot; appends (leg, rest, events, arrival_ms) to `handoff`
  * when Python has a part in it. Returns the packets received, -1 on error. */
 static int
-pump_serve(Slot *slot, Batch *b, long long now_ms, PyObject *handoff)
+pump_serve(Slot *slot, Batch *b, long long now_ms, Stamper *st, PyObject *handoff)
 {
     Route *r = &slot->route;
     long long arrival = now_ms + slot->offset_ms;
     r->arrival_ms = (uint32_t)(arrival < 0 ? 0 : arrival);
+    if (st != NULL) {
+        st->offset_ms = slot->offset_ms;
+        st->floor_ms = &slot->floor_ms;
+        st->events_ms = NULL;
+    }
+    r->stamper = st;
     PyObject *events = NULL, *rest = NULL;
     int fast = 0, sent = 0, errors = 0;
     long counts[4] = {0, 0, 0, 0};
     int n = serve(slot->fd, b, r, &events, &fast, &sent, &errors, counts);
+    r->stamper = NULL;
+    PyObject *events_ms = st != NULL ? st->events_ms : NULL;
     if (n < 0) {
         Py_XDECREF(events);
+        Py_XDECREF(events_ms);
         return -1;
     }
     if (fast > 0) {
@@ -1321,22 +1476,27 @@ pump_serve(Slot *slot, Batch *b, long long now_ms, PyObject *handoff)
         }
         if (slot_keep_last(slot, b, fast - 1) < 0) {
             Py_XDECREF(events);
+            Py_XDECREF(events_ms);
             return -1;
         }
     }
     if (n > fast && (rest = rest_list(b, fast, n)) == NULL) {
         Py_XDECREF(events);
+        Py_XDECREF(events_ms);
         return -1;
     }
     if (rest != NULL || events != NULL) {
-        PyObject *item = Py_BuildValue("(ONNL)", slot->leg, rest ? rest : Py_NewRef(Py_None),
+        PyObject *item = Py_BuildValue("(ONNLN)", slot->leg, rest ? rest : Py_NewRef(Py_None),
                                        events ? events : Py_NewRef(Py_None),
-                                       (long long)r->arrival_ms);
+                                       (long long)r->arrival_ms,
+                                       events_ms ? events_ms : Py_NewRef(Py_None));
         if (item == NULL || PyList_Append(handoff, item) < 0) {
             Py_XDECREF(item);
             return -1;
         }
         Py_DECREF(item);
+    } else {
+        Py_XDECREF(events_ms);
     }
     return n;
 }
@@ -1345,10 +1505,11 @@ PyDoc_STRVAR(pump_run_doc,
 "run(now_ms) -> (ready, handoff)\n\n"
 "Serves every socket that is ready (epoll_wait without blocking): a\n"
 "configured slot's packets are relayed (and spooled) here, an unconfigured\n"
-"slot's leg is handed to Python as (leg, None, None, 0) to read itself; a\n"
-"configured slot's packets from another source and its RFC 4733 packets\n"
-"come as (leg, rest or None, events or None, arrival_ms). `ready`: how\n"
-"many sockets were ready.");
+"slot's leg is handed to Python as (leg, None, None, 0, None) to read itself;\n"
+"a configured slot's packets from another source and its RFC 4733 packets\n"
+"come as (leg, rest or None, events or None, arrival_ms, events_ms or None):\n"
+"events_ms, a stamped pump's, holds each event's own arrival stamp. Every\n"
+"ready socket is served once. `ready`: how many sockets were ready.");
 
 static PyObject *
 pump_run(Pump *self, PyObject *arg)
@@ -1365,10 +1526,10 @@ pump_run(Pump *self, PyObject *arg)
         PyErr_SetString(PyExc_RuntimeError, "run() is running in another thread");
         return NULL;
     }
-    struct epoll_event events[PUMP_EVENTS];
+    struct epoll_event *events = self->events;
     int ready;
-    do {
-        ready = epoll_wait(self->epfd, events, PUMP_EVENTS, 0);
+    do { /* room for every socket in the set: all that are ready come at once */
+        ready = epoll_wait(self->epfd, events, self->events_cap, 0);
     } while (ready < 0 && errno == EINTR);
     if (ready < 0) {
         return PyErr_SetFromErrno(PyExc_OSError);
@@ -1378,6 +1539,12 @@ pump_run(Pump *self, PyObject *arg)
         return NULL;
     }
     self->running = 1;
+    Stamper stamper = {0}, *st = NULL;
+    if (self->stamps) {
+        stamper.to_mono = realtime_to_monotonic_ns();
+        stamper.now_ms = now_ms;
+        st = &stamper;
+    }
     for (int i = 0; i < ready; i++) {
         int fd = events[i].data.fd;
         Slot *slot = fd < self->nslots ? self->slots[fd] : NULL;
@@ -1385,7 +1552,7 @@ pump_run(Pump *self, PyObject *arg)
             continue;
         }
         if (slot->mode == 0) {
-            PyObject *item = Py_BuildValue("(OOOi)", slot->leg, Py_None, Py_None, 0);
+            PyObject *item = Py_BuildValue("(OOOiO)", slot->leg, Py_None, Py_None, 0, Py_None);
             if (item == NULL || PyList_Append(handoff, item) < 0) {
                 Py_XDECREF(item);
                 goto fail;
@@ -1393,7 +1560,7 @@ pump_run(Pump *self, PyObject *arg)
             Py_DECREF(item);
             continue;
         }
-        if (pump_serve(slot, b, now_ms, handoff) < 0) {
+        if (pump_serve(slot, b, now_ms, st, handoff) < 0) {
             if (!PyErr_ExceptionMatches(PyExc_OSError)) {
                 goto fail;
             }
@@ -1421,12 +1588,14 @@ static PyMethodDef pump_methods[] = {
     {"remove", (PyCFunction)pump_remove, METH_O,
      "remove(fd) -> sums or None: stop watching fd (before it is closed)."},
     {"configure", (PyCFunction)(void (*)(void))pump_configure, METH_FASTCALL,
-     "configure(fd, latched, out_fd, dest, spool, offset_ms, te_map): serve fd here:\n"
-     "packets from `latched` go to `dest` through `out_fd` (out_fd < 0 or dest None:\n"
-     "held), and into the bytearray `spool` stamped now_ms + offset_ms (spool None:\n"
-     "not recorded here)."},
+     "configure(fd, latched, out_fd, dest, spool, offset_ms, te_map, floor_ms=0):\n"
+     "serve fd here: packets from `latched` go to `dest` through `out_fd` (out_fd < 0\n"
+     "or dest None: held), and into the bytearray `spool` stamped now_ms + offset_ms\n"
+     "(a stamped pump: the kernel's receive time + offset_ms, at least floor_ms and\n"
+     "the stamps before; spool None: not recorded here)."},
     {"unconfigure", (PyCFunction)pump_unconfigure, METH_O,
-     "unconfigure(fd): hand fd's readiness to Python again."},
+     "unconfigure(fd) -> the last stamp spooled (a stamped pump's; else the\n"
+     "configured floor): hand fd's readiness to Python again."},
     {"collect", (PyCFunction)pump_collect, METH_O,
      "collect(fd) -> (fast, sent, errors, held, counts, last) or None, zeroed."},
     {"collect_all", (PyCFunction)pump_collect_all, METH_NOARGS,

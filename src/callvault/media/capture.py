@@ -10,6 +10,12 @@ checks, counts and arrival stamps ``RtpReceiver.datagram_received`` gives;
 only RFC 4733 packets and packets from anyone else reach Python. Before
 that, and whenever the receiver's state changes (it calls ``fast_changed``),
 this class reads the socket itself and hands each packet to the receiver.
+
+Recorded streams have their own pump (``pump.capture_engine_for``), run every
+``CAPTURE_POLL_S`` while packets come, so a socket yields a few packets per
+read; each packet is stamped with the kernel's receive time (SO_TIMESTAMPNS,
+``ports.stamp_arrivals``), on either path, so a packet read late (the loop
+behind, the hang-up's drain) is placed when it came, not when it was read.
 """
 
 from __future__ import annotations
@@ -18,6 +24,7 @@ import contextlib
 import socket
 from typing import TYPE_CHECKING, Any
 
+from callvault.media.ports import stamp_arrivals
 from callvault.media.pump import BATCHED, Engine, drain
 
 if BATCHED:
@@ -34,6 +41,7 @@ class PumpedStream:
         self.sock = sock
         self.fd = sock.fileno()
         self.recorder: RtpReceiver | None = receiver
+        stamp_arrivals(sock)
         receiver.fast_changed = self.invalidate
         engine.add(self)
 
@@ -47,12 +55,17 @@ class PumpedStream:
         if receiver is None or engine is None:
             return 0
         try:
-            batch = _batchudp.recv_batch(self.fd)
+            batch = _batchudp.recv_batch(self.fd, _batchudp.MAX_BATCH, True)
         except OSError as exc:
             receiver.error_received(exc)
             return 0
-        for data, addr in batch:
-            receiver.datagram_received(data, addr)
+        now = engine.now_ms()
+        offset = receiver.clock_ms() - now  # the receiver's clock minus the loop's
+        for data, addr, received_ms in batch:
+            # the kernel's time on the loop's clock (-1: none; after the loop's
+            # cached time: the packet came during this iteration)
+            at = now if received_ms < 0 or received_ms > now else received_ms
+            receiver.datagram_received(data, addr, at + offset)
         source = receiver.remote
         tap = receiver.fast_tap(source) if source is not None else None
         # the receiver's callbacks may have closed the stream meanwhile (engine None)
@@ -62,7 +75,9 @@ class PumpedStream:
             # nothing is forwarded (out_fd -1): the socket only records; a source
             # that is a name, not a number (ValueError), stays read here
             with contextlib.suppress(ValueError):
-                engine.pump.configure(self.fd, source, -1, None, records, offset, te_map)
+                engine.pump.configure(
+                    self.fd, source, -1, None, records, offset, te_map, receiver.last_arrival_ms
+                )
         return len(batch)
 
     def datagram_received(self, data: bytes, addr: Address) -> None:
@@ -82,9 +97,10 @@ class PumpedStream:
     def invalidate(self) -> None:
         """The receiver's state changes: its counts are collected under the old
         state and the next batch is read here."""
-        if self.engine is not None:
+        if self.engine is not None and self.recorder is not None:
             self.absorb(self.engine.pump.collect(self.fd))
-            self.engine.pump.unconfigure(self.fd)
+            # what the pump stamped last: the receiver's next stamps are not earlier
+            self.recorder.spooled_until(self.engine.pump.unconfigure(self.fd))
 
     def drain(self, limit: int) -> int:
         """What the kernel still holds, read at hang-up, ``limit`` packets at

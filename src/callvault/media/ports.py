@@ -15,6 +15,7 @@ import socket
 log = logging.getLogger(__name__)
 
 RECEIVE_BUFFER = 1 << 20
+SO_TIMESTAMPNS = getattr(socket, "SO_TIMESTAMPNS", 35)  # Linux asm-generic; Python lacks it
 BIND_ATTEMPTS = 64  # pool ports tried before giving up (another process may hold some)
 
 
@@ -36,6 +37,16 @@ def rtp_socket(host: str, port: int) -> socket.socket:
         sock.close()
         raise
     return sock
+
+
+def stamp_arrivals(sock: socket.socket) -> None:
+    """Have the kernel stamp each datagram ``sock`` receives (SO_TIMESTAMPNS):
+    the native reads (``media/_batchudp.c``) then place a packet read late at
+    its arrival. Where the kernel refuses, packets are stamped when read."""
+    try:
+        sock.setsockopt(socket.SOL_SOCKET, SO_TIMESTAMPNS, 1)
+    except OSError as exc:
+        log.debug("SO_TIMESTAMPNS not set: %s", exc)
 
 
 class PortsExhausted(Exception):

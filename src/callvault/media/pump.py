@@ -51,6 +51,15 @@ A packet waits up to this long more. Measured (bench/relay.py, 200 pairs,
 quiet VM): 1 ms cost 11.6-12.6 us per relayed packet at 20k pps, 2 ms 8.6,
 4 ms 9.4-9.5 (the per-tick work spread over more packets); 2 ms keeps the
 added latency at p50 1.4-2.4 ms."""
+CAPTURE_POLL_S = int(os.environ.get("CALLVAULT_CAPTURE_POLL_MS", "50")) / 1000
+"""The same for recorded streams' sockets (``capture_engine_for``): nothing is
+relayed, and each packet is stamped with the kernel's receive time
+(SO_TIMESTAMPNS), not the time it is read, so reading later costs no timing
+accuracy. A 20 ms stream then yields 2-3 packets per recvmmsg instead of one
+(one system call and one spool append per socket for those). What it delays:
+RFC 4733 keys reach the policy (and LiveCenter's listeners hear a stream) up to
+this much later; their stamps stay exact. ``CALLVAULT_CAPTURE_POLL_MS``
+overrides it (benches)."""
 DRAIN_PACKETS = 4096
 """At most about this many queued packets are read per socket at hang-up (whole
 batches; about 80 s of one 20 ms stream: more than any socket buffer holds)."""
@@ -97,11 +106,20 @@ class Engine:
     that is not configured (its owner reads it, ``Pumped.readable``), in
     packets from another source and in RFC 4733 packets (the receiver's DTMF
     tracker); the counters are collected every ``COLLECT_S`` and before
-    anything that reads or changes an owner's state."""
+    anything that reads or changes an owner's state.
 
-    def __init__(self, loop: asyncio.AbstractEventLoop) -> None:
+    ``stamps``: the recorded streams' engine (``capture_engine_for``): each
+    spooled packet is stamped with the kernel's receive time (sockets with
+    SO_TIMESTAMPNS), on the loop's clock, and RFC 4733 packets come with their
+    own stamps; it sends nothing (no io_uring)."""
+
+    def __init__(
+        self, loop: asyncio.AbstractEventLoop, poll_s: float = POLL_S, *, stamps: bool = False
+    ) -> None:
         self.loop = loop
-        self.pump = _batchudp.Pump(uring=URING)
+        self.poll_s = poll_s
+        self.stamps = stamps
+        self.pump = _batchudp.Pump(uring=URING and not stamps, stamps=stamps)
         self.fd = self.pump.fileno()
         self.legs = 0
         self.polling: asyncio.TimerHandle | None = None
@@ -127,14 +145,14 @@ class Engine:
     def _ready(self) -> None:
         if self._run() and self.legs:
             self.loop.remove_reader(self.fd)
-            self.polling = self.loop.call_later(POLL_S, self._tick)
+            self.polling = self.loop.call_later(self.poll_s, self._tick)
 
     def _tick(self) -> None:
         ready = self._run()
         if not self.legs:  # the last socket left during the run
             self.polling = None
         elif ready:
-            self.polling = self.loop.call_later(POLL_S, self._tick)
+            self.polling = self.loop.call_later(self.poll_s, self._tick)
         else:
             self.polling = None
             self.loop.add_reader(self.fd, self._ready)
@@ -145,12 +163,12 @@ class Engine:
 
     def _run(self) -> int:
         ready, handoff = self.pump.run(self.now_ms())
-        for leg, rest, events, arrival_ms in handoff:
+        for leg, rest, events, arrival_ms, events_ms in handoff:
             if rest is None and events is None:
                 leg.readable()
                 continue
             if events is not None and leg.recorder is not None:
-                leg.recorder.absorb((0, 0, 0, 0), events, arrival_ms)
+                leg.recorder.absorb((0, 0, 0, 0), events, arrival_ms, events_ms)
             for data, addr in rest or ():
                 leg.datagram_received(data, addr)
         return ready
@@ -162,11 +180,23 @@ class Engine:
 
 
 _engines: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, Engine] = weakref.WeakKeyDictionary()
+_capture_engines: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, Engine] = (
+    weakref.WeakKeyDictionary()
+)
 
 
 def engine_for(loop: asyncio.AbstractEventLoop) -> Engine:
-    """The loop's pump (made on first use)."""
+    """The loop's pump for relay legs (made on first use)."""
     engine = _engines.get(loop)
     if engine is None:
         engine = _engines[loop] = Engine(loop)
+    return engine
+
+
+def capture_engine_for(loop: asyncio.AbstractEventLoop) -> Engine:
+    """The loop's pump for recorded streams (made on first use): run every
+    ``CAPTURE_POLL_S`` while packets come, stamped by the kernel."""
+    engine = _capture_engines.get(loop)
+    if engine is None:
+        engine = _capture_engines[loop] = Engine(loop, CAPTURE_POLL_S, stamps=True)
     return engine

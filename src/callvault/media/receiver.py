@@ -44,7 +44,7 @@ from callvault.errors import RemoteProtocolError
 from callvault.media.capture import PumpedStream
 from callvault.media.dtmf import DtmfDigit, Rfc4733Tracker
 from callvault.media.ports import RtpPortPool, rtp_socket
-from callvault.media.pump import BATCHED, DRAIN_PACKETS, engine_for
+from callvault.media.pump import BATCHED, DRAIN_PACKETS, capture_engine_for
 from callvault.media.rtp import RtpPacket
 from callvault.recording.spool import StreamSpool
 
@@ -111,13 +111,18 @@ class RtpReceiver(asyncio.DatagramProtocol):
         self.dtmf_events = 0
         self.malformed = 0
         self.rtcp = 0  # RTCP multiplexed on the RTP port (RFC 5761), not spooled
+        # the last arrival spooled: a stream's stamps never go back in time
+        self.last_arrival_ms = 0
 
     # -- asyncio.DatagramProtocol --
 
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
         self.transport = cast(asyncio.DatagramTransport, transport)
 
-    def datagram_received(self, data: bytes, addr: Address) -> None:
+    def datagram_received(self, data: bytes, addr: Address, arrival_ms: int | None = None) -> None:
+        """One packet, read now; ``arrival_ms``: when it came, on this receiver's
+        clock, where known (the kernel's receive time of a packet read late),
+        at most now and at least the last arrival spooled."""
         if addr != self.remote and not self._latch(addr):
             self.foreign += 1
             return
@@ -135,6 +140,9 @@ class RtpReceiver(asyncio.DatagramProtocol):
                 return
             data = clear
         now = self._clock_ms()
+        if arrival_ms is not None and arrival_ms < now:
+            now = arrival_ms if arrival_ms > self.last_arrival_ms else self.last_arrival_ms
+        self.last_arrival_ms = now
         self._spool.append(now, data)
         self.packets += 1
         self.bytes += len(data)
@@ -154,6 +162,16 @@ class RtpReceiver(asyncio.DatagramProtocol):
         self._changing()
         self._listener = listener
 
+    def clock_ms(self) -> int:
+        """Now on this receiver's clock (the call's timeline)."""
+        return self._clock_ms()
+
+    def spooled_until(self, arrival_ms: int) -> None:
+        """The native pump spooled this stream's packets up to ``arrival_ms``: the
+        next ones read here are stamped no earlier."""
+        if arrival_ms > self.last_arrival_ms:
+            self.last_arrival_ms = arrival_ms
+
     def _changing(self) -> None:
         if self.fast_changed is not None:
             self.fast_changed()
@@ -167,17 +185,26 @@ class RtpReceiver(asyncio.DatagramProtocol):
         return self._records, self._clock_ms(), self._te_map
 
     def absorb(
-        self, counts: tuple[int, int, int, int], events: list[bytes], arrival_ms: int
+        self,
+        counts: tuple[int, int, int, int],
+        events: list[bytes],
+        arrival_ms: int,
+        events_ms: list[int] | None = None,
     ) -> None:
         """The native tap spooled a batch: its counts (spooled packets, their
-        bytes, malformed, RTCP) and its RFC 4733 packets, for the DTMF tracker."""
+        bytes, malformed, RTCP) and its RFC 4733 packets, for the DTMF tracker,
+        each arrived at ``arrival_ms`` or at its own stamp in ``events_ms``."""
         packets, nbytes, malformed, rtcp = counts
         self.packets += packets
         self.bytes += nbytes
         self.malformed += malformed
         self.rtcp += rtcp
-        for data in events:
-            self._telephone_event(data, arrival_ms)
+        if events_ms is None:
+            for data in events:
+                self._telephone_event(data, arrival_ms)
+        else:
+            for data, at in zip(events, events_ms, strict=True):
+                self._telephone_event(data, at)
 
     def error_received(self, exc: Exception) -> None:
         log.debug("stream %d: socket error %s", self.stream_index, exc)
@@ -375,7 +402,7 @@ class RtpStreamSet:
             self._close_one(index)
         if BATCHED:
             sock = rtp_socket(self.host, port)  # raises OSError: the port is taken
-            stream: OpenStream = PumpedStream(engine_for(self._loop), sock, receiver)
+            stream: OpenStream = PumpedStream(capture_engine_for(self._loop), sock, receiver)
         else:
             stream = _TransportStream(await open_stream(self._loop, self.host, port, receiver))
         self._transports[index] = stream
