@@ -39,7 +39,7 @@ from sqlalchemy.orm import Session, sessionmaker
 from callvault.metrics import Metrics
 from callvault.recording.finisher import FinishedAudio, finish_all
 from callvault.recording.journal import read_lines
-from callvault.recording.spool import SpoolReader, take_closed
+from callvault.recording.spool import SpoolReader, is_unused, take_closed
 from callvault.recording.store import CallSummary, delete_call, persist_finished, summarise
 from callvault.storage.blobs import BlobStore
 
@@ -272,6 +272,9 @@ class Finisher:
         tasks = []
         for entry in sorted(self.spool_root.iterdir()):
             if entry.is_dir() and entry.name not in active:
+                if is_unused(entry):  # made ahead, no call took it: nothing to finish
+                    remove_spool(entry)
+                    continue
                 log.info("recovering unfinished spool %s", entry.name)
                 tasks.append(self.submit(entry.name))
         return tasks

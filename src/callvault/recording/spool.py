@@ -196,6 +196,12 @@ class SpoolWriter:
             if self._journal_bytes > MAX_KEPT_JOURNAL:
                 self._lines = None
 
+    def discard(self) -> None:
+        """Close a spool no call took (``recording/ready_spools.py``): nothing to finish."""
+        if self._journal >= 0:
+            os.close(self._journal)
+            self._journal = -1
+
     def stream(self, index: int) -> StreamSpool:
         spool = self.streams.get(index)
         if spool is None:
@@ -218,6 +224,17 @@ class SpoolWriter:
             _closed[self.directory] = (ClosedSpool(tuple(self._lines), audio), self._journal_bytes)
             while len(_closed) > MAX_CLOSED:
                 _closed.popitem(last=False)
+
+
+def is_unused(directory: Path) -> bool:
+    """A spool made ahead that no call took before a crash: an empty journal and
+    nothing else (``recording/ready_spools.py``)."""
+    try:
+        return [e.name for e in os.scandir(directory)] == [JOURNAL] and (
+            os.stat(directory / JOURNAL).st_size == 0
+        )
+    except OSError:
+        return False
 
 
 class SpoolReader:

@@ -39,6 +39,7 @@ from callvault.media.ports import RtpPortPool
 from callvault.metrics import Metrics
 from callvault.portal.audit import record
 from callvault.recording.pipeline import Finisher
+from callvault.recording.ready_spools import DEPTH as SPOOLS_AHEAD
 from callvault.roles.directory import DirectoryWatcher, directory_version
 from callvault.settings import Settings
 from callvault.sip.endpoint import IncomingRequest, SipEndpoint
@@ -114,6 +115,7 @@ class MediaRole:
             on_ended=self._call_ended,
             on_changed=self.live.changed,
             sources=lambda: self.sources,
+            spools_ahead=SPOOLS_AHEAD,
         )
         self.endpoint = SipEndpoint(
             self._sip_request,
@@ -170,6 +172,7 @@ class MediaRole:
             call.end("shutdown")
         await self.endpoint.close()
         await self.finisher.drain()
+        self.calls.spools.close()
         for task in list(self._tasks):
             task.cancel()
         await asyncio.gather(*self._tasks, *self._kept, return_exceptions=True)

@@ -18,7 +18,6 @@ import ipaddress
 import logging
 import secrets
 import time
-import uuid
 from collections.abc import Callable
 from dataclasses import dataclass, field, replace
 from pathlib import Path
@@ -52,7 +51,7 @@ from callvault.recording.journal import (
     Streams,
 )
 from callvault.recording.policy_apply import contact_rule
-from callvault.recording.spool import SpoolWriter
+from callvault.recording.ready_spools import ReadySpools
 from callvault.sip.sdp import SessionDescription, choose_codecs, choose_crypto
 from callvault.siprec.metadata import RecordingMetadata
 from callvault.siprec.offer import associate_streams
@@ -81,6 +80,12 @@ class CallContext:
     on_changed: Callable[[RecordedCall], None] = lambda call: None
     usages: SourceUsages = field(default_factory=SourceUsages)
     calls: dict[str, RecordedCall] = field(default_factory=dict)  # by SIP Call-ID
+    # new calls' spools, made ahead off the loop by a running server
+    spools: ReadySpools = field(init=False)
+    spools_ahead: int = 0  # how many (recording/ready_spools.py DEPTH); 0: made when taken
+
+    def __post_init__(self) -> None:
+        self.spools = ReadySpools(self.spool_root, self.spools_ahead)
 
 
 class StreamBinder(Protocol):
@@ -105,13 +110,12 @@ class ActiveStream:
 class RecordedCall:
     def __init__(self, ctx: CallContext, sip_call_id: str) -> None:
         self.ctx = ctx
-        self.uuid = uuid.uuid4().hex
+        self.uuid, self.spool = ctx.spools.take()
         self.sip_call_id = sip_call_id
         self.local_tag = secrets.token_hex(8)
         self.lock = asyncio.Lock()
         self.t0 = ctx.loop.time()
         self.started_at_ms = int(time.time() * 1000)
-        self.spool = SpoolWriter(ctx.spool_root / self.uuid)
         self.streams: dict[int, ActiveStream] = {}
         self.media = RtpStreamSet(ctx.loop, ctx.media_address, ctx.ports)
         self.metadata: RecordingMetadata | None = None
