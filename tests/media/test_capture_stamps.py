@@ -22,8 +22,10 @@ from pathlib import Path
 
 import pytest
 
+from callvault.media.capture import PumpedStream
 from callvault.media.dtmf import DIGIT_EVENTS, DtmfDigit, TelephoneEvent
 from callvault.media.ports import RtpPortPool, stamp_arrivals
+from callvault.media.pump import capture_engine_for, engine_for
 from callvault.media.receiver import RtpReceiver, RtpStreamSet
 from callvault.media.rtp import RtpPacket
 from callvault.policy.live import CaptureGate
@@ -267,6 +269,16 @@ async def test_a_key_read_late_moves_the_gate_at_its_arrival(tmp_path: Path, rea
         kept = records(spool.path.read_bytes())
         assert [data for _, data in kept] == [rtp(0), *before]
         assert spool.dropped == len(press) + len(after)
+        # heard live, the stream is read from the relay's 2 ms pump; back after
+        stream = streams._transports[0]
+        assert isinstance(stream, PumpedStream)
+        loop = asyncio.get_running_loop()
+        wanted = engine_for(loop) if reader == "python" else capture_engine_for(loop)
+        assert stream.engine is wanted
+        receiver.listener = None
+        src.send(rtp(13), port)
+        await until(lambda: receiver.packets == 1 + len(src.sent))
+        assert stream.engine is capture_engine_for(loop)
     finally:
         src.close()
         streams.close()

@@ -16,6 +16,9 @@ Recorded streams have their own pump (``pump.capture_engine_for``), run every
 read; each packet is stamped with the kernel's receive time (SO_TIMESTAMPNS,
 ``ports.stamp_arrivals``), on either path, so a packet read late (the loop
 behind, the hang-up's drain) is placed when it came, not when it was read.
+A stream someone listens to live (LiveCenter) is read in Python, and moves to
+the relay's pump (``live``: 2 ms) while it is heard, so a listener does not
+wait up to ``CAPTURE_POLL_S`` more; its stamps are the kernel's there too.
 """
 
 from __future__ import annotations
@@ -36,8 +39,16 @@ if TYPE_CHECKING:
 class PumpedStream:
     """One recorded stream's socket in the pump, owned by its ``RtpReceiver``."""
 
-    def __init__(self, engine: Engine, sock: socket.socket, receiver: RtpReceiver) -> None:
-        self.engine: Engine | None = engine
+    def __init__(
+        self,
+        engine: Engine,
+        sock: socket.socket,
+        receiver: RtpReceiver,
+        live: Engine | None = None,
+    ) -> None:
+        self.engine: Engine | None = engine  # the pump it is in now
+        self.home = engine
+        self.live = live if live is not None else engine  # while a listener hears it
         self.sock = sock
         self.fd = sock.fileno()
         self.recorder: RtpReceiver | None = receiver
@@ -66,6 +77,8 @@ class PumpedStream:
             # cached time: the packet came during this iteration)
             at = now if received_ms < 0 or received_ms > now else received_ms
             receiver.datagram_received(data, addr, at + offset)
+        if self.engine is not None:  # the receiver's callbacks may have closed the stream
+            engine = self._move(self.live if receiver.listener is not None else self.home)
         source = receiver.remote
         tap = receiver.fast_tap(source) if source is not None else None
         # the receiver's callbacks may have closed the stream meanwhile (engine None)
@@ -79,6 +92,14 @@ class PumpedStream:
                     self.fd, source, -1, None, records, offset, te_map, receiver.last_arrival_ms
                 )
         return len(batch)
+
+    def _move(self, engine: Engine) -> Engine:
+        """Into ``engine``'s pump (from the one it is in, counts collected)."""
+        if engine is not self.engine and self.engine is not None:
+            self.engine.remove(self)
+            engine.add(self)
+            self.engine = engine
+        return engine
 
     def datagram_received(self, data: bytes, addr: Address) -> None:
         if self.recorder is not None:

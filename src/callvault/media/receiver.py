@@ -44,7 +44,7 @@ from callvault.errors import RemoteProtocolError
 from callvault.media.capture import PumpedStream
 from callvault.media.dtmf import DtmfDigit, Rfc4733Tracker
 from callvault.media.ports import RtpPortPool, rtp_socket
-from callvault.media.pump import BATCHED, DRAIN_PACKETS, capture_engine_for
+from callvault.media.pump import BATCHED, DRAIN_PACKETS, capture_engine_for, engine_for
 from callvault.media.rtp import RtpPacket
 from callvault.recording.spool import StreamSpool
 
@@ -402,7 +402,9 @@ class RtpStreamSet:
             self._close_one(index)
         if BATCHED:
             sock = rtp_socket(self.host, port)  # raises OSError: the port is taken
-            stream: OpenStream = PumpedStream(capture_engine_for(self._loop), sock, receiver)
+            stream: OpenStream = PumpedStream(
+                capture_engine_for(self._loop), sock, receiver, engine_for(self._loop)
+            )
         else:
             stream = _TransportStream(await open_stream(self._loop, self.host, port, receiver))
         self._transports[index] = stream
