@@ -57,9 +57,11 @@ relayed, and each packet is stamped with the kernel's receive time
 (SO_TIMESTAMPNS), not the time it is read, so reading later costs no timing
 accuracy. A 20 ms stream then yields 2-3 packets per recvmmsg instead of one
 (one system call and one spool append per socket for those). What it delays:
-RFC 4733 keys reach the policy (and LiveCenter's listeners hear a stream) up to
-this much later; their stamps stay exact. ``CALLVAULT_CAPTURE_POLL_MS``
-overrides it (benches)."""
+RFC 4733 keys reach the live policy up to this much later; their stamps stay
+exact, so the gate still moves at the key's arrival. A stream LiveCenter
+listens to is read on the relay's engine (``POLL_S``) meanwhile
+(``capture.PumpedStream``). ``CALLVAULT_CAPTURE_POLL_MS`` overrides it
+(benches)."""
 DRAIN_PACKETS = 4096
 """At most about this many queued packets are read per socket at hang-up (whole
 batches; about 80 s of one 20 ms stream: more than any socket buffer holds)."""
