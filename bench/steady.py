@@ -1,9 +1,11 @@
 """Steady-state capacity on one core: capture and finishing together (issue 12).
 
-Run: ``python bench/steady.py --find-limit [--start-load 700 --probe-minutes 2
---minutes 10 --hold-mean 180 --overload 1.5 --overload-minutes 4]``, or given loads:
-``--loads 300,450,600``; a smoke run: ``--find-limit --start-load 20 --probe-minutes
-0.5 --minutes 1 --hold-mean 20 --overload 1.5 --overload-minutes 1 --drain-minutes 0.5``.
+Run: ``python bench/steady.py --find-limit [--start-load 800 --probe-minutes 1.5
+--minutes 10 --hold-mean 180 --overload 1.5 --overload-minutes 5 --crecv-minutes 1
+--crecv-trials 3]``, or given loads: ``--loads 300,450,600``; a smoke run:
+``--find-limit --start-load 60 --max-probes 2 --probe-minutes 0.5 --minutes 1
+--hold-mean 20 --overload 1.5 --overload-minutes 1 --crecv-minutes 0.25
+--crecv-trials 2 --series-s 10``.
 
 Per run it starts a fresh ``callvault serve`` pinned to CPU 0, finisher pool
 included (its workers inherit the affinity, and run niced:
@@ -12,7 +14,12 @@ up first (the stationary start), then for the window new calls arrive as a Poiss
 process of rate E / hold-mean, each holding an exponential time (mean
 ``--hold-mean``, 180 s by default) with two G.711 streams. When the window ends,
 new calls stop, the calls still up are BYEd, and the bench waits until every call
-is finished. It reports:
+is finished. Before the window (unless ``--no-calibrate``), on the same fresh
+server, a calibration: a few short calls to start the finisher pool's worker, then
+a burst of ``--calibration-calls`` (200) calls of 1 s mean hold (20 arriving per
+second, media as in the window), waited for until every one is stored; its
+finishing CPU (the same split as below) is the second equation for the per-call
+cost (below). Its calls are not counted in the step's. It reports:
 
 - loss: RTP packets the generator sent minus what the server counted
   (``callvault_rtp_packets_received_total``), after the server drained;
@@ -25,22 +32,32 @@ is finished. It reports:
   is the rest of the server process (the finisher's database thread) plus its
   child processes (the pool), from the window's start until every call is
   stored; call-seconds are packets sent / 100;
-- the core the load needs: (capture + finishing) CPU per call-second x calls up,
-  i.e. what one core must give every second in the steady state. A window that
-  starts with E fresh calls cannot show it by its backlog alone: a call ending t
-  seconds into the window brings at most t seconds of audio to finish, so the
-  finishing work grows towards its steady rate as 1 - exp(-t / hold-mean) (63 %
-  after one mean hold, 96 % after 10 minutes of 3-minute holds). The finishing
-  CPU of the calls cut at the end is counted too (until drained), so the figure
-  is the steady state's;
+- finishing split into ``a`` ms per call (process hand-off, database rows, files,
+  encoder set-up) and ``b`` ms per call-second of audio: the run and its
+  calibration give F = a N + b S twice (F finishing CPU, N calls finished, S
+  call-seconds), once with S / N about 1 s and once with S / N tens of seconds;
+  a and b solve the two (not told apart, and not used, when the run's S / N is
+  under twice the calibration's);
+- the core the load needs in the steady state: (capture + b) x E + a x E /
+  hold-mean (E calls up, E / hold-mean of them ending per second), i.e. what one
+  core must give every second, next to the run's own (capture + finishing per
+  call-second) x E. The latter overstates a short window's need: every call up
+  at its end is cut and finished too (counted, to finish the window's audio), so
+  a 1.5-minute window of 3-minute holds finishes a call per 60 call-seconds where
+  the steady state finishes one per 180. A window that starts with E fresh calls
+  cannot show the need by its backlog alone either: a call ending t seconds into
+  the window brings at most t seconds of audio to finish, so the finishing work
+  grows towards its steady rate as 1 - exp(-t / hold-mean) (63 % after one mean
+  hold, 96 % after 10 minutes of 3-minute holds);
 - memory: RSS of the server and of its pool.
 
 A load holds (is "clean") with zero loss, every call set up and stored, a
-backlog that does not grow, and a need of at most ``--max-busy`` (1.0) core.
+backlog that does not grow, and a steady-state need of at most ``--max-busy``
+(1.0) core.
 
 ``--find-limit`` finds the highest load that holds: short probes
 (``--probe-minutes``) from ``--start-load``, each next load where the last
-probe's CPU per call-second says the core is full (never more than twice the
+probe's steady-state need says the core is full (never more than twice the
 last clean load), bisecting once a probe fails, until the highest clean load is
 within ``--resolution`` (5 %) of the limit or ``--max-probes`` ran; then that
 load runs ``--minutes`` (10) to confirm it. ``--loads`` runs the loads given
@@ -54,14 +71,25 @@ overload begins; then new calls stop, the calls up are BYEd and the backlog
 drains (with ``--drain-minutes`` first that long at ``--drain-load`` x the load:
 0, no new calls while the calls up hold to their end; 1, back at the sustained
 load). It prints a time series every ``--series-s`` (30 s): calls up, calls
-waiting to be finished, CPU of capture and of finishing, capture lag, datagrams
-the server's RTP sockets dropped; and whether capture kept priority (zero loss)
-while the backlog grew, and the backlog drained with every call stored.
+waiting to be finished, CPU of capture and of finishing and their sum, capture
+lag, datagrams the server's RTP sockets dropped; the steady-state need of the
+sustained and of the overload load (from the sustained phase's costs); and
+whether capture kept priority (zero loss) while the backlog grew, and the
+backlog drained with every call stored. Growth is judged on the overload's
+second half: its extra calls start at once and end with little audio at first,
+so its extra finishing work ramps up over the phase.
 
 Then the same generator load (same seed) goes to ``bench/bin/crecv``, the C
 receiver (epoll + recvmmsg, ``bench/crecv.c``) on CPU 0 and the same ports,
 and the bench prints callvault's capture CPU per packet divided by the C
-receiver's: issue 12's "≤ 1.5" figure.
+receiver's: issue 12's "≤ 1.5" figure. ``--crecv-trials 1`` (the default)
+divides the step's own capture figure by one C receiver run of
+``--crecv-minutes``; ``--crecv-trials K`` runs K alternating pairs instead, each
+a fresh ``callvault serve`` (no calibration) for ``--crecv-minutes`` at the same
+load and seed (its event-loop CPU per packet sent in the window) then the C
+receiver for the same window, and prints each pair's figures and ratio and the
+median ratio of the pairs where neither lost packets: the figure to quote (a
+single pair moves by a third between runs).
 
 The last line printed is the figure: the highest steady load with zero loss, a
 backlog that does not grow, and every call stored; after it, ``FAIL:`` lines
@@ -219,6 +247,45 @@ def next_line(gen: rr.LoadGen, timeout: float) -> str | None:
 
 # -- one run ----------------------------------------------------------------------------------
 @dataclass
+class Calibration:
+    """A burst of short calls on the step's server before its window: finishing CPU
+    (the same split as the step's) of ``calls`` calls with ``call_s`` seconds of audio."""
+
+    calls: int = 0
+    call_s: float = 0.0
+    finishing_s: float = 0.0
+    seconds: float = 0.0  # wall time from the burst's start until every call was stored
+
+
+@dataclass
+class CaptureTrial:
+    """One pair: a fresh ``callvault serve`` then the C receiver, same load, seed, window."""
+
+    callvault_us: float  # capture (event-loop) CPU per packet sent in the window
+    crecv_us: float
+    callvault_loss: int
+    crecv_loss: int
+    error: str = ""
+
+    @property
+    def counted(self) -> bool:
+        """Neither lost packets: a starved receiver reads more per wake-up, looks cheaper."""
+        return not self.error and self.crecv_us > 0 and not self.callvault_loss + self.crecv_loss
+
+    @property
+    def ratio(self) -> float:
+        return self.callvault_us / self.crecv_us if self.crecv_us > 0 else 0.0
+
+
+def median(values: list[float]) -> float:
+    ordered = sorted(values)
+    n = len(ordered)
+    if not n:
+        return 0.0
+    return ordered[n // 2] if n % 2 else (ordered[n // 2 - 1] + ordered[n // 2]) / 2
+
+
+@dataclass
 class Sample:
     t: float  # seconds into the run
     phase: int  # index into Step.phases; len(phases): new calls stopped, draining
@@ -260,6 +327,9 @@ class Step:
     nice: str = "?"  # the server's and its pool workers' niceness
     error: str = ""
     max_busy: float = 1.0
+    hold_mean: float = 180.0
+    calibration: Calibration | None = None  # None: --no-calibrate (or a capture trial)
+    trials: list[CaptureTrial] = field(default_factory=list)  # --crecv-trials K > 1
 
     @property
     def load(self) -> float:
@@ -297,18 +367,79 @@ class Step:
         return self.finishing_s / max(1e-9, self.sent / PACKETS_PER_CALL_S) * 1e3
 
     @property
-    def busy(self) -> float:
-        """Cores the first phase's load needs in the steady state: capture + finishing."""
+    def capture_us(self) -> float:
+        """Capture CPU per packet sent in the first phase."""
+        return self.capture_s / max(1, self.sent_first) * 1e6
+
+    @property
+    def calls_up(self) -> float:
+        """Calls up on average in the first phase (call-seconds / seconds)."""
+        return self.call_s / self.first_wall_s if self.first_wall_s else 0.0
+
+    @property
+    def busy_run(self) -> float:
+        """Cores the first phase's load needs at this run's finishing cost per call-second
+        (every call of the run, the ones cut at the end included: pessimistic for a short
+        window, which finishes more calls per call-second than the steady state)."""
         if not self.first_wall_s or not self.sent:
             return 0.0
-        return (self.capture_ms + self.finishing_ms) * self.call_s / 1e3 / self.first_wall_s
+        return (self.capture_ms + self.finishing_ms) * self.calls_up / 1e3
+
+    @property
+    def finishing_split(self) -> tuple[float, float] | None:
+        """(a: finishing ms per call, b: finishing ms per call-second), or None.
+
+        Two runs on the same server give two equations F = a N + b S: the calibration's
+        short calls (S / N about 1 s) and the step's (S / N tens of seconds). None without
+        a calibration, or when the step's calls are too short to tell a from b (its S / N
+        under twice the calibration's).
+        """
+        c = self.calibration
+        n, s, f = self.calls_expected, self.sent / PACKETS_PER_CALL_S, self.finishing_s
+        if c is None or not c.calls or c.call_s <= 0 or not n or s <= 0:
+            return None
+        if (s / n) < 2 * (c.call_s / c.calls):
+            return None
+        a = (c.finishing_s - f * c.call_s / s) / (c.calls - n * c.call_s / s)
+        b = (f - a * n) / s
+        return a * 1e3, b * 1e3
+
+    def busy_at(self, load: float) -> float:
+        """Cores ``load`` calls need in the steady state at this run's costs: capture and
+        b per call-second, and a per call at load / hold-mean calls ending per second."""
+        split = self.finishing_split
+        if split is None:
+            return load * (self.capture_ms + self.finishing_ms) / 1e3
+        a, b = split
+        return load * (self.capture_ms + b) / 1e3 + a * load / self.hold_mean / 1e3
+
+    @property
+    def busy(self) -> float:
+        """Cores the first phase's load needs in the steady state: capture + finishing
+        (from the split a, b when calibrated, else the run's cost per call-second)."""
+        if not self.first_wall_s or not self.sent:
+            return 0.0
+        if self.finishing_split is None:
+            return self.busy_run
+        return self.busy_at(self.calls_up)
 
     def in_phase(self, k: int) -> list[Sample]:
         return [s for s in self.samples if s.phase == k]
 
-    def backlog_fit(self, k: int = 0) -> tuple[float, float]:
-        """(slope in calls per minute, rise over the phase) of the finish backlog."""
-        points = [(s.t, s.pending) for s in self.in_phase(k)]
+    def in_half(self, k: int) -> list[Sample]:
+        """The samples of phase k's second half (a raised load's finishing work ramps up
+        over its first: its new calls end with little audio at first)."""
+        points = self.in_phase(k)
+        if not points:
+            return []
+        middle = (points[0].t + points[-1].t) / 2
+        return [s for s in points if s.t >= middle]
+
+    def backlog_fit(self, k: int = 0, second_half: bool = False) -> tuple[float, float]:
+        """(slope in calls per minute, rise over the phase or its second half) of the
+        finish backlog."""
+        samples = self.in_half(k) if second_half else self.in_phase(k)
+        points = [(s.t, s.pending) for s in samples]
         if len(points) < 3:
             return 0.0, 0.0
         n = len(points)
@@ -318,11 +449,11 @@ class Step:
         slope = sum((t - mt) * (p - mp) for t, p in points) / var if var else 0.0
         return slope * 60, slope * (points[-1][0] - points[0][0])
 
-    def backlog_grows(self, k: int = 0) -> bool:
+    def backlog_grows(self, k: int = 0, second_half: bool = False) -> bool:
         # a finisher that keeps up leaves a few calls pending whatever the window;
         # one that does not leaves a share of the ended calls behind, growing with time
-        _slope, rise = self.backlog_fit(k)
-        points = self.in_phase(k)
+        _slope, rise = self.backlog_fit(k, second_half)
+        points = self.in_half(k) if second_half else self.in_phase(k)
         ended = points[-1].ended - points[0].ended if points else 0
         return rise > max(5.0, 0.02 * ended)
 
@@ -365,20 +496,38 @@ class Step:
         )
 
 
-def count_stored(data_dir: Path) -> tuple[int, int, list[str]]:
-    """(calls rows of the generator's calls, recordings whose MP3 is on disk at its size,
-    up to 5 calls without one: how long each lasted and why not)."""
+RUN_PREFIX = len("cv01234567-")  # loadgen's Call-IDs: cv<run id, 8 hex>-<slot>-<gen>@...
+
+
+def generator_runs(data_dir: Path) -> set[str]:
+    """The Call-ID prefixes of the generator runs stored so far (one per loadgen run)."""
     with contextlib.closing(sqlite3.connect(data_dir / "callvault.db", timeout=30)) as db:
-        calls = db.execute("SELECT count(*) FROM calls WHERE sip_call_id LIKE 'cv%'").fetchone()[0]
+        rows = db.execute(
+            "SELECT DISTINCT substr(sip_call_id, 1, ?) FROM calls WHERE sip_call_id LIKE 'cv%'",
+            (RUN_PREFIX,),
+        ).fetchall()
+    return {str(row[0]) for row in rows}
+
+
+def count_stored(data_dir: Path, skip: set[str] | None = None) -> tuple[int, int, list[str]]:
+    """(calls rows of the generator's calls, recordings whose MP3 is on disk at its size,
+    up to 5 calls without one: how long each lasted and why not); the calls of the
+    generator runs in ``skip`` (the calibration's) are not counted."""
+    skip = skip or set()
+    with contextlib.closing(sqlite3.connect(data_dir / "callvault.db", timeout=30)) as db:
+        ids = db.execute("SELECT sip_call_id FROM calls WHERE sip_call_id LIKE 'cv%'").fetchall()
         rows = db.execute(
             "SELECT c.sip_call_id, c.duration_ms, c.end_reason, r.blob_key, r.size_bytes"
             " FROM calls c LEFT JOIN recordings r ON r.call_id = c.id"
             " WHERE c.sip_call_id LIKE 'cv%'"
         ).fetchall()
+    calls = sum(1 for (call_id,) in ids if call_id[:RUN_PREFIX] not in skip)
     blobs = data_dir / "blobs"
     present = 0
     missing: list[str] = []
     for call_id, duration_ms, reason, key, size in rows:
+        if call_id[:RUN_PREFIX] in skip:
+            continue
         on_disk = -1
         with contextlib.suppress(OSError):
             on_disk = (blobs / key).stat().st_size if key else -1
@@ -405,6 +554,7 @@ class Sampler:
         self.next_at = self.start.at
         self.phase, self.up, self.ended = 0, float(step.prefilled), 0.0
         self.drops: dict[int, int] = {}  # socket inode -> its drops, every socket seen
+        self.stored0 = 0.0  # calls stored before the step's (the calibration's)
 
     def due(self) -> float:
         return max(0.0, self.next_at - time.monotonic())
@@ -421,7 +571,7 @@ class Sampler:
                 self.up,
                 self.ended,
                 m.get("callvault_spool_pending", 0),
-                m.get("callvault_recordings_stored_total", 0),
+                m.get(STORED, 0) - self.stored0,
                 queued / self.truesize / pps * 1e3 if pps else 0.0,
                 sum(self.drops.values()),
                 snapshot(self.server.pid),
@@ -445,14 +595,66 @@ def rtp_socket_drops(low: int, high: int) -> dict[int, int]:
     return out
 
 
-def callvault_step(phases: list[Phase], role: str, args: argparse.Namespace) -> Step:
-    """One run of the phases on a fresh server, judged on the first; drained to the end."""
-    step = Step(phases, role, max_busy=args.max_busy)
+# the calibration: short calls (mean hold CALIBRATION_HOLD_S) arriving at
+# CALIBRATION_RATE per second, after a few to start the pool's worker and its imports
+CALIBRATION_HOLD_S = 1.0
+CALIBRATION_RATE = 20.0
+WARMUP_CALLS = 6
+
+
+def short_calls(server: rr.Server, calls: int, seed: int, rate: float) -> tuple[int, float]:
+    """About ``calls`` short calls with media into ``server``, waited for until every one
+    is stored: (calls the server set up, call-seconds of audio sent)."""
+    load = min(CALIBRATION_RATE * CALIBRATION_HOLD_S, calls / 2)  # calls up: arrivals x hold
+    seconds = max(1.0, (calls - load) / (load / CALIBRATION_HOLD_S))
+    stored0 = server.metrics().get(STORED, 0)
+    phases = [Phase("calibration", load, seconds)]
+    gen = rr.LoadGen(steady_args(server.sip_port, phases, CALIBRATION_HOLD_S, seed, rate))
+    try:
+        gen.wait_for("PHASE established", load / rate + 60)
+        gen.go()
+        result = rr.keyvalues(gen.wait_for("RESULT", seconds + load * 3 / rate + 120))
+    finally:
+        gen.close()
+    expected = int(result.get("answered", 0) + result.get("late_ended", 0))
+    deadline = time.monotonic() + 120
+    while time.monotonic() < deadline:
+        m = server.metrics()
+        if m.get("callvault_spool_pending", 1) == 0 and m.get(STORED, 0) - stored0 >= expected:
+            return expected, result.get("sent", 0) / PACKETS_PER_CALL_S
+        time.sleep(0.2)
+    raise TimeoutError(f"the calibration's {expected} calls were not all stored in 120 s")
+
+
+def calibrate(server: rr.Server, args: argparse.Namespace) -> Calibration:
+    """The finishing CPU of ``--calibration-calls`` short calls on the fresh server."""
+    short_calls(server, WARMUP_CALLS, args.seed + 1, args.rate)  # the pool's worker starts
+    before = snapshot(server.pid)
+    calls, call_s = short_calls(server, args.calibration_calls, args.seed + 2, args.rate)
+    after = snapshot(server.pid)
+    return Calibration(calls, call_s, after.finishing - before.finishing, after.at - before.at)
+
+
+def callvault_step(
+    phases: list[Phase], role: str, args: argparse.Namespace, calibrated: bool = True
+) -> Step:
+    """One run of the phases on a fresh server, judged on the first; drained to the end.
+    With ``calibrated`` (and not --no-calibrate) a burst of short calls comes first."""
+    step = Step(phases, role, max_busy=args.max_busy, hold_mean=args.hold_mean)
     total = sum(p.seconds for p in phases)
     peak = max(p.load for p in phases)
     with rr.running_server(keep=args.keep) as server:
         time.sleep(1.0)  # forkserver, imports: settle before the idle RSS
         step.rss_idle_kib = rr.proc_rss_kib(server.pid)
+        skip: set[str] = set()
+        if calibrated and args.calibrate:
+            try:
+                step.calibration = calibrate(server, args)
+                skip = generator_runs(server.data_dir)
+            except (TimeoutError, RuntimeError, OSError, sqlite3.Error) as exc:
+                step.error = f"calibration: {type(exc).__name__}: {exc}"
+                print(f"  load {step.load:g}: {step.error}\n  server log:\n{server.log_tail()}")
+                return step
         gen = rr.LoadGen(steady_args(server.sip_port, phases, args.hold_mean, args.seed, args.rate))
         try:
             line = gen.wait_for("PHASE established", step.load / args.rate + 60)
@@ -460,6 +662,7 @@ def callvault_step(phases: list[Phase], role: str, args: argparse.Namespace) -> 
             m0 = server.metrics()
             every = args.sample_s or max(1.0, min(5.0, total / 30))
             sampler = Sampler(server, step, every, args.truesize)
+            sampler.stored0 = m0.get(STORED, 0)
             start = sampler.start
             phases[0].cpu0 = start
             gen.go()
@@ -532,7 +735,7 @@ def callvault_step(phases: list[Phase], role: str, args: argparse.Namespace) -> 
                 if (
                     counted
                     and m2.get("callvault_spool_pending", 1) == 0
-                    and m2.get(STORED, 0) >= step.calls_expected
+                    and m2.get(STORED, 0) - m0.get(STORED, 0) >= step.calls_expected
                 ):
                     step.drained = True
                     break
@@ -551,7 +754,7 @@ def callvault_step(phases: list[Phase], role: str, args: argparse.Namespace) -> 
             every_snap = [s.cpu for s in step.samples] + [window_end, done]
             step.rss_max_kib = max(s.rss_kib for s in every_snap)
             step.pool_rss_max_kib = max(s.children_rss_kib for s in every_snap)
-            step.db_calls, step.db_mp3, step.without_mp3 = count_stored(server.data_dir)
+            step.db_calls, step.db_mp3, step.without_mp3 = count_stored(server.data_dir, skip)
         except (TimeoutError, RuntimeError, OSError, KeyError, sqlite3.Error) as exc:
             step.error = f"{type(exc).__name__}: {exc}"
             print(f"  load {step.load:g}: {step.error}\n  server log:\n{server.log_tail()}")
@@ -560,12 +763,31 @@ def callvault_step(phases: list[Phase], role: str, args: argparse.Namespace) -> 
     return step
 
 
+def split_text(step: Step) -> str:
+    """Like "a 4.1 ms/call, b 0.52 ms/call-s" (or why there is none)."""
+    split = step.finishing_split
+    if split is not None:
+        return f"a {split[0]:.2f} ms/call, b {split[1]:.3f} ms/call-s"
+    if step.calibration is None:
+        return "not calibrated"
+    return "a, b not told apart (the step's calls too short)"
+
+
 def report(step: Step) -> None:
     slope, _ = step.backlog_fit(0)
+    c = step.calibration
+    calibration = (
+        f" (calibration: {c.calls} calls, {c.call_s:.0f} call-s, finishing {c.finishing_s:.2f} "
+        f"s CPU in {c.seconds:.0f} s)"
+        if c is not None
+        else ""
+    )
     print(
         f"   answered {step.answered} sent {step.sent} loss {step.loss} backlog slope "
-        f"{slope:+.2f}/min core needed {step.busy:.2f} stored {step.db_calls}/{step.db_mp3} "
-        f"drained {step.drained} in {step.drain_s:.0f} s clean {step.clean()}",
+        f"{slope:+.2f}/min core needed {step.busy:.2f} (run's cost per call-second: "
+        f"{step.busy_run:.2f}; {split_text(step)}{calibration}) stored "
+        f"{step.db_calls}/{step.db_mp3} drained {step.drained} in {step.drain_s:.0f} s clean "
+        f"{step.clean()}",
         flush=True,
     )
 
@@ -633,7 +855,7 @@ def fits_nofile(load: float, nofile: int) -> bool:
 def overload_phases(load: float, args: argparse.Namespace) -> list[Phase]:
     """1.5 x the load, then the drain phase (no new calls unless --drain-load)."""
     phases = [
-        Phase("overload", round(load * args.overload), (args.overload_minutes or 4) * 60),
+        Phase("overload", round(load * args.overload), (args.overload_minutes or 5) * 60),
     ]
     if args.drain_minutes > 0:
         phases.append(Phase("drain", round(load * args.drain_load), args.drain_minutes * 60))
@@ -710,6 +932,64 @@ def crecv_step(
             shutil.rmtree(spool, ignore_errors=True)
 
 
+def capture_trials(load: float, args: argparse.Namespace) -> list[CaptureTrial]:
+    """``--crecv-trials`` pairs at ``load``: a fresh callvault (no calibration) for
+    ``--crecv-minutes``, then the C receiver for the same window, same seed."""
+    trials: list[CaptureTrial] = []
+    for k in range(args.crecv_trials):
+        print(f"-- capture trial {k + 1}/{args.crecv_trials} at {load:g} ...", flush=True)
+        phases = [Phase("sustained", load, args.crecv_s)]
+        s = callvault_step(phases, "trial", args, calibrated=False)
+        if not s.error:
+            crecv_step(s, args.crecv_s, args.hold_mean, args.seed, args.rate, args.keep)
+        trial = CaptureTrial(s.capture_us, s.crecv_us, s.loss, s.crecv_loss, s.error)
+        trials.append(trial)
+        print(
+            f"   callvault {trial.callvault_us:.2f} us/pkt (loss {trial.callvault_loss}), "
+            f"C receiver {trial.crecv_us:.2f} (loss {trial.crecv_loss}): {trial.ratio:.2f}"
+            + (f" {trial.error}" if trial.error else ""),
+            flush=True,
+        )
+    return trials
+
+
+def capture_figures(step: Step, args: argparse.Namespace) -> None:
+    """Capture against the C receiver at the step's load: one run with the step's own
+    capture figure (``--crecv-trials 1``), or alternating fresh pairs."""
+    if args.crecv_s <= 0 or step.error:
+        return
+    if args.crecv_trials > 1:
+        step.trials = capture_trials(step.load, args)
+    else:
+        crecv_step(step, args.crecv_s, args.hold_mean, args.seed, args.rate, args.keep)
+
+
+def print_trials(steps: list[Step]) -> None:
+    for s in steps:
+        if not s.trials:
+            continue
+        print(
+            f"\nCapture CPU per packet, callvault (event loop) / C receiver, alternating fresh "
+            f"pairs at {s.load:g} calls ({s.load * PACKETS_PER_CALL_S:.0f} pps); counted: "
+            "neither lost packets"
+        )
+        print("| pair | callvault us/pkt | C receiver us/pkt | ratio | loss callvault / C |")
+        print("|---:|---:|---:|---:|---:|")
+        for k, t in enumerate(s.trials, 1):
+            print(
+                f"| {k} | {t.callvault_us:.2f} | {t.crecv_us:.2f} | {t.ratio:.2f}"
+                f"{'' if t.counted else ' (not counted)'} | {t.callvault_loss} / {t.crecv_loss}"
+                + (f" ({t.error})" if t.error else "")
+                + " |"
+            )
+        counted = [t.ratio for t in s.trials if t.counted]
+        print(
+            f"median ratio {median(counted):.2f} over {len(counted)} counted of {len(s.trials)}"
+            if counted
+            else f"median ratio: none of the {len(s.trials)} pairs counted"
+        )
+
+
 # -- tables -------------------------------------------------------------------------------------
 def backlog_series(step: Step, points: int = 12) -> str:
     samples = step.in_phase(0)
@@ -754,29 +1034,55 @@ def print_tables(steps: list[Step], hold_mean: float) -> None:
     print(
         "\nCPU per call-second (capture: the server's event loop over the first phase; "
         "finishing: the rest of the server and its pool, window start until drained, over "
-        "every call of the run) and memory"
+        "every call of the run, the ones cut at the end included) and memory. Finishing "
+        "split into a per call and b per call-second from this run and the calibration's "
+        "short calls on the same server; core needed in the steady state = (capture + b) "
+        "x calls up + a x calls up / hold-mean, against the run's (capture + finishing) "
+        "x calls up, which counts the cut calls' fixed cost as if the steady state had it"
     )
     print(
-        "| load | call-s | capture ms/call-s | finishing ms/call-s | calls per core at this "
-        "cost | core busy in the window: capture / finishing | RSS server idle -> max "
-        "(KiB/call) | RSS pool max | capture us/pkt: callvault / C receiver = ratio | "
-        "C receiver loss |"
+        "| load | call-s | calls finished | capture ms/call-s | finishing ms/call-s (run) | "
+        "finishing a ms/call | finishing b ms/call-s | core needed: steady (a, b) / run's | "
+        "calls per core (steady) | core busy in the window: capture / finishing | "
+        "RSS server idle -> max (KiB/call) | RSS pool max | capture us/pkt: callvault / "
+        "C receiver = ratio | C receiver loss |"
     )
-    print("|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|")
+    print("|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|")
     for s in steps:
         cap, fin = s.capture_ms, s.finishing_ms
-        per_core = 1000 / (cap + fin) if cap + fin > 0 else 0
+        split = s.finishing_split
+        a, b = (f"{split[0]:.2f}", f"{split[1]:.3f}") if split else ("-", "-")
+        per_load = s.busy_at(1.0)  # cores per call up
+        per_core = 1 / per_load if per_load > 0 else 0
         wall = max(1e-9, s.first_wall_s)
         per_call = (s.rss_max_kib - s.rss_idle_kib) / max(1.0, s.load)
-        capture_us = s.capture_s / max(1, s.sent_first) * 1e6
-        ratio = f"{capture_us / s.crecv_us:.2f}" if s.crecv_us else "-"
-        crecv = f"{s.crecv_us:.2f}" if s.crecv_us else "-"
+        counted = [t.ratio for t in s.trials if t.counted]
+        if s.trials:
+            ratio = f"median {median(counted):.2f} of {len(counted)} pairs" if counted else "-"
+            crecv = "pairs below"
+        else:
+            ratio = f"{s.capture_us / s.crecv_us:.2f}" if s.crecv_us else "-"
+            crecv = f"{s.crecv_us:.2f}" if s.crecv_us else "-"
         print(
-            f"| {s.label} | {s.call_s:.0f} | {cap:.2f} | {fin:.2f} | {per_core:.0f} | "
+            f"| {s.label} | {s.call_s:.0f} | {s.calls_expected} | {cap:.2f} | {fin:.2f} | "
+            f"{a} | {b} | {s.busy:.2f} / {s.busy_run:.2f} | {per_core:.0f} | "
             f"{100 * s.capture_s / wall:.0f}% / {100 * fin * s.call_s / 1e3 / wall:.0f}% | "
             f"{s.rss_idle_kib / 1024:.0f} -> {s.rss_max_kib / 1024:.0f} MiB ({per_call:.0f}) | "
-            f"{s.pool_rss_max_kib / 1024:.0f} MiB | {capture_us:.2f} / {crecv} = {ratio} | "
+            f"{s.pool_rss_max_kib / 1024:.0f} MiB | {s.capture_us:.2f} / {crecv} = {ratio} | "
             f"{s.crecv_loss if s.crecv_us else '-'} |"
+        )
+    print("\nCalibration (short calls on the step's server before its window)")
+    for s in steps:
+        c = s.calibration
+        if c is None:
+            print(f"  {s.label}: none")
+            continue
+        print(
+            f"  {s.label}: {c.calls} calls, {c.call_s:.0f} call-s of audio, finishing "
+            f"{c.finishing_s * 1e3 / max(1, c.calls):.2f} ms CPU per call ({c.finishing_s:.2f} s "
+            f"in {c.seconds:.0f} s); the step: {s.calls_expected} calls, "
+            f"{s.sent / PACKETS_PER_CALL_S:.0f} call-s, finishing {s.finishing_s:.2f} s; "
+            f"{split_text(s)}"
         )
     print("\nFinish backlog over the first phase (seconds: calls pending)")
     for s in steps:
@@ -807,9 +1113,10 @@ def print_series(s: Step, every: float) -> None:
     )
     print(
         "| t | phase | calls up | calls ended | waiting to be finished | stored | capture CPU | "
-        "finishing CPU (pool + server) | pool CPU | capture lag | socket drops |"
+        "finishing CPU (pool + server) | pool CPU | CPU 0 busy (capture + finishing) | "
+        "capture lag | socket drops |"
     )
-    print("|---:|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|")
+    print("|---:|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|")
     rows: list[Sample] = []
     for x in s.samples:  # the first sample of every ``every`` seconds, and the last
         if not rows or x.t // every > rows[-1].t // every or x is s.samples[-1]:
@@ -817,13 +1124,14 @@ def print_series(s: Step, every: float) -> None:
     before = s.phases[0].cpu0
     for x in rows:
         if before is None or x.cpu.at - before.at < 1.0:  # CPU clocks tick at 10 ms
-            cpu = "- | - | -"
+            cpu = "- | - | - | -"
         else:
             dt = x.cpu.at - before.at
+            loop, finishing = x.cpu.loop - before.loop, x.cpu.finishing - before.finishing
             cpu = (
-                f"{100 * (x.cpu.loop - before.loop) / dt:.0f}% | "
-                f"{100 * (x.cpu.finishing - before.finishing) / dt:.0f}% | "
-                f"{100 * (x.cpu.children - before.children) / dt:.0f}%"
+                f"{100 * loop / dt:.0f}% | {100 * finishing / dt:.0f}% | "
+                f"{100 * (x.cpu.children - before.children) / dt:.0f}% | "
+                f"{100 * (loop + finishing) / dt:.0f}%"
             )
         phase = (
             f"{names[x.phase]} {s.phases[x.phase].load:g}"
@@ -839,23 +1147,39 @@ def print_series(s: Step, every: float) -> None:
 
 
 def overload_verdict(s: Step) -> tuple[bool, str]:
-    """(the run showed it, the sentence): zero loss while the backlog grew, then drained."""
+    """(the run showed it, the sentence): zero loss while the backlog grew, then drained.
+
+    Growth is judged on the overload's second half: the load is raised by starting
+    its extra calls at once, and a call that ends t s in brings at most t s of audio,
+    so the extra finishing work ramps up over the phase and its first minutes can
+    keep up with what an overload in the steady state could not."""
     k = next((i for i, p in enumerate(s.phases) if p.name == "overload"), 1)
     during = s.in_phase(k)
     slope, _rise = s.backlog_fit(k)
-    grew = s.backlog_grows(k)
+    late_slope, _late_rise = s.backlog_fit(k, second_half=True)
+    grew = s.backlog_grows(k, second_half=True)
     first = during[0].pending if during else 0
+    half = s.in_half(k)
+    at_half = half[0].pending if half else 0
     peak = max((x.pending for x in s.samples if x.phase >= k), default=0)
     lag = max((x.capture_lag_ms for x in during), default=0)
+    busy = 0.0
+    if len(half) >= 2 and half[-1].cpu.at - half[0].cpu.at >= 1.0:
+        a, b = half[0].cpu, half[-1].cpu
+        busy = (b.loop - a.loop + b.finishing - a.finishing) / (b.at - a.at)
     p = s.phases[k]
     shown = grew and s.drained and s.loss == 0 and s.all_stored
     text = (
         f"overload {p.load:g} calls for {p.seconds / 60:g} min after {s.seconds / 60:g} min at "
-        f"{s.load:g}: capture "
+        f"{s.load:g} (in the steady state {s.load:g} calls need {s.busy_at(s.load):.2f} "
+        f"core, {p.load:g} need {s.busy_at(p.load):.2f}: capture and finishing cost per "
+        f"call-second of the sustained phase, {split_text(s)}): capture "
         f"{'kept priority (zero loss' if s.loss == 0 else f'LOST {s.loss} packets ('}"
         f" of {s.sent}, capture lag up to {lag:.0f} ms in the overload); calls waiting to be "
-        f"finished went from {first:.0f} to a peak of {peak:.0f} ({slope:+.1f}/min in the "
-        f"overload: {'growing' if grew else 'NOT growing: the core was not overloaded'}) and "
+        f"finished went from {first:.0f} to {at_half:.0f} at the overload's half-way mark and "
+        f"a peak of {peak:.0f} ({slope:+.1f}/min over the overload, {late_slope:+.1f}/min over "
+        f"its second half, CPU {rr.SERVER_CPU} {100 * busy:.0f}% busy with capture + finishing "
+        f"then: {'growing' if grew else 'NOT growing: the core was not overloaded'}) and "
         f"{'drained to 0' if s.drained else 'did NOT drain'} {s.drain_s:.0f} s after new calls "
         f"stopped; every call stored: {'yes' if s.all_stored else 'NO'} ({s.db_calls} calls of "
         f"{s.calls_expected} set up, {s.db_mp3} MP3 of {s.with_media} with media)"
@@ -890,7 +1214,7 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
         default=0.0,
         help="last, run this many times the load found or the highest clean load (e.g. 1.5)",
     )
-    p.add_argument("--overload-minutes", type=float, default=4.0)
+    p.add_argument("--overload-minutes", type=float, default=5.0)
     p.add_argument(
         "--overload-warmup-minutes",
         type=float,
@@ -916,6 +1240,27 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
         default=2.0,
         help="window of the C receiver's run (at most --minutes; 0: none); with --find-limit "
         "at the confirmed load only",
+    )
+    p.add_argument(
+        "--crecv-trials",
+        type=int,
+        default=1,
+        help="1: the C receiver once, against the step's own capture figure; K > 1: K "
+        "alternating pairs (a fresh callvault, then the C receiver) for --crecv-minutes each, "
+        "and their median ratio",
+    )
+    p.add_argument(
+        "--calibration-calls",
+        type=int,
+        default=200,
+        help="short calls (mean hold 1 s) before each step's window, for the finishing cost "
+        "per call",
+    )
+    p.add_argument(
+        "--no-calibrate",
+        dest="calibrate",
+        action="store_false",
+        help="no calibration: core needed at the run's finishing cost per call-second",
     )
     p.add_argument("--rate", type=float, default=200.0, help="set-ups (and final BYEs) per s")
     p.add_argument("--seed", type=int, default=12, help="arrivals and holds (same per step)")
@@ -945,8 +1290,7 @@ def run_loads(args: argparse.Namespace, nofile: int) -> list[Step]:
             break
         print(f"-- load {load:g} x {args.minutes:g} min ...", flush=True)
         step = callvault_step([Phase("sustained", load, args.minutes * 60)], "step", args)
-        if args.crecv_s > 0 and not step.error:
-            crecv_step(step, args.crecv_s, args.hold_mean, args.seed, args.rate, args.keep)
+        capture_figures(step, args)
         steps.append(step)
         report(step)
         if not step.clean() and not args.keep_going:
@@ -996,11 +1340,8 @@ def main(argv: list[str] | None = None) -> int:
             )
             if fits_nofile(max(p.load for p in phases), nofile):
                 confirm = callvault_step(phases, "confirm", args)
-                if args.crecv_s > 0 and not confirm.error:
-                    crecv_step(
-                        confirm, args.crecv_s, args.hold_mean, args.seed, args.rate, args.keep
-                    )
                 report(confirm)
+                capture_figures(confirm, args)
                 steps.append(confirm)
                 best = confirm if confirm.clean() else None
                 over = confirm if args.overload > 0 else None
@@ -1027,6 +1368,7 @@ def main(argv: list[str] | None = None) -> int:
         elif args.overload > 0:
             print("-- overload skipped: no clean load to scale")
     print_tables(steps, args.hold_mean)
+    print_trials(steps)
     failures: list[str] = []
     if over is not None:
         print_series(over, args.series_s)
@@ -1053,8 +1395,9 @@ def main(argv: list[str] | None = None) -> int:
         print(
             f"\nhighest steady load with zero loss, a backlog that does not grow, every call "
             f"stored: {best.load:g} calls ({args.minutes:g} min, holds {args.hold_mean:g} s; "
-            f"capture {best.capture_ms:.2f} + finishing {best.finishing_ms:.2f} ms per "
-            f"call-second; core needed {best.busy:.2f})"
+            f"capture {best.capture_ms:.2f} ms per call-second, finishing {split_text(best)} "
+            f"({best.finishing_ms:.2f} ms per call-second in the run); core needed "
+            f"{best.busy:.2f} in the steady state, {best.busy_run:.2f} at the run's cost)"
         )
     else:
         print(
