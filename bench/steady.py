@@ -184,6 +184,7 @@ class CpuSnapshot:
     children: float = 0.0
     rss_kib: int = 0
     children_rss_kib: int = 0
+    fds: int = 0  # the server's open file descriptors
 
     @property
     def finishing(self) -> float:
@@ -196,6 +197,7 @@ def snapshot(pid: int) -> CpuSnapshot:
         snap.loop = thread_cpu_s(pid, pid)
         snap.process = rr.proc_cpu_s(pid)
         snap.rss_kib = rr.proc_rss_kib(pid)
+        snap.fds = len(os.listdir(f"/proc/{pid}/fd"))
     for child in descendants(pid):
         with contextlib.suppress(OSError, IndexError, ValueError):
             snap.children += rr.proc_cpu_s(child)
@@ -321,6 +323,7 @@ class Step:
     rss_idle_kib: int = 0
     rss_max_kib: int = 0
     pool_rss_max_kib: int = 0
+    fds_max: int = 0  # the server's open descriptors, most at a sample
     crecv_us: float = 0.0
     crecv_loss: int = 0
     crecv_pkts: int = 0
@@ -754,6 +757,7 @@ def callvault_step(
             every_snap = [s.cpu for s in step.samples] + [window_end, done]
             step.rss_max_kib = max(s.rss_kib for s in every_snap)
             step.pool_rss_max_kib = max(s.children_rss_kib for s in every_snap)
+            step.fds_max = max(s.fds for s in every_snap)
             step.db_calls, step.db_mp3, step.without_mp3 = count_stored(server.data_dir, skip)
         except (TimeoutError, RuntimeError, OSError, KeyError, sqlite3.Error) as exc:
             step.error = f"{type(exc).__name__}: {exc}"
@@ -846,7 +850,10 @@ def find_limit(args: argparse.Namespace, nofile: int) -> list[Step]:
 
 
 def fits_nofile(load: float, nofile: int) -> bool:
-    if load * 3 * rr.FDS_PER_CALL + 500 > nofile:
+    """The server holds FDS_PER_CALL descriptors per call up (a call's spool is closed
+    at its hang-up), and calls up are Poisson around the load: its peak is well under
+    load + 5 standard deviations; 500 for the rest (database, SIP, HTTP, the pool)."""
+    if (load + 5 * load**0.5) * rr.FDS_PER_CALL + 500 > nofile:
         print(f"-- load {load:g} skipped: RLIMIT_NOFILE {nofile} is too low")
         return False
     return True
@@ -1097,6 +1104,8 @@ def print_tables(steps: list[Step], hold_mean: float) -> None:
             f"set-up p50/p99 {g.get('setup_p50_ms', 0):.1f}/{g.get('setup_p99_ms', 0):.1f} ms, "
             f"retransmissions {g.get('retrans', 0):.0f}, answered after their INVITE timed "
             f"out (then BYEd) {g.get('late_ended', 0):.0f}, host RcvbufErrors {s.rcvbuf_errors}; "
+            f"server's open descriptors at most {s.fds_max} (peak calls up "
+            f"{g.get('max_up', 0):.0f}); "
             f"niceness: {s.nice}"
         )
         if s.error:
