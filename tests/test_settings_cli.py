@@ -51,6 +51,20 @@ def test_invalid_environment_names_the_key(
         load_settings()
 
 
+def test_media_engine_knobs_are_not_unknown_settings(
+    monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    """The benches' CALLVAULT_IO_URING and CALLVAULT_CAPTURE_POLL_MS (read by
+    media/pump.py) do not stop a server from starting; a misspelt one does."""
+    monkeypatch.setenv("CALLVAULT_DATA_DIR", str(tmp_path))
+    monkeypatch.setenv("CALLVAULT_IO_URING", "0")
+    monkeypatch.setenv("CALLVAULT_CAPTURE_POLL_MS", "20")
+    assert load_settings().spool_dir == tmp_path / "spool"
+    monkeypatch.setenv("CALLVAULT_CAPTURE_POLL", "20")
+    with pytest.raises(SettingsError, match="CALLVAULT_CAPTURE_POLL "):
+        load_settings()
+
+
 def test_config_file_and_its_errors(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     good = tmp_path / "good.toml"
     good.write_text('sip_port = 5099\nhttp_host = "127.0.0.1"\n')

@@ -23,6 +23,10 @@ ENV_PREFIX = "CALLVAULT_"
 Role = Literal["media", "web", "worker"]
 ALL_ROLES: frozenset[Role] = frozenset(("media", "web", "worker"))
 CONFIG_ENV = "CALLVAULT_CONFIG"
+ENGINE_KNOBS = frozenset({"CALLVAULT_IO_URING", "CALLVAULT_CAPTURE_POLL_MS"})
+"""Environment variables the media engine reads when it is imported
+(``media/pump.py``: io_uring sends, the capture pump's timer), for benches and
+diagnosis; not settings, but not unknown ones either."""
 
 
 class SettingsError(Exception):
@@ -196,7 +200,7 @@ def load_settings(config_file: Path | None = None, **overrides: Any) -> Settings
             source[key] = f"{path}"
     known = set(Settings.model_fields)
     for name, value in os.environ.items():
-        if not name.startswith(ENV_PREFIX) or name == CONFIG_ENV:
+        if not name.startswith(ENV_PREFIX) or name == CONFIG_ENV or name in ENGINE_KNOBS:
             continue
         key = name[len(ENV_PREFIX) :].lower()
         if key not in known:
