@@ -81,3 +81,48 @@ def test_recovery_removes_unused_spools_quietly_and_keeps_real_ones(
     assert sorted(submitted) == sorted([used, "odd"])
     assert unused not in caplog.text
     assert os.path.isdir(root / used)
+
+
+def test_a_stored_calls_spool_is_recycled_as_the_next_calls(tmp_path: Path) -> None:
+    root = tmp_path / "spool"
+    spools = ReadySpools(root, depth=2)
+    name, writer = spools.take()
+    writer.record(End(t=10, reason="bye"))
+    writer.stream(0).append(5, b"\x80" + b"\x00" * 11)
+    writer.close()
+    assert (root / name / "stream-0.rtp").exists()
+    wait_ready(spools, 2)  # the thread makes no more than 2: the third is the recycled one
+    spools.recycle(root / name)
+    assert not (root / name).exists()
+    assert len(spools._ready) == 3
+    recycled_name, recycled = spools._ready[-1]
+    assert recycled_name != name and recycled.directory == root / recycled_name
+    assert is_unused(recycled.directory)  # journal emptied, the stream file gone
+    recycled.record(End(t=20, reason="bye"))  # its journal is open and written afresh
+    recycled.discard()
+    assert (recycled.directory / JOURNAL).read_text().count("\n") == 1
+    spools.close()
+    assert sorted(p.name for p in root.iterdir()) == []  # the unused ones, recycled too, gone
+
+
+def test_recycling_removes_when_none_are_kept_or_it_cannot(tmp_path: Path) -> None:
+    root = tmp_path / "spool"
+    plain = ReadySpools(root)  # nothing made ahead: nothing recycled
+    name, writer = plain.take()
+    writer.discard()
+    plain.recycle(root / name)
+    assert not (root / name).exists()
+
+    spools = ReadySpools(root, depth=2)  # nothing taken yet: no thread, none ready
+    odd = make_spool_here(root)
+    (root / odd / "not-ours").mkdir()  # unlink fails on it: the spool is removed instead
+    spools.recycle(root / odd)
+    assert not (root / odd).exists() and not spools._ready
+
+
+def make_spool_here(root: Path) -> str:
+    from callvault.recording.ready_spools import make_spool
+
+    name, writer = make_spool(root)
+    writer.discard()
+    return name

@@ -104,6 +104,9 @@ class Finisher:
         self.on_stored = on_stored  # a stored recording may have queued jobs (mail)
         self.metrics = metrics or Metrics()
         self.spool_root = spool_root
+        # what becomes of a stored call's spool: removed, or made the next call's
+        # (``ReadySpools.recycle``, set by a running server)
+        self.done_with_spool: Callable[[Path], None] = remove_spool
         self.sessions = sessions
         self.blobs = blobs
         self.pool = concurrent.futures.ProcessPoolExecutor(
@@ -203,7 +206,7 @@ class Finisher:
                 self.metrics.finish_failures += 1
                 return
         else:
-            await asyncio.to_thread(remove_spool, directory)
+            await asyncio.to_thread(self.done_with_spool, directory)
         self.metrics.calls_not_recorded += 1
         self._announce(summary.call_uuid, None)
 
@@ -262,7 +265,7 @@ class Finisher:
             session.commit()
         for write, result in zip(batch, results, strict=True):
             if not isinstance(result, BaseException):
-                remove_spool(write.directory)
+                self.done_with_spool(write.directory)
         return results
 
     def recover(self, active: set[str]) -> list[asyncio.Task[str | None]]:

@@ -9,21 +9,23 @@ keeps ``depth`` spools made, each named by the uuid its call will have, so a
 call's set-up takes one from a deque. With ``depth`` 0 (tests, tools) every
 spool is made when it is taken, as before.
 
-Spools made and never taken are removed at ``close``; after a crash they are
-empty directories, which ``Finisher.recover`` removes without a word
-(``is_unused``).
+A stored call's spool is recycled (``recycle``): emptied and renamed to the
+next call's uuid rather than removed and made again. Spools made and never
+taken are removed at ``close``; after a crash they are empty directories,
+which ``Finisher.recover`` removes without a word (``is_unused``).
 """
 
 from __future__ import annotations
 
 import collections
 import logging
+import os
 import shutil
 import threading
 import uuid
 from pathlib import Path
 
-from callvault.recording.spool import SpoolWriter
+from callvault.recording.spool import JOURNAL, SpoolWriter
 
 log = logging.getLogger(__name__)
 
@@ -59,6 +61,39 @@ class ReadySpools:
                 self._thread.start()
             self._wanted.set()
         return ready
+
+    def recycle(self, directory: Path) -> None:
+        """A stored call's spool (any thread; the rows are committed): made the
+        next call's instead of removed and made again, which saves a directory
+        and a journal file's removal and creation (ext4 metadata work, about
+        0.3 ms of CPU each on this VM). Its stream files are removed and its
+        journal emptied first, so a crash after that leaves an unused spool
+        (``is_unused``), then it is renamed to a new call's uuid. Removed
+        instead when enough spools are ready, when none are kept ahead, or
+        when anything fails."""
+        if self._closed or not self.depth or len(self._ready) >= self.depth * 2:
+            shutil.rmtree(directory, ignore_errors=True)
+            return
+        fd = -1
+        try:
+            with os.scandir(directory) as entries:
+                for entry in entries:
+                    if entry.name != JOURNAL:
+                        os.unlink(entry.path)  # a directory (never ours): OSError
+            fd = os.open(
+                directory / JOURNAL,
+                os.O_WRONLY | os.O_CREAT | os.O_TRUNC | os.O_APPEND | os.O_CLOEXEC,
+                0o640,
+            )
+            name = uuid.uuid4().hex
+            os.rename(directory, self.root / name)
+        except OSError as exc:
+            log.debug("spool %s not recycled (%s): removed", directory.name, exc)
+            if fd >= 0:
+                os.close(fd)
+            shutil.rmtree(directory, ignore_errors=True)
+            return
+        self._ready.append((name, SpoolWriter(self.root / name, journal_fd=fd)))
 
     def _fill(self) -> None:
         while True:

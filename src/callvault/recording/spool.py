@@ -169,17 +169,21 @@ def take_closed(directory: Path) -> ClosedSpool | None:
 class SpoolWriter:
     """The spool of one call: its journal and its stream files."""
 
-    def __init__(self, directory: Path) -> None:
+    def __init__(self, directory: Path, journal_fd: int = -1) -> None:
+        """``journal_fd``: the journal already open, empty (a recycled spool,
+        ``recording/ready_spools.py``); else the directory and journal are made."""
         self.directory = directory
-        try:
-            os.mkdir(directory)
-        except FileNotFoundError:  # the spool root itself is new
-            directory.mkdir(parents=True, exist_ok=True)
-        except FileExistsError:  # a crashed call's spool, finished again
-            pass
-        self._journal = os.open(
-            directory / JOURNAL, os.O_WRONLY | os.O_CREAT | os.O_APPEND | os.O_CLOEXEC, 0o640
-        )
+        if journal_fd < 0:
+            try:
+                os.mkdir(directory)
+            except FileNotFoundError:  # the spool root itself is new
+                directory.mkdir(parents=True, exist_ok=True)
+            except FileExistsError:  # a crashed call's spool, finished again
+                pass
+            journal_fd = os.open(
+                directory / JOURNAL, os.O_WRONLY | os.O_CREAT | os.O_APPEND | os.O_CLOEXEC, 0o640
+            )
+        self._journal = journal_fd
         self._journal_bytes = 0
         self._lines: list[str] | None = []  # what the finisher would read back; None: too long
         self.streams: dict[int, StreamSpool] = {}

@@ -117,6 +117,7 @@ class MediaRole:
             sources=lambda: self.sources,
             spools_ahead=SPOOLS_AHEAD,
         )
+        self.finisher.done_with_spool = self.calls.spools.recycle
         self.endpoint = SipEndpoint(
             self._sip_request,
             user_agent="callvault",
