@@ -395,7 +395,8 @@ class Step:
         Two runs on the same server give two equations F = a N + b S: the calibration's
         short calls (S / N about 1 s) and the step's (S / N tens of seconds). None without
         a calibration, or when the step's calls are too short to tell a from b (its S / N
-        under twice the calibration's).
+        under twice the calibration's), or when noise gives a negative a or b (the run's own
+        cost per call-second is used then).
         """
         c = self.calibration
         n, s, f = self.calls_expected, self.sent / PACKETS_PER_CALL_S, self.finishing_s
@@ -405,6 +406,8 @@ class Step:
             return None
         a = (c.finishing_s - f * c.call_s / s) / (c.calls - n * c.call_s / s)
         b = (f - a * n) / s
+        if a < 0 or b <= 0:  # noise in either window: not a split to judge by
+            return None
         return a * 1e3, b * 1e3
 
     def busy_at(self, load: float) -> float:

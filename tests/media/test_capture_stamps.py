@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import asyncio
 import os
+import select
 import socket
 import time
 from collections.abc import Callable
@@ -158,7 +159,7 @@ def test_a_stamped_pump_spools_packets_at_their_arrival_never_going_back() -> No
         # configured again with an offset (the recording's clock) and a floor
         # later than the next packets' arrival: stamps do not go back before it
         spool.clear()
-        floor = mono_ms() + 1000 + 500
+        floor = mono_ms() + 1000 + 60_000  # ahead of any packet, however slow the host
         pump.configure(sink.fileno(), src.sock.getsockname(), -1, None, spool, 1000, te_map, floor)
         src.sent.clear()
         src.paced([rtp(5), rtp(6)], port)
@@ -189,7 +190,7 @@ def test_one_run_serves_every_ready_socket_past_256() -> None:
             pump.add(sink.fileno(), i)
             pump.configure(sink.fileno(), src.sock.getsockname(), -1, None, spool, 0, te_map)
             src.send(rtp(i), sink.getsockname()[1])
-        time.sleep(0.05)  # loopback delivery is done by then; measured below anyway
+        wait_readable(sinks)  # every sink has its packet queued before the one run
         assert pump.run(mono_ms()) == (300, [])
         for i, spool in enumerate(spools):
             assert [data for _, data in records(spool)] == [rtp(i)]
@@ -304,3 +305,18 @@ async def test_the_hang_up_drain_places_600_ms_of_unread_audio_when_it_came(
         src.close()
         streams.close()
         writer.close()
+
+
+def wait_readable(socks: list[socket.socket], deadline_s: float = 10.0) -> None:
+    """Until every socket has a datagram queued (loopback delivery is not instant
+    on a loaded host)."""
+    poller = select.poll()
+    for sock in socks:
+        poller.register(sock, select.POLLIN)
+    pending = {sock.fileno() for sock in socks}
+    end = time.monotonic() + deadline_s
+    while pending and time.monotonic() < end:
+        for fd, _ in poller.poll(100):
+            pending.discard(fd)
+            poller.unregister(fd)
+    assert not pending, f"{len(pending)} sockets got nothing"

@@ -25,6 +25,7 @@ from __future__ import annotations
 
 import contextlib
 import socket
+from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
 from callvault.media.ports import stamp_arrivals
@@ -44,11 +45,12 @@ class PumpedStream:
         engine: Engine,
         sock: socket.socket,
         receiver: RtpReceiver,
-        live: Engine | None = None,
+        live: Callable[[], Engine] | None = None,
     ) -> None:
         self.engine: Engine | None = engine  # the pump it is in now
         self.home = engine
-        self.live = live if live is not None else engine  # while a listener hears it
+        # the pump while a listener hears it (made when first needed)
+        self.live: Callable[[], Engine] = live if live is not None else (lambda: engine)
         self.sock = sock
         self.fd = sock.fileno()
         self.recorder: RtpReceiver | None = receiver
@@ -78,7 +80,7 @@ class PumpedStream:
             at = now if received_ms < 0 or received_ms > now else received_ms
             receiver.datagram_received(data, addr, at + offset)
         if self.engine is not None:  # the receiver's callbacks may have closed the stream
-            engine = self._move(self.live if receiver.listener is not None else self.home)
+            engine = self._move(self.live() if receiver.listener is not None else self.home)
         source = receiver.remote
         tap = receiver.fast_tap(source) if source is not None else None
         # the receiver's callbacks may have closed the stream meanwhile (engine None)

@@ -107,6 +107,11 @@ class Rfc4733Tracker:
     def pending(self) -> bool:
         return self._pending is not None
 
+    @property
+    def pending_since(self) -> int | None:
+        """The arrival of the event being heard (its end not yet seen); None: none."""
+        return None if self._pending is None else self._pending.start_ms
+
     def feed(self, packet: RtpPacket, arrival_ms: int) -> list[DtmfDigit]:
         """Take one telephone-event packet; return the digits it completed.
 

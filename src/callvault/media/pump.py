@@ -163,6 +163,10 @@ class Engine:
         """The clock the pump stamps with: a receiver's clock is this plus an offset."""
         return int(self.loop.time() * 1000)
 
+    def serve_now(self) -> None:
+        """Run the pump out of its schedule (it stays on its timer or watch)."""
+        self._run()
+
     def _run(self) -> int:
         ready, handoff = self.pump.run(self.now_ms())
         for leg, rest, events, arrival_ms, events_ms in handoff:
@@ -193,6 +197,15 @@ def engine_for(loop: asyncio.AbstractEventLoop) -> Engine:
     if engine is None:
         engine = _engines[loop] = Engine(loop)
     return engine
+
+
+def read_captured(loop: asyncio.AbstractEventLoop) -> None:
+    """Serve the loop's capture pump now, before the spools are flushed: every
+    packet that came before is read and its key applied to the gate first, so
+    no flush writes audio that a key read a timer tick later forbids."""
+    engine = _capture_engines.get(loop)
+    if engine is not None and engine.legs:
+        engine.serve_now()
 
 
 def capture_engine_for(loop: asyncio.AbstractEventLoop) -> Engine:

@@ -141,7 +141,9 @@ class RtpReceiver(asyncio.DatagramProtocol):
             data = clear
         now = self._clock_ms()
         if arrival_ms is not None and arrival_ms < now:
-            now = arrival_ms if arrival_ms > self.last_arrival_ms else self.last_arrival_ms
+            now = arrival_ms
+        if now < self.last_arrival_ms:  # a stream's stamps never go back
+            now = self.last_arrival_ms
         self.last_arrival_ms = now
         self._spool.append(now, data)
         self.packets += 1
@@ -254,6 +256,10 @@ class RtpReceiver(asyncio.DatagramProtocol):
         """Periodic call: report a digit whose end packets were all lost."""
         if self._tracker.pending:
             self._report(self._tracker.flush(now_ms))
+
+    def key_pending_since(self) -> int | None:
+        """When the RFC 4733 key being heard began (its end not read yet)."""
+        return self._tracker.pending_since
 
     def stats(self) -> dict[str, int]:
         return {
@@ -403,7 +409,10 @@ class RtpStreamSet:
         if BATCHED:
             sock = rtp_socket(self.host, port)  # raises OSError: the port is taken
             stream: OpenStream = PumpedStream(
-                capture_engine_for(self._loop), sock, receiver, engine_for(self._loop)
+                capture_engine_for(self._loop),
+                sock,
+                receiver,
+                functools.partial(engine_for, self._loop),
             )
         else:
             stream = _TransportStream(await open_stream(self._loop, self.host, port, receiver))
@@ -432,6 +441,12 @@ class RtpStreamSet:
     def tick(self, now_ms: int) -> None:
         for receiver in self.receivers.values():
             receiver.tick(now_ms)
+
+    def key_pending_since(self) -> int | None:
+        """The earliest start of a key still being heard on any stream: audio from
+        then on waits in memory until the key is known (the gate may close there)."""
+        starts = [t for r in self.receivers.values() if (t := r.key_pending_since()) is not None]
+        return min(starts) if starts else None
 
     def drain(self, limit: int = DRAIN_PACKETS) -> int:
         """Read what the kernel still holds for each open stream (at most

@@ -54,7 +54,7 @@ class ReadySpools:
         except IndexError:
             ready = make_spool(self.root)
         if self.depth and not self._closed and len(self._ready) <= self.depth // 2:
-            if self._thread is None:
+            if self._thread is None or not self._thread.is_alive():
                 self._thread = threading.Thread(
                     target=self._fill, name="callvault-spools", daemon=True
                 )
@@ -102,8 +102,8 @@ class ReadySpools:
             while not self._closed and len(self._ready) < self.depth:
                 try:
                     self._ready.append(make_spool(self.root))
-                except OSError as exc:  # the disk: calls make their own meanwhile
-                    log.warning("could not make a spool ahead: %s", exc)
+                except Exception:  # the disk: calls make their own meanwhile
+                    log.warning("could not make a spool ahead", exc_info=True)
                     break
             if self._closed:
                 return

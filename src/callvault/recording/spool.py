@@ -84,12 +84,24 @@ class StreamSpool:
         """The buffered records, not yet flushed (for live analysis)."""
         return _records(self._buffer)
 
-    def flush(self, gate: Gate | None = None, now_ms: int | None = None) -> None:
+    def flush(
+        self, gate: Gate | None = None, now_ms: int | None = None, until: int | None = None
+    ) -> None:
         """Write the buffered records the gate lets through (all without a gate);
-        ``now_ms`` bounds the arrival of the newest buffered record."""
+        ``now_ms`` bounds the arrival of the newest buffered record. Records that
+        arrived at or after ``until`` stay buffered (a key press is being heard
+        from then: the gate may yet close there)."""
         buf = self._buffer
         if not buf:
             return
+        if until is not None:
+            cut = _cut_at(buf, until)
+            if cut < len(buf):
+                held = bytes(buf[cut:])
+                del buf[cut:]
+                self.flush(gate, until if now_ms is None else min(now_ms, until))
+                buf += held
+                return
         if gate is not None and not gate.open_since(RECORD_HEADER.unpack_from(buf, 0)[0]):
             first = RECORD_HEADER.unpack_from(buf, 0)[0]
             last = now_ms if now_ms is not None else 2**32
@@ -121,6 +133,17 @@ class StreamSpool:
         if self._fd >= 0:
             os.close(self._fd)
             self._fd = -1
+
+
+def _cut_at(data: bytes | bytearray, until: int) -> int:
+    """Where the first record arriving at or after ``until`` begins (the end: none)."""
+    pos, end, size = 0, len(data), RECORD_HEADER.size
+    while pos + size <= end:
+        arrival, length = RECORD_HEADER.unpack_from(data, pos)
+        if arrival >= until:
+            return pos
+        pos += size + length
+    return end
 
 
 def _records(data: bytes | bytearray) -> Iterator[tuple[int, bytes]]:
@@ -212,9 +235,11 @@ class SpoolWriter:
             spool = self.streams[index] = StreamSpool(self.directory / stream_file(index))
         return spool
 
-    def flush(self, gate: Gate | None = None, now_ms: int | None = None) -> None:
+    def flush(
+        self, gate: Gate | None = None, now_ms: int | None = None, until: int | None = None
+    ) -> None:
         for spool in self.streams.values():
-            spool.flush(gate, now_ms)
+            spool.flush(gate, now_ms, until)
 
     def close(self, gate: Gate | None = None, now_ms: int | None = None) -> None:
         for spool in self.streams.values():

@@ -36,6 +36,7 @@ from callvault.b2bua.routes import RouteTable
 from callvault.b2bua.server import B2buaServer
 from callvault.live.board import LiveBoard
 from callvault.media.ports import RtpPortPool
+from callvault.media.pump import read_captured
 from callvault.metrics import Metrics
 from callvault.portal.audit import record
 from callvault.recording.pipeline import Finisher
@@ -248,6 +249,7 @@ class MediaRole:
         interval = self.settings.spool_flush_ms / 1000
         while True:
             await asyncio.sleep(interval)
+            read_captured(asyncio.get_running_loop())  # keys read before audio is written
             for call in list(self.calls.calls.values()):
                 call.flush()
 

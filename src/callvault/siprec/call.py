@@ -608,7 +608,8 @@ class RecordedCall:
         now = self.now_ms()
         self.media.tick(now)  # reports digits whose end packets were lost
         self._hear_inband(now)
-        self.spool.flush(self.live.gate, now)
+        # audio from a key still being pressed waits: it may be the pause key
+        self.spool.flush(self.live.gate, now, until=self.media.key_pending_since())
 
     def _hear_inband(self, now: int) -> None:
         if not self._listening:
