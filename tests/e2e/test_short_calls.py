@@ -18,7 +18,6 @@ from pathlib import Path
 import pytest
 
 from callvault.demo.client import CallPlan, Participant
-from callvault.media import pump
 from callvault.media.analysis import tone_spans
 from callvault.media.tones import sine
 from callvault.recording import spool as spools
@@ -39,18 +38,6 @@ def _plan() -> CallPlan:
 
 def _covered(spans: list[tuple[float, float]]) -> float:
     return sum(end - start for start, end in spans)
-
-
-@pytest.fixture
-def capture_behind(monkeypatch: pytest.MonkeyPatch) -> None:
-    """No recorded stream is read until its call hangs up."""
-    if not pump.BATCHED:
-        pytest.skip("the native pump is not built: streams are asyncio transports")
-
-    def behind(self: pump.Engine) -> None:
-        self.loop.remove_reader(self.fd)  # stop watching; sockets keep their packets
-
-    monkeypatch.setattr(pump.Engine, "_ready", behind)
 
 
 @pytest.mark.usefixtures("capture_behind")
