@@ -120,7 +120,6 @@ class Engine:
     ) -> None:
         self.loop = loop
         self.poll_s = poll_s
-        self.stamps = stamps
         self.pump = _batchudp.Pump(uring=URING and not stamps, stamps=stamps)
         self.fd = self.pump.fileno()
         self.legs = 0

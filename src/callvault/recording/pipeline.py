@@ -28,7 +28,6 @@ import concurrent.futures
 import logging
 import multiprocessing
 import os
-import shutil
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
@@ -39,7 +38,7 @@ from sqlalchemy.orm import Session, sessionmaker
 from callvault.metrics import Metrics
 from callvault.recording.finisher import FinishedAudio, finish_all
 from callvault.recording.journal import read_lines
-from callvault.recording.spool import SpoolReader, is_unused, take_closed
+from callvault.recording.spool import SpoolReader, is_unused, remove_spool, take_closed
 from callvault.recording.store import CallSummary, delete_call, persist_finished, summarise
 from callvault.storage.blobs import BlobStore
 
@@ -79,11 +78,6 @@ class _Write:
     audios: Finished | None
     future: asyncio.Future[str | None]
     directory: Path  # its spool, removed once its rows committed
-
-
-def remove_spool(directory: Path) -> None:
-    """Delete a call's spool (blocking: run it off the event loop)."""
-    shutil.rmtree(directory, ignore_errors=True)
 
 
 def finish_directory(directory: str) -> Finished:

@@ -20,12 +20,11 @@ from __future__ import annotations
 import collections
 import logging
 import os
-import shutil
 import threading
 import uuid
 from pathlib import Path
 
-from callvault.recording.spool import JOURNAL, SpoolWriter
+from callvault.recording.spool import JOURNAL, SpoolWriter, remove_spool
 
 log = logging.getLogger(__name__)
 
@@ -72,7 +71,7 @@ class ReadySpools:
         instead when enough spools are ready, when none are kept ahead, or
         when anything fails."""
         if self._closed or not self.depth or len(self._ready) >= self.depth * 2:
-            shutil.rmtree(directory, ignore_errors=True)
+            remove_spool(directory)
             return
         fd = -1
         try:
@@ -91,7 +90,7 @@ class ReadySpools:
             log.debug("spool %s not recycled (%s): removed", directory.name, exc)
             if fd >= 0:
                 os.close(fd)
-            shutil.rmtree(directory, ignore_errors=True)
+            remove_spool(directory)
             return
         self._ready.append((name, SpoolWriter(self.root / name, journal_fd=fd)))
 
@@ -117,7 +116,7 @@ class ReadySpools:
         while self._ready:
             _, writer = self._ready.popleft()
             writer.discard()
-            shutil.rmtree(writer.directory, ignore_errors=True)
+            remove_spool(writer.directory)
 
 
 def make_spool(root: Path) -> tuple[str, SpoolWriter]:

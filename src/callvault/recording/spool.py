@@ -28,6 +28,7 @@ size the writer gave it (anything else, and after a restart: read the disk).
 from __future__ import annotations
 
 import os
+import shutil
 import struct
 from collections import Counter, OrderedDict
 from collections.abc import Iterator
@@ -253,6 +254,11 @@ class SpoolWriter:
             _closed[self.directory] = (ClosedSpool(tuple(self._lines), audio), self._journal_bytes)
             while len(_closed) > MAX_CLOSED:
                 _closed.popitem(last=False)
+
+
+def remove_spool(directory: Path) -> None:
+    """Delete a call's spool (blocking: run it off the event loop)."""
+    shutil.rmtree(directory, ignore_errors=True)
 
 
 def is_unused(directory: Path) -> bool:
