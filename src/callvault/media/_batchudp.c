@@ -253,12 +253,30 @@ receive(int fd, Batch *b, int max_packets, int stamps)
  * time.monotonic) is CLOCK_MONOTONIC. Taken fresh per run (the realtime clock
  * may be stepped). */
 static long long
+timespec_ns(const struct timespec *t)
+{
+    return (long long)t->tv_sec * 1000000000LL + t->tv_nsec;
+}
+
+/* Read as REALTIME, MONOTONIC, REALTIME, the monotonic reading against the
+ * realtime midpoint, keeping the tightest of three tries: a thread preempted
+ * between two reads would otherwise shift every stamp of the run by as long. */
+static long long
 realtime_to_monotonic_ns(void)
 {
-    struct timespec real, mono;
-    clock_gettime(CLOCK_REALTIME, &real);
-    clock_gettime(CLOCK_MONOTONIC, &mono);
-    return ((long long)mono.tv_sec - real.tv_sec) * 1000000000LL + (mono.tv_nsec - real.tv_nsec);
+    long long best = 0, best_gap = -1;
+    for (int k = 0; k < 3; k++) {
+        struct timespec r1, mono, r2;
+        clock_gettime(CLOCK_REALTIME, &r1);
+        clock_gettime(CLOCK_MONOTONIC, &mono);
+        clock_gettime(CLOCK_REALTIME, &r2);
+        long long gap = timespec_ns(&r2) - timespec_ns(&r1);
+        if (best_gap < 0 || gap < best_gap) {
+            best_gap = gap;
+            best = timespec_ns(&mono) - (timespec_ns(&r1) + gap / 2);
+        }
+    }
+    return best;
 }
 
 /* The kernel's receive time of in[i] on CLOCK_MONOTONIC, in ms (`to_mono`:
